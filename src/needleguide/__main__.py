@@ -1,0 +1,3 @@
+from needleguide.cli import run
+
+run()

@@ -1,0 +1,1 @@
+"""File and stream I/O: NIfTI, DICOM, PNG/MP4 writing (atomic), OpenIGTLink."""
