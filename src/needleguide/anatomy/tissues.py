@@ -145,6 +145,13 @@ TISSUES: tuple[Tissue, ...] = (
        "interspinous and supraspinous ligaments"),
     _t(55, "trachea_wall", "cartilage", "cartilage", 1.1, *_CART, 4, (170, 200, 220)),
     _t(56, "kidney", "organ", "soft_tissue", 1.05, 1560, 1050, 1.0, -2, (150, 60, 60)),
+    # Generic materials for CT import without a labelmap (anatomy/importer.py)
+    _t(57, "bone_cancellous", "bone", "cancellous_bone", 1.18, *_CANC, 0, BONE_CANC,
+       "bone of cancellous CT density (imported CT, no labelmap)"),
+    _t(58, "bone_cortical", "bone", "cortical_bone", 1.6, *_CORT, 0, BONE_CORT,
+       "dense cortical bone (imported CT, no labelmap)"),
+    _t(59, "metal", "metal", "steel", 7.85, 5900, 7850, 0.0, 0, (120, 220, 255),
+       "metal implant or hardware (imported CT)"),
 )
 
 
