@@ -152,6 +152,8 @@ TISSUES: tuple[Tissue, ...] = (
        "dense cortical bone (imported CT, no labelmap)"),
     _t(59, "metal", "metal", "steel", 7.85, 5900, 7850, 0.0, 0, (120, 220, 255),
        "metal implant or hardware (imported CT)"),
+    _t(60, "blood_vessel", "vessel", "blood", 1.06, *_BLOOD, -50, (170, 30, 60),
+       "other named vessel or heart chamber (imported labelmap)"),
 )
 
 
