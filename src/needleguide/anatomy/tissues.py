@@ -154,6 +154,8 @@ TISSUES: tuple[Tissue, ...] = (
        "metal implant or hardware (imported CT)"),
     _t(60, "blood_vessel", "vessel", "blood", 1.06, *_BLOOD, -50, (170, 30, 60),
        "other named vessel or heart chamber (imported labelmap)"),
+    _t(61, "muscle", "muscle", "muscle", 1.05, *_MUSCLE, 0, (175, 85, 75),
+       "other skeletal muscle: abdominal wall, quadratus lumborum, iliacus, thigh"),
 )
 
 
