@@ -1,0 +1,99 @@
+"""Synthetic CT: Hounsfield units rendered from a Patient's labelmap, saved as NIfTI or DICOM.
+
+Each tissue gets a nominal CT number (HU at ~120 kVp, values in docs/import.md):
+air -1000, fat -100, muscle 50, blood 40, CSF 10, disc 80, cancellous bone 300, thin dense
+cortical structures (pedicles, laminae, processes) 1200, steel 3000. Labels without an
+explicit entry get the value of their X-ray material. Optional Gaussian blur (scanner
+point-spread) and seeded Gaussian noise (quantum noise) make it look like a scan.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from needleguide.anatomy.patient import Patient
+from needleguide.anatomy.tissues import TissueTable
+from needleguide.errors import check_range
+
+# Nominal HU by X-ray material key (fallback for tissues without an explicit value)
+HU_BY_MATERIAL: dict[str, float] = {
+    "air": -1000.0, "adipose": -100.0, "muscle": 50.0, "blood": 40.0, "csf": 10.0,
+    "cartilage": 90.0, "soft_tissue": 45.0, "skin": 30.0, "cancellous_bone": 300.0,
+    "cortical_bone": 1200.0, "steel": 3000.0,
+}
+
+# Explicit values where a tissue differs from its material's nominal number
+HU_BY_TISSUE: dict[str, float] = {
+    "internal_air": -1000.0, "disc": 80.0, "facet_joint_space": 20.0, "sij_space": 20.0,
+    "hip_cartilage": 100.0, "trachea_wall": 100.0, "ligamentum_flavum": 70.0,
+    "facet_capsule": 60.0, "hip_capsule": 60.0, "sacrococcygeal_ligament": 60.0,
+    "interspinous_ligament": 60.0, "dura": 50.0, "spinal_cord": 35.0, "nerve_root": 35.0,
+    "drg": 35.0, "medial_branch": 35.0, "third_occipital_nerve": 35.0, "thyroid": 90.0,
+    "kidney": 30.0, "oesophagus": 40.0, "soft_tissue": 40.0,
+    "vertebral_body": 300.0, "sacrum": 280.0, "coccyx": 250.0, "ilium": 320.0,
+    "femoral_head": 320.0, "femoral_neck": 350.0, "acetabulum": 380.0,
+    "bone_cancellous": 300.0, "pedicle": 1200.0, "lamina": 1200.0,
+    "spinous_process": 1000.0, "transverse_process": 1000.0,
+    "superior_articular_process": 1200.0, "inferior_articular_process": 1200.0,
+    "anterior_tubercle": 1000.0, "occiput": 1300.0, "rib": 900.0, "bone_cortical": 1400.0,
+    "metal": 3000.0,
+}
+
+
+def hu_lut(tissues: TissueTable) -> np.ndarray:
+    """256-entry float32 lookup: label id -> nominal HU (unknown labels: soft tissue 40)."""
+    lut = np.full(256, 40.0, dtype=np.float32)
+    for t in tissues:
+        lut[t.label] = HU_BY_TISSUE.get(t.name, HU_BY_MATERIAL.get(t.material, 40.0))
+    return lut
+
+
+def synthetic_ct(
+    patient: Patient,
+    noise_hu: float = 0.0,
+    blur_mm: float = 0.0,
+    seed: int | np.random.Generator | None = 0,
+) -> np.ndarray:
+    """HU volume (float32, same grid as ``patient.labels``) rendered from the labelmap.
+
+    noise_hu: standard deviation of additive Gaussian noise (HU, 0-500);
+    blur_mm: standard deviation of a Gaussian point-spread function (mm, 0-10);
+    seed: seed or Generator for the noise (same seed, same voxels).
+    """
+    check_range("noise_hu", noise_hu, 0.0, 500.0, " HU")
+    check_range("blur_mm", blur_mm, 0.0, 10.0, " mm")
+    hu = hu_lut(patient.tissues)[patient.labels]
+    if blur_mm > 0:
+        from scipy import ndimage
+
+        hu = ndimage.gaussian_filter(hu, sigma=blur_mm / patient.spacing_mm, mode="nearest")
+    if noise_hu > 0:
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        hu += rng.standard_normal(hu.shape, dtype=np.float32) * np.float32(noise_hu)
+    return hu
+
+
+def save_ct_nifti(hu: np.ndarray, VoxelToPatient: np.ndarray, path: str | Path) -> Path:
+    """Write a HU volume as int16 NIfTI (rounded, clipped to [-1024, 32767]), atomically."""
+    import nibabel as nib
+
+    from needleguide.atomic import atomic_path
+
+    data = np.clip(np.rint(hu), -1024, 32767).astype(np.int16)
+    img = nib.Nifti1Image(data, np.asarray(VoxelToPatient, dtype=float))
+    img.header.set_xyzt_units("mm")
+    img.set_qform(img.affine, code=1)
+    img.set_sform(img.affine, code=1)
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp))
+    return Path(path)
+
+
+def save_ct_dicom(hu: np.ndarray, VoxelToPatient: np.ndarray, folder: str | Path,
+                  **kw) -> Path:
+    """Write a HU volume as a CT DICOM series (see ``importer_dicom.write_dicom_series``)."""
+    from needleguide.anatomy.importer_dicom import write_dicom_series
+
+    return write_dicom_series(hu, VoxelToPatient, folder, **kw)

@@ -1,0 +1,147 @@
+"""TotalSegmentator structure names -> needleguide tissue names.
+
+TotalSegmentator (Wasserthal et al., Radiology: AI 2023) writes either one binary mask per
+structure (``segmentations/NAME.nii.gz``, its default) or, with ``--ml``, one multilabel
+NIfTI whose integer ids are named by its class map (task ``total``, v2: 117 classes) and,
+since v2, by an XML label table in a NIfTI header extension. This module holds:
+
+* ``TOTAL_V2``: the v2 ``total`` class map (id -> name), used when a multilabel file carries
+  neither a sidecar JSON nor the header table;
+* ``tissue_for(name)``: the needleguide tissue a structure maps to (or ``None``: unknown);
+* ``AIR_SPLIT``: structures whose mask contains air (airway, lung, bowel): their voxels
+  below the air threshold become ``internal_air``, the rest the mapped tissue.
+
+TotalSegmentator labels whole bones: a ``vertebrae_L4`` mask holds the body *and* the
+posterior elements, so it maps to ``vertebral_body`` (the level itself is kept in
+``Patient.vertebrae``); a ``femur_*`` mask is the whole femur and maps to ``femoral_head``.
+"""
+
+from __future__ import annotations
+
+import re
+
+LEVELS: tuple[str, ...] = (
+    *(f"C{i}" for i in range(1, 8)),
+    *(f"T{i}" for i in range(1, 13)),
+    *(f"L{i}" for i in range(1, 6)),
+    "S1",
+)
+"""Vertebral levels in cranio-caudal order (TotalSegmentator names them ``vertebrae_<L>``)."""
+
+
+def _total_v2() -> dict[int, str]:
+    names = [
+        "spleen", "kidney_right", "kidney_left", "gallbladder", "liver", "stomach",
+        "pancreas", "adrenal_gland_right", "adrenal_gland_left", "lung_upper_lobe_left",
+        "lung_lower_lobe_left", "lung_upper_lobe_right", "lung_middle_lobe_right",
+        "lung_lower_lobe_right", "esophagus", "trachea", "thyroid_gland", "small_bowel",
+        "duodenum", "colon", "urinary_bladder", "prostate", "kidney_cyst_left",
+        "kidney_cyst_right", "sacrum",
+        *(f"vertebrae_{lv}" for lv in reversed(LEVELS)),  # 26 S1 ... 50 C1
+        "heart", "aorta", "pulmonary_vein", "brachiocephalic_trunk",
+        "subclavian_artery_right", "subclavian_artery_left", "common_carotid_artery_right",
+        "common_carotid_artery_left", "brachiocephalic_vein_left",
+        "brachiocephalic_vein_right", "atrial_appendage_left", "superior_vena_cava",
+        "inferior_vena_cava", "portal_vein_and_splenic_vein", "iliac_artery_left",
+        "iliac_artery_right", "iliac_vena_left", "iliac_vena_right", "humerus_left",
+        "humerus_right", "scapula_left", "scapula_right", "clavicula_left", "clavicula_right",
+        "femur_left", "femur_right", "hip_left", "hip_right", "spinal_cord",
+        "gluteus_maximus_left", "gluteus_maximus_right", "gluteus_medius_left",
+        "gluteus_medius_right", "gluteus_minimus_left", "gluteus_minimus_right",
+        "autochthon_left", "autochthon_right", "iliopsoas_left", "iliopsoas_right", "brain",
+        "skull",
+        *(f"rib_left_{i}" for i in range(1, 13)),
+        *(f"rib_right_{i}" for i in range(1, 13)),
+        "sternum", "costal_cartilages",
+    ]
+    return {i + 1: n for i, n in enumerate(names)}
+
+
+TOTAL_V2: dict[int, str] = _total_v2()
+"""TotalSegmentator v2 task ``total``: multilabel id -> structure name (1..117)."""
+
+# Exact names -> tissue. Side suffixes (_left/_right) are stripped before lookup.
+_EXACT: dict[str, str] = {
+    "sacrum": "sacrum", "vertebrae_S1": "sacrum", "spinal_cord": "spinal_cord",
+    "hip": "ilium", "femur": "femoral_head", "skull": "occiput",
+    "sternum": "bone_cancellous", "clavicula": "bone_cancellous",
+    "scapula": "bone_cancellous", "humerus": "bone_cancellous",
+    "costal_cartilages": "soft_tissue", "vertebrae_body": "vertebral_body",
+    "intervertebral_discs": "disc", "vertebrae": "vertebral_body",
+    "aorta": "aorta", "inferior_vena_cava": "ivc",
+    "common_carotid_artery": "carotid", "internal_carotid_artery": "carotid",
+    "internal_jugular_vein": "internal_jugular",
+    "autochthon": "paraspinal_muscle", "iliopsoas": "psoas",
+    "gluteus_maximus": "gluteal_muscle", "gluteus_medius": "gluteal_muscle",
+    "gluteus_minimus": "gluteal_muscle",
+    "sternocleidomastoid": "neck_muscle", "trapezius": "neck_muscle",
+    "levator_scapulae": "neck_muscle", "anterior_scalene": "neck_muscle",
+    "middle_scalene": "neck_muscle", "posterior_scalene": "neck_muscle",
+    "prevertebral": "longus_colli",
+    "kidney": "kidney", "thyroid_gland": "thyroid", "esophagus": "oesophagus",
+    "trachea": "trachea_wall", "larynx_air": "internal_air",
+    "subcutaneous_fat": "subcutaneous_fat", "torso_fat": "subcutaneous_fat",
+    "intermuscular_fat": "subcutaneous_fat", "skeletal_muscle": "soft_tissue",
+    "brain": "soft_tissue",
+}
+_VESSELS = ("heart", "pulmonary_vein", "brachiocephalic_trunk", "subclavian_artery",
+            "brachiocephalic_vein", "atrial_appendage", "superior_vena_cava",
+            "portal_vein_and_splenic_vein", "iliac_artery", "iliac_vena", "pulmonary_artery")
+_ORGANS = ("spleen", "gallbladder", "liver", "stomach", "pancreas", "adrenal_gland",
+           "small_bowel", "duodenum", "colon", "urinary_bladder", "prostate", "kidney_cyst",
+           "lung_upper_lobe", "lung_lower_lobe", "lung_middle_lobe", "lung")
+
+AIR_SPLIT: frozenset[str] = frozenset(
+    {"trachea", "lung_upper_lobe", "lung_lower_lobe", "lung_middle_lobe", "lung", "colon",
+     "small_bowel", "duodenum", "stomach", "esophagus"})
+"""Base names (side stripped) whose masks contain air: air voxels -> internal_air."""
+
+_SIDE = re.compile(r"_(left|right)(_\d+)?$")
+_VERT = re.compile(r"^vertebrae_([CTL]\d{1,2})$")
+_RIB = re.compile(r"^rib_(left|right)_\d{1,2}$")
+
+
+def base_name(name: str) -> str:
+    """Structure name without its side suffix: ``autochthon_left`` -> ``autochthon``."""
+    return _SIDE.sub("", name.strip())
+
+
+def level_of(name: str) -> str | None:
+    """Vertebral level of a TotalSegmentator name (``vertebrae_L4`` -> ``L4``), else None."""
+    m = _VERT.match(name.strip())
+    return m.group(1) if m and m.group(1) in LEVELS else None
+
+
+def tissue_for(name: str) -> str | None:
+    """needleguide tissue name for a TotalSegmentator structure name; None if unknown."""
+    n = name.strip()
+    if level_of(n):
+        return "vertebral_body"
+    if _RIB.match(n):
+        return "rib"
+    if n in _EXACT:
+        return _EXACT[n]
+    b = base_name(n)
+    if b in _EXACT:
+        return _EXACT[b]
+    if b in _VESSELS:
+        return "blood_vessel"
+    if b in _ORGANS:
+        return "soft_tissue"
+    return None
+
+
+def parse_label_table_extension(header_extensions) -> dict[int, str]:
+    """Label names from a TotalSegmentator multilabel NIfTI header extension (v2 writes an
+    XML ``<Label Key="id" ...><![CDATA[name]]></Label>`` table); {} when there is none."""
+    out: dict[int, str] = {}
+    pat = re.compile(r'<Label\s+Key="(\d+)"[^>]*>\s*(?:<!\[CDATA\[)?([^<\]]+)')
+    for ext in header_extensions:
+        try:
+            text = ext.get_content()
+            text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        except Exception:  # an extension that is not text: not a label table
+            continue
+        for key, name in pat.findall(text):
+            out[int(key)] = name.strip()
+    return out

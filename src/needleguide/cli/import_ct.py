@@ -1,0 +1,146 @@
+"""``needleguide import-ct`` (a real CT -> Patient files) and ``needleguide synth-ct``
+(the phantom's synthetic CT as NIfTI and, optionally, a DICOM series)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from needleguide.cli._common import console, out_dir
+
+
+def write_patient_files(patient, out: Path, hu=None) -> list[Path]:
+    """labels.nii.gz, tissues.json, landmarks.json, vertebrae.json (+ ct.nii.gz) in ``out``."""
+    from needleguide.anatomy.nifti import save_labels
+    from needleguide.atomic import write_json
+
+    files = [save_labels(patient.labels, patient.VoxelToPatient, out / "labels.nii.gz"),
+             write_json(out / "tissues.json", patient.tissues.to_json()),
+             write_json(out / "landmarks.json",
+                        {k: v.to_json() for k, v in patient.landmarks.items()}),
+             write_json(out / "vertebrae.json",
+                        {k: v.to_json() for k, v in patient.vertebrae.items()})]
+    if hu is not None:
+        from needleguide.anatomy.synthetic_ct import save_ct_nifti
+
+        files.append(save_ct_nifti(hu, patient.VoxelToPatient, out / "ct.nii.gz"))
+    return files
+
+
+def overlay_png(patient, hu, path: Path, center_mm=None) -> Path:
+    """Axial and mid-sagittal CT slices (window L 300 / W 1800) with the label overlay,
+    radiological orientation (patient right on the left of the axial image)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from needleguide.atomic import atomic_path
+
+    if center_mm is None:
+        lo, hi = patient.bounds_mm()
+        center_mm = (lo + hi) / 2
+    center_mm = np.asarray(center_mm, dtype=float)
+    i, j, k = np.clip(np.rint(patient.voxel_of(center_mm)).astype(int), 0,
+                      np.array(patient.shape) - 1)
+    lo, hi = patient.bounds_mm()
+    lut = patient.tissues.color_lut()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6), dpi=100)
+    views = [(hu[:, :, k].T, patient.labels[:, :, k].T, (lo[0], hi[0], lo[1], hi[1]),
+              f"axial z = {center_mm[2]:.0f} mm", ("R", "L", "A", "P")),
+             (hu[i, :, :].T, patient.labels[i, :, :].T, (lo[1], hi[1], lo[2], hi[2]),
+              f"sagittal x = {center_mm[0]:.0f} mm", ("A", "P", "S", "I"))]
+    for ax, (img, lab, extent, title, (left, right, top, bottom)) in zip(axes, views,
+                                                                         strict=True):
+        ax.imshow(img, cmap="gray", vmin=-600, vmax=1200, origin="lower", extent=extent,
+                  interpolation="nearest")
+        rgba = np.zeros(lab.shape + (4,), dtype=float)
+        rgba[..., :3] = lut[lab] / 255.0
+        rgba[..., 3] = np.where(lab > 0, 0.35, 0.0)
+        ax.imshow(rgba, origin="lower", extent=extent, interpolation="nearest")
+        ax.invert_xaxis()  # patient right / anterior on the viewer's left
+        ax.set_title(title)
+        ax.set_xlabel("mm")
+        for x, y, txt in ((0.01, 0.5, left), (0.96, 0.5, right), (0.5, 0.94, top),
+                          (0.5, 0.02, bottom)):
+            ax.text(x, y, txt, transform=ax.transAxes, color="yellow", fontsize=14)
+    from matplotlib.patches import Patch
+
+    shown = np.concatenate([v[1].ravel() for v in views])
+    ids, counts = np.unique(shown[shown > 0], return_counts=True)
+    top = ids[np.argsort(-counts)][:16]
+    handles = [Patch(color=lut[t] / 255.0, label=patient.tissues[int(t)].name)
+               for t in sorted(top) if int(t) in patient.tissues]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)),
+                   fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
+    plt.close(fig)
+    return path
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("import-ct")
+    def import_ct_cmd(
+        ct: Path = typer.Argument(..., help="CT: NIfTI file, DICOM series folder or file"),
+        out: Path = typer.Option(..., "--out", help="output folder"),
+        labels: Path = typer.Option(None, "--labels",
+                                    help="labelmap: our ids (NIfTI), TotalSegmentator "
+                                         "multilabel NIfTI, or a folder of NAME.nii.gz masks"),
+        label_names: str = typer.Option(None, "--label-names",
+                                        help="ours | totalseg | FILE.json {id: name}"),
+        spacing: float = typer.Option(None, "--spacing", help="resample to MM isotropic"),
+    ) -> None:
+        """Import a CT (+ optional labelmap) and write labels, tissues, landmarks, PNG."""
+        from needleguide.anatomy.importer import import_ct
+
+        if out.exists() and not out.is_dir():
+            out_dir(out)  # raises the clear error before the (long) import
+        p = import_ct(ct, labels, spacing_mm=spacing, label_names=label_names)
+        d = out_dir(out)
+        write_patient_files(p, d, p.hu)
+        center = None
+        if p.vertebrae:
+            center = next(iter(p.vertebrae.values())).center_mm
+            for name in ("L4", "L3", "L5", "C6"):
+                if name in p.vertebrae:
+                    center = p.vertebrae[name].center_mm
+                    break
+        overlay_png(p, p.hu, d / "overview.png", center)
+        unk = p.meta.get("unknown_structures") or {}
+        msg = f"imported {p.shape} at {p.spacing_mm.round(3).tolist()} mm -> {d}"
+        if p.vertebrae:
+            msg += f"; vertebrae {', '.join(p.vertebrae)}"
+        console.print(msg)
+        if unk:
+            console.print(f"warning: {len(unk)} unknown structure(s) -> soft_tissue "
+                          f"({p.meta['unknown_voxels']} voxels): {', '.join(sorted(unk))}")
+
+    @app.command("synth-ct")
+    def synth_ct_cmd(
+        out: Path = typer.Option(..., "--out", help="output folder"),
+        region: str = typer.Option("lumbar", "--region", help="lumbar | cervical"),
+        bmi: float = typer.Option(24.0, "--bmi", help="body-mass index, kg/m² (15-60)"),
+        seed: int = typer.Option(0, "--seed", help="phantom and noise seed"),
+        spacing: float = typer.Option(1.0, "--spacing", help="voxel size, mm (0.25-3)"),
+        noise: float = typer.Option(15.0, "--noise", help="noise standard deviation, HU"),
+        dicom: bool = typer.Option(False, "--dicom", help="also write a DICOM series"),
+    ) -> None:
+        """Render the phantom's synthetic CT: ct.nii.gz (+ dicom/) and its true labels."""
+        from needleguide.anatomy.phantom import build_phantom
+        from needleguide.anatomy.synthetic_ct import save_ct_dicom, synthetic_ct
+
+        d = out_dir(out)
+        p = build_phantom(region=region, bmi=bmi, seed=seed, spacing_mm=spacing)
+        hu = synthetic_ct(p, noise_hu=noise, seed=seed)
+        write_patient_files(p, d, hu)
+        if dicom:
+            save_ct_dicom(hu, p.VoxelToPatient, d / "dicom",
+                          series_description=f"needleguide {region} phantom seed {seed}",
+                          uid_seed=f"{region}-{bmi}-{seed}-{spacing}")
+        console.print(f"synthetic CT {p.shape} at {spacing} mm -> {d}"
+                      + (" (+ dicom/)" if dicom else ""))
