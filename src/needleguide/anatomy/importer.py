@@ -254,7 +254,9 @@ def hu_to_labels(hu: np.ndarray, VoxelToPatient: np.ndarray, tissues: TissueTabl
     classes = np.array([t.label(n) for n in ("internal_air", "subcutaneous_fat", "soft_tissue",
                                              "bone_cancellous", "bone_cortical", "metal")],
                        dtype=np.uint8)
-    labels = classes[np.searchsorted(edges, hu, side="right")]
+    labels = np.full(hu.shape, classes[0], dtype=np.uint8)
+    for edge, cls in zip(edges, classes[1:], strict=True):  # uint8 passes, no int64 index
+        labels[hu >= edge] = cls
     body = body_mask(hu, thr.fat)
     labels[~body] = t.label("air")
     if skin_mm > 0:
