@@ -322,3 +322,29 @@ def test_bad_input_is_one_clear_user_error(toy, tmp_path):
         with pytest.raises(UserError) as e:
             fn()
         assert text in str(e.value) and "\n" not in str(e.value)
+
+
+def test_dicom_folder_with_two_series_and_stray_files(tmp_path):
+    aff = np.diag([1.0, 1.0, 2.0, 1.0])
+    big = np.full((8, 6, 10), 40.0)
+    small = np.full((8, 6, 3), 300.0)
+    save_ct_dicom(big, aff, tmp_path / "a", uid_seed="big")
+    save_ct_dicom(small, aff, tmp_path / "b", uid_seed="small")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for sub in ("a", "b"):
+        for f in (tmp_path / sub).iterdir():
+            f.rename(mixed / f"{sub}_{f.name}")
+    (mixed / "README.txt").write_text("not dicom")
+    p = import_ct(mixed)
+    assert p.shape == (8, 6, 10) and np.all(p.hu == 40)
+    one = next(mixed.glob("b_*"))
+    q = import_ct(one)  # one file: its own series
+    assert q.shape == (8, 6, 3) and np.all(q.hu == 300)
+    # uneven slice spacing is refused, not guessed
+    ds = pydicom.dcmread(one)
+    ds.ImagePositionPatient = [float(v) + (0.7 if i == 2 else 0) for i, v in
+                               enumerate(ds.ImagePositionPatient)]
+    ds.save_as(one)
+    with pytest.raises(UserError, match="slice spacing varies"):
+        import_ct(one)
