@@ -1,0 +1,125 @@
+"""``needleguide us``: a standard ultrasound view of the phantom (us.png + frame.json), and
+with ``--needle-to LANDMARK`` an in-plane needle advance (advance.mp4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from needleguide.cli._common import console, out_dir
+
+
+def in_plane_needle(view, settings, target_mm, gauge: int = 22):
+    """A needle entering the skin just beyond the end of the probe, in the image plane,
+    aimed at ``target_mm`` (the far end of the array from the target: a shallower angle)."""
+    import numpy as np
+
+    from needleguide import geometry
+    from needleguide.scene import Needle
+
+    P2P = view.ProbeToPatient
+    t_p = geometry.apply(geometry.invert(P2P), target_mm)
+    half = settings.spec.width_mm / 2 if settings.probe == "linear" else \
+        settings.spec.radius_mm * np.sin(settings.spec.sector_rad / 2)
+    side = -1.0 if t_p[0] >= 0 else 1.0
+    entry_p = np.array([side * (half + 4.0), 0.0, 0.0])
+    entry = geometry.apply(P2P, entry_p)
+    path = float(np.linalg.norm(np.asarray(target_mm) - entry))
+    length = float(np.clip(np.ceil((path + 15) / 10) * 10, 50, 200))
+    return Needle.from_entry_and_target(entry, target_mm, gauge=gauge, length_mm=length,
+                                        inserted_mm=1e-3)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("us")
+    def us_cmd(
+        region: str = typer.Option("lumbar", help="Phantom region: lumbar | cervical."),
+        view: str = typer.Option("paramedian-sagittal", help="Standard view name."),
+        side: str = typer.Option("right", help="right | left."),
+        level: str = typer.Option(None, help="Vertebra or segment, e.g. L4-L5, L5, C6."),
+        bmi: float = typer.Option(24.0, help="Body-mass index (kg/m²)."),
+        degeneration: int = typer.Option(0, help="0 none … 3 severe."),
+        seed: int = typer.Option(0, help="Random seed (anatomy and speckle)."),
+        probe: str = typer.Option(None, help="linear | curvilinear (default: the view's)."),
+        freq: float = typer.Option(None, help="Centre frequency (MHz), within the band."),
+        depth: float = typer.Option(None, help="Imaging depth (mm)."),
+        gain: float = typer.Option(0.0, help="Overall gain (dB)."),
+        focus: float = typer.Option(None, help="Transmit focal depth (mm; default target)."),
+        dr: float = typer.Option(60.0, help="Dynamic range (dB)."),
+        tgc: str = typer.Option(None, help="TGC dB values from top to bottom, comma separated"
+                                           " ('off' = none; default: automatic)."),
+        steer: float = typer.Option(0.0, help="Beam steering (deg, linear probe)."),
+        doppler: bool = typer.Option(False, help="Colour Doppler box over the image centre."),
+        prf: float = typer.Option(4000.0, help="Doppler PRF (Hz)."),
+        needle_to: str = typer.Option(None, help="Landmark: write an in-plane needle advance"
+                                                 " (advance.mp4)."),
+        frames: int = typer.Option(40, help="Frames of the needle advance."),
+        out: Path = typer.Option(..., help="Output folder."),
+    ) -> None:
+        """Simulate a B-mode image of a standard view: DIR/us.png, DIR/frame.json."""
+        import imageio.v2 as imageio
+        import numpy as np
+
+        from needleguide.anatomy.phantom import build_phantom
+        from needleguide.atomic import atomic_path, write_text
+        from needleguide.errors import UserError, check_choice, check_range
+        from needleguide.scene import Scene
+        from needleguide.us import USImager, make_settings
+        from needleguide.us.display import screen
+        from needleguide.us.views import VIEW_INFO, VIEWS, standard_view
+
+        check_choice("view", view, VIEWS)
+        if VIEW_INFO[view][0] != region:
+            raise UserError(f"view: {view!r} belongs to the {VIEW_INFO[view][0]} region, not "
+                            f"{region!r}")
+        check_range("frames", frames, 2, 600)
+        d = out_dir(out)
+        console.print(f"building the {region} phantom (BMI {bmi:g}) …")
+        patient = build_phantom(region, bmi=bmi, degeneration=degeneration, seed=seed,
+                                spacing_mm=1.5)
+        v = standard_view(patient, view, level=level, side=side, probe=probe, depth_mm=depth)
+        tgc_list = None
+        if tgc is not None:
+            if tgc.strip().lower() == "off":
+                tgc_list = []
+            else:
+                try:
+                    tgc_list = [float(x) for x in tgc.split(",") if x.strip()]
+                except ValueError:
+                    raise UserError(f"tgc: expected comma-separated dB values, got {tgc!r}") \
+                        from None
+        box = None
+        if doppler:
+            box = [-12.0, 12.0, 0.15 * v.depth_mm, 0.75 * v.depth_mm]
+        fmm = focus if focus is not None else float(np.clip(v.target_depth_mm, 5, v.depth_mm))
+        s = make_settings(probe=v.probe, frequency_mhz=freq, depth_mm=v.depth_mm, gain_db=gain,
+                          focus_mm=fmm, dynamic_range_db=dr, tgc_db=tgc_list, steer_deg=steer,
+                          doppler=box, prf_hz=prf)
+        imager = USImager(s, seed=seed)
+        scene = Scene(patient, poses={"ProbeToPatient": v.ProbeToPatient})
+        frame = imager.render(scene, view=v.to_json())
+        title = f"{view} {v.level or ''} {side}  BMI {bmi:g}"
+        with atomic_path(d / "us.png") as tmp:
+            imageio.imwrite(tmp, screen(frame, title))
+        write_text(d / "frame.json", frame.to_json())
+        console.print(f"wrote {d / 'us.png'}, {d / 'frame.json'}")
+        if needle_to is None:
+            return
+        target = patient.landmark(needle_to)
+        nd0 = in_plane_needle(v, s, target)
+        total = float(np.linalg.norm(target - nd0.skin_entry_mm))
+        with atomic_path(d / "advance.mp4") as tmp:
+            w = imageio.get_writer(tmp, fps=15, codec="libx264", quality=7,
+                                   macro_block_size=2, format="FFMPEG")
+            try:
+                for i in range(frames):
+                    ins = total * (i + 1) / frames
+                    nd = nd0.advanced(ins - nd0.inserted_length_mm)
+                    f = imager.render(scene.with_needle(nd).with_time(i / 15.0), view=v.to_json())
+                    img = screen(f, f"{title}  needle {ins:.0f}/{total:.0f} mm -> {needle_to}")
+                    h, wd = img.shape[:2]
+                    w.append_data(img[: h - h % 2, : wd - wd % 2])
+            finally:
+                w.close()
+        console.print(f"wrote {d / 'advance.mp4'} ({frames} frames)")

@@ -1,0 +1,258 @@
+"""The B-mode imager: Scene + ``ProbeToPatient`` + settings -> Frame.
+
+Per frame: sample the medium along the scan lines (label slab re-rendered around the probe
+plane at 0.25–0.4 mm and cached while the plane stays inside it), propagate (attenuation,
+reflection, transmission, shadow, reverberation), add the needle, apply the PSF in complex
+baseband, add receiver noise, detect, TGC, log-compress, scan-convert with ``cv2.remap``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from needleguide import geometry
+from needleguide.anatomy.patient import Patient, resample_labels
+from needleguide.frame import Frame, FrameTruth
+from needleguide.scene import Scene
+from needleguide.us import kernels as K
+from needleguide.us.beams import BeamSetup, axial_fwhm_mm, lateral_fwhm_mm, make_setup
+from needleguide.us.needle_echo import add_needle, needle_truth_px
+from needleguide.us.probe import USSettings, image_extent_mm, image_to_probe
+
+SPEC_GAIN_DB = 34.0  # specular-to-diffuse calibration: K (perpendicular bone ≈ +30 dB)
+THETA0_DEG = 12.0  # angular width of specular reflection from tissue interfaces
+LAMBERT = 0.03  # diffuse (rough-surface) part of an interface's reflection
+NOISE_DB = -100.0  # receiver noise re muscle speckle at the face (system dynamic range)
+TOP_DB = 30.0  # display: white at +30 dB re muscle speckle (with gain 0)
+LATTICE_FRACTION = 1.0  # scatterer lattice spacing = range sample spacing × this
+ELEV_STEP_MM = 0.5
+GEL = 255  # internal label of the coupling gel between the face and the skin
+
+
+@lru_cache(maxsize=16)
+def _setup_cached(s: USSettings) -> BeamSetup:
+    return make_setup(s)
+
+
+def flags_lut(patient: Patient) -> np.ndarray:
+    """Per-label flags: bone, air, vessel, fluid (see kernels.FLAG_*)."""
+    out = np.zeros(256, np.int64)
+    for t in patient.tissues:
+        f = 0
+        if t.group in ("bone", "metal"):
+            f |= K.FLAG_BONE
+        if t.group == "air":
+            f |= K.FLAG_AIR
+        if t.group == "vessel":
+            f |= K.FLAG_VESSEL
+        if t.group == "fluid":
+            f |= K.FLAG_FLUID
+        out[t.label] = f
+    return out
+
+
+@dataclass
+class Medium:
+    """A label volume around the probe plane with its ``PatientToVoxel`` (3×4)."""
+
+    labels: np.ndarray
+    VoxelToPatient: np.ndarray
+    M: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.M = np.ascontiguousarray(np.linalg.inv(self.VoxelToPatient)[:3, :])
+
+    def contains(self, pts_patient: np.ndarray, margin_vox: float = 1.0) -> bool:
+        ijk = pts_patient @ self.M[:, :3].T + self.M[:, 3]
+        hi = np.array(self.labels.shape) - 1 - margin_vox
+        return bool(np.all(ijk >= margin_vox) and np.all(ijk <= hi))
+
+
+def build_medium(patient: Patient, ProbeToPatient: np.ndarray, s: USSettings,
+                 margin_mm: float = 6.0, elev_half_mm: float = 3.0) -> Medium:
+    """Render (or resample) a label slab aligned with the probe plane, with margins."""
+    sp = float(np.clip(C_LAMBDA(s) / 1.0, 0.25, 0.4))
+    x0, x1, y0, y1 = image_extent_mm(s)
+    lo = np.array([x0 - margin_mm, y0 - margin_mm, -elev_half_mm])
+    hi = np.array([x1 + margin_mm, y1 + margin_mm, elev_half_mm])
+    n = np.ceil((hi - lo) / sp).astype(int) + 1
+    VoxelToProbe = np.diag([sp, sp, sp, 1.0])
+    VoxelToProbe[:3, 3] = lo
+    aff = np.asarray(ProbeToPatient, float) @ VoxelToProbe
+    shape = (int(n[0]), int(n[1]), int(n[2]))
+    if patient.renderer is not None:
+        labels = patient.renderer(shape, aff)
+    else:
+        labels = resample_labels(patient.labels, patient.VoxelToPatient, shape, aff)
+    return Medium(np.ascontiguousarray(labels, dtype=np.uint8), aff)
+
+
+def C_LAMBDA(s: USSettings) -> float:
+    return 1.540 / s.f_mhz
+
+
+@dataclass
+class BeamData:
+    """Beam-domain results of one frame (for tests and diagnostics)."""
+
+    labels: np.ndarray  # (L, N) uint8
+    envelope: np.ndarray  # (L, N) float32, after TGC and gain, before log compression
+    img8: np.ndarray  # (L, N) float32 0..255
+    att: np.ndarray  # (L, N) two-way amplitude factor (attenuation × transmission)
+    needle_hit: np.ndarray  # (L,) range sample of the needle echo or -1
+    origins: np.ndarray  # (L, 3) patient
+    dirs: np.ndarray  # (L, 3) patient
+
+
+class USImager:
+    """Simulated B-mode scanner. ``render(scene)`` uses ``scene.poses['ProbeToPatient']``."""
+
+    def __init__(self, settings: USSettings, seed: int = 0):
+        self.settings = settings
+        self.seed = int(seed)
+        self.setup = _setup_cached(settings)
+        self._medium: Medium | None = None
+        self._medium_key: int | None = None
+        self._flags: np.ndarray | None = None
+        self._luts: tuple | None = None
+
+    # ---- medium cache ---------------------------------------------------------------------
+    def medium_for(self, patient: Patient, ProbeToPatient: np.ndarray) -> Medium:
+        g = self.setup.geom
+        pr = g.points_probe()
+        corners = np.array([pr[0, 0], pr[0, -1], pr[-1, 0], pr[-1, -1]])
+        pts = np.concatenate([np.c_[corners, np.full(4, z)] for z in (-1.5, 1.5)])
+        pts_pat = geometry.apply(ProbeToPatient, pts)
+        if (self._medium is None or self._medium_key != id(patient)
+                or not self._medium.contains(pts_pat)):
+            self._medium = build_medium(patient, ProbeToPatient, self.settings)
+            self._medium_key = id(patient)
+            self._flags = flags_lut(patient)
+            t = patient.tissues
+            lz = t.lut("speed_m_s") * t.lut("rho_kg_m3") / 1e6
+            la = t.lut("alpha_db_cm_mhz")
+            lb = 10.0 ** (t.lut("backscatter_db", -60.0) / 20.0)
+            lz[GEL], la[GEL], lb[GEL] = K.Z_WATER, K.ALPHA_WATER, K.BS_WATER
+            self._flags[GEL] = 0
+            self._luts = (lz, la, lb)
+        return self._medium
+
+    # ---- beam domain ------------------------------------------------------------------------
+    def beams(self, scene: Scene, ProbeToPatient: np.ndarray | None = None) -> BeamData:
+        """Simulate one frame in beam coordinates (before scan conversion)."""
+        P2P = np.asarray(scene.poses["ProbeToPatient"] if ProbeToPatient is None
+                         else ProbeToPatient, float)
+        s, st = self.settings, self.setup
+        med = self.medium_for(scene.patient, P2P)
+        lut_z, lut_a, lut_bs = self._luts
+        g = st.geom
+        L, N = g.n_lines, len(g.r_mm)
+        o3 = np.c_[g.origins, np.zeros(L)]
+        d3 = np.c_[g.directions, np.zeros(L)]
+        origins = geometry.apply(P2P, o3)
+        dirs = geometry.apply_vector(P2P, d3)
+        elev = geometry.apply_vector(P2P, np.array([0.0, 0.0, 1.0]))
+        lab = np.empty((L, N), np.uint8)
+        zimp = np.empty((L, N), np.float32)
+        gel = np.empty((L, N), np.float32)
+        scat = np.empty((L, N), np.complex64)
+        fl = np.empty((L, N), np.float32)
+        fluid, Mf = self._fluid(scene)
+        K.sample_medium(med.labels, med.M, origins, dirs, elev, g.r_mm, lut_z, lab, zimp, gel,
+                        scat, g.dr_mm * LATTICE_FRACTION, self.seed, fluid, Mf, fl, ELEV_STEP_MM)
+        # probe coupling: outside-body air in front of the skin is acoustic gel
+        _gel_couple(lab, zimp)
+        zs = cv2.GaussianBlur(zimp, (0, 0), sigmaX=max(0.6 / g.dr_mm, 0.5), sigmaY=1.0)
+        src = np.empty((L, N), np.complex64)
+        att = np.empty((L, N), np.float32)
+        K.propagate(lab, zimp, zs, gel, fl, scat, self._flags, lut_a, lut_bs, s.f_mhz, g.dr_mm,
+                    st.line_dx_mm, 10 ** (SPEC_GAIN_DB / 10) * st.spec_norm,
+                    np.deg2rad(THETA0_DEG), LAMBERT, src, att)
+        hit = np.full(L, -1, np.int64)
+        nd = scene.needle
+        if nd is not None and nd.inserted_length_mm > 0:
+            add_needle(src, att, origins, dirs, elev, g.r_mm, st.line_dx_mm, st.el_sigma_mm,
+                       st.aperture_mm, nd.skin_entry_mm, nd.tip, nd.outer_diameter_mm,
+                       10 ** (SPEC_GAIN_DB / 10) * st.spec_norm, hit)
+        tmp = np.empty_like(src)
+        K.psf_axial(src, st.ax_kernel, tmp)
+        K.add_noise(tmp, 10 ** (NOISE_DB / 20), self.seed, int(round(scene.time_s * 1000)))
+        K.psf_lateral(tmp, st.lat_kernels, st.lat_half, src)
+        env = np.empty((L, N), np.float32)
+        img = np.empty((L, N), np.float32)
+        K.detect(src, st.tgc_gain, env, img, TOP_DB, s.dynamic_range_db)
+        return BeamData(lab, env, img, att, hit, origins, dirs)
+
+    def _fluid(self, scene: Scene):
+        empty = (np.zeros((1, 1, 1), np.float32), np.zeros((3, 4)))
+        if scene.injectate is None:
+            return empty
+        f = scene.injectate.fluid_fraction(scene.time_s)
+        if f is None or f.values.size == 0:
+            return empty
+        Mf = np.ascontiguousarray(np.linalg.inv(f.VoxelToPatient)[:3, :])
+        vals = np.ascontiguousarray(f.values, dtype=np.float32)
+        if vals.shape[0] < 2:  # keep the "absent" sentinel unambiguous
+            vals = np.concatenate([vals, np.zeros_like(vals)], axis=0)
+        return vals, Mf
+
+    # ---- frame ----------------------------------------------------------------------------
+    def render(self, scene: Scene, ProbeToPatient: np.ndarray | None = None,
+               keep_envelope: bool = False, view: dict | None = None) -> Frame:
+        """One B-mode Frame (uint8 pixels; RGB when a Doppler box is set)."""
+        P2P = np.asarray(scene.poses["ProbeToPatient"] if ProbeToPatient is None
+                         else ProbeToPatient, float)
+        bd = self.beams(scene, P2P)
+        st, s = self.setup, self.settings
+        img = cv2.remap(bd.img8, st.map_x, st.map_y, cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        pixels = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        if s.doppler is not None:
+            from needleguide.us.doppler import colour_doppler
+
+            pixels = colour_doppler(pixels, bd, scene, P2P, s, st)
+        ImageToProbe = image_to_probe(st.x0_mm, st.y0_mm)
+        settings = {**s.model_dump(), "frequency_mhz": s.f_mhz, "focus_mm": s.focus,
+                    "axial_resolution_mm": axial_fwhm_mm(s),
+                    "lateral_resolution_at_focus_mm": float(lateral_fwhm_mm(s.focus, s)),
+                    "ImageToProbe": ImageToProbe, "ProbeToPatient": P2P, "seed": self.seed}
+        if view:
+            settings["view"] = view
+        if keep_envelope:
+            settings["_envelope"] = cv2.remap(bd.envelope, st.map_x, st.map_y,
+                                              cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                              borderValue=0)
+        truth = self._truth(scene, bd, P2P)
+        return Frame(pixels=pixels, spacing_mm=(st.spacing_mm, st.spacing_mm),
+                     ImageToPatient=P2P @ ImageToProbe, time_s=float(scene.time_s),
+                     modality="us", settings=settings, truth=truth)
+
+    def _truth(self, scene: Scene, bd: BeamData, P2P: np.ndarray) -> FrameTruth:
+        st = self.setup
+        counts = np.bincount(bd.labels.ravel(), minlength=256)
+        names = tuple(t.name for t in scene.patient.tissues if counts[t.label] > 0)
+        nd = scene.needle
+        if nd is None or nd.inserted_length_mm <= 0:
+            return FrameTruth(labels_visible=names)
+        inv = geometry.invert(P2P)
+        tip_p = geometry.apply(inv, nd.tip)
+        ent_p = geometry.apply(inv, nd.skin_entry_mm)
+        half_el = float(np.median(st.el_sigma_mm)) * 2.3548 / 2
+        tip_px, shaft, vis = needle_truth_px(tip_p, ent_p, st.x0_mm, st.y0_mm, st.spacing_mm,
+                                             (st.rows, st.cols), half_el)
+        return FrameTruth(tip_px=tip_px, tip_mm=tuple(map(float, nd.tip)), shaft_px=shaft,
+                          needle_visible=vis, labels_visible=names,
+                          extra={"needle_lines_hit": int((bd.needle_hit >= 0).sum())})
+
+
+def _gel_couple(lab: np.ndarray, zimp: np.ndarray) -> None:
+    """Outside-body air (label 0) before the first tissue sample of a line is coupling gel."""
+    body = np.maximum.accumulate(lab != 0, axis=1)
+    front = ~body
+    if front.any():
+        lab[front] = GEL
+        zimp[front] = K.Z_WATER

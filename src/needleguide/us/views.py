@@ -1,0 +1,227 @@
+"""Named standard views: a probe pose computed from the patient's vertebrae and landmarks.
+
+Each view gives a target point, a nominal beam direction and the array direction; the probe
+is then placed on the skin along the beam line through the target (found by marching out
+of the body in the labelmap) and pressed 1 mm in. Orientation: the probe's marker side is
+the image left: cranial in longitudinal views, the patient's right in transverse views.
+Lumbar views assume the patient prone (probe on the back), the hip and neck views supine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from needleguide import geometry
+from needleguide.anatomy.patient import Patient, Vertebra
+from needleguide.errors import UserError, check_choice
+
+VIEW_INFO: dict[str, tuple[str, str, str]] = {
+    # name: (region, default probe, description)
+    "paramedian-sagittal": ("lumbar", "curvilinear",
+                            "paramedian sagittal oblique: laminae / articular 'sawtooth', "
+                            "counting levels up from the sacrum"),
+    "transverse-spinous": ("lumbar", "curvilinear",
+                           "transverse over the spinous process: spinous process, laminae"),
+    "transverse-facet": ("lumbar", "curvilinear",
+                         "transverse at the SAP–transverse process junction (medial branch)"),
+    "sij-transverse": ("lumbar", "curvilinear",
+                       "transverse at S2: the sacroiliac joint cleft between sacrum and ilium"),
+    "caudal-transverse": ("lumbar", "linear",
+                          "transverse over the sacral hiatus: the two cornua ('frog eyes')"),
+    "caudal-longitudinal": ("lumbar", "linear",
+                            "longitudinal midline over the hiatus: sacrococcygeal ligament"),
+    "c6-transverse": ("cervical", "linear",
+                      "transverse at C6: anterior tubercle, longus colli, carotid (SGB)"),
+    "c2c3-longitudinal": ("cervical", "linear",
+                          "longitudinal lateral over the C2–C3 facet (third occipital nerve)"),
+    "hip-anterior-oblique": ("lumbar", "curvilinear",
+                             "anterior oblique along the femoral neck (hip injection)"),
+}
+VIEWS = tuple(VIEW_INFO)
+
+
+@dataclass(frozen=True)
+class View:
+    """A computed probe pose and what it is aimed at."""
+
+    name: str
+    probe: str
+    ProbeToPatient: np.ndarray
+    target_mm: np.ndarray
+    target_depth_mm: float
+    depth_mm: float
+    level: str | None
+    side: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "probe": self.probe, "level": self.level, "side": self.side,
+                "target_mm": np.round(self.target_mm, 3).tolist(),
+                "target_depth_mm": round(float(self.target_depth_mm), 2),
+                "depth_mm": float(self.depth_mm), "description": VIEW_INFO[self.name][2]}
+
+
+def _unit(v) -> np.ndarray:
+    v = np.asarray(v, float)
+    return v / np.linalg.norm(v)
+
+
+def _lm(p: Patient, *names: str) -> np.ndarray | None:
+    for n in names:
+        if n in p.landmarks:
+            return np.asarray(p.landmarks[n].position_mm, float)
+    return None
+
+
+def _vx(v: Vertebra, *keys: str) -> np.ndarray | None:
+    for k in keys:
+        x = v.extra.get(k)
+        if x is not None and np.asarray(x).shape == (3,):
+            return np.asarray(x, float)
+    return None
+
+
+def _vert(p: Patient, name: str) -> Vertebra:
+    if name not in p.vertebrae:
+        raise UserError(f"level: vertebra {name!r} is not in this patient; available: "
+                        f"{', '.join(p.vertebrae)}")
+    return p.vertebrae[name]
+
+
+def _levels(p: Patient, level: str | None, default: str) -> list[Vertebra]:
+    lv = level or default
+    names = [n.strip() for n in lv.split("-")]
+    if not 1 <= len(names) <= 2 or not all(names):
+        raise UserError(f"level: expected a vertebra ('L4') or a segment ('L4-L5'), got {lv!r}")
+    return [_vert(p, n) for n in names]
+
+
+def _lamina(v: Vertebra, s: int) -> np.ndarray:
+    side = "right" if s > 0 else "left"
+    x = _vx(v, f"lamina_{side}", f"lamina.{side}", f"lamina_center_{side}")
+    if x is not None:
+        return x
+    return v.center_mm - v.anterior * (v.body_depth_mm / 2 + 22.0) + v.right * s * 12.0
+
+
+def _spinous_tip(v: Vertebra) -> np.ndarray:
+    x = _vx(v, "spinous_tip", "spinous_process_tip", "spinous.tip")
+    if x is not None:
+        return x
+    return v.center_mm - v.anterior * (v.body_depth_mm / 2 + 50.0)
+
+
+def _skin_point(p: Patient, target: np.ndarray, beam: np.ndarray, max_mm: float = 250.0):
+    """First point outside the body walking from ``target`` against the beam; returns the
+    last in-body point (the skin) and its distance from the target."""
+    step = float(min(0.5, p.spacing_mm.min() / 2))
+    t = np.arange(0.0, max_mm, step)
+    pts = target[None] - t[:, None] * beam[None]
+    lab = p.label_at(pts)
+    out = np.nonzero(lab == 0)[0]
+    if out.size == 0:
+        raise UserError("view: no skin found along the beam line (target outside the volume?)")
+    i = max(int(out[0]) - 1, 0)
+    return pts[i], float(t[i])
+
+
+def standard_view(p: Patient, name: str, level: str | None = None, side: str = "right",
+                  probe: str | None = None, depth_mm: float | None = None) -> View:
+    """Probe pose of the named view for ``level`` and ``side`` on patient ``p``."""
+    check_choice("view", name, VIEWS)
+    check_choice("side", side, ("right", "left"))
+    s = 1 if side == "right" else -1
+    region = VIEW_INFO[name][0]
+    if region == "cervical" and not any(n.startswith("C") for n in p.vertebrae) \
+            or region == "lumbar" and not any(n.startswith("L") for n in p.vertebrae):
+        raise UserError(f"view: {name!r} needs the {region} region")
+    R = np.array([1.0, 0, 0])
+    A = np.array([0.0, 1, 0])
+    S = np.array([0.0, 0, 1])
+    lvl_used = level
+    extra_depth = 25.0
+    if name in ("paramedian-sagittal", "transverse-spinous", "transverse-facet"):
+        vs = _levels(p, level, "L4-L5")
+        lvl_used = "-".join(v.name for v in vs)
+        ant = _unit(sum(v.anterior for v in vs))
+        sup = _unit(sum(v.superior for v in vs))
+        right = _unit(np.cross(ant, sup))
+        if name == "paramedian-sagittal":
+            target = np.mean([_lamina(v, s) for v in vs], axis=0)
+            tilt = np.deg2rad(10.0)  # oblique: beam aimed slightly medially
+            beam = _unit(np.cos(tilt) * ant - np.sin(tilt) * s * right)
+            lat = -sup  # cranial on the image left
+            extra_depth = 35.0
+        elif name == "transverse-spinous":
+            v = vs[0]
+            target = _spinous_tip(v) + (v.center_mm - _spinous_tip(v)) * 0.6
+            beam, lat = ant, -right
+            extra_depth = 15.0
+        else:
+            v = vs[-1]
+            mb = _lm(p, f"{vs[0].name}.medial_branch.{side}", f"{v.name}.medial_branch.{side}")
+            if mb is None:
+                tp = _vx(v, f"tp_root_{side}", f"tp_tip_{side}")
+                mb = (v.center_mm - ant * (v.body_depth_mm / 2 + 8.0) + right * s * 22.0
+                      if tp is None else tp)
+            target = mb - s * right * 12.0  # centre between SAP-TP junction and lamina
+            beam, lat = ant, -right
+            extra_depth = 30.0
+    elif name == "sij-transverse":
+        t = _lm(p, f"sij.{side}.inferior", f"sij.{side}", f"sij.{side}.superior")
+        if t is None:
+            raise UserError("view: this patient has no sacroiliac joint landmark")
+        target, beam, lat = t - s * R * 12.0, A, -R
+        lvl_used = "S2"
+    elif name in ("caudal-transverse", "caudal-longitudinal"):
+        t = _lm(p, "sacral_hiatus")
+        if t is None:
+            raise UserError("view: this patient has no 'sacral_hiatus' landmark")
+        # beam perpendicular to the dorsal sacral surface (sloping caudally and forwards)
+        beam = _unit(A * np.cos(np.deg2rad(25)) + S * np.sin(np.deg2rad(25)))
+        target = t
+        lat = -R if name == "caudal-transverse" else -_unit(S - beam * (S @ beam))
+        lvl_used = None
+        extra_depth = 12.0
+    elif name == "c6-transverse":
+        t = _lm(p, f"C6.anterior_tubercle.{side}")
+        if t is None:
+            raise UserError("view: this patient has no 'C6.anterior_tubercle' landmark")
+        beam = _unit(-A - 0.25 * s * R)  # supine: from the anterolateral neck
+        target = t - s * R * 6.0
+        lat = -_unit(R - beam * (R @ beam))
+        lvl_used = "C6"
+        extra_depth = 12.0
+    elif name == "c2c3-longitudinal":
+        t = _lm(p, f"C2-C3.facet.{side}")
+        if t is None:
+            raise UserError("view: this patient has no 'C2-C3.facet' landmark")
+        beam = -s * R  # from the side of the neck, medially
+        target, lat = t, -S
+        lvl_used = "C2-C3"
+        extra_depth = 12.0
+    else:  # hip-anterior-oblique
+        neck = _lm(p, f"hip.{side}.femoral_neck")
+        if neck is None:
+            raise UserError("view: this patient has no 'hip.<side>.femoral_neck' landmark")
+        head = _lm(p, f"hip.{side}.femoral_head")
+        beam = -A  # supine, from the front
+        axis = _unit(head - neck) if head is not None else _unit(-s * R * 0.75 + S * 0.6)
+        axis = _unit(axis - beam * (axis @ beam))
+        target, lat = neck, -axis  # head (cranial-medial) on the image left
+        lvl_used = None
+        extra_depth = 30.0
+    skin, dist = _skin_point(p, target, beam)
+    face = skin + beam * 1.0  # pressed 1 mm into the skin
+    lat = _unit(lat - beam * (lat @ beam))
+    P2P = geometry.frame_from_axes(face, lat, beam)
+    tdepth = float((target - face) @ beam)
+    pk = probe or VIEW_INFO[name][1]
+    from needleguide.us.probe import PROBES
+
+    check_choice("probe", pk, tuple(PROBES))
+    if depth_mm is None:
+        depth_mm = float(np.clip(5 * np.ceil((tdepth + extra_depth) / 5), 20,
+                                 PROBES[pk].max_depth_mm))
+    return View(name, pk, P2P, target, tdepth, float(depth_mm), lvl_used, side)

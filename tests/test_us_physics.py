@@ -1,0 +1,172 @@
+"""Physics checks of the B-mode simulator on small synthetic patients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from needleguide import geometry
+from needleguide.scene import Needle, Scene
+from needleguide.us import USImager, make_settings
+from needleguide.us.beams import axial_fwhm_mm
+from needleguide.us.imager import NOISE_DB
+from needleguide.us.testobjects import layered_patient, probe_on_top
+
+MUSCLE_ALPHA = 1.1  # dB/cm/MHz, paraspinal_muscle in the tissue table
+
+
+@pytest.fixture(scope="module")
+def muscle():
+    return layered_patient([("paraspinal_muscle", 100.0)], size_mm=(56.0, 60.0, 16.0),
+                           spacing_mm=0.4)
+
+
+def _scene(p, needle=None):
+    return Scene(p, needle=needle, poses={"ProbeToPatient": probe_on_top()})
+
+
+def test_speckle_envelope_snr_is_rayleigh(muscle):
+    # TGC matched to the tissue: the mean echo is flat with depth, so one region suffices
+    s = make_settings(probe="linear", frequency_mhz=7.5, depth_mm=30, output_px=128,
+                      tgc_auto_db_cm_mhz=MUSCLE_ALPHA)
+    bd = USImager(s, seed=3).beams(_scene(muscle))
+    r = USImager(s, seed=3).setup.geom.r_mm
+    env = bd.envelope[20:-20][:, (r > 5) & (r < 25)].astype(np.float64)
+    snr = env.mean() / env.std()
+    assert abs(snr - 1.91) < 0.1, snr
+    # speckle is fixed in patient space: same seed same pixels, another seed differs
+    bd2 = USImager(s, seed=3).beams(_scene(muscle))
+    assert np.array_equal(bd.envelope, bd2.envelope)
+    bd3 = USImager(s, seed=4).beams(_scene(muscle))
+    assert not np.allclose(bd.envelope, bd3.envelope)
+
+
+def test_speckle_moves_with_the_probe(muscle):
+    s = make_settings(probe="linear", frequency_mhz=7.5, depth_mm=20, output_px=128)
+    im = USImager(s, seed=1)
+    sc = _scene(muscle)
+    g = im.setup.geom
+    shift = 10  # lines
+    dx = float(g.origins[shift, 0] - g.origins[0, 0])
+    a = im.beams(sc).envelope
+    b = im.beams(sc, probe_on_top(x_mm=dx)).envelope
+    # the same scatterers seen by line l + shift before and by line l after the move
+    k = slice(40, -40)
+    c_same = np.corrcoef(a[shift + 30:-30, k].ravel(), b[30:-30 - shift, k].ravel())[0, 1]
+    c_none = np.corrcoef(a[30:-30, k].ravel(), b[30:-30, k].ravel())[0, 1]
+    assert c_same > 0.8 > 0.3 > c_none
+
+
+def test_attenuation_slope_with_tgc_off(muscle):
+    f = 5.0
+    s = make_settings(probe="linear", frequency_mhz=f, depth_mm=40, output_px=128, tgc_db=[])
+    im = USImager(s, seed=0)
+    bd = im.beams(_scene(muscle))
+    r = im.setup.geom.r_mm
+    sel = (r > 5) & (r < 35)
+    mean_db = 10 * np.log10((bd.envelope[10:-10][:, sel].astype(np.float64) ** 2).mean(0))
+    slope_db_per_cm = np.polyfit(r[sel] / 10.0, mean_db, 1)[0]
+    expected = -2.0 * MUSCLE_ALPHA * f  # α·f per cm of path, round trip
+    assert abs(slope_db_per_cm / expected - 1.0) < 0.10, (slope_db_per_cm, expected)
+
+
+def test_below_bone_is_noise_floor():
+    p = layered_patient([("skin", 2.0), ("subcutaneous_fat", 6.0), ("paraspinal_muscle", 90.0)],
+                        size_mm=(56.0, 50.0, 16.0), spacing_mm=0.4, bone_top_mm=15.0)
+    s = make_settings(probe="linear", frequency_mhz=7.5, depth_mm=40, output_px=128)
+    im = USImager(s, seed=0)
+    bd = im.beams(_scene(p))
+    r = im.setup.geom.r_mm
+    above = bd.envelope[:, (r > 10) & (r < 14)].mean()
+    surface = bd.envelope[:, (r > 14.5) & (r < 15.5)].max(axis=1).mean()
+    below = (r > 20) & (r < 39)  # 5 mm under the bone surface
+    noise = 10 ** (NOISE_DB / 20) * im.setup.tgc_gain[below] * np.sqrt(np.pi) / 2
+    ratio = bd.envelope[:, below].mean(axis=0) / noise
+    assert surface > 10 * above  # hyperechoic bone surface
+    assert np.all(ratio < 1.3) and np.all(ratio > 0.7), ratio.min()
+    assert bd.img8[:, below].max() < 1.0  # black on screen
+
+
+def _needle_peak(angle_deg: float) -> float:
+    p = layered_patient([("csf", 60.0)], size_mm=(56.0, 40.0, 16.0), spacing_mm=0.5)
+    s = make_settings(probe="linear", frequency_mhz=10.0, depth_mm=30, output_px=128,
+                      tgc_db=[])
+    im = USImager(s, seed=0)
+    a = np.deg2rad(angle_deg)
+    direction = np.array([np.cos(a), -np.sin(a), 0.0])  # in plane, descending to the right
+    point = np.array([0.0, -15.0, 0.0])
+    tip = point + 8.0 * direction
+    nd = Needle(gauge=22, length_mm=90, tip_mm=tuple(tip), direction=tuple(direction),
+                inserted_length_mm=30.0)
+    bd = im.beams(_scene(p, nd))
+    g = im.setup.geom
+    lines = np.abs(g.origins[:, 0]) < 1.0  # lines crossing the shaft near the point
+    return float(bd.envelope[lines].max())
+
+
+def test_needle_brightness_falls_with_insertion_angle():
+    angles = [20, 30, 40, 50, 60, 70]
+    peaks = [_needle_peak(a) for a in angles]
+    assert all(b < a for a, b in zip(peaks, peaks[1:], strict=False)), peaks
+    assert peaks[0] / peaks[-1] > 10.0  # > 20 dB between 20° and 70°
+
+
+def test_axial_resolution_matches_pulse_length():
+    # a soft-tissue/bone interface under anechoic fluid: its echo's envelope FWHM in depth
+    p = layered_patient([("csf", 60.0)], size_mm=(56.0, 50.0, 16.0), spacing_mm=0.25,
+                        bone_top_mm=20.0)
+    s = make_settings(probe="linear", frequency_mhz=5.0, n_cycles=3.0, depth_mm=30,
+                      output_px=400, tgc_db=[])
+    im = USImager(s, seed=0)
+    f = im.render(_scene(p), keep_envelope=True)
+    env = f.settings["_envelope"]
+    sp = f.spacing_mm[0]
+    col = env[:, env.shape[1] // 2 - 20: env.shape[1] // 2 + 20].mean(axis=1)
+    i = int(np.argmax(col))
+    half = col[i] / 2
+    lo = i
+    while col[lo] > half:
+        lo -= 1
+    hi = i
+    while col[hi] > half:
+        hi += 1
+    # linear interpolation of the half-maximum crossings
+    x_lo = lo + (half - col[lo]) / (col[lo + 1] - col[lo])
+    x_hi = hi - 1 + (col[hi - 1] - half) / (col[hi - 1] - col[hi])
+    fwhm = (x_hi - x_lo) * sp
+    expected = axial_fwhm_mm(s)  # n·λ/2
+    assert abs(i * sp - 20.0) < 0.5
+    assert abs(fwhm / expected - 1.0) < 0.10, (fwhm, expected)
+
+
+def test_fluid_and_vessel_are_anechoic_with_posterior_enhancement():
+    p = layered_patient([("paraspinal_muscle", 60.0)], size_mm=(56.0, 50.0, 30.0),
+                        spacing_mm=0.4, vessel=(0.0, 12.0, 3.0, "carotid"))
+    s = make_settings(probe="linear", frequency_mhz=7.5, depth_mm=30, output_px=128)
+    im = USImager(s, seed=0)
+    bd = im.beams(_scene(p))
+    g = im.setup.geom
+    r = g.r_mm
+    mid = np.abs(g.origins[:, 0]) < 1.5
+    side = np.abs(g.origins[:, 0]) > 8
+    lumen = bd.envelope[mid][:, (r > 10.5) & (r < 13.5)].mean()
+    tissue = bd.envelope[side][:, (r > 10.5) & (r < 13.5)].mean()
+    assert lumen < 0.1 * tissue
+    behind = bd.envelope[mid][:, (r > 17) & (r < 22)].mean()
+    beside = bd.envelope[side][:, (r > 17) & (r < 22)].mean()
+    assert behind > 1.2 * beside  # less attenuation through blood
+
+
+def test_frame_geometry_maps_pixels_to_patient(muscle):
+    s = make_settings(probe="curvilinear", depth_mm=60, output_px=128)
+    P = geometry.frame_from_axes([3.0, -0.5, 2.0], [1, 0, 0], [0, -1, 0])
+    f = USImager(s, seed=0).render(Scene(muscle, poses={"ProbeToPatient": P}))
+    assert f.pixels.shape == (128, 128) and f.pixels.dtype == np.uint8
+    # the top-centre pixel column at depth d sits d mm below the face centre
+    c = (f.shape[1] - 1) / 2
+    rows = np.array([0.0, 100.0])
+    pts = f.pixel_to_patient(np.array([c, c]), rows)
+    y0 = f.settings["ImageToProbe"][1, 3]
+    assert np.allclose(pts[:, 0], 3.0, atol=0.3)
+    assert np.allclose(pts[:, 1], -0.5 - (y0 + rows * f.spacing_mm[0]), atol=1e-6)
+    assert geometry.is_rigid(f.ImageToPatient)
