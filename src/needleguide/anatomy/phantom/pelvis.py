@@ -1,0 +1,271 @@
+"""Sacrum (foramina, hiatus, cornua), coccyx, ilium with the sacroiliac joint, and hips.
+
+The sacrum follows a kyphotic curve from the S1 end plate (its tilt is the sacral slope);
+the hip centres sit at the pelvic radius from the S1 end plate, tilted by the pelvic tilt
+(Legaye 1998). Dimensions: anthropometry.PelvisDims.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from needleguide.anatomy.phantom.anthropometry import PelvisDims, VertebraDims
+from needleguide.anatomy.phantom.sdf import (
+    Box,
+    Capsule,
+    Ellipsoid,
+    EllipticCylinder,
+    HalfSpace,
+    Intersect,
+    Subtract,
+    Union,
+)
+from needleguide.anatomy.phantom.spine import Level, SpineLayout, frame, tilt_axes
+from needleguide.anatomy.phantom.vertebra import BONE, Phases
+
+
+@dataclass
+class Pelvis:
+    s1: Level  # S1 as a vertebra (pose at the S1 body centre)
+    segments: list[np.ndarray]  # LocalToPatient of S1..S5 segment centres
+    seg_half_h: float
+    widths: list[float]  # half widths of each segment
+    thick: list[float]  # AP thickness of each segment
+    hips: dict[str, np.ndarray]  # side -> hip centre
+    neck_axis: dict[str, np.ndarray]
+    points: dict[str, np.ndarray]
+
+
+def s1_dims(p: PelvisDims) -> VertebraDims:
+    return VertebraDims("S1", body_width=p.s1_width, body_depth=p.s1_depth, body_height=26.0,
+                        pedicle_width=18.0, pedicle_height=16.0, pedicle_angle=30.0,
+                        canal_width=30.0, canal_depth=14.0, spinous_length=18.0,
+                        spinous_height=12.0, tp_span=p.sacrum_base_width, disc_below=0.0,
+                        facet_angle_below=0.0)
+
+
+def sacrum_layout(sp: SpineLayout, p: PelvisDims) -> Pelvis:
+    """Segment frames of the curved sacrum and the hip centres."""
+    tilt0 = sp.s1_tilt_deg
+    n = 5
+    seg_h = p.sacrum_length / n
+    frames = []
+    centre = sp.s1_endplate.copy()
+    widths, thick = [], []
+    for i in range(n):
+        tilt = tilt0 - p.sacral_kyphosis * (i + 0.5) / n
+        up, ant = tilt_axes(tilt)
+        c = centre - up * seg_h / 2
+        frames.append(frame(c, up, ant))
+        centre = c - up * seg_h / 2
+        widths.append(p.sacrum_base_width / 2 * (1.0 - 0.72 * i / (n - 1)) if i < 2
+                      else p.sacrum_base_width / 2 * (0.78 - 0.5 * (i - 1) / (n - 1)))
+        thick.append(52.0 - 8.5 * i)
+    up1, ant1 = tilt_axes(tilt0)
+    s1c = sp.s1_endplate - up1 * 13.0
+    s1 = Level("S1", s1_dims(p), frame(s1c, up1, ant1), tilt0)
+    pt = np.radians(p.pelvic_tilt)
+    hip_mid = sp.s1_endplate + p.pelvic_radius * np.array([0.0, np.sin(pt), -np.cos(pt)])
+    hips = {"right": hip_mid + np.array([p.hip_separation / 2, 0, 0]),
+            "left": hip_mid - np.array([p.hip_separation / 2, 0, 0])}
+    nsa = np.radians(p.neck_shaft_angle - 90.0)
+    av = np.radians(p.anteversion)
+    neck = {}
+    for side, s in (("right", 1), ("left", -1)):
+        v = np.array([s * np.cos(nsa) * np.cos(av), -np.cos(nsa) * np.sin(av), -np.sin(nsa)])
+        neck[side] = v / np.linalg.norm(v)
+    return Pelvis(s1, frames, seg_h / 2, widths, thick, hips, neck, {})
+
+
+def _seg(pv: Pelvis, i: int, x, y, z) -> np.ndarray:
+    T = pv.segments[i]
+    return T[:3, :3] @ np.array([x, y, z], float) + T[:3, 3]
+
+
+def sij_frame(pv: Pelvis, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """SIJ plane (side s): centre, normal towards the ilium, in-plane posterior t, axis."""
+    T = pv.segments[1]
+    beta = np.radians(22.0)
+    c = _seg(pv, 1, s * (pv.widths[1] + 4.0), -6.0, 4.0)
+    n = T[:3, :3] @ np.array([s * np.cos(beta), -np.sin(beta), 0.0])
+    t = T[:3, :3] @ np.array([-s * np.sin(beta), -np.cos(beta), 0.0])
+    ax = T[:3, 2].copy()
+    return c, n, t, ax
+
+
+def sacrum_strokes(ph: Phases, pv: Pelvis, deg: dict) -> None:
+    """Sacral bone (bodies, lateral masses, ala), cornua and coccyx, cut at both SIJs."""
+    shapes = []
+    for i, T in enumerate(pv.segments):
+        w = pv.widths[i]
+        th = pv.thick[i]
+        body_r = (max(25.0 - 3.5 * i, 9.0), max(18.0 - 2.5 * i, 7.0))
+        shapes.append(EllipticCylinder(T, radii=body_r, half_height_mm=pv.seg_half_h + 1.0,
+                                       round_mm=2.0))
+        shapes.append(Box(frame(_seg(pv, i, 0, -th / 2 + body_r[1], 0), T[:3, 2], T[:3, 1]),
+                          half_mm=(w, th / 2, pv.seg_half_h + 1.0), round_mm=4.0))
+    # S1 ala rises a little above the sacral end plate laterally
+    shapes.append(Box(frame(_seg(pv, 0, 0, -4.0, 4.0), pv.segments[0][:3, 2],
+                            pv.segments[0][:3, 1]),
+                      half_mm=(pv.widths[0], 16.0, pv.seg_half_h), round_mm=5.0))
+    bone = Union(shapes)
+    cuts = []
+    for s in (1, -1):
+        c, n, t, ax = sij_frame(pv, s)
+        cuts.append(HalfSpace(c - n * 1.0, n, extent_mm=200.0))
+    ph.add("bone", Intersect([bone, *cuts]), "sacrum")
+    # cornua beside the hiatus and the median crest
+    for s in (1, -1):
+        ph.add("bone", Ellipsoid(frame(_seg(pv, 4, s * 6.5, -pv.thick[4] + 12.0, 3.0),
+                                       pv.segments[4][:3, 2], pv.segments[4][:3, 1]),
+                                 radii=(3.5, 4.0, 6.0)), "sacrum")
+    # coccyx: three small segments continuing the curve forwards
+    T = pv.segments[-1]
+    base = T[:3, 3] - T[:3, 2] * pv.seg_half_h
+    up, ant = T[:3, 2], T[:3, 1]
+    cc = []
+    for k in range(3):
+        tilt_rot = np.radians(12.0 * (k + 1))
+        u = up * np.cos(tilt_rot) - ant * np.sin(tilt_rot)
+        a = ant * np.cos(tilt_rot) + up * np.sin(tilt_rot)
+        c = base - u * (5.0 + 9.0 * k)
+        cc.append(Ellipsoid(frame(c, u, a), radii=(9.0 - 2.0 * k, 6.0 - 1.0 * k, 5.0)))
+    ph.add("bone", Union(cc), "coccyx")
+    pv.points["coccyx_tip"] = base - up * 32.0 + ant * 8.0
+
+
+def sacral_canal_strokes(ph: Phases, pv: Pelvis) -> dict:
+    """Sacral canal (epidural fat), foramina, hiatus and the sacrococcygeal ligament."""
+    pts: dict[str, np.ndarray] = {}
+    for i in range(4):
+        T = pv.segments[i]
+        cw = 15.0 - 2.2 * i
+        cd = 7.0 - 0.8 * i
+        yc = -pv.thick[i] + 30.0 - 2.5 * i
+        lab = "epidural_fat" if i < 3 else "sacral_hiatus"
+        ph.add("canal", EllipticCylinder(frame(_seg(pv, i, 0, yc, 0), T[:3, 2], T[:3, 1]),
+                                         radii=(cw, cd), half_height_mm=pv.seg_half_h + 1.5),
+               lab)
+        pts[f"S{i + 1}.canal"] = _seg(pv, i, 0, yc, 0)
+        # foramina: posterior and anterior openings from the canal, at the segment junction
+        for s, side in ((1, "right"), (-1, "left")):
+            xf = cw + 9.0 - 1.0 * i
+            zf = -pv.seg_half_h + 2.0
+            r = 5.0 - 0.6 * i
+            post = _seg(pv, i, s * xf, -pv.thick[i] + 18.0, zf)
+            ant = _seg(pv, i, s * (xf + 4.0), 26.0, zf - 4.0)
+            mid = _seg(pv, i, s * (cw - 2.0), yc, zf)
+            ph.add("canal", Union([Capsule(mid, post + (post - mid) * 0.5, r),
+                                   Capsule(mid, ant, r)]), "sacral_foramen",
+                   never_into=("epidural_fat", "sacral_hiatus"))
+            pts[f"S{i + 1}.foramen.{side}"] = post + (mid - post) * 0.15
+            pts[f"S{i + 1}.foramen_ventral.{side}"] = ant
+    # hiatus: posterior wall absent over S4–S5; opening filled with fat, roofed by ligament
+    T = pv.segments[4]
+    yc4 = -pv.thick[3] + 30.0 - 7.5
+    hz = 0.5 * 20.0
+    hz_c = _seg(pv, 4, 0, 0, 0)
+    del hz_c
+    th4 = pv.thick[4]
+    op = Box(frame(_seg(pv, 4, 0, -th4 + 10.0, 2.0), T[:3, 2], T[:3, 1]),
+             half_mm=(5.0, 6.0, hz), round_mm=2.0)
+    ph.add("canal", op, "sacral_hiatus")
+    ph.add("canal", Box(frame(_seg(pv, 3, 0, yc4 - 1.0, -6.0), pv.segments[3][:3, 2],
+                              pv.segments[3][:3, 1]), half_mm=(5.0, 4.0, 9.0), round_mm=2.0),
+           "sacral_hiatus")
+    lig = Box(frame(_seg(pv, 4, 0, -th4 + 3.0, 0.0), T[:3, 2], T[:3, 1]),
+              half_mm=(7.0, 1.6, hz + 6.0), round_mm=1.0)
+    ph.add("ligament", lig, "sacrococcygeal_ligament", never_into=BONE)
+    pts["sacral_hiatus"] = _seg(pv, 4, 0, -th4 + 10.0, 4.0)
+    pts["sacral_hiatus_apex"] = _seg(pv, 4, 0, -th4 + 8.0, hz + 2.0)
+    return pts
+
+
+def ilium_strokes(ph: Phases, pv: Pelvis, p: PelvisDims, z_crest: float) -> dict:
+    """Ilium (wing, crest, posterior tuberosity, body), ischium/pubis, SIJ space."""
+    pts: dict[str, np.ndarray] = {}
+    for s, side in ((1, "right"), (-1, "left")):
+        c, n, t, ax = sij_frame(pv, s)
+        keep = HalfSpace(c + n * 1.0, -n, extent_mm=300.0)
+        hip = pv.hips[side]
+        parts = []
+        # posterior ilium: thick block lateral to the joint
+        parts.append(Box(frame(c + n * 9.0 - ax * 4.0, ax, n), half_mm=(20.0, 10.0, 34.0),
+                         round_mm=5.0))
+        # wing: flared plate from the SIJ to the ASIS, top at the crest
+        crest_post = c + n * 10.0 - t * 12.0
+        crest_post[2] = z_crest - 8.0
+        asis = np.array([s * p.asis_width / 2, hip[1] + 48.0, hip[2] + 70.0])
+        crest_lat = np.array([s * p.iliac_crest_width / 2 - s * 8.0, hip[1] + 5.0, z_crest])
+        for a, b, r in ((crest_post, crest_lat, 6.5), (crest_lat, asis, 6.0)):
+            parts.append(Capsule(a, b, r))
+        wing_c = (crest_post + crest_lat + asis) / 3 + np.array([-s * 12.0, 0.0, -22.0])
+        span = asis - crest_post
+        span[2] = 0
+        wz = np.array([s * 0.35, 0.0, 1.0])
+        parts.append(Box(frame(wing_c, wz, np.cross(span / np.linalg.norm(span), wz)),
+                         half_mm=(np.linalg.norm(span) / 2 + 4.0, 3.5, 38.0), round_mm=3.0))
+        # body of the ilium down to the acetabulum, ischium and pubis
+        sciatic = c + n * 12.0 - ax * 30.0
+        parts.append(Capsule(sciatic, hip, 16.0, 22.0))
+        parts.append(Capsule(wing_c - np.array([0, 0, 25.0]), hip, 10.0, 18.0))
+        isch = hip + np.array([-s * 8.0, -28.0, -52.0])
+        parts.append(Capsule(hip, isch, 15.0, 13.0))
+        sym = np.array([s * 9.0, hip[1] + 52.0, hip[2] - 22.0])
+        parts.append(Capsule(hip + np.array([-s * 10.0, 18.0, 8.0]), sym, 11.0, 9.0))
+        parts.append(Capsule(sym + np.array([0, 0, -8.0]), isch, 8.0, 9.0))
+        R = p.femoral_head_diameter / 2 + 2 * p.cartilage_mm
+        ilium = Intersect([Subtract(Union(parts), Ellipsoid(frame(hip, (0, 0, 1), (0, 1, 0)),
+                                                            radii=(R, R, R))), keep])
+        ph.add("bone", ilium, "ilium")
+        ph.add("joint", Box(frame(c - ax * 2.0, ax, n), half_mm=(16.0, 1.1, 30.0),
+                            round_mm=1.0), "sij_space")
+        pts[f"sij.{side}.inferior"] = c - ax * 24.0 + t * 8.0
+        pts[f"sij.{side}.superior"] = c + ax * 18.0 + t * 4.0
+        pts[f"asis.{side}"] = asis
+        pts[f"iliac_crest.{side}"] = crest_lat
+        pts[f"psis.{side}"] = crest_post
+    return pts
+
+
+def hip_strokes(ph: Phases, pv: Pelvis, p: PelvisDims, z_bottom: float) -> dict:
+    """Acetabulum, capsule, cartilage, femoral head, neck, trochanters and upper shaft."""
+    pts: dict[str, np.ndarray] = {}
+    R = p.femoral_head_diameter / 2
+    cart = p.cartilage_mm
+    for s, side in ((1, "right"), (-1, "left")):
+        h = pv.hips[side]
+        v = pv.neck_axis[side]
+        base = h + v * (R + p.neck_length)
+        opening = np.array([s * 0.72, 0.32, -0.62])
+        opening /= np.linalg.norm(opening)
+        sph = frame(h, (0, 0, 1), (0, 1, 0))
+        socket = Subtract(Intersect([Ellipsoid(sph, radii=(R + 12.0,) * 3),
+                                     HalfSpace(h + opening * 6.0, opening, extent_mm=80.0)]),
+                          Ellipsoid(sph, radii=(R + 2 * cart,) * 3))
+        ph.add("bone", socket, "acetabulum")
+        ph.add("joint", Capsule(h, base, R + 7.0, 17.0), "hip_capsule", never_into=BONE)
+        ph.add("joint", Ellipsoid(sph, radii=(R + 2 * cart,) * 3), "hip_cartilage",
+               never_into=(*BONE,))
+        ph.add("joint", Ellipsoid(sph, radii=(R,) * 3), "femoral_head")
+        shaft_top = base + np.array([s * 6.0, -2.0, -14.0])
+        shaft_bot = np.array([shaft_top[0] - s * 10.0, shaft_top[1] + 4.0, z_bottom - 20.0])
+        neck = Union([
+            Capsule(h + v * (R * 0.55), base, 14.5, 17.0),
+            Ellipsoid(frame(base + np.array([s * 10.0, -8.0, 8.0]), (0, 0, 1), (0, 1, 0)),
+                      radii=(13.0, 16.0, 24.0)),  # greater trochanter
+            Capsule(shaft_top, shaft_bot, 16.0, 14.0),
+            Ellipsoid(frame(shaft_top + np.array([-s * 12.0, -8.0, -28.0]), (0, 0, 1),
+                            (0, 1, 0)), radii=(9.0, 9.0, 11.0)),  # lesser trochanter
+        ])
+        ph.add("joint", neck, "femoral_neck", never_into=("femoral_head",))
+        # the anterior head-neck junction, inside the capsule (the hip injection target)
+        ant = np.array([0.0, 1.0, 0.0]) - v * v[1]
+        ant /= np.linalg.norm(ant)
+        pts[f"hip.{side}.femoral_neck"] = h + v * (R * 1.15) + ant * 18.5
+        pts[f"hip.{side}.center"] = h
+        pts[f"hip.{side}.neck_base"] = base
+        pts[f"greater_trochanter.{side}"] = base + np.array([s * 10.0, -8.0, 8.0])
+    return pts

@@ -1,0 +1,183 @@
+"""Body habitus from BMI: skin, subcutaneous fat, trunk outline, muscles, kidneys, viscera.
+
+BMI mapping (documented in docs/anatomy.md):
+- posterior subcutaneous fat at L4 ``t_post = 6 + 1.6 (BMI - 18)`` mm (min 4 mm);
+  lateral ``1.25 t_post``, anterior abdominal ``1.6 t_post``, buttocks ``1.3 t_post``,
+  lower thorax ``0.8 t_post``. Calibrated so that the skin-to-lamina depth at L4 is
+  ~45 mm at BMI 22 (Sutton & Linter 1991: lumbar epidural space mostly 40–60 mm deep)
+  and the skin-to-target depth at the L4–L5 medial-branch target ~ 76 mm at BMI 35
+  (Rauch et al., RAPM 2009;34:340: 76 ± 15 mm at BMI > 30). Skin-to-epidural depth
+  correlates with BMI (Clinkscales CB et al., IJOA 2007;16:323).
+- visceral fat: the abdomen deepens by 3 mm per BMI unit above 24 (*assumption*).
+- muscle size scales by ``1 + 0.008 (BMI - 24)`` (clipped 0.9–1.2) (*assumption*: muscle
+  mass rises mildly with body mass).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from needleguide.anatomy.phantom.body import COLS, BodyLayers
+from needleguide.anatomy.phantom.pelvis import Pelvis, PelvisDims
+from needleguide.anatomy.phantom.sdf import Capsule, Ellipsoid, EllipticCylinder, Tube
+from needleguide.anatomy.phantom.spine import Level, frame
+from needleguide.anatomy.phantom.vertebra import LAB, Phases, geometry
+
+SKIN_MM = 2.0
+
+
+def fat_thickness_mm(bmi: float) -> float:
+    """Posterior subcutaneous fat thickness at L4 (mm) for a BMI (kg/m²)."""
+    return max(4.0, 6.0 + 1.6 * (bmi - 18.0))
+
+
+def muscle_scale(bmi: float) -> float:
+    return float(np.clip(1.0 + 0.008 * (bmi - 24.0), 0.9, 1.2))
+
+
+def body_layers(levels: dict[str, Level], pv: Pelvis, p: PelvisDims, bmi: float,
+                z_top: float, z_bottom: float, rng: np.random.Generator) -> BodyLayers:
+    """Cross-section table from T11 to below the hips."""
+    tf = fat_thickness_mm(bmi) * float(np.clip(1 + rng.normal(0, 0.08), 0.8, 1.2))
+    m = muscle_scale(bmi)
+    visc = 3.0 * max(bmi - 24.0, -4.0)
+    rows = []
+
+    def add(z, cy, ax, y_post, y_ant, w_post, w_ant, fpost, flat, fant, wall, y_back, cm):
+        rows.append((z, dict(cx=0.0, cy=cy, ax=ax, ay_post=cy - y_post, ay_ant=y_ant - cy,
+                             w_post=w_post, w_ant=w_ant, t_post=fpost, t_lat=flat,
+                             t_ant=fant, wall=wall, y_back=y_back, core_muscle=cm)))
+
+    order = ["T11", "T12", "L1", "L2", "L3", "L4", "L5"]
+    width = {"T11": 142, "T12": 140, "L1": 136, "L2": 131, "L3": 128, "L4": 136, "L5": 146}
+    for n in order:
+        lv = levels[n]
+        g = geometry(lv)
+        tip = lv.P(0, g["y_tip"], g["z_sp"])
+        ant = lv.P(0, lv.dims.body_depth / 2, 0)
+        y_post = tip[1] - 8.0 * m
+        thor = n in ("T11", "T12")
+        y_ant = ant[1] + (118.0 if not thor else 128.0) * m + (visc if not thor else 0.5 * visc)
+        k = 0.8 if thor else 1.0
+        add(lv.center[2], ant[1], width[n] * m, y_post, y_ant, 0.15, 0.8, tf * k,
+            1.25 * tf * k, 1.6 * tf * k, 13.0 if not thor else 16.0, ant[1] - lv.dims.
+            body_depth, 0.0)
+    s1 = pv.s1
+    hip = 0.5 * (pv.hips["right"] + pv.hips["left"])
+    sac_back = pv.segments[1][:3, 3] - pv.segments[1][:3, 1] * (pv.thick[1] - 14.0)
+    add(s1.center[2], s1.center[1] + 10.0, 152 * m, sac_back[1] - 26.0 * m,
+        hip[1] + 95.0 * m + visc, 0.2, 0.8, 1.2 * tf, 1.3 * tf, 1.5 * tf, 12.0, -1e4, 0.0)
+    add(hip[2] + 35.0, hip[1] - 15.0, 160 * m, sac_back[1] - 38.0 * m, hip[1] + 75.0 * m
+        + 0.6 * visc, 0.5, 0.7, 1.3 * tf, 1.25 * tf, 1.4 * tf, 10.0, -1e4, 0.0)
+    add(hip[2] - 5.0, hip[1] - 10.0, (p.hip_separation / 2 + 72.0) * m, hip[1] - 110.0 * m,
+        hip[1] + 62.0 * m + 0.3 * visc, 0.45, 0.6, 1.35 * tf, 1.2 * tf, 1.1 * tf, 10.0,
+        -1e4, 1.0)
+    add(z_bottom - 10.0, hip[1] - 10.0, (p.hip_separation / 2 + 70.0) * m,
+        hip[1] - 100.0 * m, hip[1] + 60.0 * m, 0.45, 0.6, 1.2 * tf, 1.2 * tf, 1.0 * tf, 10.0,
+        -1e4, 1.0)
+    rows.sort(key=lambda r: r[0])
+    z = np.array([r[0] for r in rows])
+    tab = np.array([[r[1][c] for c in COLS] for r in rows])
+    # extend the top row above T11
+    z = np.concatenate([z, [z_top + 20.0]])
+    tab = np.vstack([tab, tab[-1:]])
+    return BodyLayers(z, tab, skin_mm=SKIN_MM, skin_label=LAB["skin"],
+                      fat_label=LAB["subcutaneous_fat"], wall_label=LAB["muscle"],
+                      back_label=LAB["muscle"], core_label=LAB["soft_tissue"])
+
+
+def muscle_strokes(ph: Phases, levels: dict[str, Level], pv: Pelvis, p: PelvisDims, bmi: float
+                   ) -> None:
+    """Paraspinal (erector spinae + multifidus), psoas, iliacus, gluteal muscles, kidneys."""
+    m = muscle_scale(bmi)
+    into = ("muscle", "soft_tissue")
+    parts = []
+    for n, lv in levels.items():
+        g = geometry(lv)
+        d = lv.dims
+        lum = n.startswith("L")
+        rx = (26.0 if lum else 22.0) * m
+        ry = (22.0 if lum else 18.0) * m
+        if n == "L5":
+            rx, ry = 24.0 * m, 18.0 * m
+        for s in (1, -1):
+            parts.append(EllipticCylinder(
+                lv.sub((s * (rx + 4.0), g["yp"] - ry + 2.0, -d.body_height * 0.1),
+                       (0, 0, 1), (0, 1, 0)),
+                radii=(rx, ry), half_height_mm=d.body_height / 2 + d.disc_below + 4.0,
+                round_mm=0.0))
+    for i in range(3):
+        T = pv.segments[i]
+        for s in (1, -1):
+            rx, ry = (22.0 - 5 * i) * m, (13.0 - 3 * i) * m
+            c = T[:3, :3] @ np.array([s * (rx + 2.0), -pv.thick[i] + 12.0 - ry, 0]) + T[:3, 3]
+            parts.append(EllipticCylinder(frame(c, T[:3, 2], T[:3, 1]), radii=(rx, ry),
+                                          half_height_mm=pv.seg_half_h + 3.0))
+    for sh in parts:
+        ph.add("muscle", sh, "paraspinal_muscle", only_into=into)
+    # psoas: from T12 along the bodies, over the pelvic brim to the lesser trochanter
+    for s, side in ((1, "right"), (-1, "left")):
+        pts, rad = [], []
+        for n, r in (("T12", 5.0), ("L1", 8.0), ("L2", 11.0), ("L3", 15.0), ("L4", 18.0),
+                     ("L5", 20.0)):
+            lv = levels[n]
+            rr = r * m
+            pts.append(lv.P(s * (lv.dims.body_width / 2 + 0.6 * rr), -4.0 + 0.2 * rr,
+                            0.0))
+            rad.append(rr)
+        hip = pv.hips[side]
+        pts.append(hip + np.array([-s * 20.0, 22.0, 55.0]))
+        rad.append(18.0 * m)
+        pts.append(hip + np.array([-s * 12.0, 32.0, 0.0]))
+        rad.append(14.0 * m)
+        pts.append(hip + np.array([-s * 2.0, 20.0, -45.0]))
+        rad.append(11.0 * m)
+        ph.add("muscle", Tube(np.array(pts), np.array(rad)), "psoas", only_into=into)
+        # iliacus in the iliac fossa (generic muscle)
+        wing = np.array([s * 75.0, hip[1] + 10.0, hip[2] + 75.0])
+        ph.add("muscle", Ellipsoid(frame(wing, (s * 0.3, 0, 1), (s * -0.6, 0.8, 0)),
+                                   radii=(40.0, 12.0 * m, 38.0)), "muscle", only_into=into)
+        # gluteus maximus and medius
+        gmax = hip + np.array([-s * 8.0, -78.0 * m, 12.0])
+        ph.add("muscle", Ellipsoid(frame(gmax, (s * -0.35, 0.15, 1), (0, 1, 0)),
+                                   radii=(72.0 * m, 34.0 * m, 92.0)), "gluteal_muscle",
+               only_into=into)
+        gmed = np.array([s * (p.iliac_crest_width / 2 - 10.0), hip[1] - 15.0, hip[2] + 62.0])
+        ph.add("muscle", Ellipsoid(frame(gmed, (s * 0.35, 0, 1), (s * 0.3, 1, 0)),
+                                   radii=(20.0 * m, 55.0, 42.0)), "gluteal_muscle",
+               only_into=into)
+    # pelvic cavity (bladder, rectum, pelvic fat) as soft tissue inside the muscle core
+    hip = 0.5 * (pv.hips["right"] + pv.hips["left"])
+    ph.add("muscle", Ellipsoid(frame(hip + np.array([0, 5.0, 30.0]), (0, 0.3, 1), (0, 1, 0)),
+                               radii=(p.hip_separation / 2 - 38.0, 42.0, 55.0)),
+           "soft_tissue", only_into=("muscle",))
+
+
+def organ_strokes(ph: Phases, levels: dict[str, Level], rng: np.random.Generator) -> None:
+    """Kidneys (L1–L3, the right ~15 mm lower) and a few pockets of bowel gas."""
+    for s, n, dz in ((1, "L2", -5.0), (-1, "L1", 0.0)):
+        lv = levels[n]
+        c = lv.P(s * (lv.dims.body_width / 2 + 42.0), 8.0, dz)
+        ph.add("organ", Ellipsoid(frame(c, (s * 0.25, -0.1, 1), (s * 0.5, 1, 0)),
+                                  radii=(27.0, 20.0, 52.0)), "kidney",
+               only_into=("soft_tissue", "muscle"))
+    L1, L5 = levels["L1"], levels["L5"]
+    for _ in range(int(rng.integers(3, 7))):
+        z = float(rng.uniform(L5.center[2] - 20, L1.center[2]))
+        x = float(rng.uniform(-90, 90))
+        y = float(rng.uniform(L1.center[1] + 55, L1.center[1] + 100))
+        r = rng.uniform(6, 16, size=3)
+        ph.add("organ", Ellipsoid(frame((x, y, z), (0, 0, 1), (0, 1, 0)), radii=tuple(r)),
+               "internal_air", only_into=("soft_tissue",))
+
+
+def rib_strokes(ph: Phases, levels: dict[str, Level]) -> None:
+    from needleguide.anatomy.phantom.vertebra import rib
+
+    for n, k in (("T11", 1.0), ("T12", 0.7)):
+        for s in (1, -1):
+            ph.add("bone", rib(levels[n], s, k), "rib")
+
+
+__all__ = ["body_layers", "muscle_strokes", "organ_strokes", "rib_strokes",
+           "fat_thickness_mm", "muscle_scale", "Capsule"]

@@ -1,0 +1,55 @@
+"""``needleguide phantom`` through its real entry point."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from needleguide.cli import main
+
+
+def test_phantom_cli_writes_everything(tmp_path, capsys):
+    out = tmp_path / "ph"
+    rc = main(["phantom", "--region", "lumbar", "--bmi", "35", "--degeneration", "1",
+               "--seed", "2", "--spacing", "3", "--png-pixel", "2", "--out", str(out)])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "built in" in err
+    img = nib.load(str(out / "labels.nii.gz"))
+    lab = np.asarray(img.dataobj)
+    assert lab.dtype == np.uint8 and lab.max() > 40
+    assert np.allclose(np.linalg.norm(img.affine[:3, :3], axis=0), 3.0)
+    tissues = json.loads((out / "tissues.json").read_text())
+    assert tissues["6"]["name"] == "vertebral_body"
+    lms = json.loads((out / "landmarks.json").read_text())
+    assert lms["L4-L5.foramen.right"]["tissue"] == "foramen"
+    assert len(lms["sacral_hiatus"]["ras_mm"]) == 3
+    for stem in ("axial_L4-L5", "axial_L4", "sagittal_mid", "sagittal_right_foramina",
+                 "coronal"):
+        png = out / f"{stem}.png"
+        assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
+    assert not list(out.glob(".*"))  # no temporary leftovers
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--bmi", "5"], "bmi"),
+    (["--region", "thoracic"], "region"),
+    (["--degeneration", "7"], "degeneration"),
+    (["--spacing", "0.01"], "spacing"),
+])
+def test_phantom_cli_bad_input_is_one_line(tmp_path, capsys, args, field):
+    rc = main(["phantom", *args, "--out", str(tmp_path / "x")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error:") and field in err
+
+
+def test_phantom_cli_unwritable_out(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    rc = main(["phantom", "--spacing", "3", "--out", str(f)])
+    assert rc == 2
+    assert capsys.readouterr().err.strip().startswith("error: --out")

@@ -1,0 +1,204 @@
+"""The lumbar phantom: geometry, landmarks, BMI, degeneration, determinism, I/O."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from needleguide.anatomy.nifti import load_volume, save_labels
+from needleguide.anatomy.phantom import build_model
+
+LEVELS = ["T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1"]
+
+
+@pytest.fixture(scope="session")
+def lumbar_model():
+    return build_model("lumbar", bmi=28.0, degeneration=0, seed=0, spacing_mm=1.0)
+
+
+@pytest.fixture(scope="session")
+def lumbar_patient(lumbar_model):
+    return lumbar_model.to_patient()
+
+
+def _line_labels(model, start, direction, length_mm, step_mm=0.25):
+    """Labels along a ray (rendered from the model), and the distances of the samples."""
+    d = np.asarray(direction, float)
+    d = d / np.linalg.norm(d)
+    n = int(length_mm / step_mm) + 1
+    aff = np.eye(4)
+    aff[:3, 1] = d * step_mm
+    # two helper axes so the affine is invertible
+    e = np.cross(d, [1.0, 0, 0]) if abs(d[0]) < 0.9 else np.cross(d, [0, 1.0, 0])
+    e /= np.linalg.norm(e)
+    aff[:3, 0] = e * step_mm
+    aff[:3, 2] = np.cross(e, d) * step_mm
+    aff[:3, 3] = start
+    lab = model.render((1, n, 1), aff)[0, :, 0]
+    return lab, np.arange(n) * step_mm
+
+
+def _depth_to_skin(model, point, tissue_names):
+    """Distance (mm) from the skin surface straight posterior to the dorsal surface of the
+    structure (any of ``tissue_names``) at ``point``."""
+    ids = [model.tissues.label(t) for t in tissue_names]
+    lab, dist = _line_labels(model, point, [0, -1.0, 0], 250.0)
+    inside = np.isin(lab, ids)
+    last = np.nonzero(inside)[0]
+    # the dorsal surface: end of the first run of the structure along the ray
+    k = last[0]
+    while k + 1 < len(lab) and inside[k + 1]:
+        k += 1
+    air = np.nonzero(lab == 0)[0]
+    air = air[air > k]
+    return float(dist[air[0]] - dist[k])
+
+
+def test_levels_ordered_with_plausible_heights(lumbar_model):
+    V = lumbar_model.vertebrae
+    assert list(V) == LEVELS
+    z = [V[n].center_mm[2] for n in LEVELS]
+    assert all(a > b for a, b in zip(z, z[1:], strict=False))
+    for n in LEVELS[:-1]:
+        assert 20.0 <= V[n].body_height_mm <= 32.0
+        assert 33.0 <= V[n].body_width_mm <= 55.0
+        up = V[n].superior
+        assert abs(np.linalg.norm(up) - 1) < 1e-9 and up[2] > 0.85
+        for key in ("pedicle_right", "pedicle_left", "spinous_tip", "lamina_center"):
+            assert len(V[n].extra[key]) == 3
+        # right pedicle is to the patient's right, spinous tip posterior
+        assert V[n].extra["pedicle_right"][0] > V[n].extra["pedicle_left"][0]
+        assert V[n].extra["spinous_tip"][1] < V[n].center_mm[1] - 40
+    # centre-to-centre spacing = body + disc: 28–45 mm
+    gaps = np.diff(z[:-1])
+    assert np.all((-gaps > 28.0) & (-gaps < 45.0))
+    # lordosis L1–S1 close to the 50° target
+    lord = lumbar_model.meta["lordosis_L1_S1_deg"]
+    assert 35.0 <= lord <= 65.0
+
+
+def test_required_landmarks_present_and_inside_their_tissue(lumbar_model, lumbar_patient):
+    L = lumbar_model.landmarks
+    for name in ("L4-L5.foramen.right", "L5.medial_branch.right", "L4-L5.facet.right",
+                 "L4-L5.interlaminar", "sij.right.inferior", "sacral_hiatus",
+                 "hip.right.femoral_neck", "S1.foramen.right", "L4.spinous_tip",
+                 "L5-S1.foramen.left", "L3.medial_branch.left", "L2-L3.facet.left"):
+        assert name in L, name
+    wrong = {k: (v.tissue, lumbar_patient.tissue_name_at(v.position_mm))
+             for k, v in L.items() if lumbar_patient.tissue_name_at(v.position_mm) != v.tissue}
+    assert not wrong
+    assert len(L) > 100
+
+
+def test_foramina_open_to_the_outside_through_non_bone(lumbar_model, lumbar_patient):
+    p = lumbar_patient
+    bone = np.isin(p.labels, p.tissues.labels_in_group("bone"))
+    comp, _ = ndimage.label(~bone)
+    outside = comp[0, 0, 0]
+    assert p.labels[0, 0, 0] == 0
+    names = [k for k in lumbar_model.landmarks if ".foramen." in k]
+    assert len(names) >= 20
+    for k in names:
+        ijk = np.rint(p.voxel_of(lumbar_model.landmarks[k].position_mm)).astype(int)
+        assert comp[tuple(ijk)] == outside, k
+
+
+def test_skin_to_lamina_depth_grows_with_bmi_within_published_ranges():
+    depth_lam, depth_mb = {}, {}
+    for bmi in (20.0, 28.0, 35.0, 45.0):
+        m = build_model("lumbar", bmi=bmi, seed=0)
+        depth_lam[bmi] = _depth_to_skin(m, m.landmarks["L4.lamina.right"].position_mm,
+                                        ["lamina"])
+        depth_mb[bmi] = _depth_to_skin(m, m.landmarks["L4.medial_branch.right"].position_mm,
+                                       ["medial_branch"])
+    vals = [depth_lam[b] for b in sorted(depth_lam)]
+    assert all(a < b for a, b in zip(vals, vals[1:], strict=False)), depth_lam
+    # normal habitus: lumbar epidural space mostly 40–60 mm deep (Sutton & Linter 1991);
+    # the lamina lies a few mm shallower
+    assert 30.0 <= depth_lam[20.0] <= 60.0, depth_lam
+    # BMI > 30: 76 ± 15 mm to the medial-branch target (Rauch et al. RAPM 2009)
+    assert 61.0 <= depth_mb[35.0] <= 91.0, depth_mb
+    assert depth_mb[45.0] > depth_mb[35.0]
+
+
+def test_degeneration_reduces_disc_height():
+    h = {}
+    for grade in (0, 3):
+        m = build_model("lumbar", bmi=24.0, degeneration=grade, seed=3)
+        c = m.landmarks["L4-L5.disc"].position_mm
+        up = 0.5 * (m.vertebrae["L4"].superior + m.vertebrae["L5"].superior)
+        lab, dist = _line_labels(m, c - up * 25.0, up, 50.0)
+        h[grade] = float((lab == m.tissues.label("disc")).sum() * 0.25)
+        assert m.meta["disc_heights_mm"]["L4-L5"] > 0
+    assert h[3] < 0.8 * h[0], h
+    assert 8.0 <= h[0] <= 15.0, h
+
+
+def test_same_seed_same_labels_different_seed_differs():
+    a = build_model("lumbar", seed=5, spacing_mm=3.0).to_patient()
+    b = build_model("lumbar", seed=5, spacing_mm=3.0).to_patient()
+    c = build_model("lumbar", seed=6, spacing_mm=3.0).to_patient()
+    assert a.shape == b.shape and np.array_equal(a.labels, b.labels)
+    assert a.labels.shape != c.labels.shape or not np.array_equal(a.labels, c.labels)
+
+
+def test_nifti_round_trip(tmp_path, lumbar_patient):
+    p = lumbar_patient
+    path = save_labels(p.labels, p.VoxelToPatient, tmp_path / "labels.nii.gz")
+    data, aff = load_volume(path)
+    assert data.dtype == np.uint8 and np.array_equal(data, p.labels)
+    assert np.allclose(aff, p.VoxelToPatient)
+
+
+def test_every_named_structure_is_present(lumbar_patient):
+    present = set(np.unique(lumbar_patient.labels).tolist())
+    T = lumbar_patient.tissues
+    for name in ("vertebral_body", "pedicle", "lamina", "spinous_process",
+                 "transverse_process", "superior_articular_process",
+                 "inferior_articular_process", "facet_joint_space", "facet_capsule", "disc",
+                 "foramen", "sacrum", "sacral_foramen", "sacral_hiatus",
+                 "sacrococcygeal_ligament", "coccyx", "ilium", "sij_space", "femoral_head",
+                 "femoral_neck", "acetabulum", "hip_capsule", "hip_cartilage",
+                 "ligamentum_flavum", "epidural_fat", "dura", "csf", "spinal_cord",
+                 "nerve_root", "drg", "segmental_artery", "epidural_venous_plexus", "aorta",
+                 "ivc", "medial_branch", "skin", "subcutaneous_fat", "paraspinal_muscle",
+                 "psoas", "gluteal_muscle", "interspinous_ligament", "rib", "kidney"):
+        assert T.label(name) in present, name
+
+
+def test_centerlines_names_kinds_and_course(lumbar_model):
+    C = lumbar_model.centerlines
+    L = lumbar_model.landmarks
+    assert C["aorta"].kind == "artery" and C["aorta"].velocity_mm_s > 0
+    assert C["ivc"].kind == "vein"
+    for side in ("right", "left"):
+        seg = C[f"L4.segmental_artery.{side}"]
+        assert seg.kind == "artery" and seg.parent == "aorta"
+        rad = C[f"L4.radicular_artery.{side}"]
+        assert rad.parent == seg.name
+        f = L[f"L4-L5.foramen.{side}"].position_mm
+        assert np.min(np.linalg.norm(rad.points_mm - f, axis=1)) < 12.0
+        root = C[f"L4.nerve_root.{side}"]
+        assert root.kind == "nerve"
+        # the L4 root passes below the L4 pedicle through the L4-L5 foramen
+        assert np.min(np.linalg.norm(root.points_mm - f, axis=1)) < 10.0
+        ped = L[f"L4.pedicle.{side}"].position_mm
+        drg = L[f"L4.drg.{side}"].position_mm
+        assert drg[2] < ped[2]
+        assert f"L4.medial_branch.{side}" in C
+    assert "epidural_venous_plexus.right" in C
+
+
+def test_roi_is_rerendered_finely(lumbar_model, lumbar_patient):
+    c = lumbar_model.landmarks["L4-L5.facet.right"].position_mm
+    roi = lumbar_patient.roi(c, 30.0, 0.5)
+    assert roi.shape == (60, 60, 60)
+    assert np.allclose(roi.spacing_mm, 0.5)
+    from needleguide.anatomy.patient import resample_labels
+
+    nn = resample_labels(lumbar_patient.labels, lumbar_patient.VoxelToPatient, roi.shape,
+                         roi.VoxelToPatient)
+    agree = float((nn == roi.labels).mean())
+    assert 0.75 < agree < 1.0  # same anatomy, finer surfaces
+    assert roi.tissue_name_at(c) == "facet_joint_space"
