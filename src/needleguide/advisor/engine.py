@@ -30,7 +30,7 @@ GRADE_SCORES: dict[str, int] = {
     "favoured": 8, "standard": 7, "may-be": 5, "no-data": 4, "disfavoured": 3,
     "not-recommended": 2, "against-guideline": 1,
 }
-# Ties are broken in this fixed order (no evidence ranks tied modalities).
+# Ties: available before unavailable, then this fixed order (no evidence ranks ties).
 TIE_ORDER: tuple[str, ...] = MODALITIES
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
@@ -254,7 +254,8 @@ def advise(request: AdviceRequest | None = None, *, bmi_flag: float = BMI_FLAG_D
                 f"{scores[m]} ({band(scores[m])})", evidence=list(base)))
             scores[m] = 1
 
-    order = sorted(MODALITIES, key=lambda m: (-scores[m], TIE_ORDER.index(m)))
+    order = sorted(MODALITIES, key=lambda m: (-scores[m], not req.available(m),
+                                              TIE_ORDER.index(m)))
     ranking = [RankedModality(modality=m, score=scores[m], available=req.available(m),
                               reasons=reasons[m]) for m in order]
 

@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         table = Table(title="needleguide procedures", show_lines=True)
         for col in ("id", "targets (default)", "US", "FL views", "needle", "volumes mL",
                     "avoid"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         for p in procs:
             targets = ", ".join(p.target_names()) or "— (no phantom region)"
             us = f"{p.us.probe}, {p.us.view}, {p.us.technique}"
