@@ -132,3 +132,28 @@ def test_procedures_cli_json_and_table(capsys):
     assert "lumbar-transforaminal" in out and "sacral_hiatus" in out
     assert main(["procedures", "elbow"]) == 2
     assert "carpal-tunnel" in capsys.readouterr().err
+
+
+def _phantom_landmarks(region: str) -> set[str]:
+    try:
+        from needleguide.anatomy.phantom import build_model
+
+        return set(build_model(region).landmarks)
+    except ImportError:  # region builder not in this checkout yet
+        pytest.skip(f"{region} phantom builder not available")
+
+
+@pytest.mark.parametrize("region", ["lumbar", "cervical"])
+def test_phantom_targets_exist_at_every_simulated_level_and_side(region):
+    names = _phantom_landmarks(region)
+    checked = 0
+    for p in load_catalogue():
+        if p.phantom_region != region:
+            continue
+        for lv in p.simulated_levels() or (None,):
+            for side in ("left", "right") if p.default_side else (None,):
+                for t in p.target_names(level=lv, side=side):
+                    assert t in names, (p.id, t)
+                    checked += 1
+    assert checked >= (40 if region == "lumbar" else 20)
+    assert get_procedure("stellate-ganglion").simulated_levels() == ("C6",)

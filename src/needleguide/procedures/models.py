@@ -92,6 +92,7 @@ class Procedure(BaseModel):
     targets: tuple[str, ...] = ()
     target_description: str
     levels: tuple[str, ...] = ()
+    phantom_levels: tuple[str, ...] | None = None  # levels the phantom names (None: all)
     default_level: str | None = None
     default_side: Literal["left", "right"] | None = None
     neuraxial: bool = False  # intrathecal / epidural injection possible (gadolinium rule)
@@ -118,6 +119,10 @@ class Procedure(BaseModel):
             raise ValueError(f"{self.id}: default_level must be one of {self.levels}")
         if not self.levels and self.default_level is not None:
             raise ValueError(f"{self.id}: default_level without levels")
+        if self.phantom_levels is not None and (
+                not set(self.phantom_levels) <= set(self.levels)
+                or self.default_level not in self.phantom_levels):
+            raise ValueError(f"{self.id}: phantom_levels must be levels and hold the default")
         uses_level = any("{level}" in t for t in self.targets)
         if uses_level and not self.levels:
             raise ValueError(f"{self.id}: targets use {{level}} but no levels are listed")
@@ -150,6 +155,12 @@ class Procedure(BaseModel):
         if not self.levels:
             raise UserError(f"--level: procedure {self.id!r} takes no level (got {level!r})")
         return check_choice("--level", level, list(self.levels))
+
+    def simulated_levels(self) -> tuple[str, ...]:
+        """Levels whose targets exist in the phantom (empty for level-less procedures)."""
+        if self.phantom_region is None:
+            return ()
+        return self.levels if self.phantom_levels is None else self.phantom_levels
 
     def resolve_side(self, side: str | None) -> str | None:
         if side is None:
