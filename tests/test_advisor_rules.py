@@ -52,6 +52,16 @@ def test_no_rule_appraisal_or_procedure_cites_a_missing_row():
         assert r.description, f"rule {r.id} has no description"
 
 
+def test_every_evidence_row_is_used():
+    from needleguide.advisor.engine import ENGINE_ROWS
+    from needleguide.procedures import load_catalogue
+
+    used = load_appraisals().cited() | set(ENGINE_ROWS)
+    used |= {e for r in RULES for e in r.evidence}
+    used |= {e for p in load_catalogue() for e in p.evidence}
+    assert load_evidence().ids - used == set()
+
+
 def test_missing_rows_are_reported():
     fake = Rule("fake", "cites a row that does not exist", ("no-such-row",), "score",
                 lambda c: [])

@@ -33,6 +33,8 @@ GRADE_SCORES: dict[str, int] = {
 # Ties: available before unavailable, then this fixed order (no evidence ranks ties).
 TIE_ORDER: tuple[str, ...] = MODALITIES
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+# Rows the engine itself cites (DSA default appraisal; the ACR 1-9 scale).
+ENGINE_ROWS: tuple[str, ...] = ("iv-yeungnam-spine", "gl-acr-ac")
 
 
 def band(score: int) -> str:
@@ -106,6 +108,8 @@ def missing_evidence(table: AppraisalTable | None = None,
             for mod, a in by_mod.items():
                 if m := ev.missing(a.evidence):
                     out[f"appraisal {pid}/{mod}"] = m
+    if m := ev.missing(ENGINE_ROWS):
+        out["engine"] = m
     for r in RULES if rules is None else rules:
         if m := ev.missing(r.evidence):
             out[f"rule {r.id}"] = m
@@ -296,13 +300,15 @@ def _availability_warnings(pid: str, order: list[str], scores: dict[str, int],
 
 def _certainty_note(top: RankedModality) -> AdvisorWarning:
     ev = load_evidence()
-    rows = sorted({e for r in top.reasons for e in r.evidence})
-    levels = sorted({ev[i].certainty for i in rows},
+    behind = {e for r in top.reasons for e in r.evidence}
+    rows = sorted(behind | {"gl-acr-ac"})
+    levels = sorted({ev[i].certainty for i in behind},
                     key=["moderate", "consensus", "low", "very-low", "not-graded"].index)
     return AdvisorWarning(
         severity="info",
         text=f"Certainty behind '{top.modality}': {', '.join(levels)}; trials are small and "
-        "mostly single-centre, so treat scores as ordinal guidance",
+        "mostly single-centre. Scores follow the ACR 1-9 pattern (ACR criteria themselves "
+        "cover diagnostic imaging only): ordinal guidance",
         evidence=rows)
 
 
