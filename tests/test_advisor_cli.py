@@ -87,7 +87,7 @@ def test_cds_hooks_cards_follow_the_schema(pid, capsys):
     assert rc == 0
     resp = json.loads(out)
     check_cds_hooks_response(resp)
-    assert resp["cards"][0]["extension"]["needleguide-ranking"][0]["score"] >= 1
+    assert resp["cards"][0]["extension"]["org.needleguide.ranking"][0]["score"] >= 1
 
 
 def test_cds_hooks_critical_card_and_links(capsys):

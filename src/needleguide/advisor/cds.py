@@ -97,7 +97,7 @@ def to_cds_hooks(advice: Advice) -> dict[str, Any]:
                "isRecommended": True}],
         "selectionBehavior": "at-most-one",
         "links": _links(top_rows),  # may be empty: links are optional
-        "extension": {"needleguide-ranking": [
+        "extension": {"org.needleguide.ranking": [
             {"modality": r.modality, "score": r.score} for r in advice.ranking]},
     }]
     for i, w in enumerate(advice.warnings):
