@@ -157,3 +157,26 @@ def test_phantom_targets_exist_at_every_simulated_level_and_side(region):
                     checked += 1
     assert checked >= (40 if region == "lumbar" else 20)
     assert get_procedure("stellate-ganglion").simulated_levels() == ("C6",)
+
+
+def test_us_views_match_the_ultrasound_imager():
+    """The catalogue's view names, regions and probes are the ones the US imager knows."""
+    views = pytest.importorskip("needleguide.us.views")
+    assert set(US_VIEWS) == set(views.VIEWS)
+    for p in load_catalogue():
+        if p.phantom_region is None:
+            continue
+        for v in (p.us.view, p.us.survey_view):
+            if v is None:
+                continue
+            region, probe = views.VIEW_INFO[v][:2]
+            assert region == p.phantom_region, (p.id, v)
+            assert probe == p.us.probe, (p.id, v)
+
+
+def test_fl_views_are_known_to_the_c_arm():
+    carm = pytest.importorskip("needleguide.fluoro.carm")
+    assert set(FL_VIEWS) <= set(carm.VIEWS)
+    for p in load_catalogue():
+        for side in ("left", "right") if p.default_side else (None,):
+            assert set(p.fluoro_view_names(side=side)) <= set(carm.VIEWS), p.id
