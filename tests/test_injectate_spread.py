@@ -123,7 +123,7 @@ def test_intrathecal_contrast_pools_dependently(spine, position, sign):
 
 
 def test_facet_stays_in_the_capsule_until_capacity_then_ruptures(spine):
-    p = SpreadParams(facet_capacity_ml=1.2)
+    p = SpreadParams(facet_capacity_ml=1.2, capsule_fill_fraction=1.0)
     inj = Injectate(spine, p).inject(spine.landmark("facet.right"), volume_ml=2.0,
                                      rate_ml_s=0.25)  # 8 s
     joint = {spine.tissues.label(n) for n in ("facet_joint_space", "facet_capsule")}
@@ -137,6 +137,21 @@ def test_facet_stays_in_the_capsule_until_capacity_then_ruptures(spine):
         out_ml = vals[~inside].sum() * 1e-3 / C
         assert out_ml == pytest.approx(0.25 * t - 1.2, rel=0.05)
         assert vals[inside].sum() * 1e-3 / C == pytest.approx(1.2, rel=0.02)
+
+
+def test_facet_capsule_distends_into_its_recesses_before_rupture(spine):
+    # capsule voxels hold half their volume: the joint alone holds < 1.2 mL, so the
+    # capsule distends along the canal axis (superior / inferior recesses), not sideways
+    inj = Injectate(spine, SpreadParams(facet_capacity_ml=1.2, capsule_fill_fraction=0.5))
+    inj.inject(spine.landmark("facet.right"), volume_ml=1.15, rate_ml_s=0.25)
+    labels, vals, pts = labels_under(spine, inj.iodine_mg_ml(10.0))
+    joint = np.isin(labels, [spine.tissues.label(n) for n in ("facet_joint_space",
+                                                              "facet_capsule")])
+    assert (~joint).any()  # some of it sits in the recesses
+    assert np.all(np.abs(pts[~joint, 0] - 19.0) <= 4.5)  # within the capsule's footprint
+    assert np.all(np.abs(pts[~joint, 1] + 16.0) <= 7.0)
+    assert np.all(np.abs(pts[~joint, 2]) > 10.0)  # above or below the capsule
+    check_conservation(inj, 10.0)
 
 
 def test_partial_pattern_at_a_boundary(spine):

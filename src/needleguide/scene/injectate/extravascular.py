@@ -193,10 +193,11 @@ def fibre_texture(patient: Patient, labels: np.ndarray, grid, p: SpreadParams,
 
 
 class JointModel(ExtravascularModel):
-    """Intra-articular: the joint space and its capsule fill from the tip; below the
-    capacity the capsule distends evenly outward into the tissue around it when the
-    joint's own voxels hold less than the capacity; above it the capsule ruptures at the
-    front (the voxel reached last) and the excess spreads into the soft tissue there."""
+    """Intra-articular: the joint space and its capsule fill from the tip. When the joint's
+    own voxels hold less than the capacity, the capsule distends into its superior and
+    inferior recesses (along the canal axis: an *assumption*) until it does. Above the
+    capacity the capsule ruptures at the front (the voxel reached last) and the excess
+    spreads into the soft tissue there."""
 
     _JOINT_NAMES = {
         Compartment.FACET: ("facet_joint_space", "facet_capsule"),
@@ -227,13 +228,22 @@ class JointModel(ExtravascularModel):
         if seeds.size:  # keep only the joint the tip is in (connected component)
             comp, _ = ndimage.label(joint, structure=np.ones((3, 3, 3)))
             joint = np.isin(comp, np.unique(comp.ravel()[seeds]))
-        # the capsule distends evenly into the soft tissue around it up to the capacity
-        for _ in range(int(np.ceil(20.0 / h))):
-            if joint.sum() * h**3 >= cap_mm3 or not seeds.size:
+        space = joint & (labels != (patient.tissues.label("facet_capsule")
+                                    if "facet_capsule" in patient.tissues else -1))
+        frac = np.where(space, 1.0, p.capsule_fill_fraction)
+        # the capsule distends into its recesses, along the canal axis, up to the capacity
+        axis = int(np.argmax(np.abs(canal_axis(patient, self.tip_mm))))
+        line = np.zeros((3, 3, 3), bool)
+        line[tuple(slice(None) if a == axis else 1 for a in range(3))] = True
+        recess = np.zeros_like(joint)
+        for _ in range(int(np.ceil(25.0 / h))):
+            if (frac * (joint | recess)).sum() * h**3 >= cap_mm3 or not seeds.size:
                 break
-            joint = joint | (ndimage.binary_dilation(joint) & soft)
+            recess |= ndimage.binary_dilation(joint | recess, structure=line) & soft & ~joint
+        frac = np.where(recess, 1.0, frac)
+        joint = joint | recess
         costs = step_costs(h)
-        cap = np.where(joint, h**3, 0.0)
+        cap = np.where(joint, frac * h**3, 0.0)
         order, dist, _ = ordered_flood(joint, seeds, costs, cap, weight=None, seed_cost=d0)
         jf = Fill(grid, order, np.cumsum(cap.ravel()[order]), np.zeros(order.size, np.int64),
                   [joint], dist).truncated(cap_mm3)

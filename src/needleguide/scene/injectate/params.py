@@ -85,6 +85,9 @@ class SpreadParams(BaseModel):
     """Sacroiliac joint capacity before extravasation (assumption)."""
     hip_capacity_ml: float = Field(12.0, gt=0.0, le=40.0)
     """Hip joint capacity before extravasation (assumption)."""
+    capsule_fill_fraction: float = Field(0.5, gt=0.0, le=1.0)
+    """Share of a capsule voxel the distending joint cavity occupies (the rest is the
+    capsule wall) (assumption)."""
 
     # --- intravascular -------------------------------------------------------------------
     arterial_velocity_mm_s: float = Field(150.0, gt=0.0, le=2000.0)
@@ -94,5 +97,8 @@ class SpreadParams(BaseModel):
     (assumption: slow, valveless plexus)."""
     capillary_washout_s: float = Field(0.3, gt=0.0, le=60.0)
     """Time constant of the capillary blush where an artery ends in tissue (assumption)."""
-    blush_radius_mm: float = Field(3.0, ge=0.0, le=15.0)
-    """Radius of that blush around an arterial end (assumption)."""
+    capillary_blood_fraction: float = Field(0.05, gt=0.0, le=0.5)
+    """Share of tissue volume that is capillary blood, which holds the blush around an
+    arterial end: the blush grows until it can hold the steady-state mixture (assumption)."""
+    blush_max_radius_mm: float = Field(15.0, ge=0.0, le=40.0)
+    """Largest blush radius around an arterial end; 0 disables the blush (assumption)."""

@@ -57,9 +57,12 @@ class VascularModel:
         self._r_tip = r_tip
         lines = [c for c in patient.centerlines.values() if c.label == self.label]
         samples = [(_resample(c, 0.5 * h), c.name) for c in lines]
+        tube = self._downstream_samples(patient, s_tip) if self.centerline is not None else None
 
         def setup(grid, labels):
             allowed = labels == self.label
+            if tube is not None:  # the lumen along the centerlines, whatever is painted there
+                allowed |= self._tube(grid, *tube)
             if self.centerline is not None and samples:
                 allowed = self._downstream(grid, allowed, samples, s_tip)
             cap = np.where(allowed, h**3, 0.0)
@@ -105,6 +108,48 @@ class VascularModel:
             return None, 0.0, None, 0.0
         return best[1], best[2], float(best[3]), float(best[1].velocity_mm_s)
 
+    def _downstream_samples(self, patient: Patient, s_tip: float):
+        """Points and radii of the tip's centerline beyond the tip and of every branch
+        that leaves it (recursively) beyond the tip."""
+        h = self.params.grid_spacing_mm
+        pts, arc, rad = _resample(self.centerline, 0.25 * h)
+        keep = arc >= s_tip - h
+        out_p, out_r = [pts[keep]], [rad[keep]]
+        todo = [(self.centerline.name, pts[keep])]
+        while todo:
+            name, ppts = todo.pop()
+            for c in patient.centerlines.values():
+                if c.parent != name or c.label != self.label or ppts.size == 0:
+                    continue
+                d = np.linalg.norm(ppts - np.asarray(c.points_mm[0], float), axis=1).min()
+                if d > 3.0 * h + float(np.max(c.radii_mm)):
+                    continue  # branches off upstream of the tip
+                cp, _, cr = _resample(c, 0.25 * h)
+                out_p.append(cp)
+                out_r.append(cr)
+                todo.append((c.name, cp))
+        return np.concatenate(out_p), np.concatenate(out_r)
+
+    @staticmethod
+    def _tube(grid, pts: np.ndarray, radii: np.ndarray) -> np.ndarray:
+        """Voxels of ``grid`` within the radius of the nearest centerline sample (at least
+        0.6 voxel, so that the lumen stays connected)."""
+        h = grid.spacing_mm
+        rmax = max(float(radii.max()), 0.6 * h)
+        lo = np.floor((pts.min(0) - rmax) / h).astype(int) - np.array(grid.lo)
+        hi = np.ceil((pts.max(0) + rmax) / h).astype(int) - np.array(grid.lo) + 1
+        lo = np.clip(lo, 0, np.array(grid.shape))
+        hi = np.clip(hi, 0, np.array(grid.shape))
+        out = np.zeros(grid.shape, bool)
+        if np.any(hi <= lo):
+            return out
+        ijk = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi, strict=True)],
+                                   indexing="ij"), axis=-1).reshape(-1, 3)
+        d, i = cKDTree(pts).query((ijk + np.array(grid.lo)) * h)
+        inside = d <= np.maximum(radii[i], 0.6 * h)
+        out[tuple(ijk[inside].T)] = True
+        return out
+
     def _downstream(self, grid, allowed, samples, s_tip: float) -> np.ndarray:
         """``allowed`` minus the voxels whose nearest centerline sample lies on the tip's
         centerline before the tip (upstream)."""
@@ -119,11 +164,12 @@ class VascularModel:
         return out.reshape(allowed.shape)
 
     def _blush_mask(self, labels: np.ndarray, patient: Patient) -> np.ndarray:
-        """Tissue within ``blush_radius_mm`` of the arterial ends (the far ends of the
-        flood that are not on the grid border), where exiting contrast blushes."""
-        fill, h = self.fill, self.params.grid_spacing_mm
-        if fill.order.size == 0 or self.params.blush_radius_mm <= 0:
-            return np.zeros(fill.grid.shape, bool)
+        """Tissue around the arterial ends (the far ends of the flood that are not on the
+        grid border) whose capillary blood can hold the steady-state outflow (Q+q)·τ."""
+        fill, p, h = self.fill, self.params, self.params.grid_spacing_mm
+        none = np.zeros(fill.grid.shape, bool)
+        if fill.order.size == 0 or p.blush_max_radius_mm <= 0:
+            return none
         dist = np.full(fill.grid.size, -np.inf)
         dist[fill.order] = fill.dist
         dist = dist.reshape(fill.grid.shape)
@@ -131,10 +177,17 @@ class VascularModel:
         ends = (dist == peak) & np.isfinite(dist) & (dist > 0.5 * float(fill.dist.max()))
         ends[[0, -1], :, :] = ends[:, [0, -1], :] = ends[:, :, [0, -1]] = False
         if not ends.any():
-            return np.zeros(fill.grid.shape, bool)
+            return none
         d = ndimage.distance_transform_edt(~ends, sampling=h)
-        bone = np.isin(labels, patient.tissues.labels_in_group("bone") + [0])
-        return (d <= self.params.blush_radius_mm) & ~bone & (labels != self.label)
+        tissue = ~np.isin(labels, patient.tissues.labels_in_group("bone") + [0])
+        tissue &= ~self.lumen_mask()
+        q = max(s * i.rate_ml_s for i, s in self.injections) * 1000.0
+        need = (self.flow_mm3_s + q) * p.capillary_washout_s / p.capillary_blood_fraction
+        for r in np.arange(h, p.blush_max_radius_mm + 1e-9, h):
+            region = (d <= r) & tissue
+            if region.sum() * h**3 >= need:
+                break
+        return region
 
     # ---- kinetics -----------------------------------------------------------------------
     @property

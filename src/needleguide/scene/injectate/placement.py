@@ -1,0 +1,73 @@
+"""Needle-tip positions that put the tip in a chosen compartment of a patient, from its
+landmarks, vertebrae, centerlines and labels (for the ``contrast`` demo and tests). The
+tip only selects where the needle is; the pattern then follows from the model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from needleguide.anatomy.patient import Patient
+from needleguide.errors import UserError, check_choice
+
+PATTERNS = ("epidural", "intravascular", "intrathecal", "intra-articular", "soft-tissue")
+
+
+def _level_axes(patient: Patient, level: str) -> tuple[np.ndarray, np.ndarray]:
+    names = [n for n in level.split("-") if n in patient.vertebrae]
+    if not names:
+        return np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0])
+    s = np.sum([patient.vertebrae[n].superior for n in names], axis=0)
+    a = np.sum([patient.vertebrae[n].anterior for n in names], axis=0)
+    s = s / np.linalg.norm(s)
+    a = a - s * (a @ s)
+    return s, a / np.linalg.norm(a)
+
+
+def march(patient: Patient, start_mm, direction, tissue: str, step_mm: float = 0.25,
+          max_mm: float = 60.0) -> np.ndarray:
+    """First point from ``start_mm`` along ``direction`` whose tissue is ``tissue``."""
+    d = np.asarray(direction, float) / np.linalg.norm(direction)
+    ts = np.arange(0.0, max_mm, step_mm)
+    pts = np.asarray(start_mm, float) + ts[:, None] * d
+    hit = np.flatnonzero(patient.label_at(pts) == patient.tissues.label(tissue))
+    if hit.size == 0:
+        raise UserError(f"no {tissue} within {max_mm} mm of {np.round(start_mm, 1).tolist()}")
+    return pts[hit[0]]
+
+
+def tip_for_pattern(patient: Patient, pattern: str, level: str = "L4-L5",
+                    side: str = "right") -> np.ndarray:
+    """A tip (RAS mm) in the compartment that gives ``pattern`` at ``level``/``side``.
+
+    epidural: the interlaminar epidural target; intravascular: on the segmental artery of
+    the level's upper vertebra, 45 mm upstream of its radicular branch; intrathecal: 1 mm
+    into the CSF anterior to the interlaminar target; intra-articular: the facet joint;
+    soft-tissue: 10 mm into the paraspinal muscle behind the facet joint.
+    """
+    check_choice("pattern", pattern, PATTERNS)
+    check_choice("side", side, ("right", "left"))
+    sup, ant = _level_axes(patient, level)
+    if pattern == "epidural":
+        return patient.landmark(f"{level}.interlaminar")
+    if pattern == "intrathecal":
+        first = march(patient, patient.landmark(f"{level}.interlaminar"), ant, "csf")
+        return first + 1.0 * ant
+    if pattern == "intra-articular":
+        return patient.landmark(f"{level}.facet.{side}")
+    if pattern == "soft-tissue":
+        first = march(patient, patient.landmark(f"{level}.facet.{side}"), -ant,
+                      "paraspinal_muscle")
+        return first - 10.0 * ant
+    vert = level.split("-")[0]
+    name = f"{vert}.segmental_artery.{side}"
+    if name not in patient.centerlines:
+        raise UserError(f"level: no centerline {name!r} in this patient")
+    seg = patient.centerlines[name]
+    p = np.asarray(seg.points_mm, float)
+    arc = np.concatenate(([0.0], np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))))
+    s_branch = arc[-1] * 0.6
+    for c in patient.centerlines.values():
+        if c.parent == name:
+            s_branch = float(arc[np.argmin(np.linalg.norm(p - c.points_mm[0], axis=1))])
+    s = max(s_branch - 45.0, 0.25 * arc[-1])
+    return np.array([np.interp(s, arc, p[:, k]) for k in range(3)])
