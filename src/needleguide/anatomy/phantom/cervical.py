@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from needleguide.anatomy.patient import Landmark, Vertebra
-from needleguide.anatomy.phantom.cervical_geom import NAMES, SUBAXIAL, layout
+from needleguide.anatomy.phantom.cervical_geom import NAMES, SUBAXIAL, layout, tube
 from needleguide.anatomy.phantom.cervical_neural import (
     ROOTS,
     canal_strokes,
@@ -44,7 +44,6 @@ from needleguide.anatomy.phantom.cervical_vertebra import (
 from needleguide.anatomy.phantom.cervical_vessels import vessel_strokes
 from needleguide.anatomy.phantom.model import PhantomModel, PhantomParams
 from needleguide.anatomy.phantom.painter import Stroke
-from needleguide.anatomy.phantom.sdf import Tube
 
 
 @dataclass(frozen=True)
@@ -79,11 +78,8 @@ def build(params: PhantomParams, options: CervicalOptions | None = None) -> Phan
         capsules += caps
         joints += spaces
         discs += disc_strokes(lay, up, lo, deg)
-        a = np.array(lay.levels[up].info["spinous_tip"])
-        b = np.array(lay.levels[lo].info["spinous_tip"])
-        ligs.append(Stroke(Tube(np.array([a, b]), np.array([2.2, 2.2])),
-                           LAB("interspinous_ligament"), only_into=(LAB("neck_muscle"),
-                                                                    LAB("soft_tissue"))))
+        ligs += _interspinous(lay, up, lo)
+    ligs.append(_nuchal_ligament(lay))
     c2b, c12j, c12c = c2_extras(lay)
     at, _ = atlas(lay)
     oc, ocj, occ_c = occiput(lay)
@@ -96,9 +92,11 @@ def build(params: PhantomParams, options: CervicalOptions | None = None) -> Phan
     vis, vis_info = viscera_strokes(lay)
     vessels, vessel_cls = vessel_strokes(lay, rng)
 
+    # canal, foramina, discs and roots go before the bones, which overwrite them where
+    # they overlap (cheaper than 'never_into' masks over their large bounding boxes)
     strokes: list[Stroke] = (outline_strokes(ns) + muscle_strokes(ns) + vis + ligs + capsules
-                             + bone + discs + joints + foramen + canal_strokes(lay, deg)
-                             + roots + nerves + vessels)
+                             + foramen + canal_strokes(lay, deg) + discs + roots + bone
+                             + joints + nerves + vessels)
 
     landmarks = _landmarks(lay, nerve_lms, c12c, occ_c)
     for name, lm in landmarks.items():
@@ -116,6 +114,34 @@ def build(params: PhantomParams, options: CervicalOptions | None = None) -> Phan
     return PhantomModel(params=params, strokes=strokes, bounds_mm=(lo, hi), landmarks=landmarks,
                         centerlines={**vessel_cls, **root_cls, **nerve_cls},
                         vertebrae=_vertebrae(lay), meta=meta)
+
+
+def _interspinous(lay, up: str, lo: str) -> list[Stroke]:
+    """Interspinous ligament between two spinous processes (root, middle and tip bands;
+    the tip band is the supraspinous ligament)."""
+    U, L = lay.levels[up], lay.levels[lo]
+    out = []
+    for f in (0.15, 0.5, 0.85, 1.0):
+        pts = []
+        for lv in (U, L):
+            root = lv.P(0.0, -lv.D / 2 - lv.canal_d - 2.5, -1.5)
+            tip = np.array(lv.info["spinous_tip"])
+            pts.append(root + f * (tip - root))
+        out.append(Stroke(tube(np.array(pts), np.array([1.8, 1.8])), LAB("interspinous_ligament"),
+                          only_into=(LAB("neck_muscle"), LAB("soft_tissue"))))
+    return out
+
+
+def _nuchal_ligament(lay) -> Stroke:
+    """Ligamentum nuchae: midline septum from the C7 spinous tip to the external occipital
+    protuberance, passing behind the C2–C6 spinous tips."""
+    pts = [np.array(lay.levels["C7"].info["spinous_tip"])]
+    for n in ("C6", "C5", "C4", "C3", "C2"):
+        lv = lay.levels[n]
+        pts.append(np.array(lv.info["spinous_tip"]) + lv.V(0.0, -6.0, 0.0))
+    pts.append(lay.levels["C1"].P(0.0, -60.0, 38.0))
+    return Stroke(tube(np.array(pts), np.full(len(pts), 1.4)), LAB("interspinous_ligament"),
+                  only_into=(LAB("neck_muscle"), LAB("soft_tissue")))
 
 
 def settle(strokes: list[Stroke], p_mm: np.ndarray, label: int, reach_mm: float = 2.0,

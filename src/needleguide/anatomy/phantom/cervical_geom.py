@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from needleguide.anatomy.phantom.sdf import F, Shape
+from needleguide.anatomy.phantom.sdf import Capsule, F, Shape, Union
 
 # name: body width W, depth D, height H (mm), disc height below (mm), canal width, canal
 # depth (mm), spinous length (lamina junction -> tip, mm), spinous down-slope (deg)
@@ -238,3 +238,12 @@ class SectionColumn(Shape):
         """The same column with both semi-axes enlarged by ``mm`` (negative shrinks)."""
         return SectionColumn(self.zs, self.cx, self.cy, self.a, self.b, self.z_lo,
                              self.z_hi, self.grow_mm + mm)
+
+
+def tube(points_mm, radii_mm) -> Union:
+    """A polyline tube as a union of tapered capsules: the painter paints each capsule
+    over its own small bounding box (much cheaper than one long tube's box)."""
+    P = np.asarray(points_mm, float)
+    R = np.broadcast_to(np.asarray(radii_mm, float), (len(P),))
+    return Union([Capsule(P[i], P[i + 1], float(R[i]), float(R[i + 1]))
+                  for i in range(len(P) - 1)])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from needleguide.anatomy.patient import Centerline
-from needleguide.anatomy.phantom.cervical_geom import SUBAXIAL, SectionColumn, SpineLayout
+from needleguide.anatomy.phantom.cervical_geom import SUBAXIAL, SectionColumn, SpineLayout, tube
 from needleguide.anatomy.phantom.cervical_upper import FM_C, FM_R
 from needleguide.anatomy.phantom.cervical_vertebra import (
     BONE,
@@ -25,11 +25,10 @@ from needleguide.anatomy.phantom.cervical_vertebra import (
     tp_w,
 )
 from needleguide.anatomy.phantom.painter import Stroke
-from needleguide.anatomy.phantom.sdf import Capsule, Ellipsoid, Subtract, Tube
+from needleguide.anatomy.phantom.sdf import Capsule, Ellipsoid, Subtract
 
 ROOTS = {"C3": ("C2", "C3"), "C4": ("C3", "C4"), "C5": ("C4", "C5"), "C6": ("C5", "C6"),
          "C7": ("C6", "C7"), "C8": ("C7", "T1"), "T1": ("T1", "T2")}
-SOLID = BONE + (LAB("disc"),)
 NERVE_R = 1.0
 # cord semi-axes (half width, half depth) mm by level (assumption from MRI norms)
 CORD = {"C1": (5.5, 4.3), "C2": (5.6, 4.2), "C3": (6.0, 4.1), "C4": (6.5, 4.0),
@@ -67,15 +66,16 @@ def _canal_columns(lay: SpineLayout) -> dict[str, SectionColumn]:
 
 
 def canal_strokes(lay: SpineLayout, deg: Degeneration) -> list[Stroke]:
-    """Epidural fat, ligamentum flavum, dura, CSF and cord, never into bone or disc."""
+    """Epidural fat, ligamentum flavum, dura, CSF and cord (painted before the bones and
+    discs, which overwrite them where they overlap)."""
     c = _canal_columns(lay)
     lf = Subtract(c["canal"].grown(1.5 + deg.flavum_mm), c["canal"].grown(-1.6 - deg.flavum_mm))
     lf = lf & c["posterior"]
-    return [Stroke(c["canal"], LAB("epidural_fat"), never_into=SOLID),
-            Stroke(lf, LAB("ligamentum_flavum"), never_into=SOLID),
-            Stroke(c["dura"], LAB("dura"), never_into=SOLID),
-            Stroke(c["csf"], LAB("csf"), never_into=SOLID),
-            Stroke(c["cord"], LAB("spinal_cord"), never_into=SOLID)]
+    return [Stroke(c["canal"], LAB("epidural_fat")),
+            Stroke(lf, LAB("ligamentum_flavum")),
+            Stroke(c["dura"], LAB("dura")),
+            Stroke(c["csf"], LAB("csf")),
+            Stroke(c["cord"], LAB("spinal_cord"))]
 
 
 def root_path(lay: SpineLayout, root: str, s: int) -> np.ndarray:
@@ -108,13 +108,12 @@ def root_strokes(lay: SpineLayout) -> tuple[list[Stroke], list[Stroke], dict[str
         for side, s in SIDES.items():
             a = L.P(s * (L.canal_w / 2 - 0.5), -L.D / 2 - 2.7, L.H / 2 + 4.5)
             b = L.P(s * (L.pillar_u + 1.5), -L.D / 2 - 2.5, L.H / 2 + 3.0)
-            foramen.append(Stroke(Capsule(a, b, 4.0), LAB("foramen"), never_into=SOLID))
+            foramen.append(Stroke(Capsule(a, b, 4.0), LAB("foramen")))
             P = root_path(lay, root, s)
             R = np.array([1.6, 1.8, 1.8, 2.0, 2.4])
-            roots.append(Stroke(Tube(P, R), LAB("nerve_root"), never_into=SOLID))
+            roots.append(Stroke(tube(P, R), LAB("nerve_root")))
             g = L.at(s * (L.pillar_u - 0.5), -L.D / 2 - 2.6, L.H / 2 + 1.8)
-            roots.append(Stroke(Ellipsoid(g, radii=(2.8, 2.4, 3.0)), LAB("drg"),
-                                never_into=SOLID))
+            roots.append(Stroke(Ellipsoid(g, radii=(2.8, 2.4, 3.0)), LAB("drg")))
             cls[f"nerve_root.{root}.{side}"] = Centerline(f"nerve_root.{root}.{side}", "nerve",
                                                           P, R, LAB("nerve_root"))
     return foramen, roots, cls
@@ -175,13 +174,13 @@ def nerve_strokes(lay: SpineLayout, deg: Degeneration
         for name in ("C3", "C4", "C5", "C6", "C7"):
             P, lm = medial_branch_path(lay, name, s, deg)
             R = np.full(len(P), NERVE_R)
-            strokes.append(Stroke(Tube(P, R), LAB("medial_branch"), never_into=BONE))
+            strokes.append(Stroke(tube(P, R), LAB("medial_branch"), never_into=BONE))
             cls[f"medial_branch.{name}.{side}"] = Centerline(f"medial_branch.{name}.{side}",
                                                              "nerve", P, R, LAB("medial_branch"))
             lms[f"{name}.medial_branch.{side}"] = lm
         P, lm = third_occipital_path(lay, s, deg)
         R = np.full(len(P), NERVE_R)
-        strokes.append(Stroke(Tube(P, R), LAB("third_occipital_nerve"), never_into=BONE))
+        strokes.append(Stroke(tube(P, R), LAB("third_occipital_nerve"), never_into=BONE))
         cls[f"third_occipital_nerve.{side}"] = Centerline(f"third_occipital_nerve.{side}",
                                                           "nerve", P, R,
                                                           LAB("third_occipital_nerve"))

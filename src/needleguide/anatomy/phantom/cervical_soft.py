@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from needleguide.anatomy.phantom.cervical_geom import SectionColumn, SpineLayout
+from needleguide.anatomy.phantom.cervical_geom import SectionColumn, SpineLayout, tube
 from needleguide.anatomy.phantom.cervical_vertebra import BONE, LAB, SIDES
 from needleguide.anatomy.phantom.painter import Stroke
-from needleguide.anatomy.phantom.sdf import Box, Ellipsoid, Tube
+from needleguide.anatomy.phantom.sdf import Box, Ellipsoid, Union
 
 SKIN_MM = 1.6
 # lean section per level: half width a0, half depth b0, centre offset from the body centre (y)
@@ -100,9 +100,9 @@ def outline_strokes(ns: NeckSections) -> list[Stroke]:
             Stroke(ns.column(0.0), LAB("soft_tissue"))]
 
 
-def _lv_tube(lay: SpineLayout, pts: list[tuple[str, tuple[float, float, float]]], r) -> Tube:
+def _lv_tube(lay: SpineLayout, pts: list[tuple[str, tuple[float, float, float]]], r) -> Union:
     P = np.array([lay.levels[n].P(*p) for n, p in pts])
-    return Tube(P, np.broadcast_to(np.asarray(r, float), (len(P),)).copy())
+    return tube(P, np.broadcast_to(np.asarray(r, float), (len(P),)).copy())
 
 
 def muscle_strokes(ns: NeckSections) -> list[Stroke]:
@@ -117,13 +117,13 @@ def muscle_strokes(ns: NeckSections) -> list[Stroke]:
         upper = n in ("C1", "C2")
         a, b, off = (46.0, 36.0, -D / 2 - 30.0) if upper else (44.0, 33.0, -D / 2 - 28.0)
         if n in ("T1", "T2"):
-            a = 52.0
+            a, b = 52.0, 36.0
         c = L.P(0, off, 0)
         rows.append((c[2], c[0], c[1], a, b))
     c = lv["C1"].P(0, -40.0, 40.0)
     rows.append((c[2], c[0], c[1], 55.0, 30.0))
     c = lv["T2"].P(0, -lv["T2"].D / 2 - 30.0, -40.0)
-    rows.insert(0, (c[2], c[0], c[1], 52.0, 33.0))
+    rows.insert(0, (c[2], c[0], c[1], 52.0, 36.0))
     z, x, y, a, b = np.array(rows).T
     out = [Stroke(SectionColumn(z, x, y, a, b, z_lo=ns.rows[0, 0], z_hi=z[-1]), mus,
                   only_into=soft)]
@@ -134,11 +134,13 @@ def muscle_strokes(ns: NeckSections) -> list[Stroke]:
             th = SCM_ANGLE[n]
             p = ns.lean_point(n, th, s, 6.0)
             tang = np.array([s * np.cos(np.radians(th)), -np.sin(np.radians(th)), 0.0])
-            P.append(p + 5.0 * tang)
-            Q.append(p - 5.0 * tang)
+            P.append(p + 7.0 * tang)
+            Q.append(p - 7.0 * tang)
         r = np.array([6.0, 6.0, 5.8, 5.5, 5.2, 5.0, 4.8, 4.5, 4.0])
-        out += [Stroke(Tube(np.array(P), r), mus, only_into=soft),
-                Stroke(Tube(np.array(Q), r), mus, only_into=soft)]
+        mid = (np.array(P) + np.array(Q)) / 2
+        out += [Stroke(tube(np.array(P), r * 0.85), mus, only_into=soft),
+                Stroke(tube(np.array(Q), r * 0.85), mus, only_into=soft),
+                Stroke(tube(mid, r), mus, only_into=soft)]
         W = {n: lv[n].W for n in lv}
         Dh = {n: lv[n].D / 2 for n in lv}
         out.append(Stroke(_lv_tube(lay, [  # anterior scalene
@@ -160,7 +162,7 @@ def muscle_strokes(ns: NeckSections) -> list[Stroke]:
             ("C7", (s * 46.0, -32.0, 0.0)), ("T2", (s * 55.0, -40.0, -10.0))],
             [5.0, 6.0, 6.5, 7.0, 7.0]), mus, only_into=soft))
         # longus colli / capitis: two bands per side on the front of the bodies
-        for u, dv, r in ((6.5, 2.5, 3.0), (11.0, 1.2, 3.0)):
+        for u, dv, r in ((4.5, 2.4, 2.6), (8.0, 2.1, 2.8), (11.5, 1.3, 2.8)):
             pts = [("C1", (s * (u + 2.0), 14.0, 14.0)), ("C1", (s * (u + 1.0), 13.0, 0.0))]
             pts += [(n, (s * u, lv[n].D / 2 + dv, 0.0)) for n in
                     ("C2", "C3", "C4", "C5", "C6", "C7", "T1", "T2")]

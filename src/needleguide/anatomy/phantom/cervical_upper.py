@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from needleguide.anatomy.phantom.cervical_geom import SpineLayout, _rot
+from needleguide.anatomy.phantom.cervical_geom import SpineLayout, _rot, tube
 from needleguide.anatomy.phantom.cervical_vertebra import BONE, LAB, SIDES
 from needleguide.anatomy.phantom.painter import Stroke
 from needleguide.anatomy.phantom.sdf import (
@@ -22,7 +22,6 @@ from needleguide.anatomy.phantom.sdf import (
     HalfSpace,
     Intersect,
     Subtract,
-    Tube,
     Union,
 )
 
@@ -58,7 +57,7 @@ def atlas(lay: SpineLayout) -> tuple[list[Stroke], dict]:
     out: list[Stroke] = []
     arch = [c1.P(13.2 * np.cos(a), -3.0 + 13.2 * np.sin(a), 0.0)
             for a in np.radians([28, 55, 90, 125, 152])]
-    out.append(Stroke(Tube(np.array(arch), np.full(5, 3.2)), LAB("lamina")))
+    out.append(Stroke(tube(np.array(arch), np.full(5, 3.2)), LAB("lamina")))
     out.append(Stroke(Ellipsoid(c1.at(0, 11.0, 0), radii=(5.0, 3.0, 5.5)), LAB("spinous_process")))
     info: dict = {}
     for side, s in SIDES.items():
@@ -67,7 +66,7 @@ def atlas(lay: SpineLayout) -> tuple[list[Stroke], dict]:
                           LAB("vertebral_body")))
         post = np.array([c1.P(s * 15.5, -10.0, 0.5), c1.P(s * 12.5, -20.0, 1.0),
                          c1.P(s * 6.5, -27.0, 1.5), c1.P(0.0, -29.0, 1.5)])
-        out.append(Stroke(Tube(post, np.full(4, 3.3)), LAB("lamina")))
+        out.append(Stroke(tube(post, np.full(4, 3.3)), LAB("lamina")))
         box = Box(c1.at(s * 31.0, -4.0, 0.0), half_mm=(8.5, 5.5, 4.0), round_mm=1.5)
         cut = Capsule(c1.P(s * 27.0, -4.0, -7.0), c1.P(s * 27.0, -4.0, 7.0), 3.1)
         out.append(Stroke(Subtract(box, cut), LAB("transverse_process")))
@@ -95,7 +94,7 @@ def occiput(lay: SpineLayout) -> tuple[list[Stroke], list[Stroke], dict[str, np.
     fm = EllipticCylinder(c1.at(*FM_C), radii=FM_R, half_height_mm=14.0)
     shell = Subtract(skull_shape(lay), Union([skull_shape(lay, -SKULL_T), fm]))
     post = Intersect([shell, HalfSpace(c1.P(0, 8.0, 0), c1.V(0, 1, 0))])
-    bone = [Stroke(post, occ)]
+    bone = [Stroke(skull_shape(lay, -SKULL_T), LAB("soft_tissue")), Stroke(post, occ)]
     # basiocciput / clivus: plate from the basion up and forward
     a, b = np.array([0.0, 6.5, 17.0]), np.array([0.0, 24.0, 46.0])
     x = c1.V(*(b - a))

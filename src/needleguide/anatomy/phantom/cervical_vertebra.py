@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from needleguide.anatomy.phantom.cervical_geom import FACET_DEG, SUBAXIAL, Level, SpineLayout, _rot
+from needleguide.anatomy.phantom.cervical_geom import (
+    FACET_DEG,
+    SUBAXIAL,
+    Level,
+    SpineLayout,
+    _rot,
+    tube,
+)
 from needleguide.anatomy.phantom.painter import Stroke
 from needleguide.anatomy.phantom.sdf import (
     Box,
@@ -25,7 +32,6 @@ from needleguide.anatomy.phantom.sdf import (
     HalfSpace,
     Intersect,
     Subtract,
-    Tube,
     Union,
 )
 from needleguide.anatomy.tissues import default_tissue_table
@@ -197,22 +203,28 @@ def vertebra_strokes(lay: SpineLayout, name: str, deg: Degeneration) -> dict[str
                                          radii=(4.2, 4.5, 5.0)), tp))
             info[f"tp_tip.{side}"] = b.round(2).tolist()
             continue
+        hw = 3.0
+        wc = -1.0 if name == "C2" else wtp
         if name == "C2":
-            u0, u1, v0, v1, hw = W / 2 - 1.0, W / 2 + 11.5, -D / 2 - 3.0, -D / 2 + 8.0, 3.0
-            wc = -1.0
-        else:
-            ext = 24.0 if name == "C7" else 18.0
-            u0, u1, v0, v1, hw = W / 2 - 1.0, W / 2 + ext, pv + 3.0, -D / 2 + 9.5, 3.0
-            wc = wtp
-        box = Box(lv.at(s * (u0 + u1) / 2, (v0 + v1) / 2, wc),
-                  half_mm=((u1 - u0) / 2, (v1 - v0) / 2, hw), round_mm=1.5)
+            u0, u1, v0, v1 = W / 2 - 1.0, W / 2 + 11.5, fv - fr - 1.6, fv + fr + 1.8
+        elif name == "C7":  # long, no anterior tubercle, small foramen (no artery)
+            u0, u1, v0, v1 = W / 2 - 1.0, W / 2 + 24.0, -D / 2 - 4.0, -D / 2 + 4.5
+        else:  # ring round the foramen (anterior and posterior roots)
+            u0, u1, v0, v1 = W / 2 - 1.0, fu + fr + 1.6, fv - fr - 1.6, fv + fr + 1.6
+        parts = [Box(lv.at(s * (u0 + u1) / 2, (v0 + v1) / 2, wc),
+                     half_mm=((u1 - u0) / 2, (v1 - v0) / 2, hw), round_mm=1.5)]
+        if name in ("C3", "C4", "C5", "C6"):  # intertubercular lamella (gutter floor)
+            la, lb, lc, ld = fu, W / 2 + 16.5, -D / 2 - 5.0, -D / 2 + 8.0
+            parts.append(Box(lv.at(s * (la + lb) / 2, (lc + ld) / 2, wc - 0.5),
+                             half_mm=((lb - la) / 2, (ld - lc) / 2, hw - 0.5), round_mm=1.2))
+            u1 = lb
         cuts = [Capsule(lv.P(s * fu, fv, wc - hw - 3.0), lv.P(s * fu, fv, wc + hw + 3.0), fr)]
         if name != "C2":  # gutter for the exiting root on the upper surface
             cuts.append(Capsule(lv.P(s * (W / 2 + 4.0), -D / 2 - 5.0, wc + hw + 0.6),
                                 lv.P(s * (W / 2 + 18.5), -D / 2 + 0.5, wc + hw + 0.2), 2.4))
-        bone.append(Stroke(Subtract(box, Union(cuts)), tp))
+        bone.append(Stroke(Subtract(Union(parts), Union(cuts)), tp))
         info[f"transverse_foramen.{side}"] = lv.P(s * fu, fv, wc).round(2).tolist()
-        info[f"tp_tip.{side}"] = lv.P(s * u1, (v0 + v1) / 2, wc).round(2).tolist()
+        info[f"tp_tip.{side}"] = lv.P(s * u1, fv - 2.0, wc).round(2).tolist()
         if name in ("C3", "C4", "C5", "C6"):
             if name == "C6":  # Chassaignac's tubercle: larger and more anterior
                 c, r = (s * (W / 2 + 14.0), -D / 2 + 10.0, wc - 1.0), (4.2, 4.0, 5.0)
@@ -273,16 +285,16 @@ def disc_strokes(lay: SpineLayout, up: str, lo: str, deg: Degeneration) -> list[
     h = lay.disc_h[f"{up}-{lo}"]
     W, D = (U.W + L.W) / 2, (U.D + L.D) / 2
     out = [Stroke(EllipticCylinder(Dj, radii=(W / 2 - 0.5, D / 2 - 0.3), half_height_mm=h / 2 + 0.6,
-                                   round_mm=0.5), LAB("disc"), never_into=BONE)]
+                                   round_mm=0.5), LAB("disc"))]
     if deg.grade > 0:
         T = Dj.copy()
         T[:3, 3] = Dj[:3, :3] @ np.array([0.0, -D / 2 + 0.8, 0.0]) + Dj[:3, 3]
         out.append(Stroke(Ellipsoid(T, radii=(6.0, 0.9 + 0.6 * deg.grade, max(h / 2, 1.2))),
-                          LAB("disc"), never_into=BONE))
+                          LAB("disc")))
     return out
 
 
-def first_rib(lay: SpineLayout, s: int) -> Tube:
+def first_rib(lay: SpineLayout, s: int) -> Union:
     """First rib from the T1 costovertebral joint round to its costal cartilage (T1 frame)."""
     t1 = lay.levels["T1"]
     pu, pv = t1.pillar_u, t1.pillar_v
@@ -291,7 +303,7 @@ def first_rib(lay: SpineLayout, s: int) -> Tube:
            (s * 47.0, 5.0, -15.0), (s * 44.0, 24.0, -26.0), (s * 34.0, 40.0, -36.0),
            (s * 25.0, 48.0, -42.0)]
     P = np.array([t1.P(*p) for p in pts])
-    return Tube(P, np.array([3.2, 3.6, 3.8, 4.0, 4.2, 4.2, 4.0, 3.8]))
+    return tube(P, np.array([3.2, 3.6, 3.8, 4.0, 4.2, 4.2, 4.0, 3.8]))
 
 
 __all__ = ["Degeneration", "SIDES", "BONE", "LAB", "vertebra_strokes", "facet_joint_strokes",

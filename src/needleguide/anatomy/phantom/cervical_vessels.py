@@ -18,10 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from needleguide.anatomy.patient import Centerline
-from needleguide.anatomy.phantom.cervical_geom import SpineLayout
+from needleguide.anatomy.phantom.cervical_geom import SpineLayout, tube
 from needleguide.anatomy.phantom.cervical_vertebra import BONE, LAB, SIDES, tp_w, transverse_foramen
 from needleguide.anatomy.phantom.painter import Stroke
-from needleguide.anatomy.phantom.sdf import Tube
 
 VELOCITY_MM_S = {"carotid": 250.0, "internal_carotid": 250.0, "external_carotid": 180.0,
                  "vertebral_artery": 150.0, "internal_jugular": 150.0, "radicular_artery": 50.0}
@@ -83,7 +82,7 @@ def vessel_strokes(lay: SpineLayout, rng: np.random.Generator
         R[-3:] = rva * 0.9
         cls[f"vertebral_artery.{side}"] = Centerline(f"vertebral_artery.{side}", "artery", P, R, va,
                                                      VELOCITY_MM_S["vertebral_artery"])
-        strokes.append(Stroke(Tube(P, R), va, never_into=BONE))
+        strokes.append(Stroke(tube(P, R), va, never_into=BONE))
         cp = carotid_paths(lay, s)
         k = int(cp["_ica_start"][0])
         P = cp["carotid"]
@@ -91,20 +90,20 @@ def vessel_strokes(lay: SpineLayout, rng: np.random.Generator
         R[k] = 3.8  # carotid bulb
         cls[f"carotid.{side}"] = Centerline(f"carotid.{side}", "artery", P, R, car,
                                             VELOCITY_MM_S["carotid"])
-        strokes.append(Stroke(Tube(P, R), car, never_into=BONE))
+        strokes.append(Stroke(tube(P, R), car, never_into=BONE))
         P = cp["external_carotid"]
         R = np.full(len(P), 2.1)
         cls[f"external_carotid.{side}"] = Centerline(f"external_carotid.{side}", "artery", P, R,
                                                      car, VELOCITY_MM_S["external_carotid"],
                                                      parent=f"carotid.{side}")
-        strokes.append(Stroke(Tube(P, R), car, never_into=BONE))
+        strokes.append(Stroke(tube(P, R), car, never_into=BONE))
         P = cp["internal_jugular"]
         rj = (6.0 if s > 0 else 5.0) * float(rng.uniform(0.85, 1.15))
         R = np.full(len(P), rj)
         R[:2] = rj * 0.75
         cls[f"internal_jugular.{side}"] = Centerline(f"internal_jugular.{side}", "vein", P, R, ijl,
                                                      VELOCITY_MM_S["internal_jugular"])
-        strokes.append(Stroke(Tube(P, R), ijl, never_into=BONE))
+        strokes.append(Stroke(tube(P, R), ijl, never_into=BONE))
         # radicular branches: from the VA between the foramina into the C4-C7 foramina
         for up, lo in (("C3", "C4"), ("C4", "C5"), ("C5", "C6"), ("C6", "C7")):
             L = lay.levels[lo]
@@ -120,6 +119,6 @@ def vessel_strokes(lay: SpineLayout, rng: np.random.Generator
             cls[name] = Centerline(name, "artery", P, R, LAB("segmental_artery"),
                                    VELOCITY_MM_S["radicular_artery"],
                                    parent=f"vertebral_artery.{side}")
-            strokes.append(Stroke(Tube(P, np.full(3, 0.6)), LAB("segmental_artery"),
+            strokes.append(Stroke(tube(P, np.full(3, 0.6)), LAB("segmental_artery"),
                                   never_into=BONE + (LAB("nerve_root"), LAB("drg"))))
     return strokes, cls
