@@ -25,7 +25,7 @@ from needleguide.anatomy.phantom.painter import paint
 
 # columns of the per-z parameter table
 COLS = ("cx", "cy", "ax", "ay_post", "ay_ant", "w_post", "w_ant", "t_post", "t_lat", "t_ant",
-        "wall", "y_back", "core_muscle")
+        "wall", "y_back", "core_muscle", "x_back")
 
 
 @dataclass
@@ -37,8 +37,8 @@ class BodyLayers:
     0 = quartic superellipse, flatter); t_post / t_lat / t_ant: subcutaneous fat
     thickness (mm) behind, at the side and in front; wall: muscle-wall thickness inside
     the core outline (mm); y_back: core voxels with y below this are labelled
-    ``back_label`` (the posterior muscle block); core_muscle: where > 0.5 the whole core
-    gets ``back_label`` (hips, thighs).
+    ``back_label`` (the posterior muscle block) where |x - cx| < x_back; core_muscle:
+    where > 0.5 the whole core gets ``back_label`` (hips, thighs).
     """
 
     z_mm: np.ndarray
@@ -55,6 +55,7 @@ class BodyLayers:
         return {c: float(np.interp(z, self.z_mm, self.table[:, i])) for i, c in enumerate(COLS)}
 
     def render_into(self, labels: np.ndarray, VoxelToPatient: np.ndarray) -> np.ndarray:
+        """Label every voxel of ``labels`` (overwritten; air = 0) on the grid ``VoxelToPatient``."""
         A = np.ascontiguousarray(np.asarray(VoxelToPatient, np.float64)[:3, :4])
         _render(labels, A, np.ascontiguousarray(self.z_mm, np.float64),
                 np.ascontiguousarray(self.table, np.float64), float(self.skin_mm),
@@ -135,7 +136,7 @@ def _core_distance(x, y, row):
 
 
 @nb.njit(cache=True, inline="always")
-def _classify(d, t, y, row, skin):
+def _classify(d, t, y, ax_, row, skin):
     """(label slot 0..5 with 5 = outside, distance margin in mm to the next boundary)."""
     m = abs(d - t - skin)
     if d > t + skin:
@@ -146,9 +147,10 @@ def _classify(d, t, y, row, skin):
     m = min(m, abs(d))
     if d > 0.0:
         return 1, m
-    m = min(m, abs(y - row[11]))
-    if y < row[11]:
-        return 3, m
+    if ax_ < row[13]:
+        m = min(m, abs(y - row[11]))
+        if y < row[11]:
+            return 3, m
     m = min(m, abs(d + row[10]))
     if d > -row[10]:
         return 2, m
@@ -157,8 +159,7 @@ def _classify(d, t, y, row, skin):
     return 4, m
 
 
-@nb.njit(cache=True, parallel=True)
-def _render(labels, A, zk, tab, skin, labs):
+def _render_impl(labels, A, zk, tab, skin, labs):
     ni, nj, nk = labels.shape
     ncol = tab.shape[1]
     axis_aligned = (A[0, 1] == 0.0 and A[0, 2] == 0.0 and A[1, 0] == 0.0 and A[1, 2] == 0.0
@@ -170,23 +171,57 @@ def _render(labels, A, zk, tab, skin, labs):
         sy = abs(A[1, 1])
         for i in nb.prange(ni):
             x = A[0, 0] * i + A[0, 3]
+            buf = np.zeros((nk, nj), np.uint8)  # contiguous along j, copied transposed
             for k in range(nk):
                 row = rows[k]
+                # march along j: jump by the distance margin; where the class changed,
+                # bisect back to the first voxel of the new class (exact labels)
+                y = A[1, 1] * 0 + A[1, 3]
+                d, t = _core_distance(x, y, row)
+                slot, m = _classify(d, t, y, abs(x - row[0]), row, skin)
                 j = 0
                 while j < nj:
-                    y = A[1, 1] * j + A[1, 3]
-                    d, t = _core_distance(x, y, row)
-                    slot, m = _classify(d, t, y, row, skin)
-                    n = int(0.6 * m / sy)
+                    n = int(0.9 * m / sy)
                     if n < 1:
                         n = 1
-                    if j + n > nj:
-                        n = nj - j
+                    if j + n > nj - 1:
+                        n = nj - 1 - j
+                    if n <= 0:
+                        if slot < 5:
+                            buf[k, j] = labs[slot]
+                        break
+                    y2 = A[1, 1] * (j + n) + A[1, 3]
+                    d2, t2 = _core_distance(x, y2, row)
+                    slot2, m2 = _classify(d2, t2, y2, abs(x - row[0]), row, skin)
+                    if slot2 == slot:
+                        stop = j + n
+                    else:
+                        lo = j
+                        hi = j + n  # slot(lo) == slot, slot(hi) != slot
+                        while hi - lo > 1:
+                            mid = (lo + hi) // 2
+                            ym = A[1, 1] * mid + A[1, 3]
+                            dm, tm = _core_distance(x, ym, row)
+                            sm, mm = _classify(dm, tm, ym, abs(x - row[0]), row, skin)
+                            if sm == slot:
+                                lo = mid
+                            else:
+                                hi = mid
+                                slot2 = sm
+                                m2 = mm
+                        stop = hi
                     if slot < 5:
-                        lab = labs[slot]
-                        for jj in range(j, j + n):
-                            labels[i, jj, k] = lab
-                    j += n
+                        buf[k, j:stop] = labs[slot]
+                    j = stop
+                    slot = slot2
+                    m = m2
+                    if j == nj - 1:
+                        if slot < 5:
+                            buf[k, j] = labs[slot]
+                        break
+            for j in range(nj):
+                for k in range(nk):
+                    labels[i, j, k] = buf[k, j]
     else:
         for i in nb.prange(ni):
             row = np.empty(ncol)
@@ -197,9 +232,21 @@ def _render(labels, A, zk, tab, skin, labs):
                     z = A[2, 0] * i + A[2, 1] * j + A[2, 2] * k + A[2, 3]
                     _interp_row(z, zk, tab, row)
                     d, t = _core_distance(x, y, row)
-                    slot, m = _classify(d, t, y, row, skin)
+                    slot, m = _classify(d, t, y, abs(x - row[0]), row, skin)
                     if slot < 5:
                         labels[i, j, k] = labs[slot]
+
+
+_render_par = nb.njit(cache=True, parallel=True)(_render_impl)
+_render_ser = nb.njit(cache=True)(_render_impl)
+
+
+def _render(labels, A, zk, tab, skin, labs):
+    """Parallel for big grids; serial (no thread start-up) for small ones."""
+    if labels.size > 2_000_000:
+        _render_par(labels, A, zk, tab, skin, labs)
+    else:
+        _render_ser(labels, A, zk, tab, skin, labs)
 
 
 @nb.njit(cache=True)

@@ -13,7 +13,8 @@ import numpy as np
 from scipy import ndimage
 
 from needleguide.anatomy.patient import Landmark
-from needleguide.anatomy.phantom.painter import Stroke, paint
+from needleguide.anatomy.phantom.painter import Stroke, _paint_one
+from needleguide.anatomy.phantom.sdf import Union
 from needleguide.anatomy.tissues import TissueTable
 
 
@@ -27,22 +28,27 @@ def refine(candidates: list[tuple[str, np.ndarray, str, str]], strokes: list[Str
            tissues: TissueTable, half_mm: float = 6.0, sp: float = 0.5,
            depth_cap_mm: float = 2.0) -> dict[str, Landmark]:
     """Landmarks moved into their tissue. candidates: (name, RAS, tissue, description)."""
-    boxes = []
+    parts = []  # (shape, stroke) in painting order, Unions split as the painter does
     for st in strokes:
-        lo, hi = st.shape.bbox()
-        boxes.append((np.asarray(lo), np.asarray(hi)))
+        subs = st.shape.shapes if isinstance(st.shape, Union) and st.shape.smooth_mm == 0 \
+            else [st.shape]
+        parts.extend((sh, st) for sh in subs)
+    bb = np.array([np.concatenate([np.asarray(b[0], float), np.asarray(b[1], float)])
+                   for b in (sh.bbox() for sh, _ in parts)])
+    lo_all, hi_all = bb[:, :3], bb[:, 3:]
     n = int(round(2 * half_mm / sp)) + 1
     out: dict[str, Landmark] = {}
     for name, p, tissue, desc in candidates:
         p = np.asarray(p, float)
         lo_roi, hi_roi = p - half_mm - 1.0, p + half_mm + 1.0
-        sub = [st for st, (lo, hi) in zip(strokes, boxes, strict=True)
-               if np.all(hi >= lo_roi) and np.all(lo <= hi_roi)]
+        hit = np.nonzero(np.all(hi_all >= lo_roi, axis=1) & np.all(lo_all <= hi_roi, axis=1))[0]
         aff = _roi_affine(p, n, sp)
         lab = np.zeros((n, n, n), np.uint8)
         if body is not None:
             body.render_into(lab, aff)
-        paint(lab, aff, sub)
+        for idx in hit:
+            sh, st = parts[idx]
+            _paint_one(lab, aff, sh, st)
         mask = lab == tissues.label(tissue)
         if not mask.any():
             raise RuntimeError(f"landmark {name}: no {tissue} within {half_mm} mm of "

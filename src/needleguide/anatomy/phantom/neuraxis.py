@@ -61,9 +61,9 @@ def foramen_strokes(ph: Phases, U: Level, B: Level) -> dict:
         fp = foramen_points(U, B, s)
         du = U.dims
         c = fp["centre"] + fp["lat"] * 1.0
-        box = Box(_avg_frame(U, B, c), half_mm=(du.pedicle_width / 2 + 4.0,
-                                                du.canal_depth / 2 + 1.5,
-                                                fp["height"] / 2 + 2.0), round_mm=3.0)
+        box = Ellipsoid(_avg_frame(U, B, c), radii=(du.pedicle_width / 2 + 5.0,
+                                                    du.canal_depth / 2 + 2.5,
+                                                    fp["height"] / 2 + 3.0))
         ph.add("foramen", box, "foramen", never_into=(*BONE, LAB["disc"]))
         pts[side] = fp
     return pts
@@ -121,17 +121,16 @@ def canal_strokes(ph: Phases, levels: list[Level], pv: Pelvis, conus_level: str 
             tip = lv.P(0, lv.canal_y + 1.5, -d.body_height / 2 - 2.0)
             top = lv.P(0, lv.canal_y + 1.5, d.body_height / 2 + 2.0)
             cord.append(Capsule(top, tip, 4.5, 1.5))
-        else:  # cauda equina: bundle in the posterior sac
-            cord.append(canal_segment(lv, z_lo, z_hi, dy=-0.5,
-                                      shrink_x=d.canal_width / 2 - 4.5,
-                                      shrink_y=d.canal_depth / 2 - 2.8))
+        else:  # cauda equina: two bundles of roots, dorsolateral in the sac
+            for sx in (1, -1):
+                cord.append(canal_segment(lv, z_lo, z_hi, dx=sx * 3.2, dy=-1.2,
+                                          shrink_x=d.canal_width / 2 - 2.6,
+                                          shrink_y=d.canal_depth / 2 - 2.2))
     # the sac continues into the sacrum and ends at S2
-    T = pv.segments[0]
     s_top = _seg(pv, 0, 0, -pv.thick[0] + 30.0, pv.seg_half_h)
     s_end = _seg(pv, 1, 0, -pv.thick[1] + 27.5, 0.0)
     dura.append(Capsule(s_top, s_end, 7.5, 3.5))
     csf.append(Capsule(s_top, s_end, 6.5, 2.5))
-    cord.append(Capsule(s_top, s_end - T[:3, 2] * -6.0, 3.5, 1.0))
     ph.add("canal", Union(epi), "epidural_fat")
     ph.add("thecal", Union(dura), "dura")
     ph.add("thecal", Union(csf), "csf")

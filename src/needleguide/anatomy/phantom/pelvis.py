@@ -110,12 +110,12 @@ def sacrum_strokes(ph: Phases, pv: Pelvis, deg: dict) -> None:
     shapes.append(Box(frame(_seg(pv, 0, 0, -4.0, 4.0), pv.segments[0][:3, 2],
                             pv.segments[0][:3, 1]),
                       half_mm=(pv.widths[0], 16.0, pv.seg_half_h), round_mm=5.0))
-    bone = Union(shapes)
     cuts = []
     for s in (1, -1):
         c, n, t, ax = sij_frame(pv, s)
         cuts.append(HalfSpace(c - n * 1.0, n, extent_mm=200.0))
-    ph.add("bone", Intersect([bone, *cuts]), "sacrum")
+    # (union of parts) ∩ cuts, painted part by part (tight bounding boxes)
+    ph.add("bone", Union([Intersect([sh, *cuts]) for sh in shapes]), "sacrum")
     # cornua beside the hiatus and the median crest
     for s in (1, -1):
         ph.add("bone", Ellipsoid(frame(_seg(pv, 4, s * 6.5, -pv.thick[4] + 12.0, 3.0),
@@ -201,12 +201,12 @@ def ilium_strokes(ph: Phases, pv: Pelvis, p: PelvisDims, z_crest: float) -> dict
         crest_lat = np.array([s * p.iliac_crest_width / 2 - s * 8.0, hip[1] + 5.0, z_crest])
         for a, b, r in ((crest_post, crest_lat, 6.5), (crest_lat, asis, 6.0)):
             parts.append(Capsule(a, b, r))
-        wing_c = (crest_post + crest_lat + asis) / 3 + np.array([-s * 12.0, 0.0, -22.0])
+        wing_c = (crest_post + crest_lat + asis) / 3 + np.array([-s * 16.0, 0.0, -34.0])
         span = asis - crest_post
         span[2] = 0
-        wz = np.array([s * 0.35, 0.0, 1.0])
+        wz = np.array([s * 0.45, 0.0, 1.0])
         parts.append(Box(frame(wing_c, wz, np.cross(span / np.linalg.norm(span), wz)),
-                         half_mm=(np.linalg.norm(span) / 2 + 4.0, 3.5, 38.0), round_mm=3.0))
+                         half_mm=(np.linalg.norm(span) / 2 + 2.0, 4.0, 50.0), round_mm=3.5))
         # body of the ilium down to the acetabulum, ischium and pubis
         sciatic = c + n * 12.0 - ax * 30.0
         parts.append(Capsule(sciatic, hip, 16.0, 22.0))
@@ -217,8 +217,8 @@ def ilium_strokes(ph: Phases, pv: Pelvis, p: PelvisDims, z_crest: float) -> dict
         parts.append(Capsule(hip + np.array([-s * 10.0, 18.0, 8.0]), sym, 11.0, 9.0))
         parts.append(Capsule(sym + np.array([0, 0, -8.0]), isch, 8.0, 9.0))
         R = p.femoral_head_diameter / 2 + 2 * p.cartilage_mm
-        ilium = Intersect([Subtract(Union(parts), Ellipsoid(frame(hip, (0, 0, 1), (0, 1, 0)),
-                                                            radii=(R, R, R))), keep])
+        ball = Ellipsoid(frame(hip, (0, 0, 1), (0, 1, 0)), radii=(R, R, R))
+        ilium = Union([Subtract(Intersect([pt, keep]), ball) for pt in parts])
         ph.add("bone", ilium, "ilium")
         ph.add("joint", Box(frame(c - ax * 2.0, ax, n), half_mm=(16.0, 1.1, 30.0),
                             round_mm=1.0), "sij_space")
@@ -246,7 +246,8 @@ def hip_strokes(ph: Phases, pv: Pelvis, p: PelvisDims, z_bottom: float) -> dict:
                                      HalfSpace(h + opening * 6.0, opening, extent_mm=80.0)]),
                           Ellipsoid(sph, radii=(R + 2 * cart,) * 3))
         ph.add("bone", socket, "acetabulum")
-        ph.add("joint", Capsule(h, base, R + 7.0, 17.0), "hip_capsule", never_into=BONE)
+        ph.add("joint", Capsule(h, base - v * 4.0, R + 4.5, 18.5), "hip_capsule",
+               never_into=BONE)
         ph.add("joint", Ellipsoid(sph, radii=(R + 2 * cart,) * 3), "hip_cartilage",
                never_into=(*BONE,))
         ph.add("joint", Ellipsoid(sph, radii=(R,) * 3), "femoral_head")

@@ -29,6 +29,8 @@ class SliceSpec:
     v: np.ndarray
     half_u: float
     half_v: float
+    zoom_center: tuple[float, float] | None = None  # (u, v) mm from the centre
+    zoom_half_mm: float = 45.0
 
 
 def render_slice(model: PhantomModel, spec: SliceSpec, pixel_mm: float = 0.5) -> np.ndarray:
@@ -62,28 +64,38 @@ def save_png(model: PhantomModel, spec: SliceSpec, path: str | Path, pixel_mm: f
     lut = model.tissues.color_lut()
     rgb = lut[lab]
     present = [int(x) for x in np.unique(lab)]
-    fig = plt.figure(figsize=(11.5, 7.8), dpi=110)
-    ax = fig.add_axes([0.02, 0.04, 0.66, 0.9])
+    fig = plt.figure(figsize=(15.5, 7.8), dpi=110)
+    ax = fig.add_axes([0.02, 0.05, 0.42, 0.88])
     ext = (-spec.half_u, spec.half_u, -spec.half_v, spec.half_v)
     ax.imshow(rgb, extent=ext, interpolation="nearest")
     ax.set_title(spec.title, fontsize=11)
     ax.set_xlabel("mm")
+    zax = fig.add_axes([0.45, 0.05, 0.34, 0.88])
+    zc = np.asarray(spec.zoom_center if spec.zoom_center is not None else (0.0, 0.0), float)
+    zh = spec.zoom_half_mm
+    zax.imshow(rgb, extent=ext, interpolation="nearest")
+    zax.set_xlim(zc[0] - zh, zc[0] + zh)
+    zax.set_ylim(zc[1] - zh, zc[1] + zh)
+    zax.set_title(f"zoom ({2 * zh:.0f} mm)", fontsize=10)
+    ax.add_patch(plt.Rectangle((zc[0] - zh, zc[1] - zh), 2 * zh, 2 * zh, fill=False,
+                               ec="white", lw=1.0, ls="--"))
     if marks:
         u = spec.u / np.linalg.norm(spec.u)
         v = spec.v / np.linalg.norm(spec.v)
         w = np.cross(u, v)
         for name, p in marks.items():
             d = np.asarray(p, float) - spec.center
-            if abs(d @ w) < 3.0:
-                ax.plot(d @ u, d @ v, "+", color="black", ms=9, mew=1.6)
-                ax.annotate(name, (d @ u, d @ v), fontsize=6.5, xytext=(4, 3),
-                            textcoords="offset points")
+            pu, pv = d @ u, d @ v
+            if abs(d @ w) < 2.0 and abs(pu - zc[0]) < zh and abs(pv - zc[1]) < zh:
+                zax.plot(pu, pv, "+", color="black", ms=8, mew=1.4)
+                zax.annotate(name, (pu, pv), fontsize=6.5, xytext=(4, 3),
+                             textcoords="offset points")
     handles = [Patch(facecolor=np.array(model.tissues[k].color) / 255.0, edgecolor="0.3",
                      label=f"{k:2d} {model.tissues[k].name}") for k in present]
-    lax = fig.add_axes([0.70, 0.04, 0.29, 0.9])
+    lax = fig.add_axes([0.80, 0.04, 0.2, 0.9])
     lax.axis("off")
     lax.legend(handles=handles, loc="upper left", fontsize=8, frameon=False,
-               ncol=1 if len(handles) <= 34 else 2)
+               ncol=1 if len(handles) <= 36 else 2)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
@@ -109,6 +121,14 @@ def standard_slices(model: PhantomModel) -> list[SliceSpec]:
     mid = 0.5 * (lo + hi)
     specs: list[SliceSpec] = []
     R = np.array([1.0, 0, 0])
+
+    def uv(c, u, v, p):
+        d = np.asarray(p, float) - c
+        return (float(d @ u), float(d @ v))
+
+    def recentre(c, ant):
+        return c + ant * float((mid - c) @ ant)
+
     if ax_level in V:
         vt = V[ax_level]
         below = _level_below(V, ax_level)
@@ -120,28 +140,39 @@ def standard_slices(model: PhantomModel) -> list[SliceSpec]:
             c = 0.5 * (vt.center_mm + below.center_mm)
         else:
             c = vt.center_mm
+        focus = c - ant * 22.0
+        c = recentre(c, ant)
         specs.append(SliceSpec(f"axial_{ax_pair}", f"Axial at {ax_pair} (parallel to the disc)",
-                               c, -R, ant, half_x, half_y))
+                               c, -R, ant, half_x, half_y, uv(c, -R, ant, focus), 50.0))
         ped = vt.extra.get("pedicle_right")
         cp = vt.center_mm.copy()
         if ped is not None:
             cp = cp + vt.superior * float((np.asarray(ped) - vt.center_mm) @ vt.superior)
+        a2 = _unit(vt.anterior)
+        focus = cp - a2 * 22.0
+        cp = recentre(cp, a2)
         specs.append(SliceSpec(f"axial_{ax_level}", f"Axial at {ax_level} (through the "
-                               f"pedicles)", cp, -R, _unit(vt.anterior), half_x, half_y))
-    specs.append(SliceSpec("sagittal_mid", "Mid-sagittal", np.array([0.0, mid[1], mid[2]]),
-                           np.array([0, -1.0, 0]), np.array([0, 0, 1.0]), half_y, half_z))
+                               f"pedicles)", cp, -R, a2, half_x, half_y,
+                               uv(cp, -R, a2, focus), 50.0))
+    focus = vt.center_mm if ax_level in V else mid
+    A, S = np.array([0, -1.0, 0]), np.array([0, 0, 1.0])
+    c = np.array([0.0, mid[1], mid[2]])
+    specs.append(SliceSpec("sagittal_mid", "Mid-sagittal", c, A, S, half_y, half_z,
+                           uv(c, A, S, focus + np.array([0, -20.0, -25.0])), 75.0))
     fx = [np.asarray(lm.position_mm)[0] for k, lm in L.items()
           if k.startswith(fprefix) and ".foramen.right" in k]
     x_for = float(np.median(fx)) if fx else 20.0
+    c = np.array([x_for, mid[1], mid[2]])
     specs.append(SliceSpec("sagittal_right_foramina",
                            f"Parasagittal through the right foramina (x = {x_for:.0f} mm)",
-                           np.array([x_for, mid[1], mid[2]]), np.array([0, -1.0, 0]),
-                           np.array([0, 0, 1.0]), half_y, half_z))
+                           c, A, S, half_y, half_z,
+                           uv(c, A, S, focus + np.array([0, -20.0, -25.0])), 75.0))
     ys = [v.center_mm[1] for v in V.values()]
     y_cor = float(np.median(ys)) if ys else mid[1]
+    c = np.array([0.0, y_cor, mid[2]])
     specs.append(SliceSpec("coronal", f"Coronal through the vertebral bodies (y = {y_cor:.0f}"
-                           " mm)", np.array([0.0, y_cor, mid[2]]), -R, np.array([0, 0, 1.0]),
-                           half_x, half_z))
+                           " mm)", c, -R, S, half_x, half_z,
+                           uv(c, -R, S, focus + np.array([0, 0, -40.0])), 100.0))
     return specs
 
 

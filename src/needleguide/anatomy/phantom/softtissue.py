@@ -8,7 +8,7 @@ BMI mapping (documented in docs/anatomy.md):
   and the skin-to-target depth at the L4–L5 medial-branch target ~ 76 mm at BMI 35
   (Rauch et al., RAPM 2009;34:340: 76 ± 15 mm at BMI > 30). Skin-to-epidural depth
   correlates with BMI (Clinkscales CB et al., IJOA 2007;16:323).
-- visceral fat: the abdomen deepens by 3 mm per BMI unit above 24 (*assumption*).
+- visceral fat: the abdomen deepens by 2.5 mm per BMI unit above 24 (*assumption*).
 - muscle size scales by ``1 + 0.008 (BMI - 24)`` (clipped 0.9–1.2) (*assumption*: muscle
   mass rises mildly with body mass).
 """
@@ -40,13 +40,15 @@ def body_layers(levels: dict[str, Level], pv: Pelvis, p: PelvisDims, bmi: float,
     """Cross-section table from T11 to below the hips."""
     tf = fat_thickness_mm(bmi) * float(np.clip(1 + rng.normal(0, 0.08), 0.8, 1.2))
     m = muscle_scale(bmi)
-    visc = 3.0 * max(bmi - 24.0, -4.0)
+    visc = 2.5 * max(bmi - 24.0, -4.0)
     rows = []
 
-    def add(z, cy, ax, y_post, y_ant, w_post, w_ant, fpost, flat, fant, wall, y_back, cm):
+    def add(z, cy, ax, y_post, y_ant, w_post, w_ant, fpost, flat, fant, wall, y_back, cm,
+            x_back=0.0):
         rows.append((z, dict(cx=0.0, cy=cy, ax=ax, ay_post=cy - y_post, ay_ant=y_ant - cy,
                              w_post=w_post, w_ant=w_ant, t_post=fpost, t_lat=flat,
-                             t_ant=fant, wall=wall, y_back=y_back, core_muscle=cm)))
+                             t_ant=fant, wall=wall, y_back=y_back, core_muscle=cm,
+                             x_back=x_back)))
 
     order = ["T11", "T12", "L1", "L2", "L3", "L4", "L5"]
     width = {"T11": 142, "T12": 140, "L1": 136, "L2": 131, "L3": 128, "L4": 136, "L5": 146}
@@ -57,11 +59,11 @@ def body_layers(levels: dict[str, Level], pv: Pelvis, p: PelvisDims, bmi: float,
         ant = lv.P(0, lv.dims.body_depth / 2, 0)
         y_post = tip[1] - 8.0 * m
         thor = n in ("T11", "T12")
-        y_ant = ant[1] + (118.0 if not thor else 128.0) * m + (visc if not thor else 0.5 * visc)
+        y_ant = ant[1] + (95.0 if not thor else 118.0) * m + visc * (0.5 if thor else 1.0)
         k = 0.8 if thor else 1.0
         add(lv.center[2], ant[1], width[n] * m, y_post, y_ant, 0.15, 0.8, tf * k,
-            1.25 * tf * k, 1.6 * tf * k, 13.0 if not thor else 16.0, ant[1] - lv.dims.
-            body_depth, 0.0)
+            1.25 * tf * k, 1.6 * tf * k, 13.0 if not thor else 16.0,
+            ant[1] - lv.dims.body_depth - 2.0, 0.0, lv.dims.body_width / 2 + 70.0 * m)
     s1 = pv.s1
     hip = 0.5 * (pv.hips["right"] + pv.hips["left"])
     sac_back = pv.segments[1][:3, 3] - pv.segments[1][:3, 1] * (pv.thick[1] - 14.0)
@@ -96,13 +98,13 @@ def muscle_strokes(ph: Phases, levels: dict[str, Level], pv: Pelvis, p: PelvisDi
         g = geometry(lv)
         d = lv.dims
         lum = n.startswith("L")
-        rx = (26.0 if lum else 22.0) * m
-        ry = (22.0 if lum else 18.0) * m
+        rx = (33.0 if lum else 27.0) * m
+        ry = (26.0 if lum else 22.0) * m
         if n == "L5":
-            rx, ry = 24.0 * m, 18.0 * m
+            rx, ry = 30.0 * m, 22.0 * m
         for s in (1, -1):
             parts.append(EllipticCylinder(
-                lv.sub((s * (rx + 4.0), g["yp"] - ry + 2.0, -d.body_height * 0.1),
+                lv.sub((s * (rx + 2.0), g["yp"] - ry + 9.0, -d.body_height * 0.1),
                        (0, 0, 1), (0, 1, 0)),
                 radii=(rx, ry), half_height_mm=d.body_height / 2 + d.disc_below + 4.0,
                 round_mm=0.0))

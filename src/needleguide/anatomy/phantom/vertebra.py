@@ -42,6 +42,8 @@ class Phases:
                                                   for n in only_into)
         ni = None if never_into is None else tuple(LAB[n] if isinstance(n, str) else n
                                                    for n in never_into)
+        if isinstance(shape, Tube):  # painted capsule by capsule: each has a tight bbox
+            shape = Union(shape.segments())
         self.by[phase].append(Stroke(shape, LAB[label], oi, ni))
 
     def ordered(self) -> list[Stroke]:
