@@ -128,6 +128,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="phantom and noise seed"),
         spacing: float = typer.Option(1.0, "--spacing", help="voxel size, mm (0.25-3)"),
         noise: float = typer.Option(15.0, "--noise", help="noise standard deviation, HU"),
+        blur: float = typer.Option(0.0, "--blur", help="point-spread sigma, mm (0-10)"),
         dicom: bool = typer.Option(False, "--dicom", help="also write a DICOM series"),
     ) -> None:
         """Render the phantom's synthetic CT: ct.nii.gz (+ dicom/) and its true labels."""
@@ -136,7 +137,7 @@ def register(app: typer.Typer) -> None:
 
         d = out_dir(out)
         p = build_phantom(region=region, bmi=bmi, seed=seed, spacing_mm=spacing)
-        hu = synthetic_ct(p, noise_hu=noise, seed=seed)
+        hu = synthetic_ct(p, noise_hu=noise, blur_mm=blur, seed=seed)
         write_patient_files(p, d, hu)
         if dicom:
             save_ct_dicom(hu, p.VoxelToPatient, d / "dicom",
