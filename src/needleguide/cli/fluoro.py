@@ -1,0 +1,105 @@
+"""``needleguide fluoro``: a clinical C-arm view of the phantom (fluoro.png + frame.json),
+and with ``--needle-to LANDMARK`` the needle advancing under pulsed fluoroscopy
+(advance.mp4 + advance.json)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from needleguide.cli._common import console, out_dir
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("fluoro")
+    def fluoro_cmd(
+        region: str = typer.Option("lumbar", help="Phantom region: lumbar | cervical."),
+        view: str = typer.Option("ap", help="ap | lateral | oblique-right | oblique-left | "
+                                            "contralateral-oblique[-right|-left] | ferguson."),
+        level: str = typer.Option("L4-L5", help="Vertebra or disc level, e.g. L4-L5, L5."),
+        side: str = typer.Option("right", help="Needle side (contralateral oblique): "
+                                               "right | left."),
+        bmi: float = typer.Option(24.0, help="Body-mass index (kg/m²)."),
+        seed: int = typer.Option(0, help="Random seed (anatomy and quantum noise)."),
+        kvp: float = typer.Option(70.0, help="Tube voltage, 60–120 kVp."),
+        ma: float = typer.Option(8.0, help="Tube current during a pulse (mA)."),
+        pulse_rate: float = typer.Option(15.0, help="Pulses per second: 7.5 | 15 | 30."),
+        pixels: int = typer.Option(512, help="Detector matrix (64–1024)."),
+        display: str = typer.Option("white-bone", help="white-bone (radiographic) | "
+                                                       "black-bone (inverted fluoroscopic)."),
+        spacing: float = typer.Option(1.0, help="Phantom voxel size (mm)."),
+        needle_to: str = typer.Option(None, help="Landmark: also write the needle advance "
+                                                 "(advance.mp4, advance.json)."),
+        out: Path = typer.Option(..., help="Output folder."),
+    ) -> None:
+        """Simulate a fluoroscopy image of a named C-arm view: DIR/fluoro.png (spot image),
+        DIR/frame.json (geometry, settings, dose)."""
+        import imageio.v2 as imageio
+        import numpy as np
+
+        from needleguide.anatomy.phantom import build_phantom
+        from needleguide.atomic import atomic_path, write_json
+        from needleguide.fluoro import CArmGeometry, Fluoroscope, make_settings, named_view
+        from needleguide.fluoro.sequences import advance_sequence, plan_needle
+        from needleguide.scene import Scene
+
+        settings = make_settings(kvp=kvp, ma=ma, pulse_rate=pulse_rate, display=display,
+                                 geometry=CArmGeometry(pixels=pixels))
+        d = out_dir(out)
+        console.print(f"building the {region} phantom (BMI {bmi:g}) …")
+        patient = build_phantom(region, bmi=bmi, seed=seed, spacing_mm=spacing)
+        carm = named_view(patient, view, level, side=side, geometry_=settings.geometry)
+        fl = Fluoroscope(patient, settings, seed=seed, carm=carm)
+        scene = Scene(patient)
+        summary = None
+        if needle_to:
+            target = patient.landmark(needle_to)
+            needle, target = plan_needle(patient, carm, target)
+            frames = []
+            tips = []
+            console.print(f"advancing a {needle.gauge} G needle to {needle_to} …")
+            for fr in advance_sequence(fl, scene, needle, target):
+                frames.append((np.clip(fr.pixels, 0, 1) * 255).astype(np.uint8))
+                tips.append({"time_s": round(fr.time_s, 4), "tip_px": fr.truth.tip_px,
+                             "tip_mm": fr.truth.tip_mm,
+                             "last_image_hold": bool(fr.settings.get("last_image_hold"))})
+                final = fr
+            with atomic_path(d / "advance.mp4") as tmp:
+                w = imageio.get_writer(tmp, format="FFMPEG", fps=settings.pulse_rate,
+                                       codec="libx264", quality=8, macro_block_size=16)
+                for f in frames:
+                    w.append_data(f)
+                w.close()
+            dose = fl.dose_total
+            summary = {"landmark": needle_to, "target_mm": target.tolist(),
+                       "skin_entry_mm": needle.skin_entry_mm.tolist(),
+                       "needle": {"gauge": needle.gauge, "length_mm": needle.length_mm},
+                       "frames": len(frames), "fps": settings.pulse_rate,
+                       "cumulative_dose": {"air_kerma_mgy": dose.air_kerma_mgy,
+                                           "dap_gy_cm2": dose.dap_gy_cm2,
+                                           "fluoro_time_s": dose.fluoro_time_s},
+                       "per_frame": tips}
+            write_json(d / "advance.json", summary)
+            scene = scene.with_needle(final_needle(final, needle, target))
+        frame = fl.frame(scene, "spot", carm)
+        with atomic_path(d / "fluoro.png") as tmp:
+            imageio.imwrite(tmp, (np.clip(frame.pixels, 0, 1) * 255).astype(np.uint8),
+                            format="PNG")
+        meta = frame.metadata()
+        meta["region"] = region
+        meta["level"] = level
+        meta["cumulative_dose"] = {"air_kerma_mgy": fl.dose_total.air_kerma_mgy,
+                                   "dap_gy_cm2": fl.dose_total.dap_gy_cm2,
+                                   "fluoro_time_s": fl.dose_total.fluoro_time_s}
+        write_json(d / "frame.json", meta)
+        console.print(f"wrote {d / 'fluoro.png'} ({frame.settings['projection']}); "
+                      f"DAP {fl.dose_total.dap_gy_cm2 * 1000:.2f} mGy·cm², "
+                      f"K_ref {fl.dose_total.air_kerma_mgy:.3f} mGy")
+
+
+def final_needle(frame, needle, target):
+    """The needle with its tip at the target (the end of the advance)."""
+    import numpy as np
+
+    return needle.advanced(float(np.dot(np.asarray(target) - needle.tip, needle.axis)))

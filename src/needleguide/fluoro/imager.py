@@ -1,0 +1,300 @@
+"""The fluoroscope: scene + C-arm pose → Frame (pixels, geometry, settings, dose, truth).
+
+Per C-arm pose (cached): the anatomy's two basis areal densities by the Joseph projector,
+their polyenergetic transmission through the beam-hardening table, the scatter field and
+the display window. Per frame: needle (steel + hub chords) and iodine (sub-volume march)
+added with the exact spectral sum on the pixels they touch; absorbed quanta; focal-spot
+blur; Poisson noise (seeded per frame); scintillator blur; log; window; edge enhancement;
+collimator. Doses per exposure are counted in a cumulative :class:`Dose`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from needleguide.anatomy.patient import Patient
+from needleguide.fluoro.beam import EXTRA, BeamModel
+from needleguide.fluoro.carm import CArm
+from needleguide.fluoro.materials import density_g_cm3
+from needleguide.fluoro.overlays import iodine_mg_cm2, needle_paths_mm
+from needleguide.fluoro.projector import ProjectionVolume
+from needleguide.fluoro.settings import FluoroSettings
+from needleguide.fluoro.spectra import tube_spectrum
+from needleguide.fluoro.volume import basis_volume
+from needleguide.frame import Dose, Frame, FrameTruth
+from needleguide.scene.scene import Scene
+
+MODES = ("pulsed", "spot", "dsa")
+
+
+@dataclass
+class _PoseCache:
+    a_soft: np.ndarray  # g/cm²
+    a_bone: np.ndarray
+    ln_t: np.ndarray  # float64 ln T of the anatomy
+    scatter_rel: np.ndarray  # scatter in units of the unattenuated primary
+    window: tuple[float, float]  # (lo, hi) of the log image for the display
+    low_pass: np.ndarray  # large-scale part of the anatomy's log image (range compression)
+    field: np.ndarray  # float32 collimator weight 0..1 (soft edge)
+
+
+@dataclass
+class Exposure:
+    """One exposure's raw result: log image ℓ = −ln(N / N0), quanta and dose."""
+
+    log_image: np.ndarray
+    quanta: np.ndarray
+    dose: Dose
+    mas: float
+    detector_kerma_ugy: float
+
+
+class Fluoroscope:
+    """A C-arm fluoroscope looking at one patient.
+
+    ``frame(scene, mode)`` images the scene at the current :attr:`carm` pose; ``carm`` can
+    be changed at will (poses are cached). ``dose_total`` accumulates every exposure.
+    """
+
+    def __init__(self, patient: Patient, settings: FluoroSettings | None = None,
+                 seed: int = 0, carm: CArm | None = None):
+        self.patient = patient
+        self.settings = settings or FluoroSettings()
+        self.seed = int(seed)
+        self.carm = carm or CArm(geometry=self.settings.geometry)
+        s = self.settings
+        self.spectrum = tube_spectrum(s.kvp, s.added_al_mm, s.added_cu_mm)
+        self.beam = BeamModel(self.spectrum, csi_um=s.csi_um)
+        self._volume: ProjectionVolume | None = None
+        self._poses: dict[tuple, _PoseCache] = {}
+        self.dose_total = Dose()
+        self.exposures = 0
+        self._last: tuple[tuple, np.ndarray] | None = None  # (pose key, filtered log image)
+
+    # ---- dose --------------------------------------------------------------------------
+    def exposure_mas(self, mode: str = "pulsed") -> float:
+        """Tube load (mAs) of one exposure in ``mode``."""
+        s = self.settings
+        if mode == "pulsed":
+            return s.pulse_mas
+        if mode == "spot":
+            return s.spot_mas
+        if mode == "dsa":
+            return s.dsa_dose_factor * s.pulse_mas * s.pulse_rate / s.dsa_rate_fps
+        raise ValueError(f"mode: {mode!r}; choose one of {MODES}")
+
+    def air_kerma_mgy(self, mas: float, distance_mm: float) -> float:
+        """Free-in-air kerma (mGy) at ``distance_mm`` from the focal spot for ``mas``."""
+        return self.spectrum.kerma_ugy_per_mas_1m() * mas * (1000.0 / distance_mm) ** 2 / 1000.0
+
+    def exposure_dose(self, mode: str = "pulsed", carm: CArm | None = None) -> Dose:
+        """Dose of one exposure: reference air kerma (IEC interventional reference point,
+        150 mm before the isocentre), DAP (= K_ref × field area there), fluoro time
+        (pulse interval for pulsed fluoroscopy; 0 for spot and DSA acquisitions)."""
+        carm = carm or self.carm
+        d_ref = carm.geometry.reference_point_mm
+        k = self.air_kerma_mgy(self.exposure_mas(mode), d_ref)
+        dap = k / 1000.0 * carm.field_area_cm2_at(d_ref)
+        t = 1.0 / self.settings.pulse_rate if mode == "pulsed" else 0.0
+        return Dose(air_kerma_mgy=k, dap_gy_cm2=dap, fluoro_time_s=t)
+
+    def reset_dose(self) -> None:
+        self.dose_total = Dose()
+        self.exposures = 0
+
+    # ---- pose cache ------------------------------------------------------------------------
+    def volume(self) -> ProjectionVolume:
+        if self._volume is None:
+            codes, lut = basis_volume(self.patient, cortex_mm=self.settings.cortex_mm)
+            self._volume = ProjectionVolume(codes, self.patient.VoxelToPatient, lut=lut)
+        return self._volume
+
+    @staticmethod
+    def _key(carm: CArm) -> tuple:
+        return (carm.isocenter_mm, round(carm.orbit_deg, 6), round(carm.tilt_deg, 6),
+                carm.geometry)
+
+    def _pose(self, carm: CArm) -> _PoseCache:
+        key = self._key(carm)
+        if key in self._poses:
+            return self._poses[key]
+        g = carm.geometry
+        n = g.pixels
+        src, p00, dd = carm.pixel_rays()
+        li = self.volume().project(src, p00, dd[0], dd[1], n, n)  # g/cm³ × mm
+        a_soft = np.maximum(li[..., 0] / 10.0, 0.0)
+        a_bone = np.maximum(li[..., 1] / 10.0, 0.0)
+        ln_t = self.beam.ln_transmission(a_soft, a_bone)
+        t = np.exp(ln_t).astype(np.float32)
+        # scatter: a broad blur of the primary (σ = 40 mm at the detector), SPR-scaled
+        small = cv2.resize(t, (64, 64), interpolation=cv2.INTER_AREA)
+        sig = 40.0 / (g.detector_mm / 64)
+        small = cv2.GaussianBlur(small, (0, 0), sig, borderType=cv2.BORDER_REFLECT)
+        scatter = cv2.resize(small, (n, n), interpolation=cv2.INTER_LINEAR)
+        mask = carm.collimator_mask().astype(np.float32)
+        scatter *= self.settings.scatter_to_primary * mask
+        fieldw = cv2.GaussianBlur(mask, (0, 0), 1.0)
+        ell = -np.log(np.maximum(t + scatter, 1e-12)).astype(np.float32)
+        # dynamic range compression (clinical "harmonisation"): subtract a share of the
+        # large-scale (σ = 25 mm) log image so that abdomen and back fit one window
+        ell_f = np.where(mask > 0, ell, np.float32(np.median(ell[mask > 0])))
+        low = cv2.GaussianBlur(ell_f, (0, 0), 25.0 / g.pixel_mm)
+        low = np.float32(self.settings.range_compression) * (low - np.float32(low.mean()))
+        ell = ell - low
+        # window from the central part of the field (where the C-arm's brightness control
+        # measures), so thin flanks and bowel gas do not set the grey scale
+        mid = np.zeros_like(mask, dtype=bool)
+        a, b = n // 5, n - n // 5
+        mid[a:b, a:b] = True
+        inside = ell[(mask > 0) & mid]
+        lo, hi = np.percentile(inside, [1.0, 99.8]) if inside.size else (0.0, 1.0)
+        lo -= 0.15 * (hi - lo)
+        hi = max(hi, lo + 1e-3)
+        pc = _PoseCache(a_soft=a_soft.astype(np.float32), a_bone=a_bone.astype(np.float32),
+                        ln_t=ln_t, scatter_rel=scatter.astype(np.float32),
+                        window=(float(lo), float(hi)), low_pass=low, field=fieldw)
+        if len(self._poses) > 8:
+            self._poses.pop(next(iter(self._poses)))
+        self._poses[key] = pc
+        return pc
+
+    # ---- imaging --------------------------------------------------------------------------
+    def expose(self, scene: Scene, mode: str = "pulsed", carm: CArm | None = None,
+               shift_px: tuple[float, float] = (0.0, 0.0), frame_index: int | None = None
+               ) -> Exposure:
+        """Acquire one exposure (counts its dose). ``shift_px`` (dx, dy) translates the
+        anatomy on the detector (patient motion, for DSA misregistration)."""
+        carm = carm or self.carm
+        if mode not in MODES:
+            raise ValueError(f"mode: {mode!r}; choose one of {MODES}")
+        pc = self._pose(carm)
+        g = carm.geometry
+        n = g.pixels
+        s = self.settings
+        ln_t = pc.ln_t
+        a_soft, a_bone = pc.a_soft, pc.a_bone
+        if shift_px != (0.0, 0.0):
+            m = np.float32([[1, 0, shift_px[0]], [0, 1, shift_px[1]]])
+            warp = [cv2.warpAffine(np.ascontiguousarray(x, np.float32), m, (n, n),
+                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                    for x in (ln_t.astype(np.float32), a_soft, a_bone)]
+            ln_t, a_soft, a_bone = warp[0].astype(np.float64), warp[1], warp[2]
+        extra = None
+        if scene.needle is not None:
+            paths = needle_paths_mm(carm, scene.needle)
+            extra = np.zeros((len(EXTRA), n, n), np.float64)
+            extra[0] = paths[0] / 10.0 * density_g_cm3("steel")
+            extra[1] = paths[1] / 10.0 * density_g_cm3("polycarbonate")
+        field = scene.injectate.iodine_mg_ml(scene.time_s) if scene.injectate else None
+        if field is not None:
+            if extra is None:
+                extra = np.zeros((len(EXTRA), n, n), np.float64)
+            extra[2] = iodine_mg_cm2(carm, field) / 1000.0
+        if extra is not None:
+            flat = extra.reshape(len(EXTRA), -1)
+            idx = np.flatnonzero((flat > 0).any(axis=0))
+            if idx.size:
+                ln_t = ln_t.ravel().copy()
+                self.beam.patch(idx, np.asarray(a_soft, np.float64).ravel(),
+                                np.asarray(a_bone, np.float64).ravel(), flat, ln_t)
+                ln_t = ln_t.reshape(n, n)
+        mas = self.exposure_mas(mode)
+        # absorbed quanta per pixel without patient, behind the grid
+        q0 = (self.beam.weights.sum() / 100.0 * (1000.0 / g.sid_mm) ** 2 * mas
+              * g.pixel_mm ** 2 * s.grid_primary_transmission)
+        mean = (np.exp(ln_t).astype(np.float32) + pc.scatter_rel) * np.float32(q0)
+        sig_fs = (g.focal_spot_mm / 2.355) * (g.sid_mm - g.sod_mm) / g.sod_mm / g.pixel_mm
+        if sig_fs > 0.15:
+            mean = cv2.GaussianBlur(mean, (0, 0), sig_fs)
+        if s.noise:
+            idx = self.exposures if frame_index is None else frame_index
+            rng = np.random.default_rng([self.seed, int(idx)])
+            counts = mean + np.sqrt(mean) * rng.standard_normal(mean.shape, dtype=np.float32)
+            low = mean < 30.0
+            if low.any():
+                counts[low] = rng.poisson(mean[low]).astype(np.float32)
+        else:
+            counts = mean
+        sig_det = g.detector_blur_mm / g.pixel_mm
+        if sig_det > 0.15:
+            counts = cv2.GaussianBlur(counts, (0, 0), sig_det)
+        log_image = -np.log(np.maximum(counts, 0.5) / np.float32(q0))
+        dose = self.exposure_dose(mode, carm)
+        self.dose_total = self.dose_total + dose
+        self.exposures += 1
+        c = slice(n * 3 // 8, n * 5 // 8)
+        t_centre = float(np.median(np.exp(pc.ln_t[c, c])))
+        k_det = self.air_kerma_mgy(mas, g.sid_mm) * 1000.0 * t_centre
+        return Exposure(log_image.astype(np.float32), counts, dose, mas, k_det)
+
+    def display(self, log_image: np.ndarray, carm: CArm | None = None) -> np.ndarray:
+        """Window/level (pose window), edge enhancement, display polarity, collimator."""
+        pc = self._pose(carm or self.carm)
+        lo, hi = pc.window
+        v = (log_image - pc.low_pass - np.float32(lo)) / np.float32(hi - lo)
+        v = cv2.GaussianBlur(v, (0, 0), 0.7)  # spatial noise reduction
+        k = self.settings.edge_enhance
+        if k > 0:
+            v = v + np.float32(k) * (v - cv2.GaussianBlur(v, (0, 0), 4.0))
+        v = np.clip(v, 0.0, 1.0)
+        if self.settings.display == "black-bone":
+            v = 1.0 - v
+        return (v * pc.field).astype(np.float32)
+
+    def frame(self, scene: Scene, mode: str = "pulsed", carm: CArm | None = None) -> Frame:
+        """One displayed frame (pulsed fluoroscopy pulse or spot image) of ``scene``."""
+        carm = carm or self.carm
+        exp = self.expose(scene, mode, carm)
+        img = exp.log_image
+        a = self.settings.temporal_filter
+        key = self._key(carm)
+        if mode == "pulsed" and a < 1.0:
+            if self._last is not None and self._last[0] == key:
+                img = a * img + (1.0 - a) * self._last[1]
+            self._last = (key, img)
+        else:
+            self._last = None
+        return self._frame(scene, carm, self.display(img, carm), exp, mode)
+
+    def _frame(self, scene: Scene, carm: CArm, pixels: np.ndarray, exp: Exposure,
+               mode: str, extra_settings: dict | None = None) -> Frame:
+        g = carm.geometry
+        settings = {
+            "mode": mode, "kvp": self.settings.kvp, "ma": self.settings.ma,
+            "pulse_width_ms": self.settings.pulse_width_ms,
+            "pulse_rate": self.settings.pulse_rate, "mas": exp.mas,
+            "filtration": {"inherent_al_mm": 2.5, "added_al_mm": self.settings.added_al_mm,
+                           "added_cu_mm": self.settings.added_cu_mm},
+            "hvl_mm_al": round(self.spectrum.hvl_mm_al(), 3),
+            "mean_energy_kev": round(self.spectrum.mean_energy_kev(), 2),
+            "display": self.settings.display, "edge_enhance": self.settings.edge_enhance,
+            "detector_air_kerma_ugy": round(exp.detector_kerma_ugy, 5),
+            "cumulative_dose": {"air_kerma_mgy": self.dose_total.air_kerma_mgy,
+                                "dap_gy_cm2": self.dose_total.dap_gy_cm2,
+                                "fluoro_time_s": self.dose_total.fluoro_time_s},
+            **carm.settings(),
+            **(extra_settings or {}),
+        }
+        return Frame(pixels=pixels, spacing_mm=(g.pixel_mm, g.pixel_mm),
+                     ImageToPatient=carm.ImageToPatient, time_s=scene.time_s,
+                     modality="fluoro", settings=settings, dose=exp.dose,
+                     truth=needle_truth(carm, scene))
+
+
+def needle_truth(carm: CArm, scene: Scene) -> FrameTruth:
+    """Projected needle tip and visible shaft (skin entry → tip) of the scene."""
+    nd = scene.needle
+    if nd is None:
+        return FrameTruth()
+    n = carm.geometry.pixels
+    tip_px = carm.project(nd.tip)
+    entry_px = carm.project(nd.hub_mm)
+    inside = bool(np.all((tip_px >= -0.5) & (tip_px <= n - 0.5)))
+    return FrameTruth(tip_px=(float(tip_px[0]), float(tip_px[1])),
+                      tip_mm=tuple(float(x) for x in nd.tip),
+                      shaft_px=((float(entry_px[0]), float(entry_px[1])),
+                                (float(tip_px[0]), float(tip_px[1]))),
+                      needle_visible=inside)
