@@ -201,3 +201,27 @@ def test_intramuscular_is_local_persistent_and_along_fibres(spine):
     assert np.array_equal(same.iodine_mg_ml(120.0).values, inj.iodine_mg_ml(120.0).values)
     a, b = inj.iodine_mg_ml(120.0), other.iodine_mg_ml(120.0)
     assert a.values.shape != b.values.shape or not np.array_equal(a.values, b.values)
+
+
+def test_perineural_outlines_the_nerve_first_then_spreads_around_it(spine):
+    from needleguide.scene.injectate.compartments import compartment_lut
+    from needleguide.scene.injectate.extravascular import perineural_mask
+
+    tip = spine.landmark("nerve_root.right")
+    sheath = perineural_mask(spine, spine.labels, compartment_lut(spine.tissues), 1.0, 1.5)
+    axis = np.array([26.0, 0.0, -12.0]) / np.linalg.norm([26.0, 0.0, -12.0])  # the root
+
+    def share_in_sheath(volume_ml):
+        inj = Injectate(spine).inject(tip, volume_ml=volume_ml, rate_ml_s=0.1)
+        f = inj.iodine_mg_ml(30.0)
+        _, w, pts = labels_under(spine, f)
+        idx = np.rint(spine.voxel_of(pts)).astype(int)
+        check_conservation(inj, 30.0)
+        return float(w[sheath[tuple(idx.T)]].sum() / w.sum()), w, pts
+
+    small, _, pts = share_in_sheath(0.05)
+    large, _, _ = share_in_sheath(1.0)
+    assert small > 0.75 and large < small  # the sheath first, then beyond it
+    along = (pts - tip) @ axis
+    across = np.linalg.norm((pts - tip) - along[:, None] * axis, axis=1)
+    assert np.ptp(along) > 2.0 * np.ptp(across)  # a thin sleeve along the root

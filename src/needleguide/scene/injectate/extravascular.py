@@ -104,9 +104,16 @@ class ExtravascularModel:
                                                         if allowed.any() else height)
                 phi = p.csf_mixing_fraction
             elif comp == Compartment.PERINEURAL:
-                allowed = perineural_mask(patient, labels, lut, h, p.perineural_sheath_mm)
+                # the sheath is the path of least resistance; beyond it the injectate
+                # spreads into the fat, muscle or epidural space around the nerve
+                sheath = perineural_mask(patient, labels, lut, h, p.perineural_sheath_mm)
+                epi = cidx == _COMPS.index(Compartment.EPIDURAL)
+                allowed = sheath | epi | soft_tissue_mask(patient, labels, lut)
                 costs = step_costs(h)
-                phi = p.perineural_fill_fraction
+                weight = np.where(sheath, 1.0, p.perineural_resistance_ratio).ravel()
+                phi = np.where(sheath, p.perineural_fill_fraction,
+                               np.where(epi, p.epidural_fill_fraction,
+                                        p.soft_tissue_fill_fraction))
             else:  # soft tissue / intramuscular
                 allowed = soft_tissue_mask(patient, labels, lut)
                 costs = step_costs(h, axis_metric(canal_axis(patient, self.tip_mm),
@@ -119,7 +126,14 @@ class ExtravascularModel:
         return setup
 
     def _build(self, patient: Patient, need_mm3: float) -> Fill:
-        fill, _ = grow_fill(patient, self.tip_mm, self.params, self._setup(patient), need_mm3)
+        fill, labels = grow_fill(patient, self.tip_mm, self.params, self._setup(patient),
+                                 need_mm3)
+        if self.compartment == Compartment.PERINEURAL and fill.order.size:
+            # soften the sheath and the tissue beyond it separately (no smearing across)
+            sheath = perineural_mask(patient, labels, self._lut(patient),
+                                     self.params.grid_spacing_mm, self.params.perineural_sheath_mm)
+            fill.segment = (~sheath.ravel()[fill.order]).astype(np.int64)
+            fill.masks = [sheath, fill.masks[0] & ~sheath]
         return fill
 
     # ---- state at time t ----------------------------------------------------------------

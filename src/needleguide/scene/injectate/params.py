@@ -61,6 +61,9 @@ class SpreadParams(BaseModel):
     """Thickness of the perineural space around a nerve that perineural injectate fills
     (assumption)."""
     perineural_fill_fraction: float = Field(0.5, gt=0.0, le=1.0)
+    perineural_resistance_ratio: float = Field(5.0, ge=1.0, le=100.0)
+    """Spreading off the perineural sheath (into fat, muscle, epidural space) is this many
+    times harder than along it (assumption)."""
     front_softening_mm: float = Field(1.0, ge=0.0, le=5.0)
     """Width (σ, mm) of the mass-conserving diffusion that softens every front
     (assumption; molecular diffusion over seconds is far smaller)."""

@@ -1,7 +1,8 @@
 """A small synthetic spine segment (labels only) to exercise the injectate model without
 the full phantom: a dural sac of CSF with a cauda equina, a ring of epidural fat with a
 valveless venous plexus, a bony canal wall, a segmental artery with a radicular branch
-(centerlines), a facet joint in its capsule, and paraspinal muscle around."""
+(centerlines), a nerve root leaving through a foramen, a facet joint in its capsule, and
+paraspinal muscle around."""
 
 from __future__ import annotations
 
@@ -41,6 +42,10 @@ def synthetic_spine(spacing_mm: float = 1.0, length_mm: float = 120.0) -> Patien
     for zc in (-30.0, 0.0, 30.0):
         veins |= (np.abs(z - zc) <= 1.3) & (np.abs(y - 8.5) <= 1.3) & (np.abs(x) <= 5.0)
     lab[veins & (r <= 10.5)] = L("epidural_venous_plexus")
+    # a nerve root leaving through a foramen (fat) in the canal wall on the right
+    r0, r1 = (8.0, 0.0, -20.0), (34.0, 0.0, -32.0)
+    lab[(_seg_dist(p, r0, r1) <= 4.0) & (r > 9.0)] = L("foramen")
+    lab[(_seg_dist(p, r0, r1) <= 1.5) & (r > 8.0)] = L("nerve_root")
     lab[r <= 7.5] = L("dura")
     lab[r <= 6.5] = L("csf")
     lab[np.hypot(x, y + 1.0) <= 2.5] = L("spinal_cord")
@@ -86,6 +91,8 @@ def synthetic_spine(spacing_mm: float = 1.0, length_mm: float = 120.0) -> Patien
                                           np.array([-30.0, 14.0, 5.0]), "segmental_artery"),
         "venous_plexus.right": Landmark("venous_plexus.right", np.array([5.0, 8.5, 12.0]),
                                         "epidural_venous_plexus"),
+        "nerve_root.right": Landmark("nerve_root.right", np.array([27.0, 0.0, -28.8]),
+                                     "nerve_root"),
         "muscle.right": Landmark("muscle.right", np.array([25.0, -5.0, 20.0]),
                                  "paraspinal_muscle"),
     }
