@@ -19,17 +19,25 @@ from needleguide.anatomy.patient import Patient, resample_labels
 from needleguide.frame import Frame, FrameTruth
 from needleguide.scene import Scene
 from needleguide.us import kernels as K
-from needleguide.us.beams import BeamSetup, axial_fwhm_mm, lateral_fwhm_mm, make_setup
+from needleguide.us.beams import (
+    BeamSetup,
+    axial_fwhm_mm,
+    lateral_fwhm_mm,
+    make_setup,
+    strehl_two_way,
+)
 from needleguide.us.needle_echo import add_needle, needle_truth_px
 from needleguide.us.probe import USSettings, image_extent_mm, image_to_probe
 
 SPEC_GAIN_DB = 34.0  # specular-to-diffuse calibration: K (perpendicular bone ≈ +30 dB)
 THETA0_DEG = 12.0  # angular width of specular reflection from tissue interfaces
-LAMBERT = 0.03  # diffuse (rough-surface) part of an interface's reflection
+LAMBERT = 0.1  # diffuse (rough-surface) part of a bone surface's reflection (soft: /10)
+R_FASCIA = 0.01  # least reflectivity of a boundary between two structures (fascia, walls)
 NOISE_DB = -100.0  # receiver noise re muscle speckle at the face (system dynamic range)
 TOP_DB = 30.0  # display: white at +30 dB re muscle speckle (with gain 0)
 LATTICE_FRACTION = 1.0  # scatterer lattice spacing = range sample spacing × this
 ELEV_STEP_MM = 0.5
+NORMAL_SMOOTH_MM = 0.6
 GEL = 255  # internal label of the coupling gel between the face and the skin
 
 
@@ -138,6 +146,8 @@ class USImager:
             lb = 10.0 ** (t.lut("backscatter_db", -60.0) / 20.0)
             lz[GEL], la[GEL], lb[GEL] = K.Z_WATER, K.ALPHA_WATER, K.BS_WATER
             self._flags[GEL] = 0
+            self._isfat = np.zeros(256, np.bool_)
+            self._isfat[[x.label for x in t if x.group == "fat"]] = True
             self._luts = (lz, la, lb)
         return self._medium
 
@@ -158,20 +168,27 @@ class USImager:
         elev = geometry.apply_vector(P2P, np.array([0.0, 0.0, 1.0]))
         lab = np.empty((L, N), np.uint8)
         zimp = np.empty((L, N), np.float32)
-        gel = np.empty((L, N), np.float32)
+        zp = np.empty((L, N), np.float32)
+        zm = np.empty((L, N), np.float32)
         scat = np.empty((L, N), np.complex64)
         fl = np.empty((L, N), np.float32)
         fluid, Mf = self._fluid(scene)
-        K.sample_medium(med.labels, med.M, origins, dirs, elev, g.r_mm, lut_z, lab, zimp, gel,
+        K.sample_medium(med.labels, med.M, origins, dirs, elev, g.r_mm, lut_z, lab, zimp, zp, zm,
                         scat, g.dr_mm * LATTICE_FRACTION, self.seed, fluid, Mf, fl, ELEV_STEP_MM)
         # probe coupling: outside-body air in front of the skin is acoustic gel
-        _gel_couple(lab, zimp)
-        zs = cv2.GaussianBlur(zimp, (0, 0), sigmaX=max(0.6 / g.dr_mm, 0.5), sigmaY=1.0)
+        _gel_couple(lab, zimp, g.dr_mm)
+        # interface normals from impedance smoothed over ~0.6 mm (range and lateral); the
+        # out-of-plane component from the smoothed impedance one step either side
+        sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)
+        sy = max(NORMAL_SMOOTH_MM / float(np.median(st.line_dx_mm)), 0.5)
+        zs = cv2.GaussianBlur(zimp, (0, 0), sigmaX=sx, sigmaY=sy)
+        gel = (cv2.GaussianBlur(zp, (0, 0), sigmaX=sx, sigmaY=sy)
+               - cv2.GaussianBlur(zm, (0, 0), sigmaX=sx, sigmaY=sy)) / (2.0 * ELEV_STEP_MM)
         src = np.empty((L, N), np.complex64)
         att = np.empty((L, N), np.float32)
         K.propagate(lab, zimp, zs, gel, fl, scat, self._flags, lut_a, lut_bs, s.f_mhz, g.dr_mm,
                     st.line_dx_mm, 10 ** (SPEC_GAIN_DB / 10) * st.spec_norm,
-                    np.deg2rad(THETA0_DEG), LAMBERT, src, att)
+                    np.deg2rad(THETA0_DEG), LAMBERT, R_FASCIA, src, att)
         hit = np.full(L, -1, np.int64)
         nd = scene.needle
         if nd is not None and nd.inserted_length_mm > 0:
@@ -181,7 +198,11 @@ class USImager:
         tmp = np.empty_like(src)
         K.psf_axial(src, st.ax_kernel, tmp)
         K.add_noise(tmp, 10 ** (NOISE_DB / 20), self.seed, int(round(scene.time_s * 1000)))
-        K.psf_lateral(tmp, st.lat_kernels, st.lat_half, src)
+        # phase aberration by the fat crossed (mean path over the lines at each depth)
+        fat_mm = np.cumsum(self._isfat[lab], axis=1, dtype=np.float32).mean(axis=0) * g.dr_mm
+        S = strehl_two_way(fat_mm, s.f_mhz)
+        K.psf_lateral_aberrated(tmp, st.lat_kernels, st.lat_half, st.halo_pow, st.halo_half,
+                                S, self.seed, src)
         env = np.empty((L, N), np.float32)
         img = np.empty((L, N), np.float32)
         K.detect(src, st.tgc_gain, env, img, TOP_DB, s.dynamic_range_db)
@@ -249,10 +270,18 @@ class USImager:
                           extra={"needle_lines_hit": int((bd.needle_hit >= 0).sum())})
 
 
-def _gel_couple(lab: np.ndarray, zimp: np.ndarray) -> None:
-    """Outside-body air (label 0) before the first tissue sample of a line is coupling gel."""
-    body = np.maximum.accumulate(lab != 0, axis=1)
-    front = ~body
+def _gel_couple(lab: np.ndarray, zimp: np.ndarray, dr_mm: float) -> None:
+    """Outside-body air (label 0) in front of the skin is coupling gel: every air sample of
+    a line before its first 1 mm run of tissue (a voxel-stair skin surface grazed by the
+    beam must not shadow the line)."""
+    w = max(2, int(round(1.0 / dr_mm)))
+    tissue = (lab != 0).astype(np.int32)
+    c = np.cumsum(tissue, axis=1)
+    run = c[:, w - 1:] - np.concatenate([np.zeros((lab.shape[0], 1), np.int32),
+                                         c[:, :-w]], axis=1)
+    full = run == w
+    first = np.where(full.any(axis=1), full.argmax(axis=1), lab.shape[1])
+    front = (np.arange(lab.shape[1])[None, :] < first[:, None]) & (lab == 0)
     if front.any():
         lab[front] = GEL
         zimp[front] = K.Z_WATER

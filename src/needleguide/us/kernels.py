@@ -1,7 +1,8 @@
 """Numba kernels of the B-mode simulator, in beam coordinates (line l, range sample k).
 
 1. ``sample_medium``: labels along every scan line from a label volume (any affine),
-   impedance, the elevation derivative of impedance, the injectate fluid fraction and the
+   impedance (also ± an elevation step, for the out-of-plane tilt of interfaces), the
+   injectate fluid fraction and the
    complex scatterer amplitude fixed in patient space (hashed lattice, complex Gaussian).
 2. ``propagate``: marches each line from the face: two-way attenuation α·f, specular
    reflection R = ((Z2−Z1)/(Z2+Z1))² with an angle law, transmission (1−R) per interface,
@@ -70,7 +71,7 @@ def _label_at(vol, M, x, y, z):
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, out_label, out_z, out_gel,
+def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, out_label, out_z, out_zp, out_zm,
                   scat, lattice_mm, seed, fluid, Mf, out_fluid, elev_step_mm):
     """Sample the medium along every line. origins/dirs (L, 3) patient mm; elev (3,) unit
     elevation vector; labels outside the volume read as air (0). ``fluid`` is an optional
@@ -93,9 +94,8 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, out_label, out_z, ou
                           z + elev_step_mm * elev[2])
             b = _label_at(vol, M, x - elev_step_mm * elev[0], y - elev_step_mm * elev[1],
                           z - elev_step_mm * elev[2])
-            za = lut_z[a if a >= 0 else 0]
-            zb = lut_z[b if b >= 0 else 0]
-            out_gel[l, k] = (za - zb) / (2.0 * elev_step_mm)
+            out_zp[l, k] = lut_z[a if a >= 0 else 0]
+            out_zm[l, k] = lut_z[b if b >= 0 else 0]
             g1, g2 = _gauss2(_lattice_hash(math.floor(x * inv), math.floor(y * inv),
                                            math.floor(z * inv), seed))
             scat[l, k] = complex(g1 * 0.7071067811865476, g2 * 0.7071067811865476)
@@ -108,7 +108,7 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, out_label, out_z, ou
 
 @njit(cache=True, parallel=True, fastmath=True)
 def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, f_mhz, dr_mm,
-              line_dx_mm, spec_gain, theta0_rad, lambert, out_src, out_att):
+              line_dx_mm, spec_gain, theta0_rad, lambert, r_fascia, out_src, out_att):
     """March every line: write the complex source (diffuse + specular, both multiplied by
     the two-way attenuation and transmission so far) and the two-way amplitude factor."""
     L, N = label.shape
@@ -119,6 +119,7 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
         air_k = -1
         air_amp = 0.0
         z_prev = zimp[l, 0]
+        lab_prev = label[l, 0]
         for k in range(N):
             lab = label[l, k]
             fl = flags[lab]
@@ -131,9 +132,14 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
             amp = math.exp(-att_db * np_per_cm) * trans
             out_att[l, k] = amp
             src = scat[l, k] * (bs * amp)
-            if k > 0 and zz != z_prev:
+            if k > 0 and (zz != z_prev or lab != lab_prev):
                 rr = (zz - z_prev) / (zz + z_prev)
                 R = rr * rr
+                # a boundary between two structures is a fascial sheath / wall: at least
+                # r_fascia (not in front of the skin)
+                if lab != lab_prev and (flags[lab] & FLAG_AIR) == 0 and lab_prev != 255 \
+                        and lab != 255 and R < r_fascia:
+                    R = r_fascia
                 # interface normal from the smoothed impedance gradient (axial, lateral,
                 # elevation): incidence angle against the beam
                 k0 = k - 1 if k > 1 else 1
@@ -148,7 +154,8 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
                 gn = math.sqrt(ga * ga + gl * gl + ge * ge)
                 c = 1.0 if gn <= 0.0 else abs(ga) / gn
                 th = math.acos(min(1.0, c))
-                ang = math.exp(-(th / theta0_rad) ** 2) + lambert * c
+                lam = lambert if (fl & FLAG_BONE) != 0 else 0.1 * lambert
+                ang = math.exp(-(th / theta0_rad) ** 2) + lam * c
                 src += math.sqrt(spec_gain[k] * R * ang) * amp
                 trans *= 1.0 - R
                 if (fl & FLAG_AIR) != 0 and R > 0.5 and air_k < 0:
@@ -156,6 +163,7 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
                     air_amp = math.sqrt(spec_gain[k] * R * ang) * amp
             out_src[l, k] = src
             z_prev = zz
+            lab_prev = lab
             att_db += 2.0 * al * f_mhz * dr_mm * 0.1
         # reverberation (A-lines) between the face and a strong air interface: echoes at
         # integer multiples of its depth, each bounce losing the face and interface
@@ -202,6 +210,39 @@ def psf_lateral(src, kerns, half, out):
                 if 0 <= ll < L:
                     acc += src[ll, k] * kerns[k, t + H]
             out[l, k] = acc
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def psf_lateral_aberrated(src, kerns, half, halo_pow, halo_half, strehl, seed, out):
+    """Lateral PSF with a phase aberrator: the coherent main lobe keeps sqrt(S) of the
+    amplitude; the scattered part (1−S) of the energy arrives with random phase from a
+    wide halo (clutter): its intensity is the halo-weighted local echo intensity, its
+    phase a complex Gaussian fixed by ``seed``. ``halo_pow``: (N, 2H+1) halo |h|² (sum 1)."""
+    L, N = src.shape
+    H = kerns.shape[1] // 2
+    Hh = halo_pow.shape[1] // 2
+    for l in prange(L):
+        for k in range(N):
+            acc = 0j
+            hk = half[k]
+            for t in range(-hk, hk + 1):
+                ll = l + t
+                if 0 <= ll < L:
+                    acc += src[ll, k] * kerns[k, t + H]
+            sk = strehl[k]
+            if sk < 0.999:
+                pw = 0.0
+                hh = halo_half[k]
+                for t in range(-hh, hh + 1):
+                    ll = l + t
+                    if 0 <= ll < L:
+                        v = src[ll, k]
+                        pw += (v.real * v.real + v.imag * v.imag) * halo_pow[k, t + Hh]
+                g1, g2 = _gauss2(_lattice_hash(l, k, 77, seed ^ 0x2545F491))
+                a = math.sqrt((1.0 - sk) * pw * 0.5)
+                out[l, k] = acc * math.sqrt(sk) + complex(a * g1, a * g2)
+            else:
+                out[l, k] = acc
 
 
 @njit(cache=True, parallel=True, fastmath=True)

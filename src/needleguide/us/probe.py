@@ -82,7 +82,7 @@ class USSettings(BaseModel):
     doppler: tuple[float, ...] | None = None
     prf_hz: float = Field(4000.0, ge=250.0, le=20000.0)
     output_px: int = Field(512, ge=64, le=2048)
-    n_cycles: float = Field(2.0, ge=1.0, le=6.0)
+    n_cycles: float = Field(3.0, ge=1.0, le=6.0)
 
     @model_validator(mode="after")
     def _check(self) -> USSettings:

@@ -97,16 +97,20 @@ def _levels(p: Patient, level: str | None, default: str) -> list[Vertebra]:
     return [_vert(p, n) for n in names]
 
 
-def _lamina(v: Vertebra, s: int) -> np.ndarray:
+def _lamina(p: Patient, v: Vertebra, s: int) -> np.ndarray:
     side = "right" if s > 0 else "left"
-    x = _vx(v, f"lamina_{side}", f"lamina.{side}", f"lamina_center_{side}")
+    x = _lm(p, f"{v.name}.lamina.{side}")
+    if x is None:
+        x = _vx(v, f"lamina_{side}", f"lamina.{side}", f"lamina_center_{side}")
     if x is not None:
         return x
     return v.center_mm - v.anterior * (v.body_depth_mm / 2 + 22.0) + v.right * s * 12.0
 
 
-def _spinous_tip(v: Vertebra) -> np.ndarray:
-    x = _vx(v, "spinous_tip", "spinous_process_tip", "spinous.tip")
+def _spinous_tip(p: Patient, v: Vertebra) -> np.ndarray:
+    x = _lm(p, f"{v.name}.spinous_tip")
+    if x is None:
+        x = _vx(v, "spinous_tip", "spinous_process_tip", "spinous.tip")
     if x is not None:
         return x
     return v.center_mm - v.anterior * (v.body_depth_mm / 2 + 50.0)
@@ -126,6 +130,19 @@ def _skin_point(p: Patient, target: np.ndarray, beam: np.ndarray, max_mm: float 
     return pts[i], float(t[i])
 
 
+def _inward_normal(p: Patient, skin: np.ndarray, radius_mm: float = 6.0) -> np.ndarray:
+    """Unit vector from the skin point towards the centroid of nearby body voxels."""
+    o = np.linspace(-radius_mm, radius_mm, 9)
+    g = np.stack(np.meshgrid(o, o, o, indexing="ij"), -1).reshape(-1, 3)
+    g = g[np.linalg.norm(g, axis=1) <= radius_mm]
+    inside = p.label_at(skin[None] + g) != 0
+    if not inside.any():
+        return np.zeros(3)
+    c = g[inside].mean(axis=0)
+    n = float(np.linalg.norm(c))
+    return c / n if n > 1e-6 else np.zeros(3)
+
+
 def standard_view(p: Patient, name: str, level: str | None = None, side: str = "right",
                   probe: str | None = None, depth_mm: float | None = None) -> View:
     """Probe pose of the named view for ``level`` and ``side`` on patient ``p``."""
@@ -141,6 +158,7 @@ def standard_view(p: Patient, name: str, level: str | None = None, side: str = "
     S = np.array([0.0, 0, 1])
     lvl_used = level
     extra_depth = 25.0
+    aim = None
     if name in ("paramedian-sagittal", "transverse-spinous", "transverse-facet"):
         vs = _levels(p, level, "L4-L5")
         lvl_used = "-".join(v.name for v in vs)
@@ -148,24 +166,33 @@ def standard_view(p: Patient, name: str, level: str | None = None, side: str = "
         sup = _unit(sum(v.superior for v in vs))
         right = _unit(np.cross(ant, sup))
         if name == "paramedian-sagittal":
-            target = np.mean([_lamina(v, s) for v in vs], axis=0)
+            target = np.mean([_lamina(p, v, s) for v in vs], axis=0)
             tilt = np.deg2rad(10.0)  # oblique: beam aimed slightly medially
             beam = _unit(np.cos(tilt) * ant - np.sin(tilt) * s * right)
             lat = -sup  # cranial on the image left
             extra_depth = 35.0
+            # slide caudally so that the sacrum is in view (levels are counted from it)
+            if "S1" in p.vertebrae and vs[-1].name != "S1":
+                sac = _lamina(p, p.vertebrae["S1"], s)
+                if np.linalg.norm(sac - target) < 75.0:
+                    aim = 0.5 * (target + sac)
         elif name == "transverse-spinous":
             v = vs[0]
-            target = _spinous_tip(v) + (v.center_mm - _spinous_tip(v)) * 0.6
+            tip = _spinous_tip(p, v)
+            target = tip + (v.center_mm - tip) * 0.6
             beam, lat = ant, -right
             extra_depth = 15.0
         else:
             v = vs[-1]
             mb = _lm(p, f"{vs[0].name}.medial_branch.{side}", f"{v.name}.medial_branch.{side}")
+            tp = _lm(p, f"{v.name}.transverse_process.{side}")
             if mb is None:
-                tp = _vx(v, f"tp_root_{side}", f"tp_tip_{side}")
                 mb = (v.center_mm - ant * (v.body_depth_mm / 2 + 8.0) + right * s * 22.0
                       if tp is None else tp)
-            target = mb - s * right * 12.0  # centre between SAP-TP junction and lamina
+            if tp is not None:  # the plane through the transverse process at the junction
+                mb = mb + sup * ((tp - mb) @ sup)
+            target = mb
+            aim = mb - s * right * 12.0  # centred between the SAP–TP junction and lamina
             beam, lat = ant, -right
             extra_depth = 30.0
     elif name == "sij-transverse":
@@ -212,9 +239,28 @@ def standard_view(p: Patient, name: str, level: str | None = None, side: str = "
         target, lat = neck, -axis  # head (cranial-medial) on the image left
         lvl_used = None
         extra_depth = 30.0
-    skin, dist = _skin_point(p, target, beam)
-    face = skin + beam * 1.0  # pressed 1 mm into the skin
+    # the probe rests flat on the skin: tilt the beam towards the inward skin normal (at most
+    # 25°; within the image plane only for the paramedian view, whose medial tilt is set)
     lat = _unit(lat - beam * (lat @ beam))
+    aim = target if aim is None else aim
+    skin, _ = _skin_point(p, aim, beam)
+    n_in = _inward_normal(p, skin)
+    if name == "paramedian-sagittal":
+        elev = np.cross(lat, beam)
+        n_in = n_in - elev * (n_in @ elev)
+    if np.linalg.norm(n_in) > 1e-6:
+        n_in = _unit(n_in)
+        ang = float(np.arccos(np.clip(n_in @ beam, -1, 1)))
+        if ang > 1e-3:
+            ang_c = min(ang, np.deg2rad(25.0))
+            beam = _unit(np.cos(ang_c) * beam
+                         + np.sin(ang_c) * _unit(n_in - beam * (n_in @ beam)))
+            elev = _unit(np.cross(lat, beam))
+            lat = _unit(np.cross(beam, elev))
+    n_pl = np.cross(lat, beam)  # keep the target in the image plane
+    aim = aim - n_pl * ((aim - target) @ n_pl)
+    skin, _ = _skin_point(p, aim, beam)
+    face = skin + beam * 1.0  # pressed 1 mm into the skin
     P2P = geometry.frame_from_axes(face, lat, beam)
     tdepth = float((target - face) @ beam)
     pk = probe or VIEW_INFO[name][1]
