@@ -97,6 +97,19 @@ def test_arterial_contrast_streams_downstream_and_is_gone_after_washout(spine):
     check_conservation(inj, t_gone)
 
 
+def test_particulate_steroid_into_an_artery_is_reported(spine):
+    tip = spine.landmark("segmental_artery.left")
+    inj = Injectate(spine).inject(tip, Injection(volume_ml=0.5, start_s=0.0))
+    inj.inject(tip, Injection(agent="steroid_particulate", volume_ml=1.0, start_s=5.0))
+    assert inj.summary(4.0)["particulate_intra_arterial_ml"] == 0.0
+    assert inj.summary(9.0)["particulate_intra_arterial_ml"] == pytest.approx(1.0)
+    assert inj.summary(9.0)["injected_mg"] == pytest.approx(150.0)  # steroid: no iodine
+    epi = Injectate(spine).inject(spine.landmark("epidural.posterior"),
+                                  Injection(agent="steroid_particulate", volume_ml=1.0))
+    assert epi.summary(9.0)["particulate_intra_arterial_ml"] == 0.0
+    assert epi.iodine_mg_ml(9.0) is None and epi.fluid_fraction(9.0).total() > 0.99
+
+
 def test_venous_contrast_lingers_longer_than_arterial(spine):
     art = Injectate(spine).inject(spine.landmark("segmental_artery.left"), volume_ml=1.0)
     ven = Injectate(spine).inject(spine.landmark("venous_plexus.right"), volume_ml=1.0)

@@ -92,6 +92,11 @@ class ExtravascularModel:
                 allowed = cidx == idx
                 costs = step_costs(h, axis_metric(canal_axis(patient, self.tip_mm),
                                                   p.epidural_craniocaudal_anisotropy))
+                # foraminal fat resists more than the canal's; a root sleeve resists less
+                weight = np.where(np.isin(labels, _ids(patient, "foramen", "sacral_foramen")),
+                                  p.foraminal_resistance_ratio, 1.0)
+                sleeve = perineural_mask(patient, labels, lut, h, p.perineural_sheath_mm)
+                weight = np.where(sleeve, 1.0 / p.root_sleeve_preference, weight).ravel()
                 phi = p.epidural_fill_fraction
             elif comp == Compartment.INTRATHECAL:
                 allowed = labels == patient.tissues.label("csf")
@@ -169,6 +174,10 @@ class ExtravascularModel:
         in_place_mg = float(ivol.sum()) * vox / 1000.0
         return Part(self.compartment, fill.grid, fvol, ivol, injected, in_place,
                     injected - kept, injected_mg, in_place_mg, injected_mg - kept_mg, left)
+
+
+def _ids(patient: Patient, *names: str) -> list[int]:
+    return [patient.tissues.label(n) for n in names if n in patient.tissues]
 
 
 def soft_tissue_mask(patient: Patient, labels: np.ndarray, lut: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from collections import OrderedDict
 import numpy as np
 
 from needleguide.anatomy.patient import Patient
-from needleguide.scene.injectate.agents import Injection, make_injection
+from needleguide.scene.injectate.agents import Agent, Injection, make_injection
 from needleguide.scene.injectate.compartments import Compartment, classify_tip
 from needleguide.scene.injectate.extravascular import ExtravascularModel, JointModel, Part
 from needleguide.scene.injectate.grid import paste
@@ -121,7 +121,12 @@ class Injectate:
             for k in keys:
                 d[k] += getattr(p, k)
         total = {k: float(sum(getattr(p, k) for p in parts)) for k in keys}
-        return {"t_s": float(t_s), **total, "compartments": per,
+        # particulate steroid delivered into an artery: the embolic hazard of TF injections
+        particulate = sum(self._sites[s][1].get(Compartment.ARTERIAL, 0.0) * inj.injected_ml(t_s)
+                          for s, inj in self._injections
+                          if inj.agent == Agent.STEROID_PARTICULATE)
+        return {"t_s": float(t_s), **total,
+                "particulate_intra_arterial_ml": float(particulate), "compartments": per,
                 "sites": [{"tip_mm": np.round(t, 2).tolist(),
                            "shares": {c.value: round(f, 3) for c, f in s.items()}}
                           for t, s in self._sites]}

@@ -47,6 +47,12 @@ class SpreadParams(BaseModel):
     epidural_craniocaudal_anisotropy: float = Field(2.0, ge=1.0, le=10.0)
     """Epidural spread runs this many times more easily along the canal (z) than across
     (assumption)."""
+    root_sleeve_preference: float = Field(3.0, ge=1.0, le=20.0)
+    """Epidural injectate spreads this many times more easily along a nerve root's sleeve
+    (within ``perineural_sheath_mm`` of the root) (assumption)."""
+    foraminal_resistance_ratio: float = Field(2.0, ge=1.0, le=20.0)
+    """Foraminal fat resists spread this many times more than the canal's epidural fat
+    (transforaminal ligaments, denser fat) (assumption)."""
     soft_tissue_fill_fraction: float = Field(0.3, gt=0.0, le=1.0)
     """Interstitial share of muscle / fat the injectate can occupy (assumption)."""
     muscle_fibre_anisotropy: float = Field(3.0, ge=1.0, le=10.0)
