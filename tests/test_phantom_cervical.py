@@ -25,28 +25,35 @@ def patient(model):
 
 
 def point_labels(model, pts) -> np.ndarray:
-    """Exact analytic labels at RAS points (each rendered as a one-voxel grid)."""
-    out = []
-    for p in np.atleast_2d(pts):
-        aff = np.eye(4)
-        aff[:3, 3] = p
-        out.append(int(model.render((1, 1, 1), aff)[0, 0, 0]))
-    return np.array(out)
+    """Exact analytic labels at RAS points (N, 3): the strokes evaluated in paint order on
+    the points themselves (the painter's semantics without a grid)."""
+    from needleguide.anatomy.phantom.sdf import Union
+
+    p = np.atleast_2d(np.asarray(pts, np.float32)).T.copy()
+    lab = np.zeros(p.shape[1], np.uint8)
+    for st in model.strokes:
+        parts = st.shape.shapes if isinstance(st.shape, Union) and st.shape.smooth_mm == 0 \
+            else [st.shape]
+        for shp in parts:
+            lo, hi = shp.bbox()
+            m = np.all((p >= lo[:, None] - 1e-3) & (p <= hi[:, None] + 1e-3), axis=0)
+            if not m.any():
+                continue
+            idx = np.nonzero(m)[0]
+            inside = shp.sdf(p[:, idx]) <= 0
+            if st.only_into is not None:
+                inside &= np.isin(lab[idx], st.only_into)
+            if st.never_into is not None:
+                inside &= ~np.isin(lab[idx], st.never_into)
+            lab[idx[inside]] = st.label
+    return lab
 
 
 def line_labels(model, a, b, step_mm=0.25) -> np.ndarray:
-    """Labels sampled along the segment a -> b (one render of a 1 × 1 × N grid)."""
+    """Labels sampled along the segment a -> b."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     n = int(np.ceil(np.linalg.norm(b - a) / step_mm)) + 1
-    d = (b - a) / (n - 1)
-    aff = np.eye(4)
-    aff[:3, 2] = d
-    e0 = np.cross(d, [0.3, 0.5, 0.81])
-    aff[:3, 0] = e0 / np.linalg.norm(e0) * step_mm
-    e1 = np.cross(d, e0)
-    aff[:3, 1] = e1 / np.linalg.norm(e1) * step_mm
-    aff[:3, 3] = a
-    return model.render((1, 1, n), aff)[0, 0, :]
+    return point_labels(model, a + np.linspace(0, 1, n)[:, None] * (b - a))
 
 
 def test_levels_ordered_with_plausible_heights(model):
@@ -110,12 +117,13 @@ def test_c6_tubercle_lateral_to_body_and_carotid_anterior(model):
 
 
 def _enclosed_by_bone(model, centre, right, anterior, reach_mm=6.0) -> int:
-    hits = 0
-    for ang in np.radians(np.arange(0, 360, 45)):
-        d = np.cos(ang) * right + np.sin(ang) * anterior
-        lab = line_labels(model, centre, centre + reach_mm * d)
-        hits += bool(np.isin(lab, list(BONE)).any())
-    return hits
+    """Number of the 8 in-plane rays from ``centre`` that meet bone within ``reach_mm``."""
+    ang = np.radians(np.arange(0, 360, 45))
+    d = np.cos(ang)[:, None] * right + np.sin(ang)[:, None] * anterior
+    t = np.arange(0.0, reach_mm + 1e-6, 0.25)
+    pts = centre + d[:, None, :] * t[None, :, None]
+    lab = point_labels(model, pts.reshape(-1, 3)).reshape(len(ang), len(t))
+    return int(np.isin(lab, list(BONE)).any(axis=1).sum())
 
 
 def test_vertebral_artery_through_c6_to_c1_foramina_not_c7(model):
@@ -204,11 +212,11 @@ def test_roi_quarter_mm_matches_whole_volume_on_bone(model, patient):
     # are centred on the 1 mm voxel centres
     ijk = np.rint(patient.voxel_of(c5 + np.array([0.0, -12.0, 0.0])))
     centre = (patient.VoxelToPatient[:3, :3] @ ijk + patient.VoxelToPatient[:3, 3]) + 0.5
-    roi = patient.roi(centre, 60.0, 0.25)
-    assert roi.labels.shape == (240, 240, 240)
-    fine = np.isin(roi.labels, list(BONE)).reshape(60, 4, 60, 4, 60, 4).mean(axis=(1, 3, 5)) > 0.5
+    roi = patient.roi(centre, 40.0, 0.25)
+    assert roi.labels.shape == (160, 160, 160)
+    fine = np.isin(roi.labels, list(BONE)).reshape(40, 4, 40, 4, 40, 4).mean(axis=(1, 3, 5)) > 0.5
     lo = np.rint(patient.voxel_of(roi.VoxelToPatient[:3, 3] + 0.375)).astype(int)
-    coarse = np.isin(patient.labels[lo[0]:lo[0] + 60, lo[1]:lo[1] + 60, lo[2]:lo[2] + 60],
+    coarse = np.isin(patient.labels[lo[0]:lo[0] + 40, lo[1]:lo[1] + 40, lo[2]:lo[2] + 40],
                      list(BONE))
     dice = 2 * (fine & coarse).sum() / (fine.sum() + coarse.sum())
-    assert fine.sum() > 5000 and dice > 0.9
+    assert fine.sum() > 3000 and dice > 0.9

@@ -44,6 +44,7 @@ from needleguide.anatomy.phantom.cervical_vertebra import (
 from needleguide.anatomy.phantom.cervical_vessels import vessel_strokes
 from needleguide.anatomy.phantom.model import PhantomModel, PhantomParams
 from needleguide.anatomy.phantom.painter import Stroke
+from needleguide.anatomy.phantom.sdf import Box, HalfSpace, Intersect, Union
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,13 @@ def build(params: PhantomParams, options: CervicalOptions | None = None) -> Phan
                              + foramen + canal_strokes(lay, deg) + discs + roots + bone
                              + joints + nerves + vessels)
 
+    z_top = float(ns.rows[-1, 0])
+    strokes = [_clip_top(st, z_top) for st in strokes]
     landmarks = _landmarks(lay, nerve_lms, c12c, occ_c)
+    boxes = boxed(strokes)
     for name, lm in landmarks.items():
         if ".foramen." in name:
-            p = settle(strokes, lm.position_mm, LAB(lm.tissue))
+            p = settle(boxes, lm.position_mm, LAB(lm.tissue))
             landmarks[name] = Landmark(name, p.round(3), lm.tissue, lm.description)
     lo, hi = ns.column(ns.t + 1.6, -0.3 * ns.t).bbox()
     lo = np.floor(lo - 2.0)
@@ -116,20 +120,33 @@ def build(params: PhantomParams, options: CervicalOptions | None = None) -> Phan
                         vertebrae=_vertebrae(lay), meta=meta)
 
 
+def _clip_top(st: Stroke, z_top: float) -> Stroke:
+    """The stroke cut at the top of the modelled region (skull and brain reach above it)."""
+    if st.shape.bbox()[1][2] <= z_top:
+        return st
+    cut = HalfSpace((0.0, 0.0, z_top), (0.0, 0.0, 1.0))
+    return Stroke(Intersect([st.shape, cut]), st.label, st.only_into, st.never_into)
+
+
 def _interspinous(lay, up: str, lo: str) -> list[Stroke]:
-    """Interspinous ligament between two spinous processes (root, middle and tip bands;
-    the tip band is the supraspinous ligament)."""
+    """Interspinous + supraspinous ligament: a 3 mm midline plate filling the space between
+    two spinous processes (the bones, painted later, keep their own voxels)."""
     U, L = lay.levels[up], lay.levels[lo]
-    out = []
-    for f in (0.15, 0.5, 0.85, 1.0):
-        pts = []
-        for lv in (U, L):
-            root = lv.P(0.0, -lv.D / 2 - lv.canal_d - 2.5, -1.5)
-            tip = np.array(lv.info["spinous_tip"])
-            pts.append(root + f * (tip - root))
-        out.append(Stroke(tube(np.array(pts), np.array([1.8, 1.8])), LAB("interspinous_ligament"),
-                          only_into=(LAB("neck_muscle"), LAB("soft_tissue"))))
-    return out
+    roots = [lv.P(0.0, -lv.D / 2 - lv.canal_d - 2.5, -1.5) for lv in (U, L)]
+    tips = [np.array(lv.info["spinous_tip"]) for lv in (U, L)]
+    a, b = (roots[0] + roots[1]) / 2, (tips[0] + tips[1]) / 2
+    x = b - a
+    length = float(np.linalg.norm(x))
+    x /= length
+    y = (roots[0] + tips[0]) / 2 - (roots[1] + tips[1]) / 2
+    y -= x * (x @ y)
+    h = float(np.linalg.norm(y))
+    T = np.eye(4)
+    T[:3, 0], T[:3, 1] = x, y / h
+    T[:3, 2], T[:3, 3] = np.cross(x, y / h), (a + b) / 2
+    return [Stroke(Box(T, half_mm=(length / 2 + 1.0, h / 2, 1.5), round_mm=0.5),
+                   LAB("interspinous_ligament"), only_into=(LAB("neck_muscle"),
+                                                            LAB("soft_tissue")))]
 
 
 def _nuchal_ligament(lay) -> Stroke:
@@ -144,7 +161,20 @@ def _nuchal_ligament(lay) -> Stroke:
                   only_into=(LAB("neck_muscle"), LAB("soft_tissue")))
 
 
-def settle(strokes: list[Stroke], p_mm: np.ndarray, label: int, reach_mm: float = 2.0,
+def boxed(strokes: list[Stroke]) -> list[tuple[Stroke, np.ndarray, np.ndarray]]:
+    """Strokes split into single shapes, each with its bounding box (RAS min, max)."""
+    out = []
+    for st in strokes:
+        parts = st.shape.shapes if isinstance(st.shape, Union) and st.shape.smooth_mm == 0 \
+            else [st.shape]
+        for shp in parts:
+            a, b = shp.bbox()
+            out.append((Stroke(shp, st.label, st.only_into, st.never_into), a, b))
+    return out
+
+
+def settle(boxes: list[tuple[Stroke, np.ndarray, np.ndarray]], p_mm: np.ndarray, label: int,
+           reach_mm: float = 2.0,
            step_mm: float = 0.5) -> np.ndarray:
     """The point of a small grid around ``p_mm`` (±``reach_mm``) deepest inside ``label``
     (largest distance to any other label; ties → nearest to ``p_mm``). Keeps landmarks
@@ -156,7 +186,9 @@ def settle(strokes: list[Stroke], p_mm: np.ndarray, label: int, reach_mm: float 
     n = int(round(2 * reach_mm / step_mm)) + 1
     aff = np.diag([step_mm, step_mm, step_mm, 1.0])
     aff[:3, 3] = np.asarray(p_mm, float) - reach_mm
-    lab = render(strokes, (n, n, n), aff) == label
+    lo, hi = aff[:3, 3] - 1.0, aff[:3, 3] + 2 * reach_mm + 1.0
+    near = [st for st, a, b in boxes if np.all(a <= hi) and np.all(b >= lo)]
+    lab = render(near, (n, n, n), aff) == label
     if not lab.any():
         return np.asarray(p_mm, float)
     depth = ndimage.distance_transform_edt(np.pad(lab, 1))[1:-1, 1:-1, 1:-1] * step_mm

@@ -20,7 +20,7 @@ import numpy as np
 from needleguide.anatomy.phantom.cervical_geom import SectionColumn, SpineLayout, tube
 from needleguide.anatomy.phantom.cervical_vertebra import BONE, LAB, SIDES
 from needleguide.anatomy.phantom.painter import Stroke
-from needleguide.anatomy.phantom.sdf import Box, Ellipsoid, Union
+from needleguide.anatomy.phantom.sdf import Box, Ellipsoid, Subtract, Union
 
 SKIN_MM = 1.6
 # lean section per level: half width a0, half depth b0, centre offset from the body centre (y)
@@ -231,7 +231,9 @@ def viscera_strokes(lay: SpineLayout) -> tuple[list[Stroke], dict[str, np.ndarra
                           round_mm=1.5), LAB("thyroid")))
     out.append(Stroke(cols["pharynx"], LAB("oesophagus"), never_into=BONE))
     out.append(Stroke(cols["oesophagus"], LAB("oesophagus"), never_into=BONE))
-    out.append(Stroke(cols["cartilage"], LAB("trachea_wall"), never_into=BONE))
+    cart = cols["cartilage"]
+    out.append(Stroke(cart, LAB("soft_tissue"), never_into=BONE))  # laryngeal soft tissue
+    out.append(Stroke(Subtract(cart, cart.grown(-2.5)), LAB("trachea_wall"), never_into=BONE))
     out.append(Stroke(cols["lumen"], LAB("internal_air"), never_into=BONE))
     info["trachea.C7"] = c7.P(0, c7.D / 2 + 25.0, 0)
     return out, info
