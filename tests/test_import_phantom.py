@@ -115,3 +115,17 @@ def test_totalseg_masks_from_phantom_give_ordered_vertebrae(synth, tmp_path, wit
     assert (p.labels[masks["sacrum"]] == T.label("sacrum")).all()
     assert (p.labels[masks["iliopsoas_left"]] == T.label("psoas")).all()
     assert (p.labels[masks["gluteus_maximus_right"]] == T.label("gluteal_muscle")).all()
+
+
+def test_phantom_files_round_trip_through_import_ct(synth, tmp_path):
+    """Our own labels.nii.gz (+ landmarks.json, vertebrae.json beside it) come back exact."""
+    out = tmp_path / "o"
+    assert main(["import-ct", str(synth / "ct.nii.gz"), "--labels",
+                 str(synth / "labels.nii.gz"), "--out", str(out)]) == 0
+    a, b = nib.load(synth / "labels.nii.gz"), nib.load(out / "labels.nii.gz")
+    np.testing.assert_array_equal(np.asanyarray(a.dataobj), np.asanyarray(b.dataobj))
+    np.testing.assert_array_equal(a.affine, b.affine)
+    for name in ("landmarks.json", "vertebrae.json"):
+        assert json.loads((out / name).read_text()) == json.loads((synth / name).read_text())
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["labels_mode"] == "ids" and meta["unknown_voxels"] == 0

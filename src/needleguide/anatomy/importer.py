@@ -12,7 +12,8 @@ With a labelmap (our label ids, or TotalSegmentator structure names: a folder of
 ``NAME.nii.gz`` masks, or a multilabel NIfTI named by a ``{id: name}`` JSON sidecar, by its
 header label table, or by the TotalSegmentator v2 class map) the named voxels get their
 mapped tissue and the unlabelled ones the HU classification. ``vertebrae_*`` masks give
-``Patient.vertebrae`` and ``<level>.body`` / ``<level>.canal`` landmarks.
+``Patient.vertebrae`` and ``<level>.body`` / ``<level>.canal`` landmarks; with our own ids,
+``landmarks.json`` / ``vertebrae.json`` beside the labelmap are read back.
 
 The volume is reoriented to the closest RAS axes (exact axis permutation/flip, no
 resampling) and, with ``spacing_mm``, resampled to isotropic voxels (HU linear, labels
@@ -333,12 +334,17 @@ def import_ct(
 
         cord = labels == t.label("spinal_cord")
         vertebrae = vertebrae_from_levels(levels, aff, totalseg.LEVELS, cord)
+        if info.get("labels_mode") == "ids":  # our own labels: our own geometry files
+            from needleguide.anatomy.importer_spine import read_geometry_sidecars
+
+            landmarks, vertebrae = read_geometry_sidecars(Path(labels_path).parent)
     meta = {"source": "ct", "ct_path": str(ct_path),
             "hu_thresholds": dataclasses.asdict(thresholds), "skin_mm": skin_mm,
             **{k: v for k, v in info.items() if k != "LPSVoxelToPatient"}}
     p = CTPatient(labels=labels, VoxelToPatient=aff, tissues=t, vertebrae=vertebrae,
                   meta=meta, hu=hu)
-    if vertebrae:
+    if vertebrae and not landmarks:
         landmarks = vertebra_landmarks(vertebrae, p.label_at, t)
+    if landmarks:
         p = dataclasses.replace(p, landmarks=landmarks)
     return p

@@ -144,3 +144,37 @@ def vertebra_landmarks(vertebrae: dict[str, Vertebra], label_at, tissues) -> dic
             out[lm] = Landmark(lm, np.asarray(p, dtype=float), tissue,
                                "derived from the imported vertebra masks")
     return out
+
+
+_VERTEBRA_KEYS = ("center_mm", "superior", "anterior", "body_height_mm", "body_width_mm",
+                  "body_depth_mm")
+
+
+def read_geometry_sidecars(folder) -> tuple[dict[str, Landmark], dict[str, Vertebra]]:
+    """Landmarks and vertebrae from ``landmarks.json`` / ``vertebrae.json`` in ``folder``
+    (as ``needleguide phantom`` and ``import-ct`` write them); missing files give {}."""
+    import json
+    from pathlib import Path
+
+    from needleguide.errors import UserError
+
+    folder = Path(folder)
+    out_l: dict[str, Landmark] = {}
+    out_v: dict[str, Vertebra] = {}
+    try:
+        f = folder / "landmarks.json"
+        if f.exists():
+            for name, d in json.loads(f.read_text(encoding="utf-8")).items():
+                out_l[name] = Landmark(name, np.asarray(d["ras_mm"], dtype=float),
+                                       str(d.get("tissue", "")), str(d.get("description", "")))
+        f = folder / "vertebrae.json"
+        if f.exists():
+            for name, d in json.loads(f.read_text(encoding="utf-8")).items():
+                out_v[name] = Vertebra(
+                    name, np.asarray(d["center_mm"], float), np.asarray(d["superior"], float),
+                    np.asarray(d["anterior"], float), float(d["body_height_mm"]),
+                    float(d["body_width_mm"]), float(d["body_depth_mm"]),
+                    extra={k: v for k, v in d.items() if k not in _VERTEBRA_KEYS})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"labels: unreadable {f} ({type(e).__name__}: {e})") from None
+    return out_l, out_v

@@ -10,17 +10,28 @@ import typer
 from needleguide.cli._common import console, out_dir
 
 
+def _jsonable(o):
+    return o.tolist() if hasattr(o, "tolist") else str(o)
+
+
 def write_patient_files(patient, out: Path, hu=None) -> list[Path]:
-    """labels.nii.gz, tissues.json, landmarks.json, vertebrae.json (+ ct.nii.gz) in ``out``."""
+    """labels.nii.gz, tissues.json, landmarks.json, vertebrae.json, centerlines.json,
+    meta.json (+ ct.nii.gz) in ``out``, as ``needleguide phantom`` writes them."""
+    import json
+
     from needleguide.anatomy.nifti import save_labels
-    from needleguide.atomic import write_json
+    from needleguide.atomic import write_json, write_text
 
     files = [save_labels(patient.labels, patient.VoxelToPatient, out / "labels.nii.gz"),
              write_json(out / "tissues.json", patient.tissues.to_json()),
              write_json(out / "landmarks.json",
                         {k: v.to_json() for k, v in patient.landmarks.items()}),
              write_json(out / "vertebrae.json",
-                        {k: v.to_json() for k, v in patient.vertebrae.items()})]
+                        {k: v.to_json() for k, v in patient.vertebrae.items()}),
+             write_json(out / "centerlines.json",
+                        {k: v.to_json() for k, v in patient.centerlines.items()}),
+             write_text(out / "meta.json",
+                        json.dumps(patient.meta, indent=2, default=_jsonable) + "\n")]
     if hu is not None:
         from needleguide.anatomy.synthetic_ct import save_ct_nifti
 
