@@ -18,10 +18,13 @@ from needleguide.anatomy.phantom.spine import Level, frame
 from needleguide.anatomy.phantom.vertebra import (
     BONE,
     LAB,
+    LAMINA_TILT,
     Phases,
+    canal_roof_fill,
     canal_segment,
     geometry,
     joint_frame,
+    lamina_line,
 )
 
 SIDES = ((1, "right"), (-1, "left"))
@@ -74,15 +77,27 @@ def posterior_ligaments(ph: Phases, U: Level, B: Level, flavum_mm: float) -> dic
     du = U.dims
     gu = geometry(U)
     gb = geometry(B)
-    # interlaminar window centre: between U's laminar lower edge and B's upper edge
-    low_u = U.P(0, gu["yp"] - 1.0, -du.body_height / 2 - 2.0)
-    top_b = B.P(0, gb["yp"] - 1.0, B.dims.body_height / 2 - 2.0)
-    c = 0.5 * (low_u + top_b)
-    fr = _avg_frame(U, B, c)
-    h = float(np.linalg.norm(low_u - top_b)) / 2 + 10.0
-    lf = Box(frame(c - 0.5 * (U.ant + B.ant) * (flavum_mm / 2), fr[:3, 2], fr[:3, 1]),
-             half_mm=(du.canal_width / 2 + 5.0, flavum_mm / 2, h), round_mm=1.0)
-    ph.add("ligament", lf, "ligamentum_flavum", never_into=BONE)
+    # ligamentum flavum: one plate per side along the laminar roof, from the lower edge of
+    # U's laminae to the upper edge of B's, in front of the laminae (never into bone)
+    for s in (1, -1):
+        ends = []
+        for lv, g, zsign in ((U, gu, -1.0), (B, gb, 1.0)):
+            p0, p1, t, n_in = lamina_line(lv, s)
+            z = g["lam_zc"] + zsign * (g["lam_h"] - 4.0)
+            off = n_in * (g["lam_t"] + flavum_mm / 2 - 0.5)
+            y_shift = LAMINA_TILT * (z - g["lam_zc"]) * -1.0
+            ends.append((lv.P(*(p0 + off + np.array([0, y_shift, z]))),
+                         lv.P(*(p1 + off + np.array([0, y_shift, z]))), lv.V(*n_in)))
+        (a0, a1, na), (b0, b1, nb) = ends
+        c = 0.25 * (a0 + a1 + b0 + b1)
+        vert = 0.5 * (a0 + a1) - 0.5 * (b0 + b1)
+        along = (a1 - a0) + (b1 - b0)
+        nrm = na + nb
+        nrm -= vert * (nrm @ vert) / (vert @ vert)
+        fr = frame(c, vert, nrm)
+        lf = Box(fr, half_mm=(0.5 * float(np.linalg.norm(along)) / 2 + 2.5, flavum_mm / 2,
+                              float(np.linalg.norm(vert)) / 2 + 3.0), round_mm=1.0)
+        ph.add("ligament", lf, "ligamentum_flavum", never_into=BONE)
     # interspinous + supraspinous ligament
     a = U.P(0, gu["yp"] - 10.0, gu["z_sp"])
     b = B.P(0, gb["yp"] - 10.0, gb["z_sp"])
@@ -94,8 +109,8 @@ def posterior_ligaments(ph: Phases, U: Level, B: Level, flavum_mm: float) -> dic
               half_mm=(3.0, depth / 2 + 3.0, float(np.linalg.norm(a - b)) / 2), round_mm=1.5)
     ph.add("ligament", isl, "interspinous_ligament", never_into=BONE)
     # interlaminar epidural target: midline, in the posterior epidural fat
-    post_sac = 0.5 * (U.P(0, U.canal_y - U.dims.canal_depth / 2 + 2.0, -du.body_height / 2)
-                      + B.P(0, B.canal_y - B.dims.canal_depth / 2 + 2.0,
+    post_sac = 0.5 * (U.P(0, U.canal_y - U.dims.canal_depth / 2 - 1.5, -du.body_height / 2)
+                      + B.P(0, B.canal_y - B.dims.canal_depth / 2 - 1.5,
                             B.dims.body_height / 2))
     return {"interlaminar": post_sac, "isl": mid}
 
@@ -103,13 +118,14 @@ def posterior_ligaments(ph: Phases, U: Level, B: Level, flavum_mm: float) -> dic
 def canal_strokes(ph: Phases, levels: list[Level], pv: Pelvis, conus_level: str = "L1"
                   ) -> dict:
     """Epidural fat (whole canal), dura + CSF (to S2), cord to the conus, cauda equina."""
-    epi, dura, csf, cord = [], [], [], []
+    epi, roof, dura, csf, cord = [], [], [], [], []
     names = [lv.name for lv in levels]
     for i, lv in enumerate(levels):
         d = lv.dims
         z_lo = -d.body_height / 2 - d.disc_below - 1.0
         z_hi = d.body_height / 2 + 2.0
         epi.append(canal_segment(lv, z_lo, z_hi))
+        roof.append(canal_roof_fill(lv, z_lo, z_hi))
         dura.append(canal_segment(lv, z_lo, z_hi, dy=1.0, shrink_x=2.5, shrink_y=2.3))
         csf.append(canal_segment(lv, z_lo - 0.5, z_hi + 0.5, dy=1.0, shrink_x=3.5,
                                  shrink_y=3.3))
@@ -132,6 +148,7 @@ def canal_strokes(ph: Phases, levels: list[Level], pv: Pelvis, conus_level: str 
     dura.append(Capsule(s_top, s_end, 7.5, 3.5))
     csf.append(Capsule(s_top, s_end, 6.5, 2.5))
     ph.add("canal", Union(epi), "epidural_fat")
+    ph.add("canal", Union(roof), "epidural_fat", never_into=(*BONE, LAB["ligamentum_flavum"]))
     ph.add("thecal", Union(dura), "dura")
     ph.add("thecal", Union(csf), "csf")
     ph.add("thecal", Union(cord), "spinal_cord")

@@ -121,6 +121,8 @@ def standard_slices(model: PhantomModel) -> list[SliceSpec]:
     mid = 0.5 * (lo + hi)
     specs: list[SliceSpec] = []
     R = np.array([1.0, 0, 0])
+    zoom_ax, zoom_sag, zoom_cor = (30.0, 50.0, 60.0) if cervical else (50.0, 75.0, 100.0)
+    drop = 10.0 if cervical else 25.0
 
     def uv(c, u, v, p):
         d = np.asarray(p, float) - c
@@ -140,25 +142,25 @@ def standard_slices(model: PhantomModel) -> list[SliceSpec]:
             c = 0.5 * (vt.center_mm + below.center_mm)
         else:
             c = vt.center_mm
-        focus = c - ant * 22.0
+        focus = c - ant * (12.0 if cervical else 22.0)
         c = recentre(c, ant)
         specs.append(SliceSpec(f"axial_{ax_pair}", f"Axial at {ax_pair} (parallel to the disc)",
-                               c, -R, ant, half_x, half_y, uv(c, -R, ant, focus), 50.0))
+                               c, -R, ant, half_x, half_y, uv(c, -R, ant, focus), zoom_ax))
         ped = vt.extra.get("pedicle_right")
         cp = vt.center_mm.copy()
         if ped is not None:
             cp = cp + vt.superior * float((np.asarray(ped) - vt.center_mm) @ vt.superior)
         a2 = _unit(vt.anterior)
-        focus = cp - a2 * 22.0
+        focus = cp - a2 * (12.0 if cervical else 22.0)
         cp = recentre(cp, a2)
         specs.append(SliceSpec(f"axial_{ax_level}", f"Axial at {ax_level} (through the "
                                f"pedicles)", cp, -R, a2, half_x, half_y,
-                               uv(cp, -R, a2, focus), 50.0))
+                               uv(cp, -R, a2, focus), zoom_ax))
     focus = vt.center_mm if ax_level in V else mid
     A, S = np.array([0, -1.0, 0]), np.array([0, 0, 1.0])
     c = np.array([0.0, mid[1], mid[2]])
     specs.append(SliceSpec("sagittal_mid", "Mid-sagittal", c, A, S, half_y, half_z,
-                           uv(c, A, S, focus + np.array([0, -20.0, -25.0])), 75.0))
+                           uv(c, A, S, focus + np.array([0, -drop * 0.8, -drop])), zoom_sag))
     fx = [np.asarray(lm.position_mm)[0] for k, lm in L.items()
           if k.startswith(fprefix) and ".foramen.right" in k]
     x_for = float(np.median(fx)) if fx else 20.0
@@ -166,13 +168,13 @@ def standard_slices(model: PhantomModel) -> list[SliceSpec]:
     specs.append(SliceSpec("sagittal_right_foramina",
                            f"Parasagittal through the right foramina (x = {x_for:.0f} mm)",
                            c, A, S, half_y, half_z,
-                           uv(c, A, S, focus + np.array([0, -20.0, -25.0])), 75.0))
+                           uv(c, A, S, focus + np.array([0, -drop * 0.8, -drop])), zoom_sag))
     ys = [v.center_mm[1] for v in V.values()]
     y_cor = float(np.median(ys)) if ys else mid[1]
     c = np.array([0.0, y_cor, mid[2]])
     specs.append(SliceSpec("coronal", f"Coronal through the vertebral bodies (y = {y_cor:.0f}"
                            " mm)", c, -R, S, half_x, half_z,
-                           uv(c, -R, S, focus + np.array([0, 0, -40.0])), 100.0))
+                           uv(c, -R, S, focus + np.array([0, 0, -1.6 * drop])), zoom_cor))
     return specs
 
 

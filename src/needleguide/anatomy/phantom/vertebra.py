@@ -16,6 +16,7 @@ from needleguide.anatomy.phantom.sdf import (
     EllipticCylinder,
     HalfSpace,
     Intersect,
+    Shape,
     Subtract,
     Tube,
     Union,
@@ -71,8 +72,44 @@ def geometry(lv: Level, growth: float = 0.0) -> dict:
         "y_tip": yp - d.spinous_length, "z_sp": -0.2 * d.body_height,
         "lamina_c": (0.0, yp - 4.0, -0.15 * d.body_height),
         "facet_t": 7.0 * (1.0 + growth),
+        "lam_t": 2.6, "lam_h": 0.5 * d.body_height + 6.0, "lam_zc": -0.2 * d.body_height,
     }
     return g
+
+
+LAMINA_TILT = 0.28  # sagittal slope of the laminae (top anterior, shingled)
+
+
+def lamina_line(lv: Level, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Axial course of the lamina of side s (local coords, z = 0): from the pars (p0) to the
+    spinous base at the midline (p1); unit direction t and unit normal n_in towards the
+    canal. The two laminae form the roof of the canal, meeting at an angle behind it."""
+    d = lv.dims
+    yp = lv.canal_y - d.canal_depth / 2
+    xp = d.canal_width / 2 + d.pedicle_width / 2 - 0.5
+    p0 = np.array([s * (xp - 1.0), yp - 2.5, 0.0])
+    p1 = np.array([0.0, yp - 10.0, 0.0])
+    t = (p1 - p0) / np.linalg.norm(p1 - p0)
+    n_in = np.array([t[1], -t[0], 0.0])
+    if n_in[1] < 0:
+        n_in = -n_in
+    return p0, p1, t, n_in
+
+
+def canal_roof_fill(lv: Level, z_lo: float, z_hi: float) -> Shape:
+    """The posterior (triangular) part of the canal between the laminae: epidural space."""
+    d = lv.dims
+    g = geometry(lv)
+    yp = g["yp"]
+    zc = 0.5 * (z_lo + z_hi)
+    box = Box(lv.sub((0.0, yp - 3.0, zc), (0, 0, 1), (0, 1, 0)),
+              half_mm=(d.canal_width / 2 - 1.0, 6.0, 0.5 * (z_hi - z_lo)), round_mm=1.0)
+    cuts = []
+    for s in (1, -1):
+        p0, p1, t, n_in = lamina_line(lv, s)
+        surf = 0.5 * (p0 + p1) + n_in * g["lam_t"]
+        cuts.append(HalfSpace(lv.P(*surf), -lv.V(*n_in), extent_mm=80.0))
+    return Intersect([box, *cuts])
 
 
 def vertebra_strokes(ph: Phases, lv: Level, deg: dict) -> dict:
@@ -113,16 +150,13 @@ def vertebra_strokes(ph: Phases, lv: Level, deg: dict) -> dict:
                     (d.pedicle_width / 2 + 1.5, 5.0, 0.45 * H + 3), round_mm=2.5)
         ph.add("bone", pill, "lamina")
         # lamina: plate from the pillar to the midline, sloping down and back
-        p0 = np.array([s * (xp - 1.0), yp - 3.5, 0.0])
-        p1 = np.array([0.0, yp - 6.0, 0.0])
-        t = (p1 - p0) / np.linalg.norm(p1 - p0)
-        n_ax = np.array([t[1], -t[0], 0.0]) * (-1 if t[1] * s < 0 else 1)
-        lam_h = 0.5 * H + 6.0
-        zc = -0.2 * H
-        lam = Box(lv.sub(((p0 + p1) / 2 + np.array([0, 0, zc])), (0, -0.28, 1), n_ax),
-                  half_mm=(np.linalg.norm(p1 - p0) / 2 + 3.0, 3.0, lam_h), round_mm=2.5)
+        p0, p1, t, n_in = lamina_line(lv, s)
+        lam_h, zc = g["lam_h"], g["lam_zc"]
+        lam = Box(lv.sub(((p0 + p1) / 2 + np.array([0, 0, zc])), (0, -LAMINA_TILT, 1), n_in),
+                  half_mm=(np.linalg.norm(p1 - p0) / 2 + 3.0, g["lam_t"], lam_h),
+                  round_mm=2.4)
         ph.add("bone", lam, "lamina")
-        pts[f"lamina_{side}"] = lv.P(*((p0 + p1) / 2 + np.array([0, -3.0, zc])))
+        pts[f"lamina_{side}"] = lv.P(*((p0 + p1) / 2 - n_in * 0.5 + np.array([0, 0, zc])))
         # transverse process
         x0, x1 = g["x_tp_root"] - 2.0, g["x_tp_tip"]
         back = np.radians(12.0)
@@ -235,4 +269,5 @@ def rib(lv: Level, s: int, length_scale: float) -> Tube:
 
 
 __all__ = ["LAB", "BONE", "Phases", "vertebra_strokes", "facet_strokes", "disc_shape",
-           "canal_segment", "geometry", "joint_frame", "rib", "Subtract"]
+           "canal_segment", "geometry", "joint_frame", "rib", "Subtract", "lamina_line",
+           "canal_roof_fill", "LAMINA_TILT"]
