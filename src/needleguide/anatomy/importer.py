@@ -176,21 +176,23 @@ def read_labelmap(
     found: dict[str, str] = {}
     soft = tissues.label("soft_tissue")
 
-    def paint(mask: np.ndarray, name: str) -> None:
+    def paint(mask: np.ndarray, name: str, box: tuple = (slice(None),) * 3) -> None:
+        """Give ``name``'s tissue to ``mask`` (a boolean sub-volume at ``box``)."""
         if not mask.any():
             return
         tname = name if name in tissues else totalseg.tissue_for(name)
+        sub = ids[box]
         if tname is None or tname not in tissues:
-            unknown[name] = int(mask.sum())
-            ids[mask] = soft
+            unknown[name] = unknown.get(name, 0) + int(mask.sum())
+            sub[mask] = soft
             return
         found[name] = tname
-        ids[mask] = tissues.label(tname)
+        sub[mask] = tissues.label(tname)
         if totalseg.base_name(name) in totalseg.AIR_SPLIT:
-            ids[mask & (hu < air_hu)] = tissues.label("internal_air")
+            sub[mask & (hu[box] < air_hu)] = tissues.label("internal_air")
         lv = totalseg.level_of(name)
         if lv is not None:
-            levels[mask] = totalseg.LEVELS.index(lv) + 1
+            levels[box][mask] = totalseg.LEVELS.index(lv) + 1
 
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if _is_nifti(f) and not f.name.startswith("."))
@@ -204,7 +206,9 @@ def read_labelmap(
         mode = "masks"
     else:
         img, data = _load_nifti(p, "labels")
-        data = _onto_grid(np.rint(data).astype(np.int64), img.affine, shape, ct_affine)
+        if not np.issubdtype(data.dtype, np.integer):
+            data = np.rint(data).astype(np.int32)
+        data = _onto_grid(data, img.affine, shape, ct_affine)
         names = _names_for(p, img, label_names)
         if names is None:
             mode = "ids"
@@ -220,10 +224,11 @@ def read_labelmap(
             found = {str(int(v)): tissues[int(v)].name for v in present[ok]}
         else:
             mode = "names"
-            for v in np.unique(data):
-                if v == 0:
-                    continue
-                paint(data == v, names.get(int(v), f"id {int(v)}"))
+            if data.min() < 0:
+                raise UserError(f"labels: {p} holds negative label ids")
+            for v, box in enumerate(ndimage.find_objects(data), start=1):
+                if box is not None:  # bounding box of id v: one pass per structure's box
+                    paint(data[box] == v, names.get(v, f"id {v}"), box)
     info = {"labels_mode": mode, "labels_path": str(p), "structures": found,
             "unknown_structures": unknown, "unknown_voxels": int(sum(unknown.values()))}
     return ids, levels, info
