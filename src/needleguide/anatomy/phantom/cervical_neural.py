@@ -19,6 +19,7 @@ from needleguide.anatomy.phantom.cervical_vertebra import (
     BONE,
     LAB,
     SIDES,
+    WAIST,
     Degeneration,
     joint_plane,
     pillar_radii,
@@ -131,6 +132,8 @@ def medial_branch_path(lay: SpineLayout, name: str, s: int, deg: Degeneration
     inv = np.linalg.inv(L.T)
     w = float((inv[:3, :3] @ m + inv[:3, 3])[2])
     ru, rv = pillar_radii(L, deg)
+    f = WAIST if name != "C7" else 1.0
+    ru, rv = ru * f, rv * f
     pu, pv = L.pillar_u, L.pillar_v
     k = NERVE_R + 0.15
     ang = np.radians([70, 40, 0, -35, -65, -90])

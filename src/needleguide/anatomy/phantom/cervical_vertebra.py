@@ -105,13 +105,17 @@ def _virtual_joint_below(lv: Level, s: int) -> tuple[np.ndarray, np.ndarray]:
     return lv.P(s * lv.pillar_u, lv.pillar_v, -lv.H / 2 - 2.5), lv.V(0, -np.sin(b), np.cos(b))
 
 
+WAIST = 0.92  # pillar radius at its waist / nominal (concave waist, assumption)
+FLARE = 1.08  # pillar radius at the articular surfaces / nominal
+
+
 def pillar_shapes(lay: SpineLayout, name: str, s: int, deg: Degeneration):
-    """(SAP, IAP, waist centre RAS) of the articular pillar of ``name`` on side ``s``."""
+    """(SAP, IAP, waist centre RAS, upper joint, lower joint) of the articular pillar of
+    ``name`` on side ``s``. The pillar narrows to a waist between its facets (the
+    'valleys' of the lateral pillar line on ultrasound, where the medial branch lies)."""
     order = list(SUBAXIAL)
     lv = lay.levels[name]
     ru, rv = pillar_radii(lv, deg)
-    col = EllipticCylinder(lv.at(s * lv.pillar_u, lv.pillar_v, 0.0), radii=(ru, rv),
-                           half_height_mm=lv.H / 2 + 12.0, round_mm=1.0)
     gap = deg.joint_gap_mm
     i = order.index(name)
     below = order[i + 1] if i + 1 < len(order) else None
@@ -120,11 +124,22 @@ def pillar_shapes(lay: SpineLayout, name: str, s: int, deg: Degeneration):
         c_up, n_up = lv.P(s * lv.pillar_u, lv.pillar_v, lv.H / 2 - 1.0), lv.V(0, 0, 1)
     else:
         c_up, n_up = joint_plane(lay, order[i - 1], name, s)
-    pil = [col, HalfSpace(c_up - n_up * gap / 2, n_up), HalfSpace(c_lo + n_lo * gap / 2, -n_lo)]
     m = (c_up + c_lo) / 2
+    inv = np.linalg.inv(lv.T)
+    wm = float((inv[:3, :3] @ m + inv[:3, 3])[2])
+    halves = []
+    for sgn, c in ((1.0, c_up), (-1.0, c_lo)):  # SAP column upwards, IAP downwards
+        dj = max(abs(float((inv[:3, :3] @ c + inv[:3, 3])[2]) - wm), 4.0)
+        hh = (dj + 8.0) / 2
+        ts = 1.0 + (FLARE / WAIST - 1.0) * 2 * hh / dj
+        R = np.diag([1.0, sgn, sgn])  # flip (about u) for the downward column
+        halves.append(EllipticCylinder(lv.at(s * lv.pillar_u, lv.pillar_v, wm + sgn * hh, R),
+                                       radii=(ru * WAIST, rv * WAIST), half_height_mm=hh,
+                                       top_scale=ts, round_mm=0.8))
+    cuts = [HalfSpace(c_up - n_up * gap / 2, n_up), HalfSpace(c_lo + n_lo * gap / 2, -n_lo)]
     nm = (n_up + n_lo) / np.linalg.norm(n_up + n_lo)
-    sap = Intersect(pil + [HalfSpace(m, -nm)])
-    iap = Intersect(pil + [HalfSpace(m, nm)])
+    sap = Intersect([halves[0]] + cuts + [HalfSpace(m, -nm)])
+    iap = Intersect([halves[1]] + cuts + [HalfSpace(m, nm)])
     return sap, iap, m, (c_up, n_up), (c_lo, n_lo)
 
 
