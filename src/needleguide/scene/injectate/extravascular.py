@@ -168,11 +168,11 @@ class ExtravascularModel:
             left_mg += out * inj.iodine_mg_ml
             lo = hi
         sig = p.front_softening_mm
-        fvol = fill.to_volume(fluid, sig) if injected else np.zeros(fill.grid.shape)
-        ivol = fill.to_volume(iodine, sig) if injected_mg else np.zeros(fill.grid.shape)
+        grid, both = fill.to_volume(np.stack([fluid, iodine], axis=1), sig)
+        fvol, ivol = both[..., 0], both[..., 1]
         in_place = float(fvol.sum()) * vox / 1000.0
         in_place_mg = float(ivol.sum()) * vox / 1000.0
-        return Part(self.compartment, fill.grid, fvol, ivol, injected, in_place,
+        return Part(self.compartment, grid, fvol, ivol, injected, in_place,
                     injected - kept, injected_mg, in_place_mg, injected_mg - kept_mg, left)
 
 

@@ -39,18 +39,32 @@ class Fill:
         prev = np.concatenate(([0.0], self.cumcap_mm3[:-1]))
         return np.clip(np.minimum(hi_mm3, self.cumcap_mm3) - np.maximum(lo_mm3, prev), 0.0, None)
 
-    def to_volume(self, per_voxel: np.ndarray, sigma_mm: float) -> np.ndarray:
-        """A grid volume from per-ordered-voxel values, softened inside each segment mask
-        (mass-conserving)."""
-        out = np.zeros(self.grid.shape)
+    def to_volume(self, per_voxel: np.ndarray, sigma_mm: float
+                  ) -> tuple[LocalGrid, np.ndarray]:
+        """Volume(s) from per-ordered-voxel values ((n,) or (n, K) channels), softened
+        inside each segment mask (mass-conserving), on the sub-grid around the non-zero
+        voxels (so that a step costs what the injectate covers, not the whole grid)."""
+        vals = per_voxel if per_voxel.ndim == 2 else per_voxel[:, None]
+        nz = np.flatnonzero(np.any(vals != 0, axis=1))
+        if nz.size == 0:
+            sub = self.grid.sub((0, 0, 0), (1, 1, 1))
+            out = np.zeros((1, 1, 1, vals.shape[1]))
+            return sub, (out if per_voxel.ndim == 2 else out[..., 0])
+        sig = sigma_mm / self.grid.spacing_mm
+        pad = int(np.ceil(sig**2 / 0.25)) + 1
+        lo, hi = self.grid.box_of(self.order[nz], pad)
+        sub = self.grid.sub(lo, hi)
+        box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        ijk = np.stack(np.unravel_index(self.order[nz], self.grid.shape), axis=1) - lo
+        out = np.zeros((*sub.shape, vals.shape[1]))
         for s, mask in enumerate(self.masks):
-            sel = self.segment == s
-            if not np.any(per_voxel[sel]):
+            sel = self.segment[nz] == s
+            if not sel.any():
                 continue
-            vol = np.zeros(self.grid.size)
-            np.add.at(vol, self.order[sel], per_voxel[sel])
-            out += soften(vol.reshape(self.grid.shape), mask, sigma_mm / self.grid.spacing_mm)
-        return out
+            vol = np.zeros_like(out)
+            vol[tuple(ijk[sel].T)] = vals[nz[sel]]  # each voxel appears once in a fill
+            out += soften(vol, mask[box], sig)
+        return sub, (out if per_voxel.ndim == 2 else out[..., 0])
 
     def truncated(self, capacity_mm3: float) -> Fill:
         """The first voxels of this fill up to ``capacity_mm3`` (last one partial)."""

@@ -161,29 +161,56 @@ def ordered_flood(allowed: np.ndarray, seeds: np.ndarray, costs: np.ndarray,
                   np.ascontiguousarray(capacity_mm3, float).ravel(), float(stop_mm3))
 
 
-def soften(field: np.ndarray, mask: np.ndarray, sigma_vox: float) -> np.ndarray:
-    """Mass-conserving diffusion of ``field`` inside ``mask`` (no flux through its border)
-    to a Gaussian width ``sigma_vox`` (voxels): explicit 6-neighbour steps, D·dt = 1/8."""
-    out = np.where(mask, field, 0.0).astype(np.float64)
-    if sigma_vox <= 0 or not out.any():
-        return out
-    nsteps = int(np.ceil(sigma_vox**2 / 0.25))
-    lam = sigma_vox**2 / (2.0 * nsteps)  # σ² = 2·λ·n per axis; λ ≤ 1/8 (stable)
-    nz = np.nonzero(out)
-    box = tuple(slice(max(int(c.min()) - nsteps, 0), int(c.max()) + nsteps + 1) for c in nz)
-    sub = out[box]
-    m = mask[box].astype(bool)
+@njit(cache=True)
+def _diffuse(sub, m, lam, nsteps):
+    nx, ny, nz, nk = sub.shape
+    nxt = np.empty_like(sub)
     for _ in range(nsteps):
-        flux = np.zeros_like(sub)
-        for ax in range(3):
-            sl_a = [slice(None)] * 3
-            sl_b = [slice(None)] * 3
-            sl_a[ax] = slice(0, -1)
-            sl_b[ax] = slice(1, None)
-            a, b = tuple(sl_a), tuple(sl_b)
-            f = np.where(m[a] & m[b], sub[b] - sub[a], 0.0) * lam
-            flux[a] += f
-            flux[b] -= f
-        sub += flux
-    out[box] = sub
-    return out
+        for i in range(nx):
+            for j in range(ny):
+                for k in range(nz):
+                    for c in range(nk):
+                        nxt[i, j, k, c] = sub[i, j, k, c]
+                    if not m[i, j, k]:
+                        continue
+                    for d in range(6):
+                        a, b, e = i, j, k
+                        if d == 0:
+                            a = i - 1
+                        elif d == 1:
+                            a = i + 1
+                        elif d == 2:
+                            b = j - 1
+                        elif d == 3:
+                            b = j + 1
+                        elif d == 4:
+                            e = k - 1
+                        else:
+                            e = k + 1
+                        if a < 0 or b < 0 or e < 0 or a >= nx or b >= ny or e >= nz:
+                            continue
+                        if not m[a, b, e]:
+                            continue
+                        for c in range(nk):
+                            nxt[i, j, k, c] += lam * (sub[a, b, e, c] - sub[i, j, k, c])
+        sub, nxt = nxt, sub
+    return sub
+
+
+def soften(field: np.ndarray, mask: np.ndarray, sigma_vox: float) -> np.ndarray:
+    """Mass-conserving diffusion of ``field`` (X, Y, Z) or (X, Y, Z, K) inside ``mask``
+    (no flux through its border) to a Gaussian width ``sigma_vox`` (voxels): explicit
+    6-neighbour steps with λ = D·dt ≤ 1/8 (stable), on the box of the non-zero voxels."""
+    multi = field.ndim == 4
+    f4 = field if multi else field[..., None]
+    out = np.where(mask[..., None], f4, 0.0).astype(np.float64)
+    if sigma_vox <= 0 or not out.any():
+        return out if multi else out[..., 0]
+    nsteps = int(np.ceil(sigma_vox**2 / 0.25))
+    lam = sigma_vox**2 / (2.0 * nsteps)  # σ² = 2·λ·n per axis
+    nz = np.nonzero(out.any(axis=3))
+    box = tuple(slice(max(int(c.min()) - nsteps, 0), int(c.max()) + nsteps + 1) for c in nz)
+    sub = np.ascontiguousarray(out[box])
+    m = np.ascontiguousarray(mask[box]).astype(np.uint8)
+    out[box] = _diffuse(sub, m, lam, nsteps)
+    return out if multi else out[..., 0]

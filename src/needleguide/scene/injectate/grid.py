@@ -41,6 +41,19 @@ class LocalGrid:
     def size(self) -> int:
         return int(np.prod(self.shape))
 
+    def sub(self, lo_ijk, hi_ijk) -> LocalGrid:
+        """The box [lo, hi) (voxel indices of this grid) as a grid of its own."""
+        lo = np.asarray(lo_ijk, int)
+        return LocalGrid(tuple(int(v) for v in np.array(self.lo) + lo),
+                         tuple(int(v) for v in np.asarray(hi_ijk, int) - lo), self.spacing_mm)
+
+    def box_of(self, flat_index: np.ndarray, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """[lo, hi) voxel box of the given voxels, padded and clipped to the grid."""
+        ijk = np.stack(np.unravel_index(np.asarray(flat_index), self.shape), axis=1)
+        lo = np.maximum(ijk.min(axis=0) - pad, 0)
+        hi = np.minimum(ijk.max(axis=0) + pad + 1, np.array(self.shape))
+        return lo, hi
+
     def extent_mm(self) -> np.ndarray:
         return np.array(self.shape) * self.spacing_mm
 

@@ -79,6 +79,7 @@ class VascularModel:
         self.flow_mm3_s = self.velocity_mm_s * np.pi * self._r_tip**2
         self.blush = (self._blush_mask(labels, patient) if compartment == Compartment.ARTERIAL
                       else np.zeros(self.fill.grid.shape, bool))
+        self._blush_flat = np.flatnonzero(self.blush)
 
     # ---- geometry -----------------------------------------------------------------------
     def _vessel_label(self, patient: Patient) -> int:
@@ -232,18 +233,28 @@ class VascularModel:
             gone_mg += (exited - b) * inj.iodine_mg_ml
             blush += b
             blush_mg += b * inj.iodine_mg_ml
-        fvol = np.zeros(fill.grid.size)
-        ivol = np.zeros(fill.grid.size)
-        np.add.at(fvol, fill.order, fluid)
-        np.add.at(ivol, fill.order, iodine)
-        fvol, ivol = fvol.reshape(fill.grid.shape), ivol.reshape(fill.grid.shape)
+        # only the box of the occupied lumen (and the blush, when there is one)
+        occupied = fill.order[fluid > 0]
+        if blush > 0:
+            occupied = np.concatenate([occupied, self._blush_flat])
+        if occupied.size == 0:
+            occupied = fill.order[:1] if fill.order.size else np.zeros(1, np.int64)
+        lo, hi = fill.grid.box_of(occupied)
+        grid = fill.grid.sub(lo, hi)
+        box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        ijk = np.stack(np.unravel_index(fill.order, fill.grid.shape), axis=1) - lo
+        inside = np.all((ijk >= 0) & (ijk < hi - lo), axis=1)
+        fvol = np.zeros(grid.shape)
+        ivol = np.zeros(grid.shape)
+        fvol[tuple(ijk[inside].T)] = fluid[inside]  # each voxel appears once in the flood
+        ivol[tuple(ijk[inside].T)] = iodine[inside]
         if blush > 0:
             nb = float(self.blush.sum()) * vox
-            fvol = fvol + self.blush * (blush * 1000.0 / nb)
-            ivol = ivol + self.blush * (blush_mg * 1000.0 / nb)
+            fvol += self.blush[box] * (blush * 1000.0 / nb)
+            ivol += self.blush[box] * (blush_mg * 1000.0 / nb)
         in_place = float(fvol.sum()) * vox / 1000.0
         in_place_mg = float(ivol.sum()) * vox / 1000.0
-        return Part(self.compartment, fill.grid, fvol, ivol, injected, in_place, gone,
+        return Part(self.compartment, grid, fvol, ivol, injected, in_place, gone,
                     injected_mg, in_place_mg, gone_mg)
 
     def lumen_mask(self) -> np.ndarray:
