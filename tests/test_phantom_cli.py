@@ -53,3 +53,15 @@ def test_phantom_cli_unwritable_out(tmp_path, capsys):
     rc = main(["phantom", "--spacing", "3", "--out", str(f)])
     assert rc == 2
     assert capsys.readouterr().err.strip().startswith("error: --out")
+
+
+def test_phantom_cli_cervical_region(tmp_path, capsys):
+    out = tmp_path / "cx"
+    rc = main(["phantom", "--region", "cervical", "--spacing", "3", "--png-pixel", "2",
+               "--out", str(out)])
+    assert rc == 0
+    lms = json.loads((out / "landmarks.json").read_text())
+    assert any(k.startswith("C") for k in lms)
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert len(pngs) == 5 and "sagittal_mid.png" in pngs and "coronal.png" in pngs
+    assert any(p.startswith("axial_C") for p in pngs)

@@ -64,8 +64,8 @@ def foramen_strokes(ph: Phases, U: Level, B: Level) -> dict:
         fp = foramen_points(U, B, s)
         du = U.dims
         c = fp["centre"] + fp["lat"] * 1.0
-        box = Ellipsoid(_avg_frame(U, B, c), radii=(du.pedicle_width / 2 + 5.0,
-                                                    du.canal_depth / 2 + 2.5,
+        box = Ellipsoid(_avg_frame(U, B, c), radii=(du.pedicle_width / 2 + 3.5,
+                                                    du.canal_depth / 2 + 1.5,
                                                     fp["height"] / 2 + 3.0))
         ph.add("foramen", box, "foramen", never_into=(*BONE, LAB["disc"]))
         pts[side] = fp

@@ -63,7 +63,7 @@ def body_layers(levels: dict[str, Level], pv: Pelvis, p: PelvisDims, bmi: float,
         k = 0.8 if thor else 1.0
         add(lv.center[2], ant[1], width[n] * m, y_post, y_ant, 0.15, 0.8, tf * k,
             1.25 * tf * k, 1.6 * tf * k, 13.0 if not thor else 16.0,
-            ant[1] - lv.dims.body_depth - 2.0, 0.0, lv.dims.body_width / 2 + 70.0 * m)
+            ant[1] - lv.dims.body_depth - 2.0, 0.0, lv.dims.body_width / 2 + 48.0 * m)
     s1 = pv.s1
     hip = 0.5 * (pv.hips["right"] + pv.hips["left"])
     sac_back = pv.segments[1][:3, 3] - pv.segments[1][:3, 1] * (pv.thick[1] - 14.0)
@@ -117,6 +117,18 @@ def muscle_strokes(ph: Phases, levels: dict[str, Level], pv: Pelvis, p: PelvisDi
                                           half_height_mm=pv.seg_half_h + 3.0))
     for sh in parts:
         ph.add("muscle", sh, "paraspinal_muscle", only_into=into)
+    # quadratus lumborum: lateral to the transverse-process tips, T12 to the iliac crest
+    for n in ("T12", "L1", "L2", "L3", "L4"):
+        lv = levels[n]
+        g = geometry(lv)
+        d = lv.dims
+        r = (11.0 if n == "T12" else 15.0) * m
+        for s in (1, -1):
+            ph.add("muscle", EllipticCylinder(
+                lv.sub((s * (d.tp_span / 2 + 0.6 * r), g["y_tp"] - 3.0, 0.0), (0, 0, 1),
+                       (s * 0.35, 1, 0)),
+                radii=(r, 0.7 * r), half_height_mm=d.body_height / 2 + d.disc_below),
+                "muscle", only_into=("soft_tissue",))
     # psoas: from T12 along the bodies, over the pelvic brim to the lesser trochanter
     for s, side in ((1, "right"), (-1, "left")):
         pts, rad = [], []

@@ -69,7 +69,7 @@ def geometry(lv: Level, growth: float = 0.0) -> dict:
         "y_tp": yc - (6.0 if thoracic else 2.0), "z_tp": zp - 1.0, "tp_h": tp_h,
         "x_tp_root": d.canal_width / 2 + d.pedicle_width,
         "x_tp_tip": d.tp_span / 2,
-        "y_tip": yp - d.spinous_length, "z_sp": -0.2 * d.body_height,
+        "y_tip": yp - d.spinous_length, "z_sp": -0.12 * d.body_height,
         "lamina_c": (0.0, yp - 4.0, -0.15 * d.body_height),
         "facet_t": 7.0 * (1.0 + growth),
         "lam_t": 2.6, "lam_h": 0.5 * d.body_height + 6.0, "lam_zc": -0.2 * d.body_height,
@@ -87,8 +87,8 @@ def lamina_line(lv: Level, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     d = lv.dims
     yp = lv.canal_y - d.canal_depth / 2
     xp = d.canal_width / 2 + d.pedicle_width / 2 - 0.5
-    p0 = np.array([s * (xp - 1.0), yp - 2.5, 0.0])
-    p1 = np.array([0.0, yp - 10.0, 0.0])
+    p0 = np.array([s * (xp - 1.0), yp + 4.0, 0.0])
+    p1 = np.array([0.0, yp - 3.2, 0.0])
     t = (p1 - p0) / np.linalg.norm(p1 - p0)
     n_in = np.array([t[1], -t[0], 0.0])
     if n_in[1] < 0:
@@ -175,7 +175,7 @@ def vertebra_strokes(ph: Phases, lv: Level, deg: dict) -> dict:
     tilt = np.radians(12.0)
     sp_c = (0.0, yp - 4.0 - L / 2 + 2.0, g["z_sp"] - np.sin(tilt) * L / 2)
     sp = Box(lv.sub(sp_c, (0, -np.sin(tilt), np.cos(tilt)), (0, np.cos(tilt), np.sin(tilt))),
-             half_mm=(3.0, L / 2, d.spinous_height / 2), round_mm=2.5)
+             half_mm=(3.0, L / 2, d.spinous_height / 2 + 1.5), round_mm=2.5)
     tip_local = (0.0, yp - 4.0 - L + 3.0, g["z_sp"] - np.sin(tilt) * L)
     tip = Ellipsoid(lv.sub(tip_local, (0, 0, 1), (0, 1, 0)),
                     radii=(4.5, 4.0, d.spinous_height / 2 + 1.0))
