@@ -80,12 +80,13 @@ class BeamSetup:
     ax_kernel: np.ndarray  # complex (2h+1,)
     lat_kernels: np.ndarray  # complex (N, 2H+1), without aberration
     lat_half: np.ndarray  # int (N,)
-    halo_pow: np.ndarray  # (N, 2Hh+1) aberration halo intensity weights
-    halo_half: np.ndarray  # (N,)
+    lat_kernels_t: np.ndarray  # float32 (2H+1, N): the same, by tap
+    halo_half: np.ndarray  # (N,) half width (lines) of the aberration halo box
     spec_norm: np.ndarray  # (N,) 1 / (peak of the PSF response to a perpendicular plane)²
     el_sigma_mm: np.ndarray  # (N,)
     aperture_mm: np.ndarray  # (N,)
     tgc_gain: np.ndarray  # (N,) linear amplitude gain (TGC + overall gain)
+    corners_probe: np.ndarray  # (4, 2) probe-frame corners of the beam region
     map_x: np.ndarray  # (rows, cols) float32 range-sample index
     map_y: np.ndarray  # (rows, cols) float32 line index
     rows: int
@@ -110,14 +111,6 @@ def lateral_kernels(sig_main: np.ndarray):
     half = np.minimum(np.ceil(3.0 * sig_main).astype(np.int64), MAX_HALF_TAPS)
     k = _gauss_rows(sig_main, half)
     return (k / np.sqrt((k**2).sum(axis=1, keepdims=True))).astype(np.complex64), half
-
-
-def halo_weights(sig_halo: np.ndarray):
-    """Aberration halo intensity weights |h|² per range sample (rows sum to 1), float64
-    (N, 2H+1), and half widths (N,)."""
-    half = np.minimum(np.ceil(2.5 * sig_halo).astype(np.int64), 3 * MAX_HALF_TAPS)
-    k = _gauss_rows(sig_halo, half) ** 2
-    return k / k.sum(axis=1, keepdims=True), half
 
 
 def _gauss_rows(sig: np.ndarray, half: np.ndarray) -> np.ndarray:
@@ -170,7 +163,7 @@ def make_setup(s: USSettings) -> BeamSetup:
     lam = C_MM_US / s.f_mhz
     sig_h = np.maximum(depth, 1.0) * lam / ABERR_CORR_MM / 2.3548 / line_dx
     lat_c, half = lateral_kernels(sig_l)
-    halo_pow, halo_half = halo_weights(sig_h)
+    halo_half = np.maximum(np.round(np.sqrt(3.0) * sig_h), 1).astype(np.int64)  # same var.
     lat = lat_c.real
     spec_norm = 1.0 / (ax.max() * lat.sum(axis=1)) ** 2
     el_sigma = elevation_fwhm_mm(depth, s) / 2.3548
@@ -178,9 +171,17 @@ def make_setup(s: USSettings) -> BeamSetup:
     rows, cols, sp, x0, y0 = image_grid(s)
     map_x, map_y = _remap_maps(g, rows, cols, sp, x0, y0)
     return BeamSetup(s, g, depth, line_dx, ax.astype(np.complex64),
-                     lat_c, half, halo_pow, halo_half, spec_norm, el_sigma,
+                     lat_c, half, np.ascontiguousarray(lat.T.astype(np.float32)), halo_half,
+                     spec_norm, el_sigma,
                      receive_aperture_mm(depth, s), (10.0 ** (tgc / 20.0)).astype(np.float64),
+                     _corners(g),
                      map_x, map_y, rows, cols, sp, x0, y0)
+
+
+def _corners(g: BeamGeometry) -> np.ndarray:
+    o, d, r = g.origins, g.directions, g.r_mm
+    return np.array([o[0] + r[0] * d[0], o[0] + r[-1] * d[0], o[-1] + r[0] * d[-1],
+                     o[-1] + r[-1] * d[-1]])
 
 
 def _remap_maps(g: BeamGeometry, rows: int, cols: int, sp: float, x0: float, y0: float):

@@ -41,6 +41,11 @@ NORMAL_SMOOTH_MM = 0.6
 GEL = 255  # internal label of the coupling gel between the face and the skin
 
 
+@lru_cache(maxsize=8)
+def _table(seed: int) -> np.ndarray:
+    return K.gaussian_table(seed)
+
+
 @lru_cache(maxsize=16)
 def _setup_cached(s: USSettings) -> BeamSetup:
     return make_setup(s)
@@ -130,9 +135,7 @@ class USImager:
 
     # ---- medium cache ---------------------------------------------------------------------
     def medium_for(self, patient: Patient, ProbeToPatient: np.ndarray) -> Medium:
-        g = self.setup.geom
-        pr = g.points_probe()
-        corners = np.array([pr[0, 0], pr[0, -1], pr[-1, 0], pr[-1, -1]])
+        corners = self.setup.corners_probe
         pts = np.concatenate([np.c_[corners, np.full(4, z)] for z in (-1.5, 1.5)])
         pts_pat = geometry.apply(ProbeToPatient, pts)
         if (self._medium is None or self._medium_key != id(patient)
@@ -146,7 +149,7 @@ class USImager:
             lb = 10.0 ** (t.lut("backscatter_db", -60.0) / 20.0)
             lz[GEL], la[GEL], lb[GEL] = K.Z_WATER, K.ALPHA_WATER, K.BS_WATER
             self._flags[GEL] = 0
-            self._isfat = np.zeros(256, np.bool_)
+            self._isfat = np.zeros(256, np.bool_)  # GEL (255) is not fat
             self._isfat[[x.label for x in t if x.group == "fat"]] = True
             self._luts = (lz, la, lb)
         return self._medium
@@ -172,11 +175,13 @@ class USImager:
         zm = np.empty((L, N), np.float32)
         scat = np.empty((L, N), np.complex64)
         fl = np.empty((L, N), np.float32)
+        fat = np.empty((L, N), np.float32)
         fluid, Mf = self._fluid(scene)
-        K.sample_medium(med.labels, med.M, origins, dirs, elev, g.r_mm, lut_z, lab, zimp, zp, zm,
-                        scat, g.dr_mm * LATTICE_FRACTION, self.seed, fluid, Mf, fl, ELEV_STEP_MM)
-        # probe coupling: outside-body air in front of the skin is acoustic gel
-        _gel_couple(lab, zimp, g.dr_mm)
+        table = _table(self.seed)
+        K.sample_medium(med.labels, med.M, origins, dirs, elev, g.r_mm, lut_z, self._isfat, lab,
+                        zimp, zp, zm, scat, table, g.dr_mm * LATTICE_FRACTION, self.seed, fluid,
+                        Mf, fl, ELEV_STEP_MM, GEL, K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
+                        int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)))
         # interface normals from impedance smoothed over ~0.6 mm (range and lateral); the
         # out-of-plane component from the smoothed impedance one step either side
         sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)
@@ -196,16 +201,20 @@ class USImager:
                        st.aperture_mm, nd.skin_entry_mm, nd.tip, nd.outer_diameter_mm,
                        10 ** (SPEC_GAIN_DB / 10) * st.spec_norm, hit)
         tmp = np.empty_like(src)
-        K.psf_axial(src, st.ax_kernel, tmp)
-        K.add_noise(tmp, 10 ** (NOISE_DB / 20), self.seed, int(round(scene.time_s * 1000)))
+        frame_no = int(round(scene.time_s * 1000))
+        K.psf_axial_noise(src, st.ax_kernel, table, np.float32(10 ** (NOISE_DB / 20)),
+                          (frame_no * 2654435761 + 12345) & ((1 << 40) - 1), tmp)
         # phase aberration by the fat crossed (mean path over the lines at each depth)
-        fat_mm = np.cumsum(self._isfat[lab], axis=1, dtype=np.float32).mean(axis=0) * g.dr_mm
-        S = strehl_two_way(fat_mm, s.f_mhz)
-        K.psf_lateral_aberrated(tmp, st.lat_kernels, st.lat_half, st.halo_pow, st.halo_half,
-                                S, self.seed, src)
+        S = strehl_two_way(fat.mean(axis=0), s.f_mhz)
+        prefix = np.zeros((L + 1, N), np.float32)
+        if np.any(S < 0.999):
+            np.cumsum(tmp.real**2 + tmp.imag**2, axis=0, out=prefix[1:])
         env = np.empty((L, N), np.float32)
         img = np.empty((L, N), np.float32)
-        K.detect(src, st.tgc_gain, env, img, TOP_DB, s.dynamic_range_db)
+        H = (st.lat_kernels_t.shape[0] - 1) // 2
+        K.psf_lateral_detect(tmp, st.lat_kernels_t, H, prefix, st.halo_half, S, table,
+                             (frame_no * 40503 + 977) & ((1 << 40) - 1), st.tgc_gain, env,
+                             img, TOP_DB, s.dynamic_range_db)
         return BeamData(lab, env, img, att, hit, origins, dirs)
 
     def _fluid(self, scene: Scene):
@@ -268,20 +277,3 @@ class USImager:
         return FrameTruth(tip_px=tip_px, tip_mm=tuple(map(float, nd.tip)), shaft_px=shaft,
                           needle_visible=vis, labels_visible=names,
                           extra={"needle_lines_hit": int((bd.needle_hit >= 0).sum())})
-
-
-def _gel_couple(lab: np.ndarray, zimp: np.ndarray, dr_mm: float) -> None:
-    """Outside-body air (label 0) in front of the skin is coupling gel: every air sample of
-    a line before its first 1 mm run of tissue (a voxel-stair skin surface grazed by the
-    beam must not shadow the line)."""
-    w = max(2, int(round(1.0 / dr_mm)))
-    tissue = (lab != 0).astype(np.int32)
-    c = np.cumsum(tissue, axis=1)
-    run = c[:, w - 1:] - np.concatenate([np.zeros((lab.shape[0], 1), np.int32),
-                                         c[:, :-w]], axis=1)
-    full = run == w
-    first = np.where(full.any(axis=1), full.argmax(axis=1), lab.shape[1])
-    front = (np.arange(lab.shape[1])[None, :] < first[:, None]) & (lab == 0)
-    if front.any():
-        lab[front] = GEL
-        zimp[front] = K.Z_WATER

@@ -7,10 +7,13 @@
 2. ``propagate``: marches each line from the face: two-way attenuation α·f, specular
    reflection R = ((Z2−Z1)/(Z2+Z1))² with an angle law, transmission (1−R) per interface,
    diffuse backscatter, reverberation (A-lines) under air. Writes the complex source.
-3. ``psf_axial`` / ``psf_lateral``: separable point-spread function in complex baseband
-   (Gaussian pulse envelope axially; depth-dependent Gaussian beam laterally).
-4. ``detect``: envelope |IQ| (Rayleigh for fully developed speckle), TGC and gain, log
-   compression to 8 bits.
+3. ``psf_axial_noise`` / ``psf_lateral_detect``: separable point-spread function in
+   complex baseband (Gaussian pulse envelope axially, receiver noise; depth-dependent
+   Gaussian beam laterally with the fat-aberration clutter), then the envelope |IQ|
+   (Rayleigh for fully developed speckle), TGC and gain, log compression to 8 bits.
+
+Random numbers come from a table of complex Gaussians made once per seed
+(:func:`gaussian_table`); scatterers index it by a hash of their patient-space cell.
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ FLAG_AIR = 2
 FLAG_VESSEL = 4
 FLAG_FLUID = 8
 
+TABLE_BITS = 16  # 512 kB: stays in cache
+
+
+def gaussian_table(seed: int, bits: int = TABLE_BITS) -> np.ndarray:
+    """2**bits circular complex Gaussian numbers with E|z|² = 1 (complex64)."""
+    rng = np.random.default_rng([int(seed), 0x05C1])
+    z = rng.standard_normal((2, 1 << bits)) * np.sqrt(0.5)
+    return (z[0] + 1j * z[1]).astype(np.complex64)
+
+
 Z_WATER = 1.48  # MRayl
 ALPHA_WATER = 0.002
 BS_WATER = 1e-3  # amplitude (-60 dB)
@@ -35,26 +48,6 @@ def _mix64(x):
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
-
-
-@njit(cache=True, inline="always")
-def _gauss2(h):
-    """Two independent standard normal numbers from a 64-bit hash (Box–Muller)."""
-    a = _mix64(h)
-    b = _mix64(a ^ np.uint64(0x9E3779B97F4A7C15))
-    u1 = ((a >> np.uint64(11)) + np.uint64(1)) * (1.0 / 9007199254740993.0)
-    u2 = (b >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-    r = math.sqrt(-2.0 * math.log(u1))
-    return r * math.cos(6.283185307179586 * u2), r * math.sin(6.283185307179586 * u2)
-
-
-@njit(cache=True, inline="always")
-def _lattice_hash(i, j, k, seed):
-    h = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
-    h = _mix64(h ^ np.uint64(np.int64(i) & 0x1FFFFF))
-    h = _mix64(h ^ (np.uint64(np.int64(j) & 0x1FFFFF) << np.uint64(21)))
-    h = _mix64(h ^ (np.uint64(np.int64(k) & 0x1FFFFF) << np.uint64(42)))
-    return h
 
 
 @njit(cache=True, inline="always")
@@ -70,17 +63,37 @@ def _label_at(vol, M, x, y, z):
     return vol[i, j, k]
 
 
+@njit(cache=True, inline="always")
+def _cell_index(x, y, z, inv, seed, mask):
+    i = np.int64(math.floor(x * inv))
+    j = np.int64(math.floor(y * inv))
+    k = np.int64(math.floor(z * inv))
+    h = np.uint64(i * 73856093) ^ np.uint64(j * 19349663) ^ np.uint64(k * 83492791) \
+        ^ (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15))
+    return np.int64(_mix64(h) & np.uint64(mask))
+
+
 @njit(cache=True, parallel=True, fastmath=True)
-def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, out_label, out_z, out_zp, out_zm,
-                  scat, lattice_mm, seed, fluid, Mf, out_fluid, elev_step_mm):
+def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, out_label, out_z, out_zp,
+                  out_zm, scat, table, lattice_mm, seed, fluid, Mf, out_fluid, elev_step_mm,
+                  gel_label, z_gel, gel_run, out_fat, band):
     """Sample the medium along every line. origins/dirs (L, 3) patient mm; elev (3,) unit
-    elevation vector; labels outside the volume read as air (0). ``fluid`` is an optional
-    fraction volume (shape (1,1,1) when absent) with its PatientToVoxel ``Mf``."""
+    elevation vector; labels outside the volume read as air (0). The scatterer amplitude of
+    a sample is a complex Gaussian from ``table`` indexed by a hash of its lattice cell in
+    patient space (fixed in the patient). Outside-body air in front of the skin (before the
+    first run of ``gel_run`` tissue samples) becomes coupling gel. ``out_fat``: cumulative
+    fat path (mm). ``fluid``: optional fraction volume ((1,1,1) when absent)."""
     L = origins.shape[0]
     N = r_mm.shape[0]
     inv = 1.0 / lattice_mm
+    mask = table.shape[0] - 1
+    dr = r_mm[1] - r_mm[0]
     has_fluid = fluid.shape[0] > 1
+    ex, ey, ez = elev_step_mm * elev[0], elev_step_mm * elev[1], elev_step_mm * elev[2]
     for l in prange(L):
+        run = 0
+        first = -1
+        fat = 0.0
         for k in range(N):
             x = origins[l, 0] + r_mm[k] * dirs[l, 0]
             y = origins[l, 1] + r_mm[k] * dirs[l, 1]
@@ -90,20 +103,49 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, out_label, out_z, ou
                 lab = 0
             out_label[l, k] = lab
             out_z[l, k] = lut_z[lab]
-            a = _label_at(vol, M, x + elev_step_mm * elev[0], y + elev_step_mm * elev[1],
-                          z + elev_step_mm * elev[2])
-            b = _label_at(vol, M, x - elev_step_mm * elev[0], y - elev_step_mm * elev[1],
-                          z - elev_step_mm * elev[2])
-            out_zp[l, k] = lut_z[a if a >= 0 else 0]
-            out_zm[l, k] = lut_z[b if b >= 0 else 0]
-            g1, g2 = _gauss2(_lattice_hash(math.floor(x * inv), math.floor(y * inv),
-                                           math.floor(z * inv), seed))
-            scat[l, k] = complex(g1 * 0.7071067811865476, g2 * 0.7071067811865476)
+            if isfat[lab]:
+                fat += dr
+            out_fat[l, k] = fat
+            scat[l, k] = table[_cell_index(x, y, z, inv, seed, mask)]
             if has_fluid:
                 f = _label_at(fluid, Mf, x, y, z)
                 out_fluid[l, k] = 0.0 if f < 0 else f
             else:
                 out_fluid[l, k] = 0.0
+            if first < 0:
+                if lab != 0:
+                    run += 1
+                    if run >= gel_run:
+                        first = k - run + 1
+                else:
+                    run = 0
+        if first < 0:
+            first = N
+        for k in range(first):
+            if out_label[l, k] == 0:
+                out_label[l, k] = gel_label
+                out_z[l, k] = z_gel
+        # impedance one elevation step either side, only within ``band`` samples of an
+        # interface (the only place where the out-of-plane tilt is used)
+        for k in range(N):
+            out_zp[l, k] = out_z[l, k]
+            out_zm[l, k] = out_z[l, k]
+        last = -1
+        for k in range(1, N):
+            if out_label[l, k] != out_label[l, k - 1]:
+                k0 = k - band if k - band > last + 1 else last + 1
+                k1 = k + band if k + band < N else N - 1
+                for kk in range(k0, k1 + 1):
+                    if out_label[l, kk] == gel_label:
+                        continue
+                    x = origins[l, 0] + r_mm[kk] * dirs[l, 0]
+                    y = origins[l, 1] + r_mm[kk] * dirs[l, 1]
+                    z = origins[l, 2] + r_mm[kk] * dirs[l, 2]
+                    a = _label_at(vol, M, x + ex, y + ey, z + ez)
+                    b = _label_at(vol, M, x - ex, y - ey, z - ez)
+                    out_zp[l, kk] = lut_z[a if a >= 0 else 0]
+                    out_zm[l, kk] = lut_z[b if b >= 0 else 0]
+                last = k1
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -181,94 +223,60 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def psf_axial(src, kern, out):
-    """Convolve every line with the axial pulse envelope ``kern`` (odd length)."""
+def psf_axial_noise(src, kern, table, noise_sigma, noise_offset, out):
+    """Convolve every line with the axial pulse envelope ``kern`` (odd length) and add
+    complex white receiver noise of power ``noise_sigma``² from ``table`` (offset per
+    frame)."""
     L, N = src.shape
     h = kern.shape[0] // 2
+    mask = table.shape[0] - 1
     for l in prange(L):
+        base = noise_offset + l * N
         for k in range(N):
-            acc = 0j
-            for t in range(-h, h + 1):
-                kk = k + t
-                if 0 <= kk < N:
-                    acc += src[l, kk] * kern[t + h]
+            acc = table[(base + k) & mask] * noise_sigma
+            t0 = -h if k - h >= 0 else -k
+            t1 = h if k + h < N else N - 1 - k
+            for t in range(t0, t1 + 1):
+                acc += src[l, k + t] * kern[t + h]
             out[l, k] = acc
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def psf_lateral(src, kerns, half, out):
-    """Convolve across lines with a depth-dependent kernel: ``kerns`` (N, 2H+1), ``half``
-    (N,) the used half width per range sample."""
+def psf_lateral_detect(src, kern_t, H, halo_prefix, halo_half, strehl, table, seed_offset,
+                       gain_lin, env, img8, top_db, dr_db):
+    """Lateral PSF across lines, aberration clutter, envelope detection, TGC and log
+    compression, in one pass.
+
+    kern_t: (2H+1, N) lateral kernels (unit energy) by tap and range sample. The coherent
+    main lobe keeps sqrt(S) of the amplitude; the aberrated part (1−S) of the energy arrives
+    with random phase (table) with the intensity of the echoes within the halo (box of half
+    width ``halo_half[k]`` lines, from the prefix sums ``halo_prefix`` (L+1, N) of |src|²).
+    Envelope |IQ| × gain; uint8 log compression over [top_db − dr_db, top_db]."""
     L, N = src.shape
-    H = kerns.shape[1] // 2
-    for l in prange(L):
-        for k in range(N):
-            acc = 0j
-            hk = half[k]
-            for t in range(-hk, hk + 1):
-                ll = l + t
-                if 0 <= ll < L:
-                    acc += src[ll, k] * kerns[k, t + H]
-            out[l, k] = acc
-
-
-@njit(cache=True, parallel=True, fastmath=True)
-def psf_lateral_aberrated(src, kerns, half, halo_pow, halo_half, strehl, seed, out):
-    """Lateral PSF with a phase aberrator: the coherent main lobe keeps sqrt(S) of the
-    amplitude; the scattered part (1−S) of the energy arrives with random phase from a
-    wide halo (clutter): its intensity is the halo-weighted local echo intensity, its
-    phase a complex Gaussian fixed by ``seed``. ``halo_pow``: (N, 2H+1) halo |h|² (sum 1)."""
-    L, N = src.shape
-    H = kerns.shape[1] // 2
-    Hh = halo_pow.shape[1] // 2
-    for l in prange(L):
-        for k in range(N):
-            acc = 0j
-            hk = half[k]
-            for t in range(-hk, hk + 1):
-                ll = l + t
-                if 0 <= ll < L:
-                    acc += src[ll, k] * kerns[k, t + H]
-            sk = strehl[k]
-            if sk < 0.999:
-                pw = 0.0
-                hh = halo_half[k]
-                for t in range(-hh, hh + 1):
-                    ll = l + t
-                    if 0 <= ll < L:
-                        v = src[ll, k]
-                        pw += (v.real * v.real + v.imag * v.imag) * halo_pow[k, t + Hh]
-                g1, g2 = _gauss2(_lattice_hash(l, k, 77, seed ^ 0x2545F491))
-                a = math.sqrt((1.0 - sk) * pw * 0.5)
-                out[l, k] = acc * math.sqrt(sk) + complex(a * g1, a * g2)
-            else:
-                out[l, k] = acc
-
-
-@njit(cache=True, parallel=True, fastmath=True)
-def add_noise(iq, sigma, seed, frame):
-    """Add complex white Gaussian receiver noise (std ``sigma`` per quadrature·√2)."""
-    L, N = iq.shape
-    for l in prange(L):
-        for k in range(N):
-            g1, g2 = _gauss2(_lattice_hash(l, k, frame, seed ^ 0x5DEECE66D))
-            iq[l, k] += complex(g1 * sigma * 0.7071067811865476, g2 * sigma * 0.7071067811865476)
-
-
-@njit(cache=True, parallel=True, fastmath=True)
-def detect(iq, gain_lin, env, img8, top_db, dr_db):
-    """Envelope |IQ| × gain (per range sample), and its log compression to uint8 over the
-    window [top_db − dr_db, top_db] (dB re muscle speckle at the face)."""
-    L, N = iq.shape
+    mask = table.shape[0] - 1
     scale = 255.0 / dr_db
     lo = top_db - dr_db
     for l in prange(L):
+        acc = np.zeros(N, np.complex64)
+        for t in range(-H, H + 1):
+            ll = l + t
+            if ll < 0 or ll >= L:
+                continue
+            for k in range(N):
+                acc[k] += src[ll, k] * kern_t[t + H, k]
+        base = seed_offset + l * N
         for k in range(N):
-            v = iq[l, k]
+            v = acc[k]
+            sk = strehl[k]
+            if sk < 0.999:
+                hh = halo_half[k]
+                l0 = l - hh if l - hh > 0 else 0
+                l1 = l + hh + 1 if l + hh + 1 < L else L
+                pw = (halo_prefix[l1, k] - halo_prefix[l0, k]) / (l1 - l0)
+                v = v * math.sqrt(sk) + table[(base + k) & mask] * math.sqrt((1.0 - sk) * pw)
             e = math.sqrt(v.real * v.real + v.imag * v.imag) * gain_lin[k]
             env[l, k] = e
-            d = 20.0 * math.log10(e + 1e-12)
-            p = (d - lo) * scale
+            p = (20.0 * math.log10(e + 1e-12) - lo) * scale
             if p < 0.0:
                 p = 0.0
             elif p > 255.0:
