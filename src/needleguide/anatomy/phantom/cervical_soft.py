@@ -229,6 +229,11 @@ def viscera_strokes(lay: SpineLayout) -> tuple[list[Stroke], dict[str, np.ndarra
                           LAB("internal_air"), never_into=BONE))
     out.append(Stroke(Box(t1.at(0, t1.D / 2 + 23.0 + 11.5, 6.0), half_mm=(10.0, 2.2, 6.0),
                           round_mm=1.5), LAB("thyroid")))
+    c3 = lv["C3"]  # hyoid: body in front of the epiglottis, greater horns backwards
+    hy = [c3.P(s * u, c3.D / 2 + dv, 2.0) for s, u, dv in
+          ((-1, 18.0, 19.0), (-1, 12.0, 26.5), (1, 0.0, 30.0), (1, 12.0, 26.5), (1, 18.0, 19.0))]
+    out.append(Stroke(tube(np.array(hy), np.array([1.3, 2.0, 2.6, 2.0, 1.3])),
+                      LAB("bone_cortical")))
     out.append(Stroke(cols["pharynx"], LAB("oesophagus"), never_into=BONE))
     out.append(Stroke(cols["oesophagus"], LAB("oesophagus"), never_into=BONE))
     cart = cols["cartilage"]

@@ -180,9 +180,13 @@ def vertebra_strokes(lay: SpineLayout, name: str, deg: Degeneration) -> dict[str
     info = lv.info
     for side, s in SIDES.items():
         if name in ("C3", "C4", "C5", "C6", "C7"):  # uncinate process (+ spur)
-            r = 1.6 + 0.5 * deg.grade
             bone.append(Stroke(Capsule(lv.P(s * (W / 2 - 1.3), -D / 2 + 1.5, H / 2 + 0.2),
-                                       lv.P(s * (W / 2 - 1.3), D / 2 - 5.0, H / 2 + 0.2), r), body))
+                                       lv.P(s * (W / 2 - 1.3), D / 2 - 5.0, H / 2 + 0.2), 1.6),
+                               body))
+            if deg.grade > 0:  # posterolateral spur narrowing the foramen
+                r = 0.5 + 0.5 * deg.grade
+                bone.append(Stroke(Ellipsoid(lv.at(s * (W / 2 - 0.2), -D / 2 + 0.6, H / 2 + 0.8),
+                                             radii=(r, r, 0.8 * r)), body))
         # pedicle
         if name in ("T1", "T2"):
             a = (s * (W / 2 - 2.5), -D / 2 + 1.5, 2.0)
