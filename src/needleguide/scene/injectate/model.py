@@ -82,7 +82,13 @@ class Injectate:
                         cls = JointModel
                     else:
                         cls = ExtravascularModel
-                    models.append(cls(comp, self.patient, tip, todo, self.params, self.seed))
+                    model = cls(comp, self.patient, tip, todo, self.params, self.seed)
+                    if model.fill.capacity_mm3 <= 0 and comp != Compartment.SOFT_TISSUE:
+                        # the compartment vanished on the spread grid (thinner than a
+                        # voxel): its share goes into the tissue around the tip
+                        model = ExtravascularModel(Compartment.SOFT_TISSUE, self.patient,
+                                                   tip, todo, self.params, self.seed)
+                    models.append(model)
             self._models = models
         return self._models
 
