@@ -25,7 +25,7 @@ def _roi_affine(center, n: int, sp: float) -> np.ndarray:
 
 
 def refine(candidates: list[tuple[str, np.ndarray, str, str]], strokes: list[Stroke], body,
-           tissues: TissueTable, half_mm: float = 6.0, sp: float = 0.5,
+           tissues: TissueTable, half_mm: float = 4.5, sp: float = 0.5,
            depth_cap_mm: float = 2.0) -> dict[str, Landmark]:
     """Landmarks moved into their tissue. candidates: (name, RAS, tissue, description)."""
     parts = []  # (shape, stroke) in painting order, Unions split as the painter does

@@ -114,6 +114,9 @@ def sacrum_strokes(ph: Phases, pv: Pelvis, deg: dict) -> None:
     for s in (1, -1):
         c, n, t, ax = sij_frame(pv, s)
         cuts.append(HalfSpace(c - n * 1.0, n, extent_mm=200.0))
+        # lateral mass (auricular surface) along the whole joint
+        shapes.append(Box(frame(c - n * 9.0 - ax * 2.0, ax, n), half_mm=(17.0, 10.0, 31.0),
+                          round_mm=4.0))
     # (union of parts) ∩ cuts, painted part by part (tight bounding boxes)
     ph.add("bone", Union([Intersect([sh, *cuts]) for sh in shapes]), "sacrum")
     # cornua beside the hiatus and the median crest

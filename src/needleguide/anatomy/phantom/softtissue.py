@@ -59,7 +59,9 @@ def body_layers(levels: dict[str, Level], pv: Pelvis, p: PelvisDims, bmi: float,
         ant = lv.P(0, lv.dims.body_depth / 2, 0)
         y_post = tip[1] - 8.0 * m
         thor = n in ("T11", "T12")
-        y_ant = ant[1] + (95.0 if not thor else 118.0) * m + visc * (0.5 if thor else 1.0)
+        depth = {"T11": 112.0, "T12": 106.0, "L1": 100.0}.get(n, 95.0)
+        vf = {"T11": 0.5, "T12": 0.7, "L1": 0.9}.get(n, 1.0)
+        y_ant = ant[1] + depth * m + visc * vf
         k = 0.8 if thor else 1.0
         add(lv.center[2], ant[1], width[n] * m, y_post, y_ant, 0.15, 0.8, tf * k,
             1.25 * tf * k, 1.6 * tf * k, 13.0 if not thor else 16.0,
