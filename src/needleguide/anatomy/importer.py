@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from needleguide.anatomy.tissues import TissueTable, default_tissue_table
 from needleguide.errors import UserError, check_range
 
 UNLABELLED = 255  # internal marker: no labelmap entry, fill from HU
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,9 @@ def read_labelmap(
             for v, box in enumerate(ndimage.find_objects(data), start=1):
                 if box is not None:  # bounding box of id v: one pass per structure's box
                     paint(data[box] == v, names.get(v, f"id {v}"), box)
+    if unknown:
+        log.warning("%d unknown structure(s) in %s mapped to soft_tissue (%d voxels): %s",
+                    len(unknown), p, sum(unknown.values()), ", ".join(sorted(unknown)))
     info = {"labels_mode": mode, "labels_path": str(p), "structures": found,
             "unknown_structures": unknown, "unknown_voxels": int(sum(unknown.values()))}
     return ids, levels, info
