@@ -63,6 +63,10 @@ def _canal_columns(lay: SpineLayout) -> dict[str, SectionColumn]:
         "csf": SectionColumn(z, cx, cy + 0.6, a - 2.3, b - 1.8, z_lo=zlo, z_hi=z[-1]),
         "cord": SectionColumn(z, cx, cy + 1.0, ca, cb, z_lo=zlo, z_hi=z[-1]),
         "posterior": SectionColumn(z, cx, cy - b, a - 1.0, b * 0.9, z_lo=zlo, z_hi=z[-1]),
+        # anterior internal vertebral venous plexus: paired channels on the back of the bodies
+        "veins": [SectionColumn(z, cx + sgn * a * 0.42, cy + b - 1.3, np.full_like(a, 1.6),
+                                np.full_like(a, 1.0), z_lo=zlo, z_hi=z_fm - 4.0)
+                  for sgn in (1.0, -1.0)],
     }
 
 
@@ -74,6 +78,7 @@ def canal_strokes(lay: SpineLayout, deg: Degeneration) -> list[Stroke]:
     lf = lf & c["posterior"]
     return [Stroke(c["canal"], LAB("epidural_fat")),
             Stroke(lf, LAB("ligamentum_flavum")),
+            *[Stroke(v, LAB("epidural_venous_plexus")) for v in c["veins"]],
             Stroke(c["dura"], LAB("dura")),
             Stroke(c["csf"], LAB("csf")),
             Stroke(c["cord"], LAB("spinal_cord"))]

@@ -166,8 +166,10 @@ def vertebra_strokes(lay: SpineLayout, name: str, deg: Degeneration) -> dict[str
     out: dict[str, list[Stroke]] = {"bone": [], "joint": [], "capsule": []}
     bone = out["bone"]
     body = LAB("vertebral_body")
-    bone.append(Stroke(EllipticCylinder(lv.T, radii=(W / 2, D / 2), half_height_mm=H / 2,
-                                        round_mm=1.5), body))
+    # body: rounded rectangle with a flat posterior wall and a convex anterior surface
+    bone.append(Stroke(Intersect([Box(lv.T, half_mm=(W / 2, D / 2, H / 2), round_mm=2.0),
+                                  EllipticCylinder(lv.T, radii=(W / 2 * 1.2, D / 2 * 1.3),
+                                                   half_height_mm=H / 2 + 1.0)]), body))
     o = deg.osteophyte_mm
     if o > 0:
         for sgn in (1, -1):
