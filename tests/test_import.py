@@ -348,3 +348,21 @@ def test_dicom_folder_with_two_series_and_stray_files(tmp_path):
     ds.save_as(one)
     with pytest.raises(UserError, match="slice spacing varies"):
         import_ct(one)
+
+
+def test_labelmap_on_another_grid_and_explicit_names_file(toy, tmp_path):
+    save_ct_nifti(synthetic_ct(toy), toy.VoxelToPatient, tmp_path / "ct.nii.gz")
+    coarse = toy.labels[::2, ::2, ::2]  # 4 mm grid, same first voxel centre
+    aff = toy.VoxelToPatient @ np.diag([2.0, 2.0, 2.0, 1.0])
+    ml = np.where(coarse == T.label("aorta"), 7, 0).astype(np.uint8)
+    nib.save(nib.Nifti1Image(ml, aff), tmp_path / "seg.nii.gz")
+    (tmp_path / "names.json").write_text(json.dumps({"7": "aorta"}))
+    p = import_ct(tmp_path / "ct.nii.gz", tmp_path / "seg.nii.gz",
+                  label_names=tmp_path / "names.json")
+    assert p.shape == toy.shape and p.meta["structures"] == {"aorta": "aorta"}
+    assert p.tissue_name_at([0, 25, 0]) == "aorta"  # aorta centre, resampled onto the CT grid
+    got, want = p.labels == T.label("aorta"), toy.labels == T.label("aorta")
+    assert dice(got, want) > 0.7
+    with pytest.raises(UserError, match="label_names"):
+        import_ct(tmp_path / "ct.nii.gz", tmp_path / "seg.nii.gz",
+                  label_names=tmp_path / "missing.json")
