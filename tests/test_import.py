@@ -366,3 +366,11 @@ def test_labelmap_on_another_grid_and_explicit_names_file(toy, tmp_path):
     with pytest.raises(UserError, match="label_names"):
         import_ct(tmp_path / "ct.nii.gz", tmp_path / "seg.nii.gz",
                   label_names=tmp_path / "missing.json")
+
+
+def test_hu_to_density():
+    from needleguide.anatomy.synthetic_ct import hu_to_density_g_cm3
+
+    rho = hu_to_density_g_cm3(np.array([-1000, -100, 0, 40, 300, 1500, 3000]))
+    np.testing.assert_allclose(rho, [0.0012, 0.9, 1.0, 1.024, 1.18, 1.9, 2.8], atol=1e-4)
+    assert np.all(np.diff(hu_to_density_g_cm3(np.linspace(-1100, 3000, 50))) >= 0)

@@ -75,6 +75,17 @@ def synthetic_ct(
     return hu
 
 
+def hu_to_density_g_cm3(hu: np.ndarray) -> np.ndarray:
+    """Mass density (g/cm³, float32) from HU by a bilinear calibration: air/fat/water
+    mixtures below 0 HU (rho = 1 + HU/1000, at least 0.0012), bone-like above
+    (rho = 1 + 0.0006 HU: 300 HU -> 1.18, 1500 HU -> 1.9), in the spirit of Schneider et al.
+    (Phys Med Biol 1996). For imagers that want density from an imported CT (``.hu``);
+    metal is not calibrated (CT saturates): use the ``metal`` label (steel) there."""
+    h = np.asarray(hu, dtype=np.float32)
+    rho = np.where(h < 0, 1.0 + h / 1000.0, 1.0 + 0.0006 * h)
+    return np.maximum(rho, 0.0012).astype(np.float32)
+
+
 def save_ct_nifti(hu: np.ndarray, VoxelToPatient: np.ndarray, path: str | Path) -> Path:
     """Write a HU volume as int16 NIfTI (rounded, clipped to [-1024, 32767]), atomically."""
     import nibabel as nib
