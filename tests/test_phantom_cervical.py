@@ -220,3 +220,50 @@ def test_roi_quarter_mm_matches_whole_volume_on_bone(model, patient):
                      list(BONE))
     dice = 2 * (fine & coarse).sum() / (fine.sum() + coarse.sum())
     assert fine.sum() > 3000 and dice > 0.9
+
+
+def test_centerlines_named_typed_and_roots_exit_above_their_vertebra(model):
+    cl = model.centerlines
+    for side in ("right", "left"):
+        assert cl[f"vertebral_artery.{side}"].kind == "artery"
+        assert cl[f"carotid.{side}"].kind == "artery"
+        ij = cl[f"internal_jugular.{side}"]
+        assert ij.kind == "vein" and ij.velocity_mm_s > 0
+        assert ij.points_mm[0, 2] > ij.points_mm[-1, 2]  # distal (skull) -> central
+        assert cl[f"external_carotid.{side}"].parent == f"carotid.{side}"
+        assert 1.5 < cl[f"vertebral_artery.{side}"].radii_mm.mean() < 2.5
+        assert 3.0 < cl[f"carotid.{side}"].radii_mm.max() < 4.5
+        v = model.vertebrae
+        for root, (up, lo) in {"C3": ("C2", "C3"), "C6": ("C5", "C6"),
+                               "C8": ("C7", "T1")}.items():
+            P = cl[f"nerve_root.{root}.{side}"].points_mm
+            mid = P[1]  # in the foramen
+            assert (mid - v[lo].center_mm) @ v[lo].superior > 0  # above vertebra lo
+            assert (mid - v[up].center_mm) @ v[up].superior < 0  # below vertebra up
+            assert T[int(point_labels(model, mid)[0])].name in ("nerve_root", "drg")
+
+
+def test_degeneration_narrows_discs_joints_and_foramina():
+    m0 = build_model("cervical", degeneration=0, seed=4)
+    m3 = build_model("cervical", degeneration=3, seed=4)
+
+    def disc_gap(m, up, lo):
+        v = m.vertebrae
+        return np.linalg.norm(v[up].center_mm - v[lo].center_mm) - \
+            (v[up].body_height_mm + v[lo].body_height_mm) / 2
+
+    for up, lo in (("C4", "C5"), ("C5", "C6")):
+        assert disc_gap(m3, up, lo) < 0.7 * disc_gap(m0, up, lo)
+
+    def count(m, name, centre, half=9.0):
+        t = np.arange(-half, half + 1e-6, 0.5)
+        g = np.stack(np.meshgrid(t, t, t, indexing="ij"), -1).reshape(-1, 3) + centre
+        return int((point_labels(m, g) == T.label(name)).sum())
+
+    for m in (m0, m3):
+        assert count(m, "foramen", m.landmarks["C5-C6.foramen.right"].position_mm) > 0
+    assert count(m3, "foramen", m3.landmarks["C5-C6.foramen.right"].position_mm) < \
+        count(m0, "foramen", m0.landmarks["C5-C6.foramen.right"].position_mm)
+    c0 = m0.landmarks["C4-C5.facet.right"].position_mm
+    c3 = m3.landmarks["C4-C5.facet.right"].position_mm
+    assert count(m3, "facet_joint_space", c3, 6.0) < count(m0, "facet_joint_space", c0, 6.0)
