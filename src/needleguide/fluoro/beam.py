@@ -39,7 +39,7 @@ def _lut_bilinear(lut, ds, db, As, Ab, out):  # pragma: no cover - jit
                   + fx * ((1 - fy) * lut[ix + 1, iy] + fy * lut[ix + 1, iy + 1]))
 
 
-@nb.njit(cache=True, parallel=True, fastmath=True)
+@nb.njit(cache=True, fastmath=True)
 def _spectral(idx, As, Ab, extra, w, mus, mub, mux, out):  # pragma: no cover - jit
     """out[idx[i]] = ln Σ_E w e^(−μs As − μb Ab − Σ_m μx[m] extra[m]) / Σ w for listed pixels."""
     ne = w.size
@@ -47,7 +47,7 @@ def _spectral(idx, As, Ab, extra, w, mus, mub, mux, out):  # pragma: no cover - 
     wsum = 0.0
     for e in range(ne):
         wsum += w[e]
-    for i in nb.prange(idx.size):
+    for i in range(idx.size):  # serial: per-frame patches are small (see fluoro/noise.py)
         p = idx[i]
         s = 0.0
         for e in range(ne):
@@ -72,7 +72,7 @@ class BeamModel:
     lut: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        s = self.spectrum.compressed(max_bins=48)
+        s = self.spectrum.compressed(max_bins=32)
         e = np.maximum(s.energies_kev, 1.0)
         self.energies = e
         eta = 1.0 - np.exp(-mass_attenuation("csi", e) * 4.51 * self.csi_packing
@@ -94,7 +94,7 @@ class BeamModel:
     @property
     def absorbed_fraction(self) -> float:
         """Fraction of incident quanta the scintillator absorbs (unattenuated beam)."""
-        phi = self.spectrum.compressed(max_bins=48).fluence_per_mas_1m
+        phi = self.spectrum.compressed(max_bins=32).fluence_per_mas_1m
         return float(self.weights.sum() / phi.sum())
 
     def ln_transmission(self, a_soft: np.ndarray, a_bone: np.ndarray) -> np.ndarray:
@@ -111,8 +111,8 @@ class BeamModel:
         shape = np.shape(a_soft)
         As = np.ascontiguousarray(a_soft, dtype=np.float64).ravel()
         Ab = np.ascontiguousarray(a_bone, dtype=np.float64).ravel()
-        ex = np.zeros((len(EXTRA), As.size)) if extra is None else \
-            np.ascontiguousarray(np.reshape(extra, (len(EXTRA), -1)), dtype=np.float64)
+        ex = np.zeros((len(EXTRA), As.size), np.float32) if extra is None else \
+            np.ascontiguousarray(np.reshape(extra, (len(EXTRA), -1)), dtype=np.float32)
         out = np.empty(As.size, np.float64)
         idx = np.arange(As.size, dtype=np.int64)
         self.patch(idx, As, Ab, ex, out)

@@ -3,6 +3,8 @@ by exact ray–cylinder chords, and iodine by a ray march through the contrast s
 
 Both work on the detector pixels whose rays can meet the object (the projected bounding
 box) and return path lengths per pixel: mm of steel / hub plastic, and mg/cm² of iodine.
+The kernels are serial: per frame they do a few ms of work, less than what a parallel
+launch costs when the 2 CPU cores are shared.
 """
 
 from __future__ import annotations
@@ -53,52 +55,59 @@ def _chord(sx, sy, sz, dx, dy, dz, ax, ay, az, wx, wy, wz, length, r2):  # pragm
     return max(t1 - t0, 0.0)
 
 
-@nb.njit(cache=True, parallel=True, fastmath=True)
-def _cylinders(src, p00, dcol, drow, r0, r1, c0, c1, cyl, sub, out):  # pragma: no cover
-    """out[m, r, c] += path length (mm) through cylinder m (rows of ``cyl``: A xyz, w xyz,
-    length, radius, weight) averaged over sub×sub rays per pixel (partial volume)."""
-    ncyl = cyl.shape[0]
+@nb.njit(cache=True, fastmath=True)
+def _cylinder(src, p00, dcol, drow, r0, r1, c0, c1, cyl, margin, sub, out,
+              m):  # pragma: no cover - jit
+    """out[m, r, c] += path length (mm) through one cylinder (``cyl``: A xyz, w xyz,
+    length, radius, weight) averaged over sub×sub rays per pixel (partial volume). A
+    centre ray against the radius inflated by ``margin`` (mm) skips pixels it misses."""
     inv = 1.0 / (sub * sub)
-    for r in nb.prange(r0, r1):
+    r2 = cyl[7] * cyl[7]
+    rm2 = (cyl[7] + margin) * (cyl[7] + margin)
+    for r in range(r0, r1):
         for c in range(c0, c1):
-            for m in range(ncyl):
-                acc = 0.0
-                for i in range(sub):
-                    for j in range(sub):
-                        fr = r + (i + 0.5) / sub - 0.5
-                        fc = c + (j + 0.5) / sub - 0.5
-                        dx = p00[0] + fc * dcol[0] + fr * drow[0] - src[0]
-                        dy = p00[1] + fc * dcol[1] + fr * drow[1] - src[1]
-                        dz = p00[2] + fc * dcol[2] + fr * drow[2] - src[2]
-                        t = _chord(src[0], src[1], src[2], dx, dy, dz, cyl[m, 0], cyl[m, 1],
-                                   cyl[m, 2], cyl[m, 3], cyl[m, 4], cyl[m, 5], cyl[m, 6],
-                                   cyl[m, 7] * cyl[m, 7])
-                        acc += t * np.sqrt(dx * dx + dy * dy + dz * dz)
-                out[m, r, c] += acc * inv * cyl[m, 8]
+            dx = p00[0] + c * dcol[0] + r * drow[0] - src[0]
+            dy = p00[1] + c * dcol[1] + r * drow[1] - src[1]
+            dz = p00[2] + c * dcol[2] + r * drow[2] - src[2]
+            if _chord(src[0], src[1], src[2], dx, dy, dz, cyl[0], cyl[1], cyl[2], cyl[3],
+                      cyl[4], cyl[5], cyl[6], rm2) <= 0.0:
+                continue
+            acc = 0.0
+            for i in range(sub):
+                for j in range(sub):
+                    fr = r + (i + 0.5) / sub - 0.5
+                    fc = c + (j + 0.5) / sub - 0.5
+                    dx = p00[0] + fc * dcol[0] + fr * drow[0] - src[0]
+                    dy = p00[1] + fc * dcol[1] + fr * drow[1] - src[1]
+                    dz = p00[2] + fc * dcol[2] + fr * drow[2] - src[2]
+                    t = _chord(src[0], src[1], src[2], dx, dy, dz, cyl[0], cyl[1], cyl[2],
+                               cyl[3], cyl[4], cyl[5], cyl[6], r2)
+                    acc += t * np.sqrt(dx * dx + dy * dy + dz * dz)
+            out[m, r, c] += acc * inv * cyl[8]
 
 
-@nb.njit(cache=True, parallel=True, fastmath=True)
+@nb.njit(cache=True, fastmath=True)
 def _march(vals, src, p00, dcol, drow, r0, r1, c0, c1, step_mm, lin, out):  # pragma: no cover
     """Trilinear ray march through ``vals`` (index space); src/p00/dcol/drow already in
     index space; ``lin`` (3x3) maps index vectors to mm; out[r, c] += Σ value × mm."""
     ni, nj, nk = vals.shape
-    for r in nb.prange(r0, r1):
+    for r in range(r0, r1):
         for c in range(c0, c1):
             d0 = p00[0] + c * dcol[0] + r * drow[0] - src[0]
             d1 = p00[1] + c * dcol[1] + r * drow[1] - src[1]
             d2 = p00[2] + c * dcol[2] + r * drow[2] - src[2]
-            # slab clip to [0, n-1]
+            # slab clip to the voxels' cells [-0.5, n-0.5] (same convention as Joseph)
             t0, t1 = 0.0, 1.0
             ok = True
             for ax in range(3):
                 s_ = src[ax]
                 d_ = d0 if ax == 0 else (d1 if ax == 1 else d2)
-                n_ = (ni if ax == 0 else (nj if ax == 1 else nk)) - 1.0
+                n_ = (ni if ax == 0 else (nj if ax == 1 else nk)) - 0.5
                 if abs(d_) < 1e-12:
-                    if s_ < 0.0 or s_ > n_:
+                    if s_ < -0.5 or s_ > n_:
                         ok = False
                 else:
-                    ua = (0.0 - s_) / d_
+                    ua = (-0.5 - s_) / d_
                     ub = (n_ - s_) / d_
                     t0 = max(t0, min(ua, ub))
                     t1 = min(t1, max(ua, ub))
@@ -173,14 +182,13 @@ def needle_paths_mm(carm: CArm, needle: Needle, out: np.ndarray | None = None,
         r0, r1, c0, c1 = _pixel_box(carm, corners, 2.0)
         if r1 <= r0 or c1 <= c0:
             continue
-        tmp = np.zeros((1, n, n), np.float32)
-        _cylinders(src, p00, dd[0], dd[1], r0, r1, c0, c1, cyl[m:m + 1], supersample, tmp)
-        out[m] += tmp[0]
+        margin = carm.geometry.pixel_mm  # ≥ one pixel's footprint anywhere in the beam
+        _cylinder(src, p00, dd[0], dd[1], r0, r1, c0, c1, cyl[m], margin, supersample, out, m)
     return out
 
 
 def iodine_mg_cm2(carm: CArm, field: SparseField, out: np.ndarray | None = None,
-                  step_voxels: float = 0.5) -> np.ndarray:
+                  step_voxels: float = 1.0) -> np.ndarray:
     """(rows, cols) float32: iodine areal density (mg/cm²) of a concentration field in
     mg I/mL (= mg/cm³) along each pixel's ray."""
     n = carm.geometry.pixels
@@ -191,9 +199,9 @@ def iodine_mg_cm2(carm: CArm, field: SparseField, out: np.ndarray | None = None,
         return out
     v2p = np.asarray(field.VoxelToPatient, float)
     inv = np.linalg.inv(v2p)
-    shp = np.array(vals.shape) - 1
-    corners = np.array([[i, j, k] for i in (0, shp[0]) for j in (0, shp[1])
-                        for k in (0, shp[2])], float)
+    shp = np.array(vals.shape) - 0.5
+    corners = np.array([[i, j, k] for i in (-0.5, shp[0]) for j in (-0.5, shp[1])
+                        for k in (-0.5, shp[2])], float)
     r0, r1, c0, c1 = _pixel_box(carm, geometry.apply(v2p, corners), 1.0)
     if r1 <= r0 or c1 <= c0:
         return out
@@ -203,7 +211,8 @@ def iodine_mg_cm2(carm: CArm, field: SparseField, out: np.ndarray | None = None,
     dc = geometry.apply_vector(inv, dd[0])
     dr = geometry.apply_vector(inv, dd[1])
     step_mm = float(step_voxels * field.spacing_mm.min())
-    tmp = np.zeros((n, n), np.float64)
-    _march(vals, s, p0, dc, dr, r0, r1, c0, c1, step_mm, v2p[:3, :3].copy(), tmp)
-    out += (tmp / 10.0).astype(np.float32)  # mg/cm³ × mm → mg/cm²
+    tmp = np.zeros((r1 - r0, c1 - c0), np.float64)
+    _march(vals, s, p0 + r0 * dr + c0 * dc, dc, dr, 0, r1 - r0, 0, c1 - c0, step_mm,
+           v2p[:3, :3].copy(), tmp)
+    out[r0:r1, c0:c1] += (tmp / 10.0).astype(np.float32)  # mg/cm³ × mm → mg/cm²
     return out
