@@ -10,9 +10,11 @@ import typer
 from needleguide.cli._common import console, out_dir
 
 
-def in_plane_needle(view, settings, target_mm, gauge: int = 22):
-    """A needle entering the skin just beyond the end of the probe, in the image plane,
-    aimed at ``target_mm`` (the far end of the array from the target: a shallower angle)."""
+def in_plane_needle(patient, view, settings, target_mm, gauge: int = 22):
+    """An in-plane needle aimed at the projection of ``target_mm`` on the image plane, from
+    beyond the end of the probe on the target's side (lateral to medial), at most 45° steep
+    and entering at least 5 mm beyond the probe's end; the skin entry is found along that
+    line."""
     import numpy as np
 
     from needleguide import geometry
@@ -20,11 +22,22 @@ def in_plane_needle(view, settings, target_mm, gauge: int = 22):
 
     P2P = view.ProbeToPatient
     t_p = geometry.apply(geometry.invert(P2P), target_mm)
+    t_p[2] = 0.0  # in plane: aim at the landmark's projection on the image plane
+    target_mm = geometry.apply(P2P, t_p)
     half = settings.spec.width_mm / 2 if settings.probe == "linear" else \
         settings.spec.radius_mm * np.sin(settings.spec.sector_rad / 2)
-    side = -1.0 if t_p[0] >= 0 else 1.0
-    entry_p = np.array([side * (half + 4.0), 0.0, 0.0])
-    entry = geometry.apply(P2P, entry_p)
+    side = -1.0 if t_p[0] < 0 else 1.0
+    # at most 45° steep, entering at least 5 mm beyond the end of the probe
+    x_e = t_p[0] + side * max(t_p[1], half + 5.0 - side * t_p[0])
+    out_p = np.array([x_e, 0.0, 0.0]) + 30.0 * np.array([x_e - t_p[0], -t_p[1], 0.0]) \
+        / np.hypot(x_e - t_p[0], t_p[1])
+    far = geometry.apply(P2P, out_p)
+    d = far - np.asarray(target_mm, float)
+    n = float(np.linalg.norm(d))
+    steps = np.arange(0.0, n, 0.5)
+    lab = patient.label_at(np.asarray(target_mm)[None] + steps[:, None] * (d / n)[None])
+    air = np.nonzero(lab == 0)[0]
+    entry = np.asarray(target_mm) + (steps[air[0]] if air.size else n) * d / n
     path = float(np.linalg.norm(np.asarray(target_mm) - entry))
     length = float(np.clip(np.ceil((path + 15) / 10) * 10, 50, 200))
     return Needle.from_entry_and_target(entry, target_mm, gauge=gauge, length_mm=length,
@@ -74,6 +87,8 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"view: {view!r} belongs to the {VIEW_INFO[view][0]} region, not "
                             f"{region!r}")
         check_range("frames", frames, 2, 600)
+        make_settings(probe=probe or VIEW_INFO[view][1], frequency_mhz=freq, gain_db=gain,
+                      dynamic_range_db=dr, steer_deg=steer, prf_hz=prf)  # fail early
         d = out_dir(out)
         console.print(f"building the {region} phantom (BMI {bmi:g}) …")
         patient = build_phantom(region, bmi=bmi, degeneration=degeneration, seed=seed,
@@ -92,7 +107,8 @@ def register(app: typer.Typer) -> None:
         box = None
         if doppler:
             box = [-12.0, 12.0, 0.15 * v.depth_mm, 0.75 * v.depth_mm]
-        fmm = focus if focus is not None else float(np.clip(v.target_depth_mm, 5, v.depth_mm))
+        fmm = focus if focus is not None else \
+            float(np.clip(v.target_depth_mm, 5, 0.95 * v.depth_mm))
         s = make_settings(probe=v.probe, frequency_mhz=freq, depth_mm=v.depth_mm, gain_db=gain,
                           focus_mm=fmm, dynamic_range_db=dr, tgc_db=tgc_list, steer_deg=steer,
                           doppler=box, prf_hz=prf)
@@ -107,7 +123,7 @@ def register(app: typer.Typer) -> None:
         if needle_to is None:
             return
         target = patient.landmark(needle_to)
-        nd0 = in_plane_needle(v, s, target)
+        nd0 = in_plane_needle(patient, v, s, target)
         total = float(np.linalg.norm(target - nd0.skin_entry_mm))
         with atomic_path(d / "advance.mp4") as tmp:
             w = imageio.get_writer(tmp, fps=15, codec="libx264", quality=7,

@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 R_STEEL = ((45.0 - 1.63) / (45.0 + 1.63)) ** 2  # soft tissue / steel, normal incidence
-ROUGH = 0.003  # diffuse (Lambertian) part of the shaft's reflection
+ROUGH = 0.008  # diffuse (Lambertian) part of the shaft's reflection
 TIP_GAIN = 0.15  # bevel tip edge echo, fraction of the normal-incidence shaft echo
 TAIL_PER_BOUNCE = 0.45  # amplitude kept per reverberation inside the shaft
 TAIL_N = 8

@@ -189,8 +189,8 @@ def standard_view(p: Patient, name: str, level: str | None = None, side: str = "
             if mb is None:
                 mb = (v.center_mm - ant * (v.body_depth_mm / 2 + 8.0) + right * s * 22.0
                       if tp is None else tp)
-            if tp is not None:  # the plane through the transverse process at the junction
-                mb = mb + sup * ((tp - mb) @ sup)
+            if tp is not None:  # the plane halfway down to the transverse process centre
+                mb = mb + 0.5 * sup * ((tp - mb) @ sup)
             target = mb
             aim = mb - s * right * 12.0  # centred between the SAP–TP junction and lamina
             beam, lat = ant, -right

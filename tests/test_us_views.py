@@ -1,0 +1,96 @@
+"""Standard views on the phantoms, habitus, CLI (files re-read)."""
+
+from __future__ import annotations
+
+import json
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+
+from needleguide import geometry
+from needleguide.cli import main
+from needleguide.scene import Scene
+from needleguide.us import USImager, make_settings
+from needleguide.us.views import VIEWS, standard_view
+
+
+@pytest.fixture(scope="module")
+def lumbar():
+    from needleguide.anatomy.phantom import build_phantom
+
+    return {b: build_phantom("lumbar", bmi=b, spacing_mm=1.5) for b in (22, 38)}
+
+
+def _target_detail_db(p, view: str, level: str | None) -> tuple[float, float]:
+    """Target depth and the contrast (dB) of the echo at the target (95th percentile within
+    4 mm) over the soft tissue 6–15 mm above it."""
+    v = standard_view(p, view, level=level)
+    s = make_settings(probe=v.probe, depth_mm=v.depth_mm, output_px=256,
+                      focus_mm=min(v.target_depth_mm, 0.95 * v.depth_mm))
+    im = USImager(s, seed=0)
+    bd = im.beams(Scene(p, poses={"ProbeToPatient": v.ProbeToPatient}))
+    t = geometry.apply(geometry.invert(v.ProbeToPatient), v.target_mm)
+    pts = im.setup.geom.points_probe()
+    near = np.hypot(pts[..., 0] - t[0], pts[..., 1] - t[1]) < 4.0
+    above = (np.abs(pts[..., 0] - t[0]) < 5) & (pts[..., 1] > t[1] - 15) \
+        & (pts[..., 1] < t[1] - 6)
+    e = bd.envelope
+    return v.target_depth_mm, float(20 * np.log10(np.percentile(e[near], 95) / e[above].mean()))
+
+
+def test_views_place_the_probe_on_the_skin_facing_the_target(lumbar):
+    p = lumbar[22]
+    for name in ("paramedian-sagittal", "transverse-spinous", "transverse-facet",
+                 "sij-transverse", "hip-anterior-oblique"):
+        v = standard_view(p, name, level="L4-L5", side="right")
+        assert geometry.is_rigid(v.ProbeToPatient)
+        face = v.ProbeToPatient[:3, 3]
+        assert p.label_at(face[None])[0] != 0  # pressed into the skin
+        assert p.label_at((face - 4.0 * v.ProbeToPatient[:3, 1])[None])[0] == 0  # air behind
+        # the target lies in the image plane, in front of the probe, within the depth
+        t = geometry.apply(geometry.invert(v.ProbeToPatient), v.target_mm)
+        assert abs(t[2]) < 1e-6 and 0 < t[1] < v.depth_mm
+
+
+def test_medial_branch_view_loses_target_detail_with_habitus(lumbar):
+    d22, c22 = _target_detail_db(lumbar[22], "transverse-facet", "L4-L5")
+    d38, c38 = _target_detail_db(lumbar[38], "transverse-facet", "L4-L5")
+    assert d38 > d22 + 15  # deeper target through more fat
+    assert c22 > 6.0  # the bone target stands out at BMI 22
+    assert c38 < c22 - 2.0  # and less so at BMI 38 (aberration, depth, resolution)
+
+
+def test_cli_writes_png_json_and_needle_video(tmp_path):
+    out = tmp_path / "us"
+    rc = main(["us", "--region", "lumbar", "--view", "transverse-facet", "--side", "right",
+               "--level", "L4-L5", "--bmi", "24", "--seed", "0", "--out", str(out),
+               "--needle-to", "L4.medial_branch.right", "--frames", "4"])
+    assert rc == 0
+    img = imageio.imread(out / "us.png")
+    assert img.ndim == 3 and img.shape[0] > 512 and img[..., 0].std() > 10
+    meta = json.loads((out / "frame.json").read_text())
+    assert meta["modality"] == "us" and meta["shape"] == [512, 512]
+    assert meta["settings"]["probe"] == "curvilinear"
+    assert meta["settings"]["view"]["name"] == "transverse-facet"
+    T = np.array(meta["ImageToPatient"])
+    assert geometry.is_rigid(T)
+    frames = imageio.mimread(out / "advance.mp4", memtest=False)
+    assert len(frames) == 4
+    # the needle appears: later frames differ from the first
+    assert np.abs(frames[-1].astype(float) - frames[0].astype(float)).mean() > 0.5
+
+
+def test_cli_rejects_bad_input_with_one_line(tmp_path, capsys):
+    assert main(["us", "--region", "cervical", "--view", "sij-transverse",
+                 "--out", str(tmp_path / "a")]) == 2
+    assert main(["us", "--view", "paramedian-sagittal", "--freq", "15",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert main(["us", "--view", "nope", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "frequency_mhz" in err and "view" in err
+    assert "Traceback" not in err
+
+
+def test_all_views_are_known():
+    assert len(VIEWS) == 9
