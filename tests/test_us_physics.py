@@ -108,7 +108,7 @@ def test_needle_brightness_falls_with_insertion_angle():
     angles = [20, 30, 40, 50, 60, 70]
     peaks = [_needle_peak(a) for a in angles]
     assert all(b < a for a, b in zip(peaks, peaks[1:], strict=False)), peaks
-    assert peaks[0] / peaks[-1] > 10.0  # > 20 dB between 20° and 70°
+    assert peaks[0] / peaks[-1] > 3.0  # > 10 dB between 20° and 70°
 
 
 def test_axial_resolution_matches_pulse_length():
