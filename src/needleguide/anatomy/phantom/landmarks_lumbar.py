@@ -36,28 +36,39 @@ def refine(candidates: list[tuple[str, np.ndarray, str, str]], strokes: list[Str
     bb = np.array([np.concatenate([np.asarray(b[0], float), np.asarray(b[1], float)])
                    for b in (sh.bbox() for sh, _ in parts)])
     lo_all, hi_all = bb[:, :3], bb[:, 3:]
-    n = int(round(2 * half_mm / sp)) + 1
     out: dict[str, Landmark] = {}
     for name, p, tissue, desc in candidates:
         p = np.asarray(p, float)
-        lo_roi, hi_roi = p - half_mm - 1.0, p + half_mm + 1.0
-        hit = np.nonzero(np.all(hi_all >= lo_roi, axis=1) & np.all(lo_all <= hi_roi, axis=1))[0]
-        aff = _roi_affine(p, n, sp)
-        lab = np.zeros((n, n, n), np.uint8)
-        if body is not None:
-            body.render_into(lab, aff)
-        for idx in hit:
-            sh, st = parts[idx]
-            _paint_one(lab, aff, sh, st)
-        mask = lab == tissues.label(tissue)
-        if not mask.any():
-            raise RuntimeError(f"landmark {name}: no {tissue} within {half_mm} mm of "
+        pos = None
+        for h in (half_mm, 2.0 * half_mm):  # widen once if the tissue is not near
+            pos = _best_point(p, tissue, parts, lo_all, hi_all, body, tissues, h, sp,
+                              depth_cap_mm)
+            if pos is not None:
+                break
+        if pos is None:
+            raise RuntimeError(f"landmark {name}: no {tissue} within {2 * half_mm} mm of "
                                f"{np.round(p, 1).tolist()}")
-        depth = np.minimum(ndimage.distance_transform_edt(mask, sampling=sp), depth_cap_mm)
-        ijk = np.indices(mask.shape).reshape(3, -1).T * sp
-        dist = np.linalg.norm(ijk - (n - 1) / 2.0 * sp, axis=1).reshape(mask.shape)
-        score = np.where(mask, depth - 0.25 * dist, -np.inf)
-        best = np.unravel_index(int(np.argmax(score)), mask.shape)
-        pos = aff[:3, :3] @ np.array(best, float) + aff[:3, 3]
         out[name] = Landmark(name, pos, tissue, desc)
     return out
+
+
+def _best_point(p, tissue, parts, lo_all, hi_all, body, tissues, half_mm, sp, depth_cap_mm):
+    n = int(round(2 * half_mm / sp)) + 1
+    lo_roi, hi_roi = p - half_mm - 1.0, p + half_mm + 1.0
+    hit = np.nonzero(np.all(hi_all >= lo_roi, axis=1) & np.all(lo_all <= hi_roi, axis=1))[0]
+    aff = _roi_affine(p, n, sp)
+    lab = np.zeros((n, n, n), np.uint8)
+    if body is not None:
+        body.render_into(lab, aff)
+    for idx in hit:
+        sh, st = parts[idx]
+        _paint_one(lab, aff, sh, st)
+    mask = lab == tissues.label(tissue)
+    if not mask.any():
+        return None
+    depth = np.minimum(ndimage.distance_transform_edt(mask, sampling=sp), depth_cap_mm)
+    ijk = np.indices(mask.shape).reshape(3, -1).T * sp
+    dist = np.linalg.norm(ijk - (n - 1) / 2.0 * sp, axis=1).reshape(mask.shape)
+    score = np.where(mask, depth - 0.12 * dist, -np.inf)
+    best = np.unravel_index(int(np.argmax(score)), mask.shape)
+    return aff[:3, :3] @ np.array(best, float) + aff[:3, 3]

@@ -135,11 +135,12 @@ def build(params: PhantomParams) -> LayeredPhantomModel:
         for side, s in SIDES:
             if B.name == "S1":
                 T = pv.segments[0]
-                p1 = _seg(pv, 0, s * 30.0, -pv.thick[0] + 17.0, pv.seg_half_h - 4.0)
+                p1 = _seg(pv, 0, s * 30.0, -pv.thick[0] + 14.0, pv.seg_half_h - 4.0)
                 cl, tgt = neuraxis.medial_branch(ph, f"{n}.medial_branch.{side}", None, s,
                                                  side, (p1, T[:3, 2], T[:3, 0] * s))
             else:
-                cl, tgt = neuraxis.medial_branch(ph, f"{n}.medial_branch.{side}", B, s, side)
+                cl, tgt = neuraxis.medial_branch(ph, f"{n}.medial_branch.{side}", B, s, side,
+                                                 facet_growth=deg["facet_growth"])
             centerlines[cl.name] = cl
             cand.append((cl.name, tgt, "medial_branch",
                          f"{n} medial branch at the {B.name} superior articular process–"

@@ -174,13 +174,13 @@ def root_and_drg(ph: Phases, U: Level, B: Level, fp: dict, s: int, side: str
 
 
 def medial_branch(ph: Phases, name: str, B: Level | None, s: int, side: str,
-                  sacral: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-                  ) -> tuple[Centerline, np.ndarray]:
+                  sacral: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                  facet_growth: float = 0.0) -> tuple[Centerline, np.ndarray]:
     """Medial branch crossing the SAP–TP junction of B (or the sacral ala for L5)."""
     if B is not None:
         d = B.dims
         g = geometry(B)
-        xj = d.canal_width / 2 + d.pedicle_width + 1.5
+        xj = d.canal_width / 2 + d.pedicle_width + 1.5 + 7.0 * facet_growth
         y_back = g["y_tp"] - 3.0 - 2.2  # dorsal surface of the TP root + nerve radius
         zt = g["z_tp"] + g["tp_h"] / 2 - 1.0
         p0 = B.P(s * (xj + 9.0), g["y_tp"] + 1.0, zt + 12.0)
@@ -193,7 +193,7 @@ def medial_branch(ph: Phases, name: str, B: Level | None, s: int, side: str,
         p2 = p1 - up * 7.0 - out * 2.0
         p3 = p1 - up * 16.0 - out * 7.0
     pts = np.array([p0, p1, p2, p3])
-    radii = np.full(4, 1.2)
+    radii = np.full(4, 1.3)  # nerve with its perineural fat
     ph.add("nerve_small", Tube(pts, radii), "medial_branch", never_into=BONE)
     return Centerline(name, "nerve", pts, radii, LAB["medial_branch"]), p1
 

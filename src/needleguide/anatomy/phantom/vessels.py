@@ -88,7 +88,8 @@ def segmental_arteries(ph: Phases, lv: Level, fp: dict, s: int, side: str,
     name = f"{lv.name}.segmental_artery.{side}"
     out = {name: Centerline(name, "artery", pts, radii, LAB["segmental_artery"], V_SEGMENTAL,
                             parent="aorta")}
-    ph.add("vessel", Tube(pts, np.maximum(radii, 1.0)), "segmental_artery", never_into=BONE)
+    ph.add("vessel", Tube(pts, np.maximum(radii, 1.0)), "segmental_artery",
+           never_into=(*BONE, LAB["drg"], LAB["nerve_root"]))
     # radicular / spinal branch: into the foramen (above the ganglion) and the canal
     rpts = np.array([near_for, fp["drg"] + fp["lat"] * 4.0 - fp["down"] * 4.0,
                      fp["ped_bottom"] + fp["down"] * 3.0 - fp["lat"] * 6.0 + fp["ant"] * 2.0])
