@@ -119,6 +119,7 @@ class BeamData:
     needle_hit: np.ndarray  # (L,) range sample of the needle echo or -1
     origins: np.ndarray  # (L, 3) patient
     dirs: np.ndarray  # (L, 3) patient
+    strehl: np.ndarray  # (N,) coherent (focused) energy fraction after the fat aberrator
 
 
 class USImager:
@@ -215,7 +216,7 @@ class USImager:
         K.psf_lateral_detect(tmp, st.lat_kernels_t, H, prefix, st.halo_half, S, table,
                              (frame_no * 40503 + 977) & ((1 << 40) - 1), st.tgc_gain, env,
                              img, TOP_DB, s.dynamic_range_db)
-        return BeamData(lab, env, img, att, hit, origins, dirs)
+        return BeamData(lab, env, img, att, hit, origins, dirs, S)
 
     def _fluid(self, scene: Scene):
         empty = (np.zeros((1, 1, 1), np.float32), np.zeros((3, 4)))
