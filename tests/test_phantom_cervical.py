@@ -31,6 +31,13 @@ def point_labels(model, pts) -> np.ndarray:
 
     p = np.atleast_2d(np.asarray(pts, np.float32)).T.copy()
     lab = np.zeros(p.shape[1], np.uint8)
+    body = getattr(model, "body", None)  # fast layered skin / fat / muscle pass
+    if body is not None:
+        one = np.zeros((1, 1, 1), np.uint8)
+        for n in range(p.shape[1]):
+            aff = np.eye(4)
+            aff[:3, 3] = p[:, n]
+            lab[n] = body.render_into(one, aff)[0, 0, 0]
     for st in model.strokes:
         parts = st.shape.shapes if isinstance(st.shape, Union) and st.shape.smooth_mm == 0 \
             else [st.shape]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from needleguide.anatomy.patient import Landmark, Vertebra
+from needleguide.anatomy.phantom.body import LayeredPhantomModel
 from needleguide.anatomy.phantom.cervical_geom import NAMES, SUBAXIAL, layout, tube
 from needleguide.anatomy.phantom.cervical_neural import (
     ROOTS,
@@ -24,10 +25,10 @@ from needleguide.anatomy.phantom.cervical_neural import (
 )
 from needleguide.anatomy.phantom.cervical_soft import (
     NeckSections,
+    body_layers,
     fat_thickness_mm,
     muscle_strokes,
     neck_circumference_mm,
-    outline_strokes,
     viscera_strokes,
 )
 from needleguide.anatomy.phantom.cervical_upper import atlas, c2_extras, occiput
@@ -95,7 +96,7 @@ def build(params: PhantomParams, options: CervicalOptions | None = None) -> Phan
 
     # canal, foramina, discs and roots go before the bones, which overwrite them where
     # they overlap (cheaper than 'never_into' masks over their large bounding boxes)
-    strokes: list[Stroke] = (outline_strokes(ns) + muscle_strokes(ns) + vis + ligs + capsules
+    strokes: list[Stroke] = (muscle_strokes(ns) + vis + ligs + capsules
                              + foramen + canal_strokes(lay, deg) + discs + roots + bone
                              + joints + nerves + vessels)
 
@@ -115,9 +116,10 @@ def build(params: PhantomParams, options: CervicalOptions | None = None) -> Phan
             "fat_thickness_mm": round(ns.t, 2),
             "neck_circumference_mm": round(neck_circumference_mm(params.bmi), 1),
             "bmi_fat_thickness_mm": round(fat_thickness_mm(params.bmi), 2)}
-    return PhantomModel(params=params, strokes=strokes, bounds_mm=(lo, hi), landmarks=landmarks,
-                        centerlines={**vessel_cls, **root_cls, **nerve_cls},
-                        vertebrae=_vertebrae(lay), meta=meta)
+    return LayeredPhantomModel(params=params, strokes=strokes, bounds_mm=(lo, hi),
+                               landmarks=landmarks,
+                               centerlines={**vessel_cls, **root_cls, **nerve_cls},
+                               vertebrae=_vertebrae(lay), meta=meta, body=body_layers(ns))
 
 
 def _clip_top(st: Stroke, z_top: float) -> Stroke:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from needleguide.anatomy.phantom.body import COLS, BodyLayers
 from needleguide.anatomy.phantom.cervical_geom import SectionColumn, SpineLayout, tube
-from needleguide.anatomy.phantom.cervical_vertebra import BONE, LAB, SIDES
+from needleguide.anatomy.phantom.cervical_vertebra import LAB, SIDES
 from needleguide.anatomy.phantom.painter import Stroke
 from needleguide.anatomy.phantom.sdf import Box, Ellipsoid, Subtract, Union
 
@@ -92,12 +93,30 @@ class NeckSections:
         return np.array([s * (a - inset) * np.sin(th), c[1] + off + (b - inset) * np.cos(th), c[2]])
 
 
-def outline_strokes(ns: NeckSections) -> list[Stroke]:
-    """Skin, subcutaneous fat and the soft-tissue interior."""
+def body_layers(ns: NeckSections) -> BodyLayers:
+    """Skin, subcutaneous fat, the posterior muscle block and the soft-tissue interior as
+    one fast layered pass (:mod:`needleguide.anatomy.phantom.body`): the lean section is
+    the core outline; fat is 1.3 t behind, t at the sides and 0.7 t in front (nuchal fat
+    thicker, assumption); core voxels behind the transverse processes (|x| < x_back) are
+    the posterior extensor muscles (trapezius, splenius, semispinalis, multifidus)."""
     t = ns.t
-    return [Stroke(ns.column(t + SKIN_MM, -0.3 * t), LAB("skin")),
-            Stroke(ns.column(t, -0.3 * t), LAB("subcutaneous_fat")),
-            Stroke(ns.column(0.0), LAB("soft_tissue"))]
+    lv = ns.lay.levels
+    back = []  # (y_back, x_back) per row of ns.rows
+    for n in ORDER:
+        L = lv[n]
+        D = L.D if n != "C1" else 16.0
+        back.append((L.P(0.0, -D / 2 - 6.0, 0.0)[1], 50.0 if n in ("T1", "T2") else 40.0))
+    back.insert(0, back[0])
+    back.append((lv["C1"].P(0.0, -24.0, 40.0)[1], 56.0))
+    z, x, y, a, b = ns.rows.T
+    yb, xb = np.array(back).T
+    one, zero = np.ones_like(z), np.zeros_like(z)
+    table = np.column_stack([x, y, a, b, b, one, one, 1.3 * t * one, t * one, 0.7 * t * one,
+                             zero, yb, zero, xb])
+    assert table.shape[1] == len(COLS)
+    return BodyLayers(z, table, skin_mm=SKIN_MM, skin_label=LAB("skin"),
+                      fat_label=LAB("subcutaneous_fat"), wall_label=LAB("soft_tissue"),
+                      back_label=LAB("neck_muscle"), core_label=LAB("soft_tissue"))
 
 
 def _lv_tube(lay: SpineLayout, pts: list[tuple[str, tuple[float, float, float]]], r) -> Union:
@@ -106,27 +125,12 @@ def _lv_tube(lay: SpineLayout, pts: list[tuple[str, tuple[float, float, float]]]
 
 
 def muscle_strokes(ns: NeckSections) -> list[Stroke]:
-    """Posterior extensors, SCM, scalenes, levator scapulae, strap muscles, longus colli."""
+    """SCM, scalenes, levator scapulae and longus colli (the posterior extensors are the
+    body layers' muscle block)."""
     lay = ns.lay
     lv = lay.levels
     mus, soft = LAB("neck_muscle"), (LAB("soft_tissue"),)
-    rows = []
-    for n in ORDER:
-        L = lv[n]
-        D = L.D if n != "C1" else 16.0
-        upper = n in ("C1", "C2")
-        a, b, off = (46.0, 36.0, -D / 2 - 30.0) if upper else (44.0, 33.0, -D / 2 - 28.0)
-        if n in ("T1", "T2"):
-            a, b = 52.0, 36.0
-        c = L.P(0, off, 0)
-        rows.append((c[2], c[0], c[1], a, b))
-    c = lv["C1"].P(0, -40.0, 40.0)
-    rows.append((c[2], c[0], c[1], 55.0, 30.0))
-    c = lv["T2"].P(0, -lv["T2"].D / 2 - 30.0, -40.0)
-    rows.insert(0, (c[2], c[0], c[1], 52.0, 36.0))
-    z, x, y, a, b = np.array(rows).T
-    out = [Stroke(SectionColumn(z, x, y, a, b, z_lo=ns.rows[0, 0], z_hi=z[-1]), mus,
-                  only_into=soft)]
+    out: list[Stroke] = []
     for s in SIDES.values():
         # sternocleidomastoid: flat band (two tubes side by side) under the fat
         P, Q = [], []
@@ -220,26 +224,26 @@ def viscera_strokes(lay: SpineLayout) -> tuple[list[Stroke], dict[str, np.ndarra
         c = (c6.P(s * 16.0, c6.D / 2 + 22.0, -9.0))
         T = c6.at(0, 0, 0)
         T[:3, 3] = c
-        out.append(Stroke(Ellipsoid(T, radii=(7.0, 9.0, 21.0)), LAB("thyroid"), never_into=BONE))
+        out.append(Stroke(Ellipsoid(T, radii=(7.0, 9.0, 21.0)), LAB("thyroid")))
         info[f"thyroid.{side}"] = c
         strap = SectionColumn(*_strap_rows(lay, s), z_lo=lv["T2"].center[2] - 10,
                               z_hi=lv["C4"].center[2])
         out.append(Stroke(strap, LAB("neck_muscle"), only_into=(LAB("soft_tissue"),)))
         out.append(Stroke(Ellipsoid(lv["T2"].at(s * 36.0, 2.0, -34.0), radii=(24.0, 30.0, 42.0)),
-                          LAB("internal_air"), never_into=BONE))
+                          LAB("internal_air")))
     out.append(Stroke(Box(t1.at(0, t1.D / 2 + 23.0 + 11.5, 6.0), half_mm=(10.0, 2.2, 6.0),
                           round_mm=1.5), LAB("thyroid")))
+    out.append(Stroke(cols["pharynx"], LAB("oesophagus")))
+    out.append(Stroke(cols["oesophagus"], LAB("oesophagus")))
+    cart = cols["cartilage"]
+    out.append(Stroke(cart, LAB("soft_tissue")))  # laryngeal soft tissue
+    out.append(Stroke(Subtract(cart, cart.grown(-2.5)), LAB("trachea_wall")))
+    out.append(Stroke(cols["lumen"], LAB("internal_air")))
     c3 = lv["C3"]  # hyoid: body in front of the epiglottis, greater horns backwards
     hy = [c3.P(s * u, c3.D / 2 + dv, 2.0) for s, u, dv in
           ((-1, 18.0, 19.0), (-1, 12.0, 26.5), (1, 0.0, 30.0), (1, 12.0, 26.5), (1, 18.0, 19.0))]
     out.append(Stroke(tube(np.array(hy), np.array([1.3, 2.0, 2.6, 2.0, 1.3])),
                       LAB("bone_cortical")))
-    out.append(Stroke(cols["pharynx"], LAB("oesophagus"), never_into=BONE))
-    out.append(Stroke(cols["oesophagus"], LAB("oesophagus"), never_into=BONE))
-    cart = cols["cartilage"]
-    out.append(Stroke(cart, LAB("soft_tissue"), never_into=BONE))  # laryngeal soft tissue
-    out.append(Stroke(Subtract(cart, cart.grown(-2.5)), LAB("trachea_wall"), never_into=BONE))
-    out.append(Stroke(cols["lumen"], LAB("internal_air"), never_into=BONE))
     info["trachea.C7"] = c7.P(0, c7.D / 2 + 25.0, 0)
     return out, info
 
