@@ -111,9 +111,10 @@ def body_layers(ns: NeckSections) -> BodyLayers:
     z, x, y, a, b = ns.rows.T
     yb, xb = np.array(back).T
     one, zero = np.ones_like(z), np.zeros_like(z)
-    table = np.column_stack([x, y, a, b, b, one, one, 1.3 * t * one, t * one, 0.7 * t * one,
-                             zero, yb, zero, xb])
-    assert table.shape[1] == len(COLS)
+    cols = {"cx": x, "cy": y, "ax": a, "ay_post": b, "ay_ant": b, "w_post": one, "w_ant": one,
+            "t_post": 1.3 * t * one, "t_lat": t * one, "t_ant": 0.7 * t * one, "wall": zero,
+            "y_back": yb, "core_muscle": zero, "x_back": xb}
+    table = np.column_stack([cols.get(c, zero) for c in COLS])  # other columns: unused (0)
     return BodyLayers(z, table, skin_mm=SKIN_MM, skin_label=LAB("skin"),
                       fat_label=LAB("subcutaneous_fat"), wall_label=LAB("soft_tissue"),
                       back_label=LAB("neck_muscle"), core_label=LAB("soft_tissue"))
