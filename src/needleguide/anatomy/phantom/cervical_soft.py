@@ -1,16 +1,17 @@
-"""Neck soft tissue: skin, subcutaneous fat (from BMI), neck muscles, longus colli,
-airway (pharynx, larynx, trachea), oesophagus, thyroid and lung apices.
+"""Neck soft tissue: skin, subcutaneous fat (from BMI) and the posterior muscle block as a
+fast layered body pass; SCM, scalenes, levator scapulae, longus colli, strap muscles;
+airway (pharynx, larynx, trachea), oesophagus, thyroid, hyoid and lung apices as strokes.
 
-Every big layer is a :class:`SectionColumn` (an axial ellipse interpolated between the
-vertebral levels), which costs a few interpolations per voxel: the outline layers stay
-cheap even at 0.25 mm. Lean (fat-free) neck sections per level are *assumptions* chosen so
-that the neck circumference at C6 is ~36–37 cm at BMI 25 (Ben-Noun et al., Obes Res
+Axial sections are interpolated between the vertebral levels (``SectionColumn`` strokes,
+a few interpolations per voxel). Lean (fat-free) neck sections per level are *assumptions*
+chosen so that the neck circumference at C6 is ~37 cm at BMI 25 (Ben-Noun et al., Obes Res
 2001;9:470: 37 cm men ↔ BMI 25, 39.5 cm ↔ BMI 30).
 
 BMI mapping (documented in docs/anatomy_cervical.md): neck circumference
 NC = 370 + 5·(BMI − 25) mm (Ben-Noun's slope 0.5 cm per kg/m²); the lean section grows
 0.4 % per BMI unit (muscle, assumption); the fat layer thickness t fills the difference,
-t = (NC − P_lean)/(2π) − skin, at least 1.5 mm, shifted 0.3 t posteriorly (nuchal fat).
+t = (NC − P_lean)/(2π) − skin, at least 1.5 mm, laid on as 1.3 t behind, t at the sides
+and 0.7 t in front (nuchal fat thicker, assumption).
 """
 
 from __future__ import annotations
