@@ -202,3 +202,11 @@ def test_roi_is_rerendered_finely(lumbar_model, lumbar_patient):
     agree = float((nn == roi.labels).mean())
     assert 0.75 < agree < 1.0  # same anatomy, finer surfaces
     assert roi.tissue_name_at(c) == "facet_joint_space"
+
+
+def test_landmarks_inside_their_tissue_for_degenerate_obese_variant():
+    m = build_model("lumbar", bmi=40.0, degeneration=3, seed=3)
+    p = m.to_patient()
+    wrong = {k: (v.tissue, p.tissue_name_at(v.position_mm))
+             for k, v in m.landmarks.items() if p.tissue_name_at(v.position_mm) != v.tissue}
+    assert not wrong

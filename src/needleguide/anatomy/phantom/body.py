@@ -25,7 +25,7 @@ from needleguide.anatomy.phantom.painter import paint
 
 # columns of the per-z parameter table
 COLS = ("cx", "cy", "ax", "ay_post", "ay_ant", "w_post", "w_ant", "t_post", "t_lat", "t_ant",
-        "wall", "y_back", "core_muscle", "x_back")
+        "wall", "y_back", "core_muscle", "x_back", "pm_cx", "pm_cy", "pm_rx", "pm_ry")
 
 
 @dataclass
@@ -38,7 +38,9 @@ class BodyLayers:
     thickness (mm) behind, at the side and in front; wall: muscle-wall thickness inside
     the core outline (mm); y_back: core voxels with y below this are labelled
     ``back_label`` (the posterior muscle block) where |x - cx| < x_back; core_muscle:
-    where > 0.5 the whole core gets ``back_label`` (hips, thighs).
+    where > 0.5 the whole core gets ``back_label`` (hips, thighs); pm_cx, pm_cy, pm_rx,
+    pm_ry: a pair of elliptic muscles (x = ±pm_cx) inside the core labelled
+    ``paired_label`` (the paraspinal muscles), none where pm_rx < 1.
     """
 
     z_mm: np.ndarray
@@ -49,6 +51,7 @@ class BodyLayers:
     wall_label: int = 48
     back_label: int = 48
     core_label: int = 48
+    paired_label: int = 3
 
     def at(self, z: float) -> dict[str, float]:
         """Interpolated parameters at height z (mm)."""
@@ -60,7 +63,7 @@ class BodyLayers:
         _render(labels, A, np.ascontiguousarray(self.z_mm, np.float64),
                 np.ascontiguousarray(self.table, np.float64), float(self.skin_mm),
                 np.array([self.skin_label, self.fat_label, self.wall_label, self.back_label,
-                          self.core_label], np.uint8))
+                          self.core_label, self.paired_label], np.uint8))
         return labels
 
     def signed_distance(self, points_mm: np.ndarray) -> np.ndarray:
@@ -135,18 +138,30 @@ def _core_distance(x, y, row):
     return d, t
 
 
+OUT = 255  # classification slot: outside the body (air, left untouched)
+
+
 @nb.njit(cache=True, inline="always")
 def _classify(d, t, y, ax_, row, skin):
-    """(label slot 0..5 with 5 = outside, distance margin in mm to the next boundary)."""
+    """(label slot 0..5, or OUT outside; distance margin in mm to the next boundary)."""
     m = abs(d - t - skin)
     if d > t + skin:
-        return 5, m
+        return OUT, m
     m = min(m, abs(d - t))
     if d > t:
         return 0, m
     m = min(m, abs(d))
     if d > 0.0:
         return 1, m
+    if row[16] > 1.0:  # paired (paraspinal) muscles
+        ex = (ax_ - row[14]) / row[16]
+        ey = (y - row[15]) / row[17]
+        k0 = np.sqrt(ex * ex + ey * ey)
+        k1 = np.sqrt((ex / row[16]) ** 2 + (ey / row[17]) ** 2) + 1e-9
+        de = k0 * (k0 - 1.0) / k1
+        m = min(m, abs(de))
+        if de <= 0.0:
+            return 5, m
     if ax_ < row[13]:
         m = min(m, abs(y - row[11]))
         if y < row[11]:
@@ -187,7 +202,7 @@ def _render_impl(labels, A, zk, tab, skin, labs):
                     if j + n > nj - 1:
                         n = nj - 1 - j
                     if n <= 0:
-                        if slot < 5:
+                        if slot != OUT:
                             buf[k, j] = labs[slot]
                         break
                     y2 = A[1, 1] * (j + n) + A[1, 3]
@@ -210,13 +225,13 @@ def _render_impl(labels, A, zk, tab, skin, labs):
                                 slot2 = sm
                                 m2 = mm
                         stop = hi
-                    if slot < 5:
+                    if slot != OUT:
                         buf[k, j:stop] = labs[slot]
                     j = stop
                     slot = slot2
                     m = m2
                     if j == nj - 1:
-                        if slot < 5:
+                        if slot != OUT:
                             buf[k, j] = labs[slot]
                         break
             for j in range(nj):
@@ -233,7 +248,7 @@ def _render_impl(labels, A, zk, tab, skin, labs):
                     _interp_row(z, zk, tab, row)
                     d, t = _core_distance(x, y, row)
                     slot, m = _classify(d, t, y, abs(x - row[0]), row, skin)
-                    if slot < 5:
+                    if slot != OUT:
                         labels[i, j, k] = labs[slot]
 
 

@@ -44,11 +44,12 @@ def body_layers(levels: dict[str, Level], pv: Pelvis, p: PelvisDims, bmi: float,
     rows = []
 
     def add(z, cy, ax, y_post, y_ant, w_post, w_ant, fpost, flat, fant, wall, y_back, cm,
-            x_back=0.0):
+            x_back=0.0, pm=(0.0, 0.0, 0.0, 0.0)):
         rows.append((z, dict(cx=0.0, cy=cy, ax=ax, ay_post=cy - y_post, ay_ant=y_ant - cy,
                              w_post=w_post, w_ant=w_ant, t_post=fpost, t_lat=flat,
                              t_ant=fant, wall=wall, y_back=y_back, core_muscle=cm,
-                             x_back=x_back)))
+                             x_back=x_back, pm_cx=pm[0], pm_cy=pm[1], pm_rx=pm[2],
+                             pm_ry=pm[3])))
 
     order = ["T11", "T12", "L1", "L2", "L3", "L4", "L5"]
     width = {"T11": 142, "T12": 140, "L1": 136, "L2": 131, "L3": 128, "L4": 136, "L5": 146}
@@ -65,12 +66,17 @@ def body_layers(levels: dict[str, Level], pv: Pelvis, p: PelvisDims, bmi: float,
         k = 0.8 if thor else 1.0
         add(lv.center[2], ant[1], width[n] * m, y_post, y_ant, 0.15, 0.8, tf * k,
             1.25 * tf * k, 1.6 * tf * k, 13.0 if not thor else 16.0,
-            ant[1] - lv.dims.body_depth - 2.0, 0.0, lv.dims.body_width / 2 + 48.0 * m)
+            ant[1] - lv.dims.body_depth - 2.0, 0.0, lv.dims.body_width / 2 + 48.0 * m,
+            paraspinal_section(lv, m))
     s1 = pv.s1
     hip = 0.5 * (pv.hips["right"] + pv.hips["left"])
     sac_back = pv.segments[1][:3, 3] - pv.segments[1][:3, 1] * (pv.thick[1] - 14.0)
+    T = pv.segments[1]
+    rx, ry = 19.0 * m, 11.0 * m
+    mf = T[:3, :3] @ np.array([rx + 2.0, -pv.thick[1] + 12.0 - ry, 0]) + T[:3, 3]
     add(s1.center[2], s1.center[1] + 10.0, 152 * m, sac_back[1] - 26.0 * m,
-        hip[1] + 95.0 * m + visc, 0.2, 0.8, 1.2 * tf, 1.3 * tf, 1.5 * tf, 12.0, -1e4, 0.0)
+        hip[1] + 95.0 * m + visc, 0.2, 0.8, 1.2 * tf, 1.3 * tf, 1.5 * tf, 12.0, -1e4, 0.0,
+        0.0, (mf[0], mf[1], rx, ry))
     add(hip[2] + 35.0, hip[1] - 15.0, 160 * m, sac_back[1] - 38.0 * m, hip[1] + 75.0 * m
         + 0.6 * visc, 0.5, 0.7, 1.3 * tf, 1.25 * tf, 1.4 * tf, 10.0, -1e4, 0.0)
     add(hip[2] - 5.0, hip[1] - 10.0, (p.hip_separation / 2 + 72.0) * m, hip[1] - 110.0 * m,
@@ -87,7 +93,21 @@ def body_layers(levels: dict[str, Level], pv: Pelvis, p: PelvisDims, bmi: float,
     tab = np.vstack([tab, tab[-1:]])
     return BodyLayers(z, tab, skin_mm=SKIN_MM, skin_label=LAB["skin"],
                       fat_label=LAB["subcutaneous_fat"], wall_label=LAB["muscle"],
-                      back_label=LAB["muscle"], core_label=LAB["soft_tissue"])
+                      back_label=LAB["muscle"], core_label=LAB["soft_tissue"],
+                      paired_label=LAB["paraspinal_muscle"])
+
+
+def paraspinal_section(lv: Level, m: float) -> tuple[float, float, float, float]:
+    """Erector spinae + multifidus of one side at ``lv``'s mid-height, as an ellipse
+    (|x| centre, y centre, half width, half depth) in patient mm, for the body pass."""
+    g = geometry(lv)
+    lum = lv.name.startswith("L")
+    rx = (33.0 if lum else 27.0) * m
+    ry = (26.0 if lum else 22.0) * m
+    if lv.name == "L5":
+        rx, ry = 30.0 * m, 22.0 * m
+    c = lv.P(rx + 2.0, g["yp"] - ry + 9.0, 0.0)
+    return float(c[0]), float(c[1]), rx, ry
 
 
 def muscle_strokes(ph: Phases, levels: dict[str, Level], pv: Pelvis, p: PelvisDims, bmi: float
@@ -95,30 +115,7 @@ def muscle_strokes(ph: Phases, levels: dict[str, Level], pv: Pelvis, p: PelvisDi
     """Paraspinal (erector spinae + multifidus), psoas, iliacus, gluteal muscles, kidneys."""
     m = muscle_scale(bmi)
     into = ("muscle", "soft_tissue")
-    parts = []
-    for n, lv in levels.items():
-        g = geometry(lv)
-        d = lv.dims
-        lum = n.startswith("L")
-        rx = (33.0 if lum else 27.0) * m
-        ry = (26.0 if lum else 22.0) * m
-        if n == "L5":
-            rx, ry = 30.0 * m, 22.0 * m
-        for s in (1, -1):
-            parts.append(EllipticCylinder(
-                lv.sub((s * (rx + 2.0), g["yp"] - ry + 9.0, -d.body_height * 0.1),
-                       (0, 0, 1), (0, 1, 0)),
-                radii=(rx, ry), half_height_mm=d.body_height / 2 + d.disc_below + 4.0,
-                round_mm=0.0))
-    for i in range(3):
-        T = pv.segments[i]
-        for s in (1, -1):
-            rx, ry = (22.0 - 5 * i) * m, (13.0 - 3 * i) * m
-            c = T[:3, :3] @ np.array([s * (rx + 2.0), -pv.thick[i] + 12.0 - ry, 0]) + T[:3, 3]
-            parts.append(EllipticCylinder(frame(c, T[:3, 2], T[:3, 1]), radii=(rx, ry),
-                                          half_height_mm=pv.seg_half_h + 3.0))
-    for sh in parts:
-        ph.add("muscle", sh, "paraspinal_muscle", only_into=into)
+    # (the paraspinal muscles are drawn by the body-layer pass: paraspinal_section)
     # quadratus lumborum: lateral to the transverse-process tips, T12 to the iliac crest
     for n in ("T12", "L1", "L2", "L3", "L4"):
         lv = levels[n]
