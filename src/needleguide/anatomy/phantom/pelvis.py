@@ -104,8 +104,13 @@ def sacrum_strokes(ph: Phases, pv: Pelvis, deg: dict) -> None:
         body_r = (max(25.0 - 3.5 * i, 9.0), max(18.0 - 2.5 * i, 7.0))
         shapes.append(EllipticCylinder(T, radii=body_r, half_height_mm=pv.seg_half_h + 1.0,
                                        round_mm=2.0))
-        shapes.append(Box(frame(_seg(pv, i, 0, -th / 2 + body_r[1], 0), T[:3, 2], T[:3, 1]),
-                          half_mm=(w, th / 2, pv.seg_half_h + 1.0), round_mm=4.0))
+        w_top = pv.widths[i - 1] if i > 0 else w
+        w_bot = pv.widths[i + 1] if i + 1 < len(pv.widths) else 0.7 * w
+        wb, wt = 0.5 * (w + w_bot), 0.5 * (w + w_top)
+        shapes.append(EllipticCylinder(
+            frame(_seg(pv, i, 0, -th / 2 + body_r[1], 0), T[:3, 2], T[:3, 1]),
+            radii=(wb, th / 2 * 1.05), half_height_mm=pv.seg_half_h + 1.0,
+            top_scale=wt / wb, round_mm=3.0))
     # S1 ala rises a little above the sacral end plate laterally
     shapes.append(Box(frame(_seg(pv, 0, 0, -4.0, 4.0), pv.segments[0][:3, 2],
                             pv.segments[0][:3, 1]),
@@ -197,23 +202,32 @@ def ilium_strokes(ph: Phases, pv: Pelvis, p: PelvisDims, z_crest: float) -> dict
         # posterior ilium: thick block lateral to the joint
         parts.append(Box(frame(c + n * 9.0 - ax * 4.0, ax, n), half_mm=(20.0, 10.0, 34.0),
                          round_mm=5.0))
-        # wing: flared plate from the SIJ to the ASIS, top at the crest
+        # wing: a flared elliptic plate from the PSIS to the ASIS, its upper rim (the crest)
+        # thickened; top at the intercristal line
         crest_post = c + n * 10.0 - t * 12.0
         crest_post[2] = z_crest - 8.0
         asis = np.array([s * p.asis_width / 2, hip[1] + 48.0, hip[2] + 70.0])
         crest_lat = np.array([s * p.iliac_crest_width / 2 - s * 8.0, hip[1] + 5.0, z_crest])
-        for a, b, r in ((crest_post, crest_lat, 6.5), (crest_lat, asis, 6.0)):
-            parts.append(Capsule(a, b, r))
-        wing_c = (crest_post + crest_lat + asis) / 3 + np.array([-s * 16.0, 0.0, -34.0])
-        span = asis - crest_post
-        span[2] = 0
+        e1 = asis - crest_post
+        e1[2] = 0.0
+        e1 /= np.linalg.norm(e1)
         wz = np.array([s * 0.45, 0.0, 1.0])
-        parts.append(Box(frame(wing_c, wz, np.cross(span / np.linalg.norm(span), wz)),
-                         half_mm=(np.linalg.norm(span) / 2 + 2.0, 4.0, 50.0), round_mm=3.5))
+        e3 = wz - e1 * (wz @ e1)
+        e3 /= np.linalg.norm(e3)
+        e2 = np.cross(e1, e3)
+        a_w, b_w = 0.5 * float(np.linalg.norm((asis - crest_post)[:2])) + 10.0, 75.0
+        top = 0.5 * (crest_post + asis)
+        top[2] = z_crest
+        wing_c = top - e3 * b_w
+        wf = frame(wing_c, e3, e2)
+        parts.append(Ellipsoid(wf, radii=(a_w, 3.5, b_w)))
+        rim = Subtract(Ellipsoid(wf, radii=(a_w, 7.0, b_w)),
+                       Ellipsoid(wf, radii=(a_w - 11.0, 8.0, b_w - 11.0)))
+        parts.append(Intersect([rim, HalfSpace(wing_c, -e3, extent_mm=150.0)]))
         # body of the ilium down to the acetabulum, ischium and pubis
         sciatic = c + n * 12.0 - ax * 30.0
         parts.append(Capsule(sciatic, hip, 16.0, 22.0))
-        parts.append(Capsule(wing_c - np.array([0, 0, 25.0]), hip, 10.0, 18.0))
+        parts.append(Capsule(wing_c - e3 * 30.0, hip, 10.0, 18.0))
         isch = hip + np.array([-s * 8.0, -28.0, -52.0])
         parts.append(Capsule(hip, isch, 15.0, 13.0))
         sym = np.array([s * 9.0, hip[1] + 52.0, hip[2] - 22.0])
