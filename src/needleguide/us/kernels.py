@@ -38,6 +38,8 @@ def gaussian_table(seed: int, bits: int = TABLE_BITS) -> np.ndarray:
     return (z[0] + 1j * z[1]).astype(np.complex64)
 
 
+N_REVERB = 4  # soft-tissue interfaces per line taking part in face reverberation
+R_FACE = 0.1  # intensity reflectivity of the probe face (lens and matching layers)
 Z_WATER = 1.48  # MRayl
 ALPHA_WATER = 0.002
 BS_WATER = 1e-3  # amplitude (-60 dB)
@@ -160,6 +162,8 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
         trans = 1.0
         air_k = -1
         air_amp = 0.0
+        rq = np.zeros(N_REVERB)  # strongest soft-tissue interfaces: sqrt(R·ang)·a(k)
+        rk = np.zeros(N_REVERB, np.int64)
         z_prev = zimp[l, 0]
         lab_prev = label[l, 0]
         for k in range(N):
@@ -203,10 +207,28 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
                 if (fl & FLAG_AIR) != 0 and R > 0.5 and air_k < 0:
                     air_k = k
                     air_amp = math.sqrt(spec_gain[k] * R * ang) * amp
+                if (fl & (FLAG_AIR | FLAG_BONE)) == 0 and (flags[lab_prev] & FLAG_BONE) == 0:
+                    q = math.sqrt(R * ang) * amp
+                    jmin = 0
+                    for j in range(1, N_REVERB):
+                        if rq[j] < rq[jmin]:
+                            jmin = j
+                    if q > rq[jmin]:
+                        rq[jmin] = q
+                        rk[jmin] = k
             out_src[l, k] = src
             z_prev = zz
             lab_prev = lab
             att_db += 2.0 * al * f_mhz * dr_mm * 0.1
+        # reverberation between the probe face and soft-tissue interfaces (skin, fascia):
+        # down to interface i, back to the face (R_FACE), down to j and back: a ghost echo
+        # at the sum of their depths (both orders of the path add coherently when i != j)
+        for i in range(N_REVERB):
+            for j in range(i, N_REVERB):
+                kk = rk[i] + rk[j]
+                if rq[i] > 0.0 and rq[j] > 0.0 and kk < N:
+                    mult = 1.0 if i == j else 2.0
+                    out_src[l, kk] += mult * math.sqrt(spec_gain[kk] * R_FACE) * rq[i] * rq[j]
         # reverberation (A-lines) between the face and a strong air interface: echoes at
         # integer multiples of its depth, each bounce losing the face and interface
         # reflectivity and the extra round-trip attenuation through the soft tissue above.
