@@ -155,9 +155,9 @@ def muscle_strokes(ph: Phases, levels: dict[str, Level], pv: Pelvis, p: PelvisDi
         ph.add("muscle", Ellipsoid(frame(gmax, (s * -0.35, 0.15, 1), (0, 1, 0)),
                                    radii=(72.0 * m, 34.0 * m, 92.0)), "gluteal_muscle",
                only_into=into)
-        gmed = np.array([s * (p.iliac_crest_width / 2 - 10.0), hip[1] - 15.0, hip[2] + 62.0])
+        gmed = np.array([s * (p.iliac_crest_width / 2 - 2.0), hip[1] - 10.0, hip[2] + 62.0])
         ph.add("muscle", Ellipsoid(frame(gmed, (s * 0.35, 0, 1), (s * 0.3, 1, 0)),
-                                   radii=(20.0 * m, 55.0, 42.0)), "gluteal_muscle",
+                                   radii=(30.0 * m, 62.0, 55.0)), "gluteal_muscle",
                only_into=into)
     # pelvic cavity (bladder, rectum, pelvic fat) as soft tissue inside the muscle core
     hip = 0.5 * (pv.hips["right"] + pv.hips["left"])

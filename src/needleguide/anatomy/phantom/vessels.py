@@ -1,10 +1,12 @@
 """Aorta, IVC (with the common iliacs), lumbar segmental arteries with their radicular
 branch into each foramen, and the anterior internal (epidural) venous plexus.
 
-Mean blood velocities (mm/s): abdominal aorta ~ 150 mm/s time-averaged (peak systolic
-~ 1000 mm/s; e.g. Taylor CA et al., Ann Biomed Eng 2002;30:1035 — 3D MRI flow), IVC ~ 100
-mm/s (infrarenal IVC flow; Cheng CP et al., 2003 AJP). Segmental (lumbar) arteries 100 mm/s,
-radicular arteries 50 mm/s and the epidural plexus 10 mm/s are *assumptions*.
+Mean blood velocities (mm/s), all *assumptions* of the right order of magnitude: resting
+infrarenal aortic flow ~1 L/min through ~2.8 cm² gives ~60–100 mm/s time-averaged (MRI flow
+studies: Taylor CA et al., Ann Biomed Eng 2002;30:402; peak systolic ~1000 mm/s), so the
+aorta uses 100 mm/s; infrarenal IVC ~60 mm/s (Cheng CP et al., Am J Physiol Heart Circ
+Physiol 2003;284:H1161); segmental (lumbar) arteries 100 mm/s, radicular arteries 50 mm/s
+and the epidural plexus 10 mm/s have no source.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from needleguide.anatomy.phantom.sdf import Tube
 from needleguide.anatomy.phantom.spine import Level
 from needleguide.anatomy.phantom.vertebra import BONE, LAB, Phases
 
-V_AORTA = 150.0
-V_IVC = 100.0
+V_AORTA = 100.0  # assumption (see above)
+V_IVC = 60.0  # assumption (see above)
 V_SEGMENTAL = 100.0  # assumption
 V_RADICULAR = 50.0  # assumption
 V_PLEXUS = 10.0  # assumption
