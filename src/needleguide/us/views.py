@@ -205,8 +205,7 @@ def standard_view(p: Patient, name: str, level: str | None = None, side: str = "
         t = _lm(p, "sacral_hiatus")
         if t is None:
             raise UserError("view: this patient has no 'sacral_hiatus' landmark")
-        # beam perpendicular to the dorsal sacral surface (sloping caudally and forwards)
-        beam = _unit(A * np.cos(np.deg2rad(25)) + S * np.sin(np.deg2rad(25)))
+        beam = A  # prone; the probe then tilts to the skin over the sacral apex
         target = t
         lat = -R if name == "caudal-transverse" else -_unit(S - beam * (S @ beam))
         lvl_used = None
