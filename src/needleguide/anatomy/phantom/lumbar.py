@@ -171,6 +171,10 @@ def build(params: PhantomParams) -> LayeredPhantomModel:
                      f"capsule, {side} (intra-articular hip target)"))
         cand.append((f"hip.{side}.femoral_head", hpts[f"hip.{side}.center"], "femoral_head",
                      f"femoral head centre, {side}"))
+        cand.append((f"asis.{side}", ipts[f"asis.{side}"], "ilium",
+                     f"anterior superior iliac spine, {side}"))
+        cand.append((f"iliac_crest.{side}", ipts[f"iliac_crest.{side}"], "ilium",
+                     f"highest point of the iliac crest, {side} (intercristal line)"))
     cand.append(("sacral_hiatus", sac["sacral_hiatus"], "sacral_hiatus",
                  "sacral hiatus, below the sacrococcygeal ligament (caudal epidural target)"))
 

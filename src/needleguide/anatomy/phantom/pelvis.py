@@ -224,6 +224,11 @@ def ilium_strokes(ph: Phases, pv: Pelvis, p: PelvisDims, z_crest: float) -> dict
         rim = Subtract(Ellipsoid(wf, radii=(a_w, 7.0, b_w)),
                        Ellipsoid(wf, radii=(a_w - 11.0, 8.0, b_w - 11.0)))
         parts.append(Intersect([rim, HalfSpace(wing_c, -e3, extent_mm=150.0)]))
+        # anterior superior iliac spine: a tubercle at the front end of the crest
+        e1s = e1 if (e1 @ np.array([0.0, 1.0, 0.0])) > 0 else -e1
+        asis = wing_c + e1s * (a_w - 5.0) + e3 * 8.0
+        parts.append(Ellipsoid(frame(asis, e3, e2), radii=(7.0, 6.0, 9.0)))
+        crest_lat = top - e3 * 3.0
         # body of the ilium down to the acetabulum, ischium and pubis
         sciatic = c + n * 12.0 - ax * 30.0
         parts.append(Capsule(sciatic, hip, 16.0, 22.0))

@@ -7,7 +7,7 @@ BMI mapping (documented in docs/anatomy.md):
   ~45 mm at BMI 22 (Sutton & Linter 1991: lumbar epidural space mostly 40–60 mm deep)
   and the skin-to-target depth at the L4–L5 medial-branch target ~ 76 mm at BMI 35
   (Rauch et al., RAPM 2009;34:340: 76 ± 15 mm at BMI > 30). Skin-to-epidural depth
-  correlates with BMI (Clinkscales CB et al., IJOA 2007;16:323).
+  correlates with BMI (Clinkscales CP et al., IJOA 2007;16:323).
 - visceral fat: the abdomen deepens by 2.5 mm per BMI unit above 24 (*assumption*).
 - muscle size scales by ``1 + 0.008 (BMI - 24)`` (clipped 0.9–1.2) (*assumption*: muscle
   mass rises mildly with body mass).
