@@ -12,12 +12,13 @@ from needleguide.us.beams import axial_fwhm_mm
 from needleguide.us.imager import NOISE_DB
 from needleguide.us.testobjects import layered_patient, probe_on_top
 
-MUSCLE_ALPHA = 1.1  # dB/cm/MHz, paraspinal_muscle in the tissue table
+SOFT_ALPHA = 0.8  # dB/cm/MHz, 'soft_tissue' in the tissue table
 
 
 @pytest.fixture(scope="module")
-def muscle():
-    return layered_patient([("paraspinal_muscle", 100.0)], size_mm=(56.0, 60.0, 16.0),
+def tissue():
+    """A homogeneous soft-tissue block (muscle itself has septa: not homogeneous)."""
+    return layered_patient([("soft_tissue", 100.0)], size_mm=(56.0, 60.0, 16.0),
                            spacing_mm=0.4)
 
 
@@ -25,26 +26,26 @@ def _scene(p, needle=None):
     return Scene(p, needle=needle, poses={"ProbeToPatient": probe_on_top()})
 
 
-def test_speckle_envelope_snr_is_rayleigh(muscle):
+def test_speckle_envelope_snr_is_rayleigh(tissue):
     # TGC matched to the tissue: the mean echo is flat with depth, so one region suffices
     s = make_settings(probe="linear", frequency_mhz=7.5, depth_mm=30, output_px=128,
-                      tgc_auto_db_cm_mhz=MUSCLE_ALPHA)
-    bd = USImager(s, seed=3).beams(_scene(muscle))
+                      tgc_auto_db_cm_mhz=SOFT_ALPHA)
+    bd = USImager(s, seed=3).beams(_scene(tissue))
     r = USImager(s, seed=3).setup.geom.r_mm
     env = bd.envelope[20:-20][:, (r > 5) & (r < 25)].astype(np.float64)
     snr = env.mean() / env.std()
     assert abs(snr - 1.91) < 0.1, snr
     # speckle is fixed in patient space: same seed same pixels, another seed differs
-    bd2 = USImager(s, seed=3).beams(_scene(muscle))
+    bd2 = USImager(s, seed=3).beams(_scene(tissue))
     assert np.array_equal(bd.envelope, bd2.envelope)
-    bd3 = USImager(s, seed=4).beams(_scene(muscle))
+    bd3 = USImager(s, seed=4).beams(_scene(tissue))
     assert not np.allclose(bd.envelope, bd3.envelope)
 
 
-def test_speckle_moves_with_the_probe(muscle):
+def test_speckle_moves_with_the_probe(tissue):
     s = make_settings(probe="linear", frequency_mhz=7.5, depth_mm=20, output_px=128)
     im = USImager(s, seed=1)
-    sc = _scene(muscle)
+    sc = _scene(tissue)
     g = im.setup.geom
     shift = 10  # lines
     dx = float(g.origins[shift, 0] - g.origins[0, 0])
@@ -57,16 +58,16 @@ def test_speckle_moves_with_the_probe(muscle):
     assert c_same > 0.8 > 0.3 > c_none
 
 
-def test_attenuation_slope_with_tgc_off(muscle):
+def test_attenuation_slope_with_tgc_off(tissue):
     f = 5.0
     s = make_settings(probe="linear", frequency_mhz=f, depth_mm=40, output_px=128, tgc_db=[])
     im = USImager(s, seed=0)
-    bd = im.beams(_scene(muscle))
+    bd = im.beams(_scene(tissue))
     r = im.setup.geom.r_mm
     sel = (r > 5) & (r < 35)
     mean_db = 10 * np.log10((bd.envelope[10:-10][:, sel].astype(np.float64) ** 2).mean(0))
     slope_db_per_cm = np.polyfit(r[sel] / 10.0, mean_db, 1)[0]
-    expected = -2.0 * MUSCLE_ALPHA * f  # α·f per cm of path, round trip
+    expected = -2.0 * SOFT_ALPHA * f  # α·f per cm of path, round trip
     assert abs(slope_db_per_cm / expected - 1.0) < 0.10, (slope_db_per_cm, expected)
 
 
@@ -157,10 +158,10 @@ def test_fluid_and_vessel_are_anechoic_with_posterior_enhancement():
     assert behind > 1.2 * beside  # less attenuation through blood
 
 
-def test_frame_geometry_maps_pixels_to_patient(muscle):
+def test_frame_geometry_maps_pixels_to_patient(tissue):
     s = make_settings(probe="curvilinear", depth_mm=60, output_px=128)
     P = geometry.frame_from_axes([3.0, -0.5, 2.0], [1, 0, 0], [0, -1, 0])
-    f = USImager(s, seed=0).render(Scene(muscle, poses={"ProbeToPatient": P}))
+    f = USImager(s, seed=0).render(Scene(tissue, poses={"ProbeToPatient": P}))
     assert f.pixels.shape == (128, 128) and f.pixels.dtype == np.uint8
     # the top-centre pixel column at depth d sits d mm below the face centre
     c = (f.shape[1] - 1) / 2
@@ -170,3 +171,53 @@ def test_frame_geometry_maps_pixels_to_patient(muscle):
     assert np.allclose(pts[:, 0], 3.0, atol=0.3)
     assert np.allclose(pts[:, 1], -0.5 - (y0 + rows * f.spacing_mm[0]), atol=1e-6)
     assert geometry.is_rigid(f.ImageToPatient)
+
+
+class _FluidBall:
+    """A test injectate: a ball of extravascular fluid that grows with time."""
+
+    def __init__(self, center_mm, radius_mm_per_s):
+        self.c = np.asarray(center_mm, float)
+        self.v = radius_mm_per_s
+
+    def iodine_mg_ml(self, t_s):
+        return None
+
+    def fluid_fraction(self, t_s):
+        from needleguide.scene import SparseField
+
+        r = self.v * t_s
+        if r <= 0:
+            return None
+        sp = 0.25
+        n = int(np.ceil(2 * r / sp)) + 3
+        aff = np.diag([sp, sp, sp, 1.0])
+        aff[:3, 3] = self.c - (n - 1) / 2 * sp
+        g = (np.indices((n, n, n)).reshape(3, -1).T * sp + aff[:3, 3])
+        vals = (np.linalg.norm(g - self.c, axis=1) <= r).astype(np.float32).reshape(n, n, n)
+        return SparseField(vals, aff)
+
+
+def test_injected_fluid_is_anechoic_and_spreads(tissue):
+    s = make_settings(probe="linear", frequency_mhz=7.5, depth_mm=30, output_px=128)
+    im = USImager(s, seed=0)
+    inj = _FluidBall([0.0, -12.0, 0.0], 2.0)  # 2 mm/s radius growth
+    g = im.setup.geom
+    r = g.r_mm
+    mid = np.abs(g.origins[:, 0]) < 1.0
+    core = (r > 11) & (r < 13)
+
+    def level(t):
+        sc = Scene(tissue, injectate=inj, poses={"ProbeToPatient": probe_on_top()},
+                   time_s=t)
+        return im.beams(sc).envelope[mid][:, core].mean()
+
+    before, early, later = level(0.0), level(1.0), level(3.0)
+    assert later < 0.1 * before  # a 6 mm pool of fluid is anechoic
+    assert early < 0.1 * before  # and already at 2 mm radius
+    ring = (r > 15.5) & (r < 16.5)  # 3.5–4.5 mm below the centre: inside only later
+    sc1 = Scene(tissue, injectate=inj, poses={"ProbeToPatient": probe_on_top()}, time_s=1.0)
+    sc3 = sc1.with_time(3.0)
+    e1 = im.beams(sc1).envelope[mid][:, ring].mean()
+    e3 = im.beams(sc3).envelope[mid][:, ring].mean()
+    assert e3 < 0.2 * e1  # the anechoic region grows as the fluid spreads

@@ -152,6 +152,8 @@ class USImager:
             self._flags[GEL] = 0
             self._isfat = np.zeros(256, np.bool_)  # GEL (255) is not fat
             self._isfat[[x.label for x in t if x.group == "fat"]] = True
+            self._ismuscle = np.zeros(256, np.bool_)
+            self._ismuscle[[x.label for x in t if x.group == "muscle"]] = True
             self._luts = (lz, la, lb)
         return self._medium
 
@@ -179,7 +181,8 @@ class USImager:
         fat = np.empty((L, N), np.float32)
         fluid, Mf = self._fluid(scene)
         table = _table(self.seed)
-        K.sample_medium(med.labels, med.M, origins, dirs, elev, g.r_mm, lut_z, self._isfat, lab,
+        K.sample_medium(med.labels, med.M, origins, dirs, elev, g.r_mm, lut_z, self._isfat,
+                        self._ismuscle, lab,
                         zimp, zp, zm, scat, table, g.dr_mm * LATTICE_FRACTION, self.seed, fluid,
                         Mf, fl, ELEV_STEP_MM, GEL, K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
                         int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)))
