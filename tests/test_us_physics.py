@@ -221,3 +221,45 @@ def test_injected_fluid_is_anechoic_and_spreads(tissue):
     e1 = im.beams(sc1).envelope[mid][:, ring].mean()
     e3 = im.beams(sc3).envelope[mid][:, ring].mean()
     assert e3 < 0.2 * e1  # the anechoic region grows as the fluid spreads
+
+
+def test_out_of_plane_needle_is_a_dot(tissue):
+    s = make_settings(probe="linear", frequency_mhz=10.0, depth_mm=30, output_px=128)
+    im = USImager(s, seed=0)
+    # shaft along the elevation axis (patient z), crossing the plane at depth 15 mm
+    nd = Needle(gauge=22, length_mm=90, tip_mm=(0.0, -15.0, 10.0), direction=(0.0, 0.0, 1.0),
+                inserted_length_mm=40.0)
+    bd = im.beams(_scene(tissue, nd))
+    hit = np.nonzero(bd.needle_hit >= 0)[0]
+    line_mm = float(im.setup.line_dx_mm[0])
+    assert 0.5 <= len(hit) * line_mm <= 1.5  # a dot about the shaft's diameter (0.72 mm)
+    k = int(bd.needle_hit[hit[0]])
+    assert abs(im.setup.geom.r_mm[k] - 14.5) < 0.3  # face pressed 0.5 mm in
+    assert bd.envelope[hit, k].max() > 10 * np.median(bd.envelope[:, k])
+
+
+def test_colour_doppler_direction_and_aliasing():
+    from needleguide.us.doppler import nyquist_mm_s
+
+    # a vessel along z, imaged in a plane tilted 30° towards +z: flow along +z moves away
+    # from a probe whose beam has a +z component
+    def frame(v_mm_s):
+        p = layered_patient([("soft_tissue", 60.0)], size_mm=(40.0, 40.0, 60.0),
+                            spacing_mm=0.4, vessel=(0.0, 15.0, 3.0, "carotid"),
+                            vessel_velocity_mm_s=v_mm_s)
+        s = make_settings(probe="linear", frequency_mhz=7.5, depth_mm=30, output_px=128,
+                          doppler=(-15.0, 15.0, 5.0, 25.0), prf_hz=4000)
+        a = np.deg2rad(30)
+        P = geometry.frame_from_axes([0.0, -0.5, -8.0], [1, 0, 0],
+                                     [0, -np.cos(a), np.sin(a)])
+        return s, USImager(s, seed=0).render(Scene(p, poses={"ProbeToPatient": P}))
+
+    s, slow = frame(60.0)  # peak 120 mm/s, axial 60 mm/s < Nyquist (≈ 205 mm/s)
+    assert nyquist_mm_s(s) > 120
+    rgb = slow.pixels.astype(int)
+    blue = (rgb[..., 2] > rgb[..., 0] + 40).sum()
+    red = (rgb[..., 0] > rgb[..., 2] + 40).sum()
+    assert blue > 50 and red == 0  # away from the probe: blue only
+    _, fast = frame(300.0)  # peak 600 mm/s, axial 300 mm/s > Nyquist: wraps to red
+    rgb = fast.pixels.astype(int)
+    assert (rgb[..., 0] > rgb[..., 2] + 40).sum() > 20
