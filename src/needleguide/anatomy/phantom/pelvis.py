@@ -111,6 +111,18 @@ def sacrum_strokes(ph: Phases, pv: Pelvis, deg: dict) -> None:
             frame(_seg(pv, i, 0, -th / 2 + body_r[1], 0), T[:3, 2], T[:3, 1]),
             radii=(wb, th / 2 * 1.05), half_height_mm=pv.seg_half_h + 1.0,
             top_scale=wt / wb, round_mm=3.0))
+    # bridges at the fused segment junctions (no notches between the kyphotic segments)
+    for i in range(len(pv.segments) - 1):
+        Ta, Tb = pv.segments[i], pv.segments[i + 1]
+        ra = (max(25.0 - 3.5 * i, 9.0), max(18.0 - 2.5 * i, 7.0))
+        rb = (max(25.0 - 3.5 * (i + 1), 9.0), max(18.0 - 2.5 * (i + 1), 7.0))
+        pa = _seg(pv, i, 0, -pv.thick[i] / 2 + ra[1], -pv.seg_half_h)
+        pb = _seg(pv, i + 1, 0, -pv.thick[i + 1] / 2 + rb[1], pv.seg_half_h)
+        up = Ta[:3, 2] + Tb[:3, 2]
+        shapes.append(EllipticCylinder(frame(0.5 * (pa + pb), up, Ta[:3, 1] + Tb[:3, 1]),
+                                       radii=(0.95 * pv.widths[i + 1],
+                                              0.25 * (pv.thick[i] + pv.thick[i + 1])),
+                                       half_height_mm=7.0, round_mm=3.0))
     # S1 ala rises a little above the sacral end plate laterally
     shapes.append(Box(frame(_seg(pv, 0, 0, -4.0, 4.0), pv.segments[0][:3, 2],
                             pv.segments[0][:3, 1]),
