@@ -55,7 +55,8 @@ def register(app: typer.Typer) -> None:
         degeneration: int = typer.Option(0, help="0 none … 3 severe."),
         seed: int = typer.Option(0, help="Random seed (anatomy and speckle)."),
         probe: str = typer.Option(None, help="linear | curvilinear (default: the view's)."),
-        freq: float = typer.Option(None, help="Centre frequency (MHz), within the band."),
+        freq: float = typer.Option(None, help="Centre frequency (MHz), within the band "
+                                              "(default: the view preset's)."),
         depth: float = typer.Option(None, help="Imaging depth (mm)."),
         gain: float = typer.Option(0.0, help="Overall gain (dB)."),
         focus: float = typer.Option(None, help="Transmit focal depth (mm; default target)."),
@@ -109,7 +110,8 @@ def register(app: typer.Typer) -> None:
             box = [-12.0, 12.0, 0.15 * v.depth_mm, 0.75 * v.depth_mm]
         fmm = focus if focus is not None else \
             float(np.clip(v.target_depth_mm, 5, 0.95 * v.depth_mm))
-        s = make_settings(probe=v.probe, frequency_mhz=freq, depth_mm=v.depth_mm, gain_db=gain,
+        s = make_settings(probe=v.probe, frequency_mhz=freq if freq is not None else
+                          v.frequency_mhz, depth_mm=v.depth_mm, gain_db=gain,
                           focus_mm=fmm, dynamic_range_db=dr, tgc_db=tgc_list, steer_deg=steer,
                           doppler=box, prf_hz=prf)
         imager = USImager(s, seed=seed)

@@ -54,9 +54,11 @@ class View:
     depth_mm: float
     level: str | None
     side: str
+    frequency_mhz: float = 0.0
 
     def to_json(self) -> dict:
         return {"name": self.name, "probe": self.probe, "level": self.level, "side": self.side,
+                "frequency_mhz": round(float(self.frequency_mhz), 2),
                 "target_mm": np.round(self.target_mm, 3).tolist(),
                 "target_depth_mm": round(float(self.target_depth_mm), 2),
                 "depth_mm": float(self.depth_mm), "description": VIEW_INFO[self.name][2]}
@@ -269,4 +271,15 @@ def standard_view(p: Patient, name: str, level: str | None = None, side: str = "
     if depth_mm is None:
         depth_mm = float(np.clip(5 * np.ceil((tdepth + extra_depth) / 5), 20,
                                  PROBES[pk].max_depth_mm))
-    return View(name, pk, P2P, target, tdepth, float(depth_mm), lvl_used, side)
+    return View(name, pk, P2P, target, tdepth, float(depth_mm), lvl_used, side,
+                preset_frequency_mhz(pk, tdepth))
+
+
+def preset_frequency_mhz(probe: str, target_depth_mm: float) -> float:
+    """The view preset's frequency: the probe's default, lowered (within its band) so that
+    the round-trip loss to the target at an average 0.8 dB/cm/MHz stays ≤ 55 dB."""
+    from needleguide.us.probe import PROBES
+
+    spec = PROBES[probe]
+    f_pen = 55.0 / (2.0 * 0.8 * max(target_depth_mm, 1.0) / 10.0)
+    return float(np.clip(min(spec.f_default_mhz, f_pen), spec.fmin_mhz, spec.fmax_mhz))
