@@ -231,3 +231,28 @@ def test_body_layer_pass_is_exact_and_ordered(lumbar_model):
     assert seq[3] in (T.label("paraspinal_muscle"), T.label("muscle"))
     assert T.label("paraspinal_muscle") in seq
     assert seq[-3:] == [T.label("subcutaneous_fat"), T.label("skin"), 0]
+
+
+def test_epidural_space_is_one_compartment_from_foramina_to_hiatus(lumbar_patient):
+    """Contrast injected epidurally can reach every foramen and the hiatus: the epidural
+    fat, the foraminal fat, the sacral canal and hiatus form one connected region."""
+    p = lumbar_patient
+    T = p.tissues
+    ids = [T.label(n) for n in ("epidural_fat", "foramen", "sacral_hiatus", "sacral_foramen",
+                                "epidural_venous_plexus")]
+    comp, _ = ndimage.label(np.isin(p.labels, ids))
+
+    def cid(name):
+        return comp[tuple(np.rint(p.voxel_of(p.landmark(name))).astype(int))]
+
+    ref = cid("L4-L5.interlaminar")
+    assert ref != 0
+    names = [k for k in p.landmarks
+             if k.endswith(".interlaminar") or ".foramen." in k or k == "sacral_hiatus"]
+    assert len(names) > 25
+    assert all(cid(k) == ref for k in names)
+    # ...and the dura seals the thecal sac: CSF is never face-connected to epidural fat
+    both, _ = ndimage.label(np.isin(p.labels, [*ids, T.label("csf")]))
+    csf_ids = np.unique(both[p.labels == T.label("csf")])
+    assert both[tuple(np.rint(p.voxel_of(p.landmark("L4-L5.interlaminar"))).astype(int))] \
+        not in set(csf_ids.tolist())

@@ -126,9 +126,11 @@ def canal_strokes(ph: Phases, levels: list[Level], pv: Pelvis, conus_level: str 
         z_hi = d.body_height / 2 + 2.0
         epi.append(canal_segment(lv, z_lo, z_hi))
         roof.append(canal_roof_fill(lv, z_lo, z_hi))
-        dura.append(canal_segment(lv, z_lo, z_hi, dy=1.0, shrink_x=2.5, shrink_y=2.3))
-        csf.append(canal_segment(lv, z_lo - 0.5, z_hi + 0.5, dy=1.0, shrink_x=3.5,
-                                 shrink_y=3.3))
+        # dura 1.3 mm thick (real ~0.3–0.5 mm; thick enough to seal the sac at 1 mm voxels);
+        # CSF stays inside each level's dural segment (no leaks at the bends)
+        dura.append(canal_segment(lv, z_lo - 2.5, z_hi + 2.5, dy=1.0, shrink_x=2.3,
+                                  shrink_y=2.1))
+        csf.append(canal_segment(lv, z_lo, z_hi, dy=1.0, shrink_x=3.6, shrink_y=3.4))
         ci = names.index(conus_level)
         if i < ci:
             cord.append(canal_segment(lv, z_lo, z_hi, dy=1.5, shrink_x=d.canal_width / 2 - 5,
@@ -146,7 +148,7 @@ def canal_strokes(ph: Phases, levels: list[Level], pv: Pelvis, conus_level: str 
     s_top = _seg(pv, 0, 0, -pv.thick[0] + 30.0, pv.seg_half_h)
     s_end = _seg(pv, 1, 0, -pv.thick[1] + 27.5, 0.0)
     dura.append(Capsule(s_top, s_end, 7.5, 3.5))
-    csf.append(Capsule(s_top, s_end, 6.5, 2.5))
+    csf.append(Capsule(s_top, s_end, 6.2, 2.2))
     ph.add("canal", Union(epi), "epidural_fat")
     ph.add("canal", Union(roof), "epidural_fat", never_into=(*BONE, LAB["ligamentum_flavum"]))
     ph.add("thecal", Union(dura), "dura")
