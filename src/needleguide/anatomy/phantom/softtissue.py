@@ -74,11 +74,14 @@ def body_layers(levels: dict[str, Level], pv: Pelvis, p: PelvisDims, bmi: float,
     T = pv.segments[1]
     rx, ry = 19.0 * m, 11.0 * m
     mf = T[:3, :3] @ np.array([rx + 2.0, -pv.thick[1] + 12.0 - ry, 0]) + T[:3, 3]
+    # behind the sacrum: muscle and fascia (the back block), not viscera
     add(s1.center[2], s1.center[1] + 10.0, 152 * m, sac_back[1] - 26.0 * m,
-        hip[1] + 95.0 * m + visc, 0.2, 0.8, 1.2 * tf, 1.3 * tf, 1.5 * tf, 12.0, -1e4, 0.0,
-        0.0, (mf[0], mf[1], rx, ry))
+        hip[1] + 95.0 * m + visc, 0.2, 0.8, 1.2 * tf, 1.3 * tf, 1.5 * tf, 12.0,
+        sac_back[1] + 4.0, 0.0, 75.0 * m, (mf[0], mf[1], rx, ry))
+    sac_low = pv.segments[3][:3, 3] - pv.segments[3][:3, 1] * (pv.thick[3] - 10.0)
     add(hip[2] + 35.0, hip[1] - 15.0, 160 * m, sac_back[1] - 38.0 * m, hip[1] + 75.0 * m
-        + 0.6 * visc, 0.5, 0.7, 1.3 * tf, 1.25 * tf, 1.4 * tf, 10.0, -1e4, 0.0)
+        + 0.6 * visc, 0.5, 0.7, 1.3 * tf, 1.25 * tf, 1.4 * tf, 10.0, sac_low[1] + 4.0, 0.0,
+        80.0 * m)
     add(hip[2] - 5.0, hip[1] - 10.0, (p.hip_separation / 2 + 72.0) * m, hip[1] - 110.0 * m,
         hip[1] + 62.0 * m + 0.3 * visc, 0.45, 0.6, 1.35 * tf, 1.2 * tf, 1.1 * tf, 10.0,
         -1e4, 1.0)
