@@ -69,10 +69,11 @@ def geometry(lv: Level, growth: float = 0.0) -> dict:
         "y_tp": yc - (6.0 if thoracic else 2.0), "z_tp": zp - 1.0, "tp_h": tp_h,
         "x_tp_root": d.canal_width / 2 + d.pedicle_width,
         "x_tp_tip": d.tp_span / 2,
-        "y_tip": yp - d.spinous_length, "z_sp": -0.12 * d.body_height,
+        "y_tip": yp - d.spinous_length, "z_sp": 0.04 * d.body_height,
         "lamina_c": (0.0, yp - 4.0, -0.15 * d.body_height),
         "facet_t": 7.0 * (1.0 + growth),
-        "lam_t": 2.6, "lam_h": 0.5 * d.body_height + 6.0, "lam_zc": -0.2 * d.body_height,
+        "lam_t": 2.6, "lam_h": 0.42 * d.body_height + 1.5,
+        "lam_zc": -0.05 * d.body_height - 1.0,
     }
     return g
 
@@ -172,13 +173,13 @@ def vertebra_strokes(ph: Phases, lv: Level, deg: dict) -> dict:
                                      g["z_tp"])
     # spinous process: blade from the laminar junction backwards, tip slightly caudal
     L = d.spinous_length
-    tilt = np.radians(12.0)
+    tilt = np.radians(8.0)
     sp_c = (0.0, yp - 4.0 - L / 2 + 2.0, g["z_sp"] - np.sin(tilt) * L / 2)
     sp = Box(lv.sub(sp_c, (0, -np.sin(tilt), np.cos(tilt)), (0, np.cos(tilt), np.sin(tilt))),
-             half_mm=(3.0, L / 2, d.spinous_height / 2 + 1.5), round_mm=2.5)
+             half_mm=(3.0, L / 2, d.spinous_height / 2), round_mm=2.5)
     tip_local = (0.0, yp - 4.0 - L + 3.0, g["z_sp"] - np.sin(tilt) * L)
     tip = Ellipsoid(lv.sub(tip_local, (0, 0, 1), (0, 1, 0)),
-                    radii=(4.5, 4.0, d.spinous_height / 2 + 1.0))
+                    radii=(4.5, 4.0, d.spinous_height / 2))
     ph.add("bone", Union([sp, tip]), "spinous_process")
     pts["spinous_tip"] = lv.P(tip_local[0], tip_local[1] - 2.0, tip_local[2])
     pts["lamina_center"] = lv.P(*g["lamina_c"])
