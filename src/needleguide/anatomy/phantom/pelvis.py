@@ -126,14 +126,14 @@ def sacrum_strokes(ph: Phases, pv: Pelvis, deg: dict) -> None:
     # S1 ala rises a little above the sacral end plate laterally
     shapes.append(Box(frame(_seg(pv, 0, 0, -4.0, 4.0), pv.segments[0][:3, 2],
                             pv.segments[0][:3, 1]),
-                      half_mm=(pv.widths[0], 16.0, pv.seg_half_h), round_mm=5.0))
+                      half_mm=(pv.widths[0], 16.0, pv.seg_half_h), round_mm=9.0))
     cuts = []
     for s in (1, -1):
         c, n, t, ax = sij_frame(pv, s)
         cuts.append(HalfSpace(c - n * 1.0, n, extent_mm=200.0))
         # lateral mass (auricular surface) along the whole joint
-        shapes.append(Box(frame(c - n * 9.0 - ax * 2.0, ax, n), half_mm=(17.0, 10.0, 31.0),
-                          round_mm=4.0))
+        shapes.append(Ellipsoid(frame(c - n * 10.0 - ax * 5.0, ax, n),
+                                radii=(25.0, 13.0, 44.0)))
     # (union of parts) ∩ cuts, painted part by part (tight bounding boxes)
     ph.add("bone", Union([Intersect([sh, *cuts]) for sh in shapes]), "sacrum")
     # cornua beside the hiatus and the median crest
@@ -212,8 +212,7 @@ def ilium_strokes(ph: Phases, pv: Pelvis, p: PelvisDims, z_crest: float) -> dict
         hip = pv.hips[side]
         parts = []
         # posterior ilium: thick block lateral to the joint
-        parts.append(Box(frame(c + n * 9.0 - ax * 4.0, ax, n), half_mm=(20.0, 10.0, 34.0),
-                         round_mm=5.0))
+        parts.append(Ellipsoid(frame(c + n * 10.0 - ax * 4.0, ax, n), radii=(24.0, 12.0, 40.0)))
         # wing: a flared elliptic plate from the PSIS to the ASIS, its upper rim (the crest)
         # thickened; top at the intercristal line
         crest_post = c + n * 10.0 - t * 12.0
