@@ -39,6 +39,7 @@ def test_phantom_cli_writes_everything(tmp_path, capsys):
     (["--region", "thoracic"], "region"),
     (["--degeneration", "7"], "degeneration"),
     (["--spacing", "0.01"], "spacing"),
+    (["--spacing", "0.25"], "spacing"),  # whole region too big: use an ROI
 ])
 def test_phantom_cli_bad_input_is_one_line(tmp_path, capsys, args, field):
     rc = main(["phantom", *args, "--out", str(tmp_path / "x")])

@@ -273,6 +273,9 @@ def _skin_distance(p, zk, tab, skin, out):
         out[n] = d - t - skin
 
 
+MAX_VOXELS = 700_000_000  # ~0.7 GB of uint8 labels: whole region at 0.5 mm fits, 0.25 does not
+
+
 @dataclass
 class LayeredPhantomModel(PhantomModel):
     """A phantom model whose rendering starts with the fast :class:`BodyLayers` pass."""
@@ -281,6 +284,14 @@ class LayeredPhantomModel(PhantomModel):
 
     def render(self, shape: tuple[int, int, int], VoxelToPatient: np.ndarray) -> np.ndarray:
         aff = np.asarray(VoxelToPatient, dtype=np.float64)
+        n = int(np.prod(np.asarray(shape, dtype=np.int64)))
+        if n > MAX_VOXELS:
+            from needleguide.errors import UserError
+
+            sp = float(np.linalg.norm(aff[:3, :3], axis=0).min())
+            raise UserError(f"spacing_mm: {sp:g} mm would need {n / 1e6:.0f} M voxels "
+                            f"(limit {MAX_VOXELS / 1e6:.0f} M); use a coarser spacing for the "
+                            "whole region and Patient.roi(center, size, spacing) for detail")
         labels = np.zeros(shape, dtype=np.uint8)
         if self.body is not None:
             self.body.render_into(labels, aff)
