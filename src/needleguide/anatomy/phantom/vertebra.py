@@ -120,10 +120,21 @@ def vertebra_strokes(ph: Phases, lv: Level, deg: dict) -> dict:
     W, D, H = d.body_width, d.body_depth, d.body_height
     yc, yp, zp, xp = g["yc"], g["yp"], g["zp"], g["xp"]
     # --- body: ellipse section with a flattened posterior half, osteophyte rims
-    body = Union([
-        EllipticCylinder(lv.pose, radii=(W / 2, D / 2), half_height_mm=H / 2, round_mm=2.5),
+    # the waist is ~2 mm narrower than the end-plate rims (ring apophyses)
+    waist = 2.0
+    parts = [
+        EllipticCylinder(lv.pose, radii=(W / 2 - waist, D / 2 - 0.6 * waist),
+                         half_height_mm=H / 2, round_mm=2.0),
         _box(lv, (0, -D / 4, 0), (0.4 * W, D / 4, H / 2), round_mm=3.0),
-    ])
+    ]
+    k = (W / 2) / (W / 2 - waist)  # flare from the waist to the rim over 8 mm
+    parts.append(EllipticCylinder(lv.sub((0, 0, H / 2 - 4.0), (0, 0, 1), (0, 1, 0)),
+                                  radii=(W / 2 - waist, D / 2 - 0.6 * waist),
+                                  half_height_mm=4.0, top_scale=k, round_mm=1.5))
+    parts.append(EllipticCylinder(lv.sub((0, 0, -H / 2 + 4.0), (0, 0, 1), (0, 1, 0)),
+                                  radii=(W / 2, D / 2), half_height_mm=4.0, top_scale=1 / k,
+                                  round_mm=1.5))
+    body = Union(parts)
     ost = deg["osteophyte_mm"]
     if ost > 0:
         rims = []
