@@ -252,8 +252,18 @@ def _render_impl(labels, A, zk, tab, skin, labs):
                         labels[i, j, k] = labs[slot]
 
 
-_render_par = nb.njit(cache=True, parallel=True)(_render_impl)
-_render_ser = nb.njit(cache=True)(_render_impl)
+def _renamed(fn, name):
+    """A copy of ``fn`` under another qualified name: numba keys its on-disk cache by the
+    function's qualified name, so the serial and parallel builds need distinct names."""
+    import types
+
+    g = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    g.__qualname__ = name
+    return g
+
+
+_render_par = nb.njit(cache=True, parallel=True)(_renamed(_render_impl, "_render_impl_par"))
+_render_ser = nb.njit(cache=True)(_renamed(_render_impl, "_render_impl_ser"))
 
 
 def _render(labels, A, zk, tab, skin, labs):
