@@ -186,8 +186,6 @@ def sacral_canal_strokes(ph: Phases, pv: Pelvis) -> dict:
     T = pv.segments[4]
     yc4 = -pv.thick[3] + 30.0 - 7.5
     hz = 0.5 * 20.0
-    hz_c = _seg(pv, 4, 0, 0, 0)
-    del hz_c
     th4 = pv.thick[4]
     op = Box(frame(_seg(pv, 4, 0, -th4 + 10.0, 2.0), T[:3, 2], T[:3, 1]),
              half_mm=(5.0, 6.0, hz), round_mm=2.0)

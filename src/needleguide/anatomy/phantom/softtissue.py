@@ -19,7 +19,7 @@ import numpy as np
 
 from needleguide.anatomy.phantom.body import COLS, BodyLayers
 from needleguide.anatomy.phantom.pelvis import Pelvis, PelvisDims
-from needleguide.anatomy.phantom.sdf import Capsule, Ellipsoid, EllipticCylinder, Tube
+from needleguide.anatomy.phantom.sdf import Ellipsoid, EllipticCylinder, Tube
 from needleguide.anatomy.phantom.spine import Level, frame
 from needleguide.anatomy.phantom.vertebra import LAB, Phases, geometry
 
@@ -196,4 +196,4 @@ def rib_strokes(ph: Phases, levels: dict[str, Level]) -> None:
 
 
 __all__ = ["body_layers", "muscle_strokes", "organ_strokes", "rib_strokes",
-           "fat_thickness_mm", "muscle_scale", "Capsule"]
+           "fat_thickness_mm", "muscle_scale", "paraspinal_section"]

@@ -17,7 +17,6 @@ from needleguide.anatomy.phantom.sdf import (
     HalfSpace,
     Intersect,
     Shape,
-    Subtract,
     Tube,
     Union,
 )
@@ -172,13 +171,11 @@ def vertebra_strokes(ph: Phases, lv: Level, deg: dict) -> dict:
         # transverse process
         x0, x1 = g["x_tp_root"] - 2.0, g["x_tp_tip"]
         back = np.radians(12.0)
-        dirx = (s * np.cos(back), -np.sin(back), 0.12)
         cx = s * (x0 + x1) / 2
         tp = Box(lv.sub((cx, g["y_tp"] - np.sin(back) * (x1 - x0) / 2, g["z_tp"]), (0, 0, 1),
                         (np.sin(back) * s, np.cos(back), 0)),
                  half_mm=((x1 - x0) / 2, 3.0 if lv.name != "L5" else 4.5, g["tp_h"] / 2),
                  round_mm=2.4)
-        del dirx
         ph.add("bone", tp, "transverse_process")
         pts[f"tp_tip_{side}"] = lv.P(s * (x1 - 3.0), g["y_tp"] - np.sin(back) * (x1 - x0),
                                      g["z_tp"])
@@ -281,5 +278,5 @@ def rib(lv: Level, s: int, length_scale: float) -> Tube:
 
 
 __all__ = ["LAB", "BONE", "Phases", "vertebra_strokes", "facet_strokes", "disc_shape",
-           "canal_segment", "geometry", "joint_frame", "rib", "Subtract", "lamina_line",
+           "canal_segment", "geometry", "joint_frame", "rib", "lamina_line",
            "canal_roof_fill", "LAMINA_TILT"]
