@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import ndimage
 
 from needleguide.anatomy.nifti import load_volume, save_labels
@@ -256,3 +258,22 @@ def test_epidural_space_is_one_compartment_from_foramina_to_hiatus(lumbar_patien
     csf_ids = np.unique(both[p.labels == T.label("csf")])
     assert both[tuple(np.rint(p.voxel_of(p.landmark("L4-L5.interlaminar"))).astype(int))] \
         not in set(csf_ids.tolist())
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(15.0, 60.0), st.integers(0, 3))
+def test_any_parameters_give_a_consistent_spine(seed, bmi, grade):
+    m = build_model("lumbar", bmi=bmi, degeneration=grade, seed=seed)
+    V, L = m.vertebrae, m.landmarks
+    z = [V[n].center_mm[2] for n in LEVELS]
+    assert all(a > b for a, b in zip(z, z[1:], strict=False))
+    assert 30.0 <= m.meta["lordosis_L1_S1_deg"] <= 70.0
+    assert all(h > 3.0 for h in m.meta["disc_heights_mm"].values())
+    for u, b in zip(LEVELS[2:-1], LEVELS[3:], strict=False):
+        for side in ("right", "left"):
+            f = L[f"{u}-{b}.foramen.{side}"].position_mm
+            # the foramen target lies below the pedicle of the level above, above the next
+            if b != "S1":
+                assert L[f"{b}.pedicle.{side}"].position_mm[2] < f[2]
+            assert f[2] < L[f"{u}.pedicle.{side}"].position_mm[2]
+            assert np.sign(f[0]) == (1 if side == "right" else -1)
