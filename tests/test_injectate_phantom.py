@@ -62,11 +62,12 @@ def test_other_compartments_on_the_phantom(lumbar, landmark, compartment):
     assert abs(f.total() / 300.0 + s["washed_out_ml"] - 1.0) < 0.01
 
 
-def test_contrast_cli_writes_clip_sheet_and_dsa(tmp_path):
+@pytest.mark.parametrize("renderer", ["fluoro", "simple"])
+def test_contrast_cli_writes_clip_sheet_and_dsa(tmp_path, renderer):
     from needleguide.cli import main
 
     assert main(["contrast", "--pattern", "intravascular", "--seed", "0", "--fps", "2",
-                 "--out", str(tmp_path)]) == 0
+                 "--renderer", renderer, "--out", str(tmp_path)]) == 0
     assert (tmp_path / "contrast.mp4").stat().st_size > 1000
     assert (tmp_path / "contact_sheet.png").stat().st_size > 1000
     assert len(list((tmp_path / "dsa").glob("dsa_*.png"))) == 12

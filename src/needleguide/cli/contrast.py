@@ -2,9 +2,10 @@
 inject contrast, and write a live-fluoroscopy clip, a contact sheet (AP and lateral, live
 and subtracted, several times) and DSA frames.
 
-The images come from a simple parallel-beam Beer–Lambert projection at an effective
-60 keV (μ/ρ from PHYSICS.md) of the anatomy and the injectate model's iodine field, with
-Poisson noise: a stand-in for the cone-beam fluoroscope, enough to read the pattern.
+Images come from the cone-beam fluoroscope (``needleguide.fluoro``: two C-arms, AP and
+lateral, biplane-style, black-bone display, DSA by log subtraction) — or, with
+``--renderer simple``, from a parallel-beam Beer–Lambert projection at an effective 60 keV
+(μ/ρ from PHYSICS.md) with Poisson noise, kept as a dependency-light stand-in.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def register(app: typer.Typer) -> None:
         volume: float = typer.Option(None, help="mL (default per pattern)"),
         rate: float = typer.Option(None, help="mL/s (default per pattern)"),
         fps: float = typer.Option(10.0, help="frames per second of the clip"),
+        renderer: str = typer.Option("fluoro", help="fluoro (cone-beam C-arm) | simple"),
     ) -> None:
         """Inject contrast with the tip in a chosen compartment; write contrast.mp4,
         contact_sheet.png, dsa/*.png and summary.json."""
@@ -52,14 +54,19 @@ def register(app: typer.Typer) -> None:
         check_choice("pattern", pattern, PATTERNS)
         check_range("fps", fps, 1.0, 30.0)
         check_range("seed", seed, 0, 2**32 - 1)
-        files = run(pattern, seed, out_dir(out), level, side, concentration, volume, rate, fps)
+        check_choice("renderer", renderer, ("fluoro", "simple"))
+        files = run(pattern, seed, out_dir(out), level, side, concentration, volume, rate, fps,
+                    renderer)
         for f in files:
             console.print(f"wrote {f}")
 
 
+VIEWS = ("ap", "lateral")
+
+
 def run(pattern: str, seed: int, out: Path, level: str = "L4-L5", side: str = "right",
         concentration: float = 300.0, volume: float | None = None, rate: float | None = None,
-        fps: float = 10.0) -> list[Path]:
+        fps: float = 10.0, renderer: str = "fluoro") -> list[Path]:
     import numpy as np
 
     from needleguide.anatomy.phantom import build_phantom
@@ -67,54 +74,148 @@ def run(pattern: str, seed: int, out: Path, level: str = "L4-L5", side: str = "r
     from needleguide.scene.injectate import Injectate, make_injection
     from needleguide.scene.injectate.placement import tip_for_pattern
 
-    patient = build_phantom("lumbar", seed=seed, spacing_mm=2.0)
+    patient = build_phantom("lumbar", seed=seed, spacing_mm=1.5)
     tip = tip_for_pattern(patient, pattern, level, side)
     v0, r0 = DEFAULTS[pattern]
     inj = make_injection(agent="contrast", concentration_mg_ml=concentration,
                          volume_ml=v0 if volume is None else volume,
                          rate_ml_s=r0 if rate is None else rate, start_s=1.0)
     injectate = Injectate(patient, seed=seed).inject(tip, inj)
-    t_end = inj.end_s + (3.0 if pattern == "intravascular" else 3.0)
-    view = Projector(patient, tip, level, pattern, side)
-    rng = np.random.default_rng(seed)
-    times = np.arange(0.0, t_end + 1e-9, 1.0 / fps)
-    mask = {v: view.mask_frame(v) for v in ("ap", "lateral")}
+    needle = needle_for(patient, tip, pattern, level, side)
+    if renderer == "fluoro":
+        view = FluoroRenderer(patient, injectate, needle, tip, level, side, seed)
+    else:
+        view = SimpleRenderer(patient, injectate, needle, tip, level, seed)
+    times = np.arange(0.0, inj.end_s + 3.0 + 1e-9, 1.0 / fps)
     sheet_t = sorted({0.5, inj.start_s + 0.25 * inj.duration_s, inj.start_s + 0.5 * inj.duration_s,
                       inj.end_s, inj.end_s + 1.0, inj.end_s + 3.0})
-    files = []
-    frames = []
-    for t in times:
-        io = injectate.iodine_mg_ml(float(t))
-        frames.append(np.concatenate(
-            [view.display(view.live(v, io, rng), v) for v in ("ap", "lateral")], axis=1))
-    files.append(write_mp4(out / "contrast.mp4", frames, fps, [f"{t:4.1f} s" for t in times]))
-    sheet = {}
-    for t in sheet_t:
-        io = injectate.iodine_mg_ml(float(t))
-        for v in ("ap", "lateral"):
-            live = view.live(v, io, rng)
-            sheet[(v, t)] = (view.display(live, v), view.dsa(live, mask[v]))
+    frames = [np.concatenate([view.live(v, float(t)) for v in VIEWS], axis=1) for t in times]
+    files = [write_mp4(out / "contrast.mp4", frames, fps, [f"{t:4.1f} s" for t in times])]
+    full = {(v, t): (view.live(v, t), view.dsa(v, t)) for t in sheet_t for v in VIEWS}
+    crops = {v: view.crop(v, injectate.iodine_mg_ml(inj.end_s)) for v in VIEWS}
+    sheet = {k: (a[crops[k[0]]], b[crops[k[0]]]) for k, (a, b) in full.items()}
     files.append(contact_sheet(out / "contact_sheet.png", sheet, sheet_t, pattern,
                                injectate.summary(inj.end_s)))
-    files += write_dsa(out / "dsa", sheet, sheet_t)
+    files += write_dsa(out / "dsa", full, sheet_t)
     files.append(write_json(out / "summary.json", {
         "pattern": pattern, "seed": seed, "level": level, "side": side,
         "tip_mm": np.round(tip, 2).tolist(), "injection": inj.model_dump(mode="json"),
         "summaries": [injectate.summary(float(t)) for t in sheet_t],
-        "renderer": "parallel-beam 60 keV Beer-Lambert stand-in (cli/contrast.py)"}))
+        "renderer": view.name}))
     return files
 
 
-class Projector:
-    """Parallel-beam AP (beam posterior→anterior... through y) and lateral (through x)
-    projections of the anatomy around the level, plus the needle and the iodine."""
+def needle_for(patient, tip_mm, pattern: str, level: str, side: str):
+    """A 22 G needle from the skin to the tip along the pattern's usual approach."""
+    import numpy as np
 
-    def __init__(self, patient, tip_mm, level: str, pattern: str, side: str,
-                 spacing_mm: float = 1.0, size_mm=(120.0, 150.0, 130.0)):
+    from needleguide.scene import Needle
+    from needleguide.scene.injectate.placement import _level_axes
+
+    sup, ant = _level_axes(patient, level)
+    sgn = 1.0 if side == "right" else -1.0
+    lateral = {"intra-articular": 0.35, "intravascular": 0.8}.get(pattern, 0.0)
+    out_dir_ = -ant + lateral * sgn * np.cross(ant, sup) - 0.15 * sup
+    out_dir_ /= np.linalg.norm(out_dir_)
+    steps = np.arange(0.0, 300.0, 0.5)
+    labels = patient.label_at(np.asarray(tip_mm, float) + steps[:, None] * out_dir_)
+    outside = np.flatnonzero(labels == 0)
+    path = float(steps[outside[0]]) if outside.size else 80.0
+    length = next((x for x in (89.0, 127.0, 152.0, 178.0) if x >= path + 15.0), 200.0)
+    entry = np.asarray(tip_mm, float) + path * out_dir_
+    return Needle.from_entry_and_target(entry, tip_mm, gauge=22, length_mm=length,
+                                        inserted_mm=min(path, length))
+
+
+class FluoroRenderer:
+    """Two C-arms (AP and lateral of the level) of ``needleguide.fluoro``."""
+
+    name = "needleguide.fluoro cone-beam C-arm (AP + lateral), black-bone display"
+
+    def __init__(self, patient, injectate, needle, tip_mm, level: str, side: str, seed: int):
+        from needleguide.fluoro import Fluoroscope, FluoroSettings, named_view
+        from needleguide.scene import Scene
+
+        settings = FluoroSettings(display="black-bone")
+        self.carm = {v: named_view(patient, v, level, side) for v in VIEWS}
+        self.fl = {v: Fluoroscope(patient, settings, seed=seed + k, carm=self.carm[v])
+                   for k, v in enumerate(VIEWS)}
+        self.scene = Scene(patient=patient, needle=needle, injectate=injectate)
+        self.tip = tip_mm
+
+    def live(self, view: str, t_s: float):
+        f = self.fl[view].frame(self.scene.with_time(t_s), carm=self.carm[view])
+        return _u8(f.pixels)
+
+    def dsa(self, view: str, t_s: float):
+        from needleguide.fluoro import dsa_sequence
+
+        # the lateral path is long (few quanta): a wider subtraction window tames the noise
+        frames = dsa_sequence(self.fl[view], [self.scene.with_time(0.0),
+                                              self.scene.with_time(t_s)], carm=self.carm[view],
+                              window=0.4 if view == "ap" else 0.6)
+        return _u8(frames[1].pixels)
+
+    def crop(self, view: str, field=None, min_px: int = 200, max_px: int = 360):
+        """A square around the projection of the contrast (or of the tip), for the sheet."""
+        import numpy as np
+
+        carm = self.carm[view]
+        n = carm.geometry.pixels
+        pts = np.asarray(self.tip, float)[None]
+        if field is not None:
+            shape = np.array(field.values.shape) - 1
+            corners = np.array([[i, j, k] for i in (0, shape[0]) for j in (0, shape[1])
+                                for k in (0, shape[2])], float)
+            pts = corners @ field.VoxelToPatient[:3, :3].T + field.VoxelToPatient[:3, 3]
+        cr = carm.project(pts)
+        lo, hi = cr.min(axis=0), cr.max(axis=0)
+        size = int(np.clip(1.6 * np.max(hi - lo) + 60, min_px, max_px))
+        c, r = (lo + hi) / 2
+        c0 = int(min(max(c - size / 2, 0), n - size))
+        r0 = int(min(max(r - size / 2, 0), n - size))
+        return slice(r0, r0 + size), slice(c0, c0 + size)
+
+
+class SimpleRenderer:
+    """The parallel-beam stand-in (:class:`Projector`) behind the renderer interface."""
+
+    name = "parallel-beam 60 keV Beer-Lambert stand-in (cli/contrast.py)"
+
+    def __init__(self, patient, injectate, needle, tip_mm, level: str, seed: int):
+        import numpy as np
+
+        self.proj = Projector(patient, tip_mm, level, needle)
+        self.injectate = injectate
+        self.rng = np.random.default_rng(seed)
+
+    def live(self, view: str, t_s: float):
+        line = self.proj.live(view, self.injectate.iodine_mg_ml(t_s), self.rng)
+        return self.proj.display(line, view)
+
+    def dsa(self, view: str, t_s: float):
+        line = self.proj.live(view, self.injectate.iodine_mg_ml(t_s), self.rng)
+        return self.proj.dsa(line, self.proj.mask_frame(view))
+
+    def crop(self, view: str, field=None):
+        return slice(None), slice(None)
+
+
+def _u8(pixels):
+    import numpy as np
+
+    return (255 * np.clip(pixels, 0, 1)).astype(np.uint8)
+
+
+class Projector:
+    """Parallel-beam AP (through y) and lateral (through x) projections of the anatomy
+    around the level, plus the needle and the iodine."""
+
+    def __init__(self, patient, tip_mm, level: str, needle, spacing_mm: float = 1.0,
+                 size_mm=(120.0, 150.0, 130.0)):
         import numpy as np
 
         from needleguide.scene.injectate.grid import LocalGrid
-        from needleguide.scene.injectate.placement import _level_axes
 
         names = [n for n in level.split("-") if n in patient.vertebrae]
         center = np.mean([patient.vertebrae[n].center_mm for n in names], axis=0) \
@@ -127,18 +228,14 @@ class Projector:
         vol = mu[labels]
         h = spacing_mm
         self.base = {"ap": vol.sum(axis=1) * h, "lateral": vol.sum(axis=0) * h}
-        sup, ant = _level_axes(patient, level)
-        right = np.cross(ant, sup)
-        sgn = 1.0 if side == "right" else -1.0
-        shaft = {"epidural": -ant, "intrathecal": -ant, "soft-tissue": -ant,
-                 "intra-articular": -ant + 0.35 * sgn * right,
-                 "intravascular": -ant + 0.8 * sgn * right}[pattern]
-        shaft = shaft / np.linalg.norm(shaft)
-        pts = np.asarray(tip_mm, float) + np.arange(0.0, 90.0, 0.25)[:, None] * shaft
+        back = -np.asarray(needle.direction, float)
+        pts = np.asarray(tip_mm, float) + np.arange(0.0, needle.inserted_length_mm, 0.25)[
+            :, None] * back
         flat, inside = self.grid.flat_of(pts)
         ijk = np.stack(np.unravel_index(flat[inside], self.grid.shape), axis=1)
         self.needle = {}
-        steel = MU_RHO_60KEV["steel"] * 8.0 / 10.0 * 0.72 * np.pi / 4  # μ × mean chord (mm)
+        od = needle.outer_diameter_mm
+        steel = MU_RHO_60KEV["steel"] * 8.0 / 10.0 * od * np.pi / 4  # μ × mean chord (mm)
         for v, (a, b) in {"ap": (0, 2), "lateral": (1, 2)}.items():
             img = np.zeros(self.base[v].shape)
             img[ijk[:, a], ijk[:, b]] = steel
@@ -203,7 +300,8 @@ def write_mp4(path: Path, frames, fps: float, captions) -> Path:
 
     from needleguide.atomic import atomic_path
 
-    big = [np.kron(f, np.ones((3, 3), np.uint8)) for f in frames]
+    k = max(1, 480 // frames[0].shape[0])
+    big = [np.kron(f, np.ones((k, k), np.uint8)) for f in frames]
     h, w = big[0].shape
     H, W = (h + 15) // 16 * 16, (w + 15) // 16 * 16
     with atomic_path(path) as tmp:
