@@ -1,0 +1,346 @@
+"""Needle detection in one frame: shaft line, tip, angle and confidence, from pixels only.
+
+Method (ultrasound in-plane and fluoroscopy alike; only the expected appearance differs):
+
+1. Grey image, needle made bright: US echoes are bright; on fluoroscopy steel is bright
+   in the 'white-bone' display and dark in 'black-bone' (read from ``settings['display']``;
+   both polarities are tried when the frame does not say).
+2. At half resolution, a Hessian ridge filter at the needle's width (σ from the pixel
+   spacing) gives every pixel a bright-ridge strength and a line orientation; the K
+   strongest ridge pixels vote in an orientation-gated weighted Hough transform.
+3. The best line is refitted (weighted total least squares) to the ridge pixels near it,
+   at full resolution.
+4. Along the line, the on-line intensity minus the brighter of two side profiles gives a
+   contrast profile (a step edge, such as a bone surface over its shadow, cancels); the
+   noise is measured from the side profiles' difference. The needle is the longest run of
+   significant contrast; its score is the matched-filter SNR over the run.
+5. Tip: the deeper end in US (needles come from the skin); in fluoroscopy the end that is
+   not at the field's border, else the end nearer the image centre (spinal targets,
+   *assumption*). Sub-pixel tip: where the contrast falls to half its shaft level.
+6. Confidence = logistic of the score; found when ≥ 0.5 (threshold set on needle-free
+   frames of the tuning seeds for a false-positive rate ≤ 1%).
+
+A ``prior`` (the previous detection, or the tracker's prediction) restricts the search to
+a band around the prior line, which is faster and rejects distractors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from needleguide.frame import Frame
+from needleguide.guidance import needle_lines as NL
+
+
+@dataclass(frozen=True)
+class NeedleParams:
+    """Tunable parameters (set on the tuning seeds; see docs/guidance_needle.md).
+
+    k_candidates: ridge pixels voting in the Hough transform; gate_deg: orientation gate;
+    snr_threshold: score at confidence 0.5; snr_scale: logistic width; min_length_mm:
+    shortest accepted shaft; gap_mm: largest gap inside a shaft run; side_mm: distance of
+    the side profiles from the line; run_k: contrast (× noise σ) for a sample to support
+    the shaft; prior_band_px: half width of the search band around a prior line."""
+
+    k_candidates: int = 1500
+    gate_deg: int = 4
+    snr_threshold: float = 12.0
+    snr_scale: float = 2.0
+    min_length_mm: float = 3.0
+    gap_mm: float = 2.0
+    side_mm: float = 1.2
+    run_k: float = 1.5
+    prior_band_px: float = 25.0
+    n_peaks: int = 6
+    min_angle_deg: float = 8.0
+    weak_k: float = 1.0
+    entry_gap_mm: float = 8.0
+
+
+US_PARAMS = NeedleParams()
+FL_PARAMS = NeedleParams(side_mm=2.0, min_length_mm=5.0, gap_mm=3.0)
+
+
+@dataclass(frozen=True)
+class NeedleDetection:
+    """Result of :func:`detect_needle`.
+
+    found: a needle was detected; tip_px (col, row) pixels; tip_image_mm (x, y) mm in the
+    image plane; tip_patient_mm (R, A, S) mm via ``ImageToPatient`` (the detector plane in
+    fluoroscopy); shaft_px ((col, row) proximal end, (col, row) tip end); angle_deg: shaft
+    orientation 0–180° from the image horizontal, counter-clockwise on screen (for US
+    with the probe face on top, the insertion angle to the skin line is
+    ``min(angle_deg, 180 - angle_deg)``); confidence 0..1; score: the raw SNR."""
+
+    found: bool
+    tip_px: tuple[float, float] | None = None
+    tip_image_mm: tuple[float, float] | None = None
+    tip_patient_mm: tuple[float, float, float] | None = None
+    shaft_px: tuple[tuple[float, float], tuple[float, float]] | None = None
+    angle_deg: float | None = None
+    confidence: float = 0.0
+    score: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def insertion_angle_deg(self) -> float | None:
+        """Angle to the image horizontal folded to 0–90° (US: to the skin line)."""
+        if self.angle_deg is None:
+            return None
+        return float(min(self.angle_deg, 180.0 - self.angle_deg))
+
+
+NOT_FOUND = NeedleDetection(False)
+
+
+def _gray(frame: Frame) -> np.ndarray:
+    p = frame.pixels
+    if p.ndim == 3:
+        p = cv2.cvtColor(np.ascontiguousarray(p[..., :3]), cv2.COLOR_RGB2GRAY)
+    if p.dtype == np.uint8:
+        return p.astype(np.float32) * np.float32(1.0 / 255.0)
+    return np.ascontiguousarray(p, dtype=np.float32)
+
+
+def _polarities(frame: Frame) -> tuple[bool, ...]:
+    """Whether to invert the grey image (True: needle dark), per try."""
+    if frame.modality == "us":
+        return (False,)
+    disp = str(frame.settings.get("display", ""))
+    if disp == "black-bone":
+        return (True,)
+    if disp == "white-bone":
+        return (False,)
+    if frame.settings.get("dsa_role") == "subtracted":
+        return (True,)
+    return (False, True)
+
+
+def _needle_width_mm(frame: Frame) -> float:
+    """Expected apparent needle width (mm) in the image plane."""
+    if frame.modality == "us":
+        return float(frame.settings.get("axial_resolution_mm", 0.4))
+    od = float(frame.settings.get("needle_od_mm", 0.8))
+    sid, sod = frame.settings.get("sid_mm"), frame.settings.get("sod_mm")
+    mag = float(sid) / float(sod) if sid and sod else 1.5
+    return od * mag
+
+
+def detect_needle(frame: Frame, prior: NeedleDetection | None = None,
+                  params: NeedleParams | None = None) -> NeedleDetection:
+    """Detect the needle in ``frame`` (US in-plane or fluoroscopy) without its truth."""
+    prm = params or (US_PARAMS if frame.modality == "us" else FL_PARAMS)
+    img = _gray(frame)
+    best = NOT_FOUND
+    for inv in _polarities(frame):
+        d = _detect(frame, 1.0 - img if inv else img, prior, prm, inv)
+        if d.score > best.score:
+            best = d
+    return best
+
+
+def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: NeedleParams,
+            inverted: bool) -> NeedleDetection:
+    h, w = img.shape
+    sp = float(np.mean(frame.spacing_mm))
+    small = cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    sp2 = 2.0 * sp
+    sigma = float(np.clip(0.5 * _needle_width_mm(frame) / sp2, 0.8, 3.0))
+    r, th = NL.hessian_ridge(small, sigma)
+    if frame.modality == "us":  # specular shafts look thicker than the axial resolution
+        r2, th2 = NL.hessian_ridge(small, 2.5 * sigma)
+        big = r2 > r
+        r = np.where(big, r2, r)
+        th = np.where(big, th2, th)
+    mask = None
+    if frame.modality == "us":
+        # the scan sector (black outside), eroded: its border is not a needle
+        mask = cv2.erode((small > np.float32(1.5 / 255.0)).astype(np.uint8),
+                         np.ones((7, 7), np.uint8)).astype(bool)
+    if prior is not None and prior.found and prior.shaft_px is not None:
+        mask = _band(small.shape, prior, prm.prior_band_px / 2.0) & \
+            (mask if mask is not None else True)
+    idx = NL.top_candidates(r, mask, prm.k_candidates)
+    if idx.size < 10:
+        return NOT_FOUND
+    ys, xs = np.divmod(idx, small.shape[1])
+    # specular steel is the brightest thing on the line: weight votes by intensity²
+    ws = r.ravel()[idx] * small.ravel()[idx] ** 2
+    ths = th.ravel()[idx]
+    rho_max = int(np.hypot(*small.shape)) + 1
+    acc = NL.hough_gated(xs.astype(np.float64), ys.astype(np.float64), ws.astype(np.float64),
+                         ths.astype(np.float64), rho_max, prm.gate_deg, NL.N_THETA)
+    if frame.modality == "us" and prm.min_angle_deg > 0:
+        # in-plane needles come in from the side: no lines within min_angle of horizontal
+        g = int(round(prm.min_angle_deg))
+        acc[NL.N_THETA // 2 - g:NL.N_THETA // 2 + g + 1] = 0.0
+    best = NOT_FOUND
+    for k, ir in _peaks(acc, prm.n_peaks):
+        a = k * np.pi / NL.N_THETA
+        rho = ir - rho_max
+        near = np.abs(xs * np.cos(a) + ys * np.sin(a) - rho) <= 1.5
+        dth = np.abs(((ths - a) + np.pi / 2) % np.pi - np.pi / 2)
+        near &= dth <= np.radians(12.0)
+        if near.sum() < 5:
+            continue
+        # full-resolution coordinates (pixel centres: full = 2·half + 0.5)
+        c, u = NL.fit_line(2.0 * xs[near] + 0.5, 2.0 * ys[near] + 0.5, ws[near])
+        d = _measure(frame, img, c, u, sp, prm, inverted)
+        if d.score > best.score:
+            best = d
+    return best
+
+
+def _peaks(acc: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """The ``n`` strongest accumulator cells, suppressing ±6° × ±6 px around each."""
+    a = acc.copy()
+    out = []
+    nt = a.shape[0]
+    for _ in range(n):
+        k, ir = np.unravel_index(int(np.argmax(a)), a.shape)
+        if a[k, ir] <= 0:
+            break
+        out.append((int(k), int(ir)))
+        ks = np.arange(k - 6, k + 7) % nt
+        a[ks, max(ir - 6, 0):ir + 7] = 0.0
+        # the wrapped angle bins hold the mirrored rho
+        if k < 6 or k > nt - 7:
+            jr = a.shape[1] - 1 - ir
+            a[ks, max(jr - 6, 0):jr + 7] = 0.0
+    return out
+
+
+def _band(shape, prior: NeedleDetection, half_px: float) -> np.ndarray:
+    """Half-resolution mask of the band around the prior's shaft line."""
+    (c0, r0), (c1, r1) = prior.shaft_px
+    m = np.zeros(shape, np.uint8)
+    p0 = np.array([c0, r0]) / 2.0
+    p1 = np.array([c1, r1]) / 2.0
+    d = p1 - p0
+    n = np.linalg.norm(d)
+    if n > 1e-6:  # extend the band ahead of the tip and behind the entry
+        p0 -= d / n * 40.0
+        p1 += d / n * 40.0
+    cv2.line(m, tuple(int(v) for v in p0), tuple(int(v) for v in p1), 1,
+             thickness=max(3, int(2 * half_px)))
+    return m.astype(bool)
+
+
+def _measure(frame: Frame, img: np.ndarray, c: np.ndarray, u: np.ndarray, sp: float,
+             prm: NeedleParams, inverted: bool) -> NeedleDetection:
+    h, w = img.shape
+    span = NL.clip_line(c, u, w, h, 1.0)
+    if span is None:
+        return NOT_FOUND
+    t = np.arange(span[0], span[1], 0.5)
+    if t.size < 8:
+        return NOT_FOUND
+    side = max(prm.side_mm / sp, 2.5)
+    offs = np.array([-side, -0.5, 0.0, 0.5, side], np.float32)
+    g = cv2.GaussianBlur(img, (0, 0), 0.8)
+    pr = NL.line_profiles(g, c, u, t, offs)
+    on = pr[1:4].max(axis=0)
+    s1, s2 = pr[0], pr[4]
+    con = on - np.maximum(s1, s2)
+    box = max(3, int(round(1.0 / sp)))  # ~1 mm smoothing along the line
+    ker = np.ones(box, np.float32) / box
+    con_s = np.convolve(con, ker, mode="same")
+    sig = float(np.std(s1 - s2)) / np.sqrt(2.0) / np.sqrt(box) + 1e-4
+    ok = con_s > prm.run_k * sig
+    if frame.modality == "us":
+        ok &= (s1 > 0) & (s2 > 0)  # inside the sector
+    i0, i1 = NL.longest_run(ok, int(round(prm.gap_mm / sp * 2)))
+    if i0 < 0:
+        return NOT_FOUND
+    length_px = (i1 - i0) * 0.5
+    if length_px * sp < prm.min_length_mm:
+        return NOT_FOUND
+    seg = con[i0:i1 + 1]
+    snr = float(seg.mean() / (float(np.std(s1 - s2)) / np.sqrt(2.0) + 1e-4)
+                * np.sqrt(max(length_px, 1.0) / 2.0))
+    p_a = c + t[i0] * u
+    p_b = c + t[i1] * u
+    tip_first = _tip_is_first(frame, p_a, p_b, w, h)
+    gap_mm = 0.0
+    if frame.modality == "us":
+        # the shaft enters from the sector's border: penalise a proximal end far inside
+        fov = pr[2] > 0
+        if tip_first:
+            out = np.flatnonzero(~fov[i1:])
+            gap_mm = (out[0] if out.size else t.size - i1) * 0.5 * sp
+        else:
+            out = np.flatnonzero(~fov[:i0 + 1])
+            gap_mm = (i0 - out[-1] if out.size else i0) * 0.5 * sp
+        snr *= float(np.clip(1.0 - (gap_mm - prm.entry_gap_mm) / 20.0, 0.25, 1.0))
+    # hysteresis: follow a fainter shaft (e.g. past a fascia) distally, ~3 mm smoothing
+    box3 = max(5, int(round(3.0 / sp * 2)))
+    con3 = np.convolve(con, np.ones(box3, np.float32) / box3, mode="same")
+    weak = con3 > prm.weak_k * sig * np.sqrt(box / box3)
+    gap = int(round(prm.gap_mm / sp * 2))
+    if tip_first:
+        j, miss = i0, 0
+        while j > 0 and miss <= 2 * gap:
+            j -= 1
+            miss = 0 if weak[j] else miss + 1
+        i0 = min(j + miss, i0)
+    else:
+        j, miss = i1, 0
+        while j < t.size - 1 and miss <= 2 * gap:
+            j += 1
+            miss = 0 if weak[j] else miss + 1
+        i1 = max(j - miss, i1)
+    # sub-pixel tip: half-level crossing of the smoothed contrast beyond the run's end
+    n_lvl = max(4, int(2.0 / sp * 2))
+    if tip_first:
+        level = float(np.median(con_s[i0:min(i0 + n_lvl, i1 + 1)]))
+        j = i0
+        while j > 0 and con_s[j - 1] > 0.5 * level:
+            j -= 1
+        tt = _cross(t, con_s, j, j - 1, 0.5 * level)
+        tip, tail = c + tt * u, p_b
+    else:
+        level = float(np.median(con_s[max(i1 - n_lvl, i0):i1 + 1]))
+        j = i1
+        while j < t.size - 1 and con_s[j + 1] > 0.5 * level:
+            j += 1
+        tt = _cross(t, con_s, j, j + 1, 0.5 * level)
+        tip, tail = c + tt * u, p_a
+    conf = float(1.0 / (1.0 + np.exp(-(snr - prm.snr_threshold) / prm.snr_scale)))
+    d = tip - tail
+    ang = float(np.degrees(np.arctan2(-d[1], d[0])) % 180.0)
+    tip_img = (float(tip[0] * frame.spacing_mm[1]), float(tip[1] * frame.spacing_mm[0]))
+    tip_pat = frame.pixel_to_patient(tip[0], tip[1])
+    return NeedleDetection(
+        found=conf >= 0.5, tip_px=(float(tip[0]), float(tip[1])), tip_image_mm=tip_img,
+        tip_patient_mm=tuple(float(x) for x in tip_pat),
+        shaft_px=((float(tail[0]), float(tail[1])), (float(tip[0]), float(tip[1]))),
+        angle_deg=ang, confidence=conf, score=snr,
+        extra={"length_mm": float(length_px * sp), "inverted": inverted,
+               "entry_gap_mm": float(gap_mm)})
+
+
+def _cross(t: np.ndarray, y: np.ndarray, j_in: int, j_out: int, level: float) -> float:
+    """Line parameter where ``y`` crosses ``level`` between samples j_in and j_out."""
+    if j_out < 0 or j_out >= t.size:
+        return float(t[j_in])
+    a, b = float(y[j_in]), float(y[j_out])
+    f = (a - level) / (a - b) if a != b else 0.0
+    return float(t[j_in] + np.clip(f, 0.0, 1.0) * (t[j_out] - t[j_in]))
+
+
+def _tip_is_first(frame: Frame, p_a: np.ndarray, p_b: np.ndarray, w: int, h: int) -> bool:
+    """Whether the run's first end (p_a) is the tip."""
+    if frame.modality == "us":
+        return bool(p_a[1] > p_b[1])  # the deeper end
+    m = 0.04 * max(w, h)
+
+    def at_border(p):
+        return p[0] < m or p[1] < m or p[0] > w - 1 - m or p[1] > h - 1 - m
+    ba, bb = at_border(p_a), at_border(p_b)
+    if ba != bb:
+        return bool(bb)
+    ctr = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+    return bool(np.linalg.norm(p_a - ctr) < np.linalg.norm(p_b - ctr))

@@ -1,0 +1,128 @@
+"""Kernels of the needle analyser: Hessian ridge candidates, an orientation-gated weighted
+Hough transform, and profiles along / beside a line. Pixel units throughout."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+from numba import njit
+
+N_THETA = 180  # 1° bins of the line normal's angle
+
+
+def hessian_ridge(img: np.ndarray, sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bright-ridge strength ``-λ_min·σ²`` (0 where not a bright ridge) and the line's
+    normal angle (rad, in [0, π)) of a float32 image, from Gaussian second derivatives."""
+    g = cv2.GaussianBlur(img, (0, 0), sigma_px)
+    ixx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3)
+    iyy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3)
+    ixy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3)
+    return _eig(ixx, iyy, ixy, np.float32(sigma_px * sigma_px))
+
+
+@njit(cache=True, fastmath=True)
+def _eig(ixx, iyy, ixy, s2):
+    h, w = ixx.shape
+    r = np.zeros((h, w), np.float32)
+    th = np.zeros((h, w), np.float32)
+    for i in range(h):
+        for j in range(w):
+            a, b, c = ixx[i, j], iyy[i, j], ixy[i, j]
+            m = 0.5 * (a + b)
+            d = math.sqrt(0.25 * (a - b) * (a - b) + c * c)
+            lmin = m - d
+            if lmin < 0.0 and -lmin > 2.0 * abs(m + d):  # elongated bright ridge
+                r[i, j] = -lmin * s2
+                # eigenvector of lmin = the normal across the ridge
+                t = 0.5 * math.atan2(2.0 * c, a - b) + 0.5 * math.pi
+                if t < 0.0:
+                    t += math.pi
+                if t >= math.pi:
+                    t -= math.pi
+                th[i, j] = t
+    return r, th
+
+
+@njit(cache=True, fastmath=True)
+def hough_gated(xs, ys, ws, ths, rho_max, gate_bins, n_theta):
+    """Weighted Hough accumulator (n_theta, 2·rho_max+1): each point votes for the normal
+    angles within ``gate_bins`` of its own ridge normal, with a triangular angle weight."""
+    n_rho = 2 * rho_max + 1
+    acc = np.zeros((n_theta, n_rho), np.float32)
+    cs = np.empty(n_theta)
+    sn = np.empty(n_theta)
+    for k in range(n_theta):
+        a = k * math.pi / n_theta
+        cs[k] = math.cos(a)
+        sn[k] = math.sin(a)
+    for i in range(xs.shape[0]):
+        k0 = int(ths[i] / math.pi * n_theta + 0.5)
+        for dk in range(-gate_bins, gate_bins + 1):
+            k = (k0 + dk) % n_theta  # (θ+π, -ρ) is the same line as (θ, ρ)
+            rho = xs[i] * cs[k] + ys[i] * sn[k]
+            ir = int(rho + rho_max + 0.5)
+            if 0 <= ir < n_rho:
+                acc[k, ir] += ws[i] * (1.0 - abs(dk) / (gate_bins + 1.0))
+    return acc
+
+
+def top_candidates(r: np.ndarray, mask: np.ndarray | None, k: int) -> np.ndarray:
+    """Flat indices of the ``k`` strongest ridge pixels (inside ``mask`` if given)."""
+    flat = r.ravel()
+    if mask is not None:
+        flat = np.where(mask.ravel(), flat, 0.0)
+    k = min(k, flat.size - 1)
+    idx = np.argpartition(flat, -k)[-k:]
+    return idx[flat[idx] > 0]
+
+
+def line_profiles(img: np.ndarray, p0: np.ndarray, u: np.ndarray, t: np.ndarray,
+                  offsets: np.ndarray) -> np.ndarray:
+    """Bilinear samples (len(offsets), len(t)) of ``img`` at p0 + t·u + o·n (n ⟂ u),
+    (x=col, y=row) pixels; outside the image reads 0."""
+    n = np.array([-u[1], u[0]])
+    px = p0[0] + t[None, :] * u[0] + offsets[:, None] * n[0]
+    py = p0[1] + t[None, :] * u[1] + offsets[:, None] * n[1]
+    return cv2.remap(img, px.astype(np.float32), py.astype(np.float32), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def clip_line(p0: np.ndarray, u: np.ndarray, w: int, h: int, margin: float = 1.0
+              ) -> tuple[float, float] | None:
+    """Parameter interval [t0, t1] of p0 + t·u inside the image (shrunk by ``margin``)."""
+    lo, hi = -1e9, 1e9
+    for c, d, m in ((p0[0], u[0], w), (p0[1], u[1], h)):
+        a, b = margin, m - 1 - margin
+        if abs(d) < 1e-9:
+            if not a <= c <= b:
+                return None
+            continue
+        t0, t1 = (a - c) / d, (b - c) / d
+        lo, hi = max(lo, min(t0, t1)), min(hi, max(t0, t1))
+    return (lo, hi) if hi > lo else None
+
+
+def longest_run(ok: np.ndarray, gap: int) -> tuple[int, int]:
+    """(start, end) indices (inclusive) of the longest run of True allowing gaps of up to
+    ``gap`` False samples; (-1, -1) if none."""
+    idx = np.flatnonzero(ok)
+    if idx.size == 0:
+        return -1, -1
+    breaks = np.flatnonzero(np.diff(idx) > gap + 1)
+    starts = np.r_[idx[0], idx[breaks + 1]]
+    ends = np.r_[idx[breaks], idx[-1]]
+    j = int(np.argmax(ends - starts))
+    return int(starts[j]), int(ends[j])
+
+
+def fit_line(xs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted total-least-squares line: (centroid (2,), unit direction (2,))."""
+    w = ws / ws.sum()
+    c = np.array([np.sum(w * xs), np.sum(w * ys)])
+    dx, dy = xs - c[0], ys - c[1]
+    cov = np.array([[np.sum(w * dx * dx), np.sum(w * dx * dy)],
+                    [np.sum(w * dx * dy), np.sum(w * dy * dy)]])
+    evals, evecs = np.linalg.eigh(cov)
+    return c, evecs[:, 1]
