@@ -1,0 +1,1 @@
+"""Guidance analysers: read a Frame (pixels, spacing, settings) and never its truth."""
