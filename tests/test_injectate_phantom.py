@@ -82,3 +82,20 @@ def test_contrast_cli_rejects_a_bad_pattern(tmp_path, capsys):
 
     assert main(["contrast", "--pattern", "intradiscal", "--out", str(tmp_path)]) == 2
     assert "pattern" in capsys.readouterr().err
+
+
+def test_epidural_venous_plexus_on_the_phantom(lumbar):
+    c = lumbar.centerlines["epidural_venous_plexus.right"]
+    tip = 0.5 * (c.points_mm[5] + c.points_mm[6])
+    inj = Injectate(lumbar).inject(tip, volume_ml=1.0, rate_ml_s=0.5)
+    assert Compartment.VENOUS in inj.compartments()
+    venous = [m for m in inj.models() if m.compartment == Compartment.VENOUS][0]
+    assert venous.velocity_mm_s == pytest.approx(c.velocity_mm_s)
+    for t in (1.0, 2.5, 10.0):
+        s = inj.summary(t)
+        f = inj.iodine_mg_ml(t)
+        in_place = f.total() / 300.0 if f is not None else 0.0
+        assert abs(in_place + s["washed_out_ml"] - s["injected_ml"]) < 0.01 * s["injected_ml"]
+    # slow plexus flow: contrast is still in the veins a second after the injection stops
+    v3 = inj.summary(3.0)["compartments"][Compartment.VENOUS.value]["in_place_ml"]
+    assert v3 > 0.1
