@@ -140,6 +140,10 @@ def test_facet_stays_in_the_capsule_until_capacity_then_ruptures(spine):
     inj = Injectate(spine, p).inject(spine.landmark("facet.right"), volume_ml=2.0,
                                      rate_ml_s=0.25)  # 8 s
     joint = {spine.tissues.label(n) for n in ("facet_joint_space", "facet_capsule")}
+    (model,) = inj.models()
+    assert model.rupture_mm is not None  # 2 mL > 1.2 mL: the capsule tears
+    small = Injectate(spine, p).inject(spine.landmark("facet.right"), volume_ml=1.0)
+    assert small.models()[0].rupture_mm is None
     for t in (1.0, 3.0, 4.6):  # 0.25, 0.75, 1.15 mL
         labels, _, _ = labels_under(spine, inj.iodine_mg_ml(t))
         assert set(np.unique(labels)) <= joint

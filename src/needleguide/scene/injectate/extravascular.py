@@ -228,6 +228,8 @@ class JointModel(ExtravascularModel):
         Compartment.HIP: ("hip_capsule", "hip_cartilage"),
     }
 
+    rupture_mm: np.ndarray | None = None  # where the capsule tore (None: it held)
+
     def capacity_ml(self) -> float:
         p = self.params
         return {Compartment.FACET: p.facet_capacity_ml, Compartment.SIJ: p.sij_capacity_ml,

@@ -54,9 +54,6 @@ class LocalGrid:
         hi = np.minimum(ijk.max(axis=0) + pad + 1, np.array(self.shape))
         return lo, hi
 
-    def extent_mm(self) -> np.ndarray:
-        return np.array(self.shape) * self.spacing_mm
-
     def labels(self, patient: Patient) -> np.ndarray:
         """The patient's labels on this grid (re-rendered from the analytic model when the
         patient has one, else nearest-neighbour resampled)."""
