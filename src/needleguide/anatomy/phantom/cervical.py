@@ -231,10 +231,13 @@ def _landmarks(lay, nerve_lms, c12c, occ_c) -> dict[str, Landmark]:
         for root, (up, lo) in ROOTS.items():
             add(f"{up}-{lo}.foramen.{side}", foramen_target(lay, root, s), "foramen",
                 f"foraminal fat above the exiting {root} root (transforaminal target)")
-        c6 = lv["C6"]
-        add(f"C6.stellate.{side}", c6.P(s * 11.0, c6.D / 2 + 1.2 + 1.6, -1.0), "longus_colli",
-            "stellate ganglion block target at C6: anterior surface of longus colli under "
-            "the prevertebral fascia, medial to the anterior tubercle")
+        for n in ("C6", "C7"):
+            L = lv[n]
+            where = "medial to the anterior tubercle" if n == "C6" else \
+                "medial to the vertebral artery (C7 approach)"
+            add(f"{n}.stellate.{side}", L.P(s * 11.0, L.D / 2 + 1.2 + 1.6, -1.0), "longus_colli",
+                f"stellate ganglion block target at {n}: anterior surface of longus colli under "
+                f"the prevertebral fascia, {where}")
     for n in ("C2", "C3", "C4", "C5", "C6", "C7", "T1"):
         L = lv[n]
         add(f"{n}.spinous_tip", L.info["spinous_tip"], "spinous_process",
