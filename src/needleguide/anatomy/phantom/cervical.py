@@ -111,6 +111,8 @@ def build(params: PhantomParams, options: CervicalOptions | None = None) -> Phan
     lo, hi = ns.column(ns.t + 1.6, -0.3 * ns.t).bbox()
     lo = np.floor(lo - 2.0)
     hi = np.ceil(hi + 2.0)
+    t2 = lay.levels["T2"]  # the region ends just below T2 (the spine is not modelled lower)
+    lo[2] = np.floor(min(t2.P(0, y, -t2.H / 2 - 6.0)[2] for y in (-40.0, 0.0, 40.0)))
     meta = {"region_levels": "occiput-T2", "origin": "centre of the C5-C6 disc",
             "lordosis_deg": round(lordosis, 2), "size_scale": round(size, 4),
             "fat_thickness_mm": round(ns.t, 2),

@@ -220,8 +220,8 @@ class SectionColumn(Shape):
 
     def bbox(self):
         zs = np.asarray(self.zs, float)
-        zlo = max(self.z_lo, zs[0])
-        zhi = min(self.z_hi, zs[-1])
+        zlo = self.z_lo if self.z_lo > -1e3 else zs[0]  # sections clamp beyond the rows
+        zhi = self.z_hi if self.z_hi < 1e3 else zs[-1]
         m = (zs >= zlo - 1e-9) & (zs <= zhi + 1e-9)
         # include interpolated end sections
         sel = [np.interp([zlo, zhi], zs, np.asarray(v, float)) for v in

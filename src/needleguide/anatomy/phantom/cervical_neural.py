@@ -56,7 +56,7 @@ def _canal_columns(lay: SpineLayout) -> dict[str, SectionColumn]:
     r = np.array(sorted(rows))
     z, cy, a, b, ca, cb, cx = r.T
     t2 = lv["T2"]
-    zlo = t2.P(0, t2.canal_v, -t2.H / 2 - 4.0)[2]
+    zlo = t2.P(0, t2.canal_v, -t2.H / 2 - 30.0)[2]  # runs on below the region
     return {
         "canal": SectionColumn(z, cx, cy, a, b, z_lo=zlo, z_hi=z_fm + 2.0),
         "dura": SectionColumn(z, cx, cy + 0.6, a - 1.8, b - 1.3, z_lo=zlo, z_hi=z[-1]),
