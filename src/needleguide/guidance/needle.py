@@ -26,10 +26,12 @@ a band around the prior line, which is faster and rejects distractors.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from scipy.ndimage import maximum_filter1d
 
 from needleguide.frame import Frame
 from needleguide.guidance import needle_lines as NL
@@ -55,13 +57,15 @@ class NeedleParams:
     run_k: float = 1.5
     prior_band_px: float = 25.0
     n_peaks: int = 6
-    min_angle_deg: float = 8.0
-    weak_k: float = 1.0
+    min_angle_deg: float = 12.0
+    weak_k: float = 2.5
+    parallel_penalty: float = 0.0
     entry_gap_mm: float = 8.0
 
 
-US_PARAMS = NeedleParams()
-FL_PARAMS = NeedleParams(side_mm=2.0, min_length_mm=5.0, gap_mm=3.0)
+US_PARAMS = NeedleParams(snr_threshold=30.0)
+FL_PARAMS = NeedleParams(snr_threshold=15.0, side_mm=2.0, min_length_mm=5.0, gap_mm=3.0, n_peaks=10,
+                         parallel_penalty=1.0)
 
 
 @dataclass(frozen=True)
@@ -149,12 +153,11 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
     small = cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
     sp2 = 2.0 * sp
     sigma = float(np.clip(0.5 * _needle_width_mm(frame) / sp2, 0.8, 3.0))
-    r, th = NL.hessian_ridge(small, sigma)
+    r, der = NL.hessian_ridge(small, sigma)
+    r2 = der2 = None
     if frame.modality == "us":  # specular shafts look thicker than the axial resolution
-        r2, th2 = NL.hessian_ridge(small, 2.5 * sigma)
-        big = r2 > r
-        r = np.where(big, r2, r)
-        th = np.where(big, th2, th)
+        r2, der2 = NL.hessian_ridge(small, 2.5 * sigma)
+        r = np.maximum(r, r2)
     mask = None
     if frame.modality == "us":
         # the scan sector (black outside), eroded: its border is not a needle
@@ -169,7 +172,11 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
     ys, xs = np.divmod(idx, small.shape[1])
     # specular steel is the brightest thing on the line: weight votes by intensity²
     ws = r.ravel()[idx] * small.ravel()[idx] ** 2
-    ths = th.ravel()[idx]
+    comp = [x.ravel()[idx] for x in der]
+    if r2 is not None:
+        big = r2.ravel()[idx] >= r.ravel()[idx]
+        comp = [np.where(big, y.ravel()[idx], x) for x, y in zip(comp, der2, strict=True)]
+    ths = NL.normal_angle(*comp)
     rho_max = int(np.hypot(*small.shape)) + 1
     acc = NL.hough_gated(xs.astype(np.float64), ys.astype(np.float64), ws.astype(np.float64),
                          ths.astype(np.float64), rho_max, prm.gate_deg, NL.N_THETA)
@@ -177,7 +184,8 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
         # in-plane needles come in from the side: no lines within min_angle of horizontal
         g = int(round(prm.min_angle_deg))
         acc[NL.N_THETA // 2 - g:NL.N_THETA // 2 + g + 1] = 0.0
-    best = NOT_FOUND
+    g_full = cv2.GaussianBlur(img, (0, 0), 0.8)
+    found = []
     for k, ir in _peaks(acc, prm.n_peaks):
         a = k * np.pi / NL.N_THETA
         rho = ir - rho_max
@@ -188,10 +196,29 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
             continue
         # full-resolution coordinates (pixel centres: full = 2·half + 0.5)
         c, u = NL.fit_line(2.0 * xs[near] + 0.5, 2.0 * ys[near] + 0.5, ws[near])
-        d = _measure(frame, img, c, u, sp, prm, inverted)
-        if d.score > best.score:
-            best = d
-    return best
+        d = _measure(frame, g_full, c, u, sp, prm, inverted)
+        if d.score > 0:
+            found.append(d)
+    if not found:
+        return NOT_FOUND
+    if prm.parallel_penalty > 0 and len(found) > 1:
+        # anatomy repeats (end-plates, canal walls, fascia): a line with strong parallel
+        # companions is less likely the needle
+        ang = np.array([d.angle_deg for d in found])
+        sc = np.array([d.score for d in found])
+        out = []
+        for i, d in enumerate(found):
+            da = np.abs((ang - ang[i] + 90.0) % 180.0 - 90.0)
+            m = int(np.sum((da < 4.0) & (sc > 0.5 * sc[i]))) - 1
+            s_ = d.score / (1.0 + prm.parallel_penalty * m)
+            out.append(_rescore(d, s_, prm))
+        found = out
+    return max(found, key=lambda d: d.score)
+
+
+def _rescore(d: NeedleDetection, score: float, prm: NeedleParams) -> NeedleDetection:
+    conf = float(1.0 / (1.0 + np.exp(-(score - prm.snr_threshold) / prm.snr_scale)))
+    return dataclasses.replace(d, score=score, confidence=conf, found=conf >= 0.5)
 
 
 def _peaks(acc: np.ndarray, n: int) -> list[tuple[int, int]]:
@@ -229,9 +256,10 @@ def _band(shape, prior: NeedleDetection, half_px: float) -> np.ndarray:
     return m.astype(bool)
 
 
-def _measure(frame: Frame, img: np.ndarray, c: np.ndarray, u: np.ndarray, sp: float,
+def _measure(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: float,
              prm: NeedleParams, inverted: bool) -> NeedleDetection:
-    h, w = img.shape
+    """Contrast profile along the line (c, u) on the lightly smoothed image ``g``."""
+    h, w = g.shape
     span = NL.clip_line(c, u, w, h, 1.0)
     if span is None:
         return NOT_FOUND
@@ -240,7 +268,6 @@ def _measure(frame: Frame, img: np.ndarray, c: np.ndarray, u: np.ndarray, sp: fl
         return NOT_FOUND
     side = max(prm.side_mm / sp, 2.5)
     offs = np.array([-side, -0.5, 0.0, 0.5, side], np.float32)
-    g = cv2.GaussianBlur(img, (0, 0), 0.8)
     pr = NL.line_profiles(g, c, u, t, offs)
     on = pr[1:4].max(axis=0)
     s1, s2 = pr[0], pr[4]
@@ -280,34 +307,20 @@ def _measure(frame: Frame, img: np.ndarray, c: np.ndarray, u: np.ndarray, sp: fl
     con3 = np.convolve(con, np.ones(box3, np.float32) / box3, mode="same")
     weak = con3 > prm.weak_k * sig * np.sqrt(box / box3)
     gap = int(round(prm.gap_mm / sp * 2))
-    if tip_first:
-        j, miss = i0, 0
-        while j > 0 and miss <= 2 * gap:
-            j -= 1
-            miss = 0 if weak[j] else miss + 1
-        i0 = min(j + miss, i0)
-    else:
-        j, miss = i1, 0
-        while j < t.size - 1 and miss <= 2 * gap:
-            j += 1
-            miss = 0 if weak[j] else miss + 1
-        i1 = max(j - miss, i1)
-    # sub-pixel tip: half-level crossing of the smoothed contrast beyond the run's end
-    n_lvl = max(4, int(2.0 / sp * 2))
-    if tip_first:
-        level = float(np.median(con_s[i0:min(i0 + n_lvl, i1 + 1)]))
-        j = i0
-        while j > 0 and con_s[j - 1] > 0.5 * level:
-            j -= 1
-        tt = _cross(t, con_s, j, j - 1, 0.5 * level)
-        tip, tail = c + tt * u, p_b
-    else:
-        level = float(np.median(con_s[max(i1 - n_lvl, i0):i1 + 1]))
-        j = i1
-        while j < t.size - 1 and con_s[j + 1] > 0.5 * level:
-            j += 1
-        tt = _cross(t, con_s, j, j + 1, 0.5 * level)
-        tip, tail = c + tt * u, p_a
+    s_end = i0 if tip_first else i1
+    j, miss = s_end, 0
+    step = -1 if tip_first else 1
+    while 0 < j < t.size - 1 and miss <= gap:
+        j += step
+        miss = 0 if weak[j] else miss + 1
+    e_end = j - step * miss
+    # tip: the strongest step down of the contrast (shaft -> tissue) between the strong
+    # run's end and the extended end, ± 2 mm; two 2-mm windows, sub-sample parabola
+    wdw = max(3, int(round(2.0 / sp * 2)))
+    tt = _step_tip(t, con, s_end, e_end, wdw, tip_first)
+    tip = c + tt * u
+    tail = p_b if tip_first else p_a
+    i0, i1 = (min(i0, e_end), i1) if tip_first else (i0, max(i1, e_end))
     conf = float(1.0 / (1.0 + np.exp(-(snr - prm.snr_threshold) / prm.snr_scale)))
     d = tip - tail
     ang = float(np.degrees(np.arctan2(-d[1], d[0])) % 180.0)
@@ -319,7 +332,46 @@ def _measure(frame: Frame, img: np.ndarray, c: np.ndarray, u: np.ndarray, sp: fl
         shaft_px=((float(tail[0]), float(tail[1])), (float(tip[0]), float(tip[1]))),
         angle_deg=ang, confidence=conf, score=snr,
         extra={"length_mm": float(length_px * sp), "inverted": inverted,
-               "entry_gap_mm": float(gap_mm)})
+               "entry_gap_mm": float(gap_mm), "contrast": float(seg.mean()),
+               "on_level": float(np.median(on[i0:i1 + 1])),
+               "side_balance": float(np.minimum(s1, s2)[i0:i1 + 1].mean()
+                                     / (np.maximum(s1, s2)[i0:i1 + 1].mean() + 1e-6))})
+
+
+def _step_tip(t: np.ndarray, con: np.ndarray, s_end: int, e_end: int, wdw: int,
+              tip_first: bool) -> float:
+    """Line parameter of the largest drop of ``con`` going toward the tip (mean over
+    ``wdw`` samples on the shaft side minus mean over ``wdw`` beyond), searched from
+    ``wdw`` samples inside the strong run's end ``s_end`` to ``wdw`` beyond the
+    extended end ``e_end``."""
+    c = con[::-1] if tip_first else con
+    n = c.size
+    s, e = (n - 1 - s_end, n - 1 - e_end) if tip_first else (s_end, e_end)
+    cs = np.concatenate([[0.0], np.cumsum(c, dtype=np.float64)])
+    k = np.arange(max(s - wdw, wdw), min(e + wdw, n - wdw) + 1)
+    if k.size == 0:
+        k = np.array([min(max(s, 1), n - 1)])
+        return float(t[n - 1 - k[0]] if tip_first else t[k[0]])
+    lo = np.clip(k - wdw, 0, n)
+    hi = np.clip(k + wdw, 0, n)
+    resp = (cs[k] - cs[lo]) / np.maximum(k - lo, 1) - (cs[hi] - cs[k]) / np.maximum(hi - k, 1)
+    # the most distal strong local maximum (a faint shaft beyond a bright part ends there)
+    loc = (resp >= maximum_filter1d(resp, size=max(3, wdw), mode="nearest")) & \
+        (resp >= 0.4 * resp.max()) & (resp > 0)
+    cand = np.flatnonzero(loc)
+    m = int(cand[-1]) if cand.size else int(np.argmax(resp))
+    off = 0.0
+    if 0 < m < resp.size - 1:
+        a, b, d = resp[m - 1], resp[m], resp[m + 1]
+        den = a - 2 * b + d
+        off = float(np.clip(0.5 * (a - d) / den, -0.5, 0.5)) if den < 0 else 0.0
+    pos = k[m] - 0.5 + off  # the step lies between samples k-1 and k
+    if tip_first:
+        pos = n - 1 - pos
+    pos = float(np.clip(pos, 0, n - 1))
+    i = int(pos)
+    f = pos - i
+    return float(t[i] + f * (t[min(i + 1, n - 1)] - t[i]))
 
 
 def _cross(t: np.ndarray, y: np.ndarray, j_in: int, j_out: int, level: float) -> float:

@@ -12,21 +12,27 @@ from numba import njit
 N_THETA = 180  # 1° bins of the line normal's angle
 
 
-def hessian_ridge(img: np.ndarray, sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Bright-ridge strength ``-λ_min·σ²`` (0 where not a bright ridge) and the line's
-    normal angle (rad, in [0, π)) of a float32 image, from Gaussian second derivatives."""
+def hessian_ridge(img: np.ndarray, sigma_px: float
+                  ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Bright-ridge strength ``-λ_min·σ²`` (0 where not an elongated bright ridge) of a
+    float32 image from Gaussian second derivatives, and the derivatives (Ixx, Iyy, Ixy)
+    for :func:`normal_angle`."""
     g = cv2.GaussianBlur(img, (0, 0), sigma_px)
     ixx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3)
     iyy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3)
     ixy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3)
-    return _eig(ixx, iyy, ixy, np.float32(sigma_px * sigma_px))
+    return _ridge(ixx, iyy, ixy, np.float32(sigma_px * sigma_px)), (ixx, iyy, ixy)
+
+
+def normal_angle(ixx: np.ndarray, iyy: np.ndarray, ixy: np.ndarray) -> np.ndarray:
+    """Angle (rad, [0, π)) of the normal across a bright ridge (eigenvector of λ_min)."""
+    return (0.5 * np.arctan2(2.0 * ixy, ixx - iyy) + 0.5 * np.pi) % np.pi
 
 
 @njit(cache=True, fastmath=True)
-def _eig(ixx, iyy, ixy, s2):
+def _ridge(ixx, iyy, ixy, s2):
     h, w = ixx.shape
     r = np.zeros((h, w), np.float32)
-    th = np.zeros((h, w), np.float32)
     for i in range(h):
         for j in range(w):
             a, b, c = ixx[i, j], iyy[i, j], ixy[i, j]
@@ -35,14 +41,7 @@ def _eig(ixx, iyy, ixy, s2):
             lmin = m - d
             if lmin < 0.0 and -lmin > 2.0 * abs(m + d):  # elongated bright ridge
                 r[i, j] = -lmin * s2
-                # eigenvector of lmin = the normal across the ridge
-                t = 0.5 * math.atan2(2.0 * c, a - b) + 0.5 * math.pi
-                if t < 0.0:
-                    t += math.pi
-                if t >= math.pi:
-                    t -= math.pi
-                th[i, j] = t
-    return r, th
+    return r
 
 
 @njit(cache=True, fastmath=True)
@@ -71,11 +70,13 @@ def hough_gated(xs, ys, ws, ths, rho_max, gate_bins, n_theta):
 def top_candidates(r: np.ndarray, mask: np.ndarray | None, k: int) -> np.ndarray:
     """Flat indices of the ``k`` strongest ridge pixels (inside ``mask`` if given)."""
     flat = r.ravel()
+    pos = flat > 0
     if mask is not None:
-        flat = np.where(mask.ravel(), flat, 0.0)
-    k = min(k, flat.size - 1)
-    idx = np.argpartition(flat, -k)[-k:]
-    return idx[flat[idx] > 0]
+        pos &= mask.ravel()
+    idx = np.flatnonzero(pos)
+    if idx.size <= k:
+        return idx
+    return idx[np.argpartition(flat[idx], -k)[-k:]]
 
 
 def line_profiles(img: np.ndarray, p0: np.ndarray, u: np.ndarray, t: np.ndarray,

@@ -1,0 +1,154 @@
+"""Needle analyser: synthetic frames with a known needle (speckle-like background), the
+no-needle case, polarity, the tracker, the baseline and the evaluation's metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+
+from needleguide.frame import Frame, FrameTruth
+from needleguide.guidance.eval_needle import baseline_detect, score_cases
+from needleguide.guidance.needle import NeedleDetection, detect_needle
+from needleguide.guidance.needle_cases import Case, shaft_angle_deg
+from needleguide.guidance.overlay import draw_needle, to_rgb8
+from needleguide.guidance.tracking import NeedleTracker
+
+N = 256
+SP = 0.15  # mm per pixel
+
+
+def _speckle(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(N, N)) + 1j * rng.normal(size=(N, N))
+    env = np.abs(z).astype(np.float32)
+    env = cv2.GaussianBlur(env, (0, 0), 1.0)
+    return np.clip(0.35 * env / env.mean(), 0, 1)
+
+
+def us_frame(seed: int, tip=(170.0, 160.0), angle_deg: float = 35.0, needle: bool = True,
+             t: float = 0.0) -> Frame:
+    """A linear-probe-like frame: speckle plus a bright line from the right edge down to
+    ``tip`` at ``angle_deg`` below the horizontal; truth attached."""
+    img = _speckle(seed)
+    truth = FrameTruth()
+    if needle:
+        a = np.radians(angle_deg)
+        u = np.array([-np.cos(a), np.sin(a)])  # from the right edge, down-left
+        tip = np.asarray(tip, float)
+        tail = tip - u * 400.0
+        line = np.zeros((N * 4, N * 4), np.uint8)  # drawn at 4× then reduced: sub-pixel
+        cv2.line(line, tuple(int(v) for v in (tail * 4 + 1.5)),
+                 tuple(int(v) for v in (tip * 4 + 1.5)), 255, 5, cv2.LINE_AA)
+        lw = cv2.resize(line.astype(np.float32) / 255.0, (N, N), interpolation=cv2.INTER_AREA)
+        img = np.clip(img * (1 - lw) + 0.95 * lw, 0, 1)
+        ent = tip - u * ((N - 1 - tip[0]) / np.cos(a))
+        truth = FrameTruth(tip_px=(float(tip[0]), float(tip[1])),
+                           shaft_px=((float(ent[0]), float(ent[1])),
+                                     (float(tip[0]), float(tip[1]))), needle_visible=True)
+    pix = (img * 255 + 0.5).astype(np.uint8)
+    return Frame(pixels=pix, spacing_mm=(SP, SP), ImageToPatient=np.eye(4), time_s=t,
+                 modality="us", settings={"axial_resolution_mm": 0.3}, truth=truth)
+
+
+def fl_frame(seed: int, display: str, needle: bool = True) -> Frame:
+    """A fluoroscopy-like frame: smooth background + noise, a thin steel line (bright in
+    white-bone, dark in black-bone)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:N, 0:N]
+    img = (0.5 + 0.15 * np.sin(xx / 40.0) * np.cos(yy / 55.0)).astype(np.float32)
+    img += rng.normal(0, 0.03, (N, N)).astype(np.float32)
+    truth = FrameTruth()
+    if needle:
+        tip, hub = (120.0, 140.0), (20.0, 30.0)
+        m = np.zeros((N, N), np.uint8)
+        cv2.line(m, (int(hub[0]), int(hub[1])), (int(tip[0]), int(tip[1])), 255, 2)
+        img = img + 0.35 * cv2.GaussianBlur(m.astype(np.float32) / 255, (0, 0), 0.7)
+        truth = FrameTruth(tip_px=tip, shaft_px=(hub, tip), needle_visible=True)
+    img = np.clip(img, 0, 1)
+    if display == "black-bone":
+        img = 1.0 - img
+    return Frame(pixels=img.astype(np.float32), spacing_mm=(0.6, 0.6),
+                 ImageToPatient=np.eye(4), time_s=0.0, modality="fluoro",
+                 settings={"display": display, "sid_mm": 1000.0, "sod_mm": 650.0},
+                 truth=truth)
+
+
+@pytest.fixture(scope="session")
+def us_frames():
+    return [us_frame(s, tip=(150.0 + 10 * s, 150.0 + 5 * s), angle_deg=20.0 + 12 * s)
+            for s in range(4)]
+
+
+def _err_px(d: NeedleDetection, f: Frame) -> float:
+    return float(np.hypot(d.tip_px[0] - f.truth.tip_px[0], d.tip_px[1] - f.truth.tip_px[1]))
+
+
+def test_us_needle_found_with_tip_and_angle(us_frames):
+    for f in us_frames:
+        d = detect_needle(f.without_truth())
+        assert d.found and d.confidence >= 0.5
+        assert _err_px(d, f) * SP < 1.0, (d.tip_px, f.truth.tip_px)
+        ang = abs((d.angle_deg - shaft_angle_deg(f.truth.shaft_px) + 90) % 180 - 90)
+        assert ang < 2.0
+        # patient mm via ImageToPatient (identity here): image mm of the tip
+        assert np.allclose(d.tip_patient_mm[:2], d.tip_image_mm, atol=1e-6)
+
+
+def test_us_no_needle_on_speckle():
+    for s in range(6):
+        d = detect_needle(us_frame(100 + s, needle=False))
+        assert not d.found, d
+
+
+@pytest.mark.parametrize("display", ["white-bone", "black-bone"])
+def test_fluoro_polarity_from_settings(display):
+    f = fl_frame(3, display)
+    d = detect_needle(f.without_truth())
+    assert d.found
+    assert _err_px(d, f) < 2.0
+    assert not detect_needle(fl_frame(4, display, needle=False)).found
+    # unknown polarity: both are tried
+    g = dataclasses.replace(f, settings={k: v for k, v in f.settings.items()
+                                         if k != "display"})
+    assert _err_px(detect_needle(g), f) < 2.0
+
+
+def test_tracker_follows_an_advancing_needle():
+    frames = [us_frame(200 + i, tip=(200.0 - 6 * i, 120.0 + 4 * i), angle_deg=33.7,
+                       t=0.1 * i) for i in range(6)]
+    tr = NeedleTracker()
+    outs = [tr.update(f.without_truth()) for f in frames]
+    assert all(o.found for o in outs)
+    errs = [_err_px(o, f) for o, f in zip(outs, frames, strict=True)]
+    assert max(errs) < 6.0 and errs[-1] < 3.0
+    # a needle-free frame does not drop the track at once, a run of them does
+    for i in range(8):
+        o = tr.update(us_frame(300 + i, needle=False, t=0.6 + 0.1 * i).without_truth())
+    assert not o.found
+
+
+def test_baseline_and_scores(us_frames):
+    neg = us_frame(77, needle=False)
+    cases = [Case(f, True, {}) for f in us_frames] + [Case(neg, False, {})]
+    dets = [detect_needle(c.frame.without_truth()) for c in cases]
+    m = score_cases(cases, dets)
+    assert m["detection_rate"] == 1.0 and m["false_positive_rate"] == 0.0
+    assert m["tip_error_mm"]["median"] < 1.0
+    base = [baseline_detect(c.frame.without_truth()) for c in cases]
+    mb = score_cases(cases, base)
+    assert set(mb) == set(m)
+    # the baseline always reports the longest line: speckle alone yields a detection or not,
+    # but its tip is never better than ours here
+    assert mb["tip_error_mm"]["median"] is None or \
+        mb["tip_error_mm"]["median"] >= m["tip_error_mm"]["median"]
+
+
+def test_overlay_draws(us_frames):
+    f = us_frames[0]
+    img = to_rgb8(f.pixels)
+    before = img.copy()
+    draw_needle(img, detect_needle(f.without_truth()), f.truth.tip_px)
+    assert img.shape == (N, N, 3) and np.any(img != before)
