@@ -49,8 +49,9 @@ def _ray_setup(r, c, src, p00, dcol, drow, lo, hi, nk):  # pragma: no cover - ji
 
 
 @nb.njit(cache=True, inline="always")
-def _setup_row(r, ncols, src, p00, dcol, drow, lo, hi, nk, a0, sa, b0, sb, ks,
-               ke):  # pragma: no cover - jit
+def _setup_row(r, ncols, src, p00, dcol, drow, lo, hi, nk, a0, sa, b0,
+               sb):  # pragma: no cover - jit
+    """Per-ray parameters of detector row ``r``; returns the union k range of its rays."""
     kmin = nk
     kmax = -1
     for c in range(ncols):
@@ -59,8 +60,6 @@ def _setup_row(r, ncols, src, p00, dcol, drow, lo, hi, nk, a0, sa, b0, sb, ks,
         sa[c] = x1
         b0[c] = x2
         sb[c] = x3
-        ks[c] = k_s
-        ke[c] = k_e
         if k_e >= k_s:
             kmin = min(kmin, k_s)
             kmax = max(kmax, k_e)
@@ -70,37 +69,38 @@ def _setup_row(r, ncols, src, p00, dcol, drow, lo, hi, nk, a0, sa, b0, sb, ks,
 @nb.njit(cache=True, parallel=True, fastmath=True, boundscheck=False)
 def _joseph_f32(vol, shape, src, p00, dcol, drow, nrows, ncols, lo, hi,
                 out):  # pragma: no cover - jit
-    """Slice-major Joseph on a flat float32 volume (k, a, b) in C order. src, p00, dcol,
-    drow: geometry in that index space (order k, a, b); lo, hi: index box of non-zero
-    voxels; out (nrows, ncols): sum of one bilinear sample per slice k. Each detector row
-    marches its rays together slice by slice: the inner loop over columns reads
-    neighbouring memory and vectorises (gathers)."""
+    """Slice-major Joseph on a flat float32 volume (k, a, b), C order, whose a and b faces
+    carry a border of zeros. src, p00, dcol, drow: geometry in that index space (order k,
+    a, b); lo, hi: index box of non-zero voxels; out (nrows, ncols): sum of one bilinear
+    sample per slice k. Each detector row marches its rays together slice by slice, so the
+    inner loop over columns reads neighbouring memory; positions are clamped into the
+    padded slice (a ray outside the box reads the zero border), so the loop has no
+    branches and vectorises (gathers)."""
     nk, na, nbb = shape[0], shape[1], shape[2]
+    amax = np.float32(na - 1.001)
+    bmax = np.float32(nbb - 1.001)
+    zero = np.float32(0.0)
     for r in nb.prange(nrows):
         a0 = np.empty(ncols, np.float32)
         sa = np.empty(ncols, np.float32)
         b0 = np.empty(ncols, np.float32)
         sb = np.empty(ncols, np.float32)
-        ks = np.empty(ncols, np.int32)
-        ke = np.empty(ncols, np.int32)
         acc = np.zeros(ncols, np.float32)
-        kmin, kmax = _setup_row(r, ncols, src, p00, dcol, drow, lo, hi, nk, a0, sa, b0, sb,
-                                ks, ke)
+        kmin, kmax = _setup_row(r, ncols, src, p00, dcol, drow, lo, hi, nk, a0, sa, b0, sb)
         for k in range(kmin, kmax + 1):
             kf = np.float32(k)
             base_k = k * na * nbb
             for c in range(ncols):
-                a = a0[c] + kf * sa[c]
-                b = b0[c] + kf * sb[c]
-                ia = min(max(np.int32(a), 0), na - 2)
-                ib = min(max(np.int32(b), 0), nbb - 2)
+                a = min(max(a0[c] + kf * sa[c], zero), amax)
+                b = min(max(b0[c] + kf * sb[c], zero), bmax)
+                ia = np.int32(a)
+                ib = np.int32(b)
                 fa = a - ia
                 fb = b - ib
                 p = base_k + ia * nbb + ib
-                w = np.float32(1.0) if (k >= ks[c] and k <= ke[c]) else np.float32(0.0)
                 top = vol[p] + fb * (vol[p + 1] - vol[p])
                 bot = vol[p + nbb] + fb * (vol[p + nbb + 1] - vol[p + nbb])
-                acc[c] += w * (top + fa * (bot - top))
+                acc[c] += top + fa * (bot - top)
         for c in range(ncols):
             out[r, c] = acc[c]
 
@@ -108,40 +108,40 @@ def _joseph_f32(vol, shape, src, p00, dcol, drow, nrows, ncols, lo, hi,
 @nb.njit(cache=True, parallel=True, fastmath=True, boundscheck=False)
 def _joseph_lut2(lab, lut, shape, src, p00, dcol, drow, nrows, ncols, lo, hi,
                  out):  # pragma: no cover - jit
-    """As :func:`_joseph_f32` for a flat uint8 label volume whose two channels are read
-    through ``lut`` (256, 2) float32 before bilinear interpolation; out (nrows, ncols, 2)."""
+    """As :func:`_joseph_f32` for a flat uint8 code volume whose two channels are read
+    through ``lut`` (256, 2) float32 (code 0 → 0) before bilinear interpolation; out
+    (nrows, ncols, 2)."""
     nk, na, nbb = shape[0], shape[1], shape[2]
+    amax = np.float32(na - 1.001)
+    bmax = np.float32(nbb - 1.001)
+    zero = np.float32(0.0)
     for r in nb.prange(nrows):
         a0 = np.empty(ncols, np.float32)
         sa = np.empty(ncols, np.float32)
         b0 = np.empty(ncols, np.float32)
         sb = np.empty(ncols, np.float32)
-        ks = np.empty(ncols, np.int32)
-        ke = np.empty(ncols, np.int32)
         acc0 = np.zeros(ncols, np.float32)
         acc1 = np.zeros(ncols, np.float32)
-        kmin, kmax = _setup_row(r, ncols, src, p00, dcol, drow, lo, hi, nk, a0, sa, b0, sb,
-                                ks, ke)
+        kmin, kmax = _setup_row(r, ncols, src, p00, dcol, drow, lo, hi, nk, a0, sa, b0, sb)
         for k in range(kmin, kmax + 1):
             kf = np.float32(k)
             base_k = k * na * nbb
             for c in range(ncols):
-                a = a0[c] + kf * sa[c]
-                b = b0[c] + kf * sb[c]
-                ia = min(max(np.int32(a), 0), na - 2)
-                ib = min(max(np.int32(b), 0), nbb - 2)
+                a = min(max(a0[c] + kf * sa[c], zero), amax)
+                b = min(max(b0[c] + kf * sb[c], zero), bmax)
+                ia = np.int32(a)
+                ib = np.int32(b)
                 fa = a - ia
                 fb = b - ib
                 p = base_k + ia * nbb + ib
-                w = np.float32(1.0) if (k >= ks[c] and k <= ke[c]) else np.float32(0.0)
                 l00 = lab[p]
                 l01 = lab[p + 1]
                 l10 = lab[p + nbb]
                 l11 = lab[p + nbb + 1]
-                w00 = w * (1 - fa) * (1 - fb)
-                w01 = w * (1 - fa) * fb
-                w10 = w * fa * (1 - fb)
-                w11 = w * fa * fb
+                w00 = (1 - fa) * (1 - fb)
+                w01 = (1 - fa) * fb
+                w10 = fa * (1 - fb)
+                w11 = fa * fb
                 acc0[c] += (w00 * lut[l00, 0] + w01 * lut[l01, 0] + w10 * lut[l10, 0]
                             + w11 * lut[l11, 0])
                 acc1[c] += (w00 * lut[l00, 1] + w01 * lut[l01, 1] + w10 * lut[l10, 1]
@@ -171,6 +171,8 @@ class ProjectionVolume:
         if self.lut is not None:
             self.values = np.asarray(self.values, dtype=np.uint8)
             self.lut = np.ascontiguousarray(self.lut, dtype=np.float32).reshape(256, 2)
+            if np.any(self.lut[0] != 0):
+                raise ValueError("lut[0] must be zero (code 0 pads the volume)")
             nz = np.any(self.lut != 0, axis=1)[self.values]
         else:
             self.values = np.asarray(self.values, dtype=np.float32)
@@ -190,9 +192,13 @@ class ProjectionVolume:
         return 1 if self.lut is None else 2
 
     def _layout(self, order: tuple[int, int, int]) -> np.ndarray:
+        """Transposed copy (k, a, b) with a one-voxel zero border on the a and b faces."""
         if order not in self._cache:
             self._cache.clear()  # keep one transposed copy (memory)
-            self._cache[order] = np.ascontiguousarray(self.values.transpose(order))
+            v = self.values.transpose(order)
+            out = np.zeros((v.shape[0], v.shape[1] + 2, v.shape[2] + 2), v.dtype)
+            out[:, 1:-1, 1:-1] = v
+            self._cache[order] = out
         return self._cache[order]
 
     def project(self, source_mm, p00_mm, dcol_mm, drow_mm, rows: int, cols: int) -> np.ndarray:
@@ -215,9 +221,10 @@ class ProjectionVolume:
         vol = self._layout(order)
         shape = np.array(vol.shape, dtype=np.int64)
         idx = list(order)
-        lo = np.maximum(self._lo[idx], 0.0)
-        hi = np.minimum(self._hi[idx], shape - 1.0)
-        args = (shape, s[idx], p0[idx], dc[idx], dr[idx], rows, cols, lo, hi)
+        pad = np.array([0.0, 1.0, 1.0])  # index shift of the zero border
+        lo = self._lo[idx] + pad
+        hi = self._hi[idx] + pad
+        args = (shape, s[idx] + pad, p0[idx] + pad, dc[idx], dr[idx], rows, cols, lo, hi)
         if self.lut is None:
             _joseph_f32(vol.ravel(), *args, out[..., 0])
         else:
