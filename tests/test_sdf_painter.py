@@ -47,3 +47,15 @@ def test_stroke_constraints_and_order():
     assert lab[c, c, c] == 3  # capsule wins over box, ellipsoid may not enter capsule
     assert lab[c, c + 7, c] == 4
     assert lab[2, c, c] == 0  # capsule outside the box stays air (only_into)
+
+
+def test_centre_of_ellipsoid_and_cylinder_is_inside_and_cut_by_subtraction():
+    from needleguide.anatomy.phantom.sdf import Subtract
+
+    e = Ellipsoid(None, radii=(4, 6, 8))
+    c = EllipticCylinder(None, radii=(3, 5), half_height_mm=10)
+    origin = np.zeros((3, 1), np.float32)
+    assert e.sdf(origin)[0] == -4
+    assert c.sdf(origin)[0] == -3
+    cut = Subtract(Box(None, half_mm=(10, 10, 10)), c)
+    assert cut.sdf(origin)[0] > 0

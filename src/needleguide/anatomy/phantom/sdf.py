@@ -92,7 +92,9 @@ class Ellipsoid(Oriented):
         r = np.asarray(self.radii, F)[:, None]
         k0 = np.sqrt(((q / r) ** 2).sum(axis=0))
         k1 = np.sqrt(((q / (r * r)) ** 2).sum(axis=0))
-        return (k0 * (k0 - 1.0) / np.maximum(k1, F(1e-6))).astype(F)
+        # on the centre k0 = k1 = 0: the bound's limit there is -min(radius), not 0
+        d = np.where(k1 > F(1e-6), k0 * (k0 - 1.0) / np.maximum(k1, F(1e-6)), -r.min())
+        return d.astype(F)
 
     def bbox(self):
         r = np.asarray(self.radii, float)
@@ -136,7 +138,8 @@ class EllipticCylinder(Oriented):
         ry = F(self.radii[1]) * s - F(self.round_mm)
         k0 = np.sqrt((q[0] / rx) ** 2 + (q[1] / ry) ** 2)
         k1 = np.sqrt((q[0] / (rx * rx)) ** 2 + (q[1] / (ry * ry)) ** 2)
-        d2 = k0 * (k0 - 1.0) / np.maximum(k1, F(1e-6))
+        d2 = np.where(k1 > F(1e-6), k0 * (k0 - 1.0) / np.maximum(k1, F(1e-6)),
+                      -np.minimum(rx, ry))
         dz = np.abs(q[2]) - (h - F(self.round_mm))
         outside = np.sqrt(np.maximum(d2, 0) ** 2 + np.maximum(dz, 0) ** 2)
         inside = np.minimum(np.maximum(d2, dz), 0)
