@@ -63,8 +63,10 @@ class NeedleParams:
     entry_gap_mm: float = 8.0
 
 
-US_PARAMS = NeedleParams(snr_threshold=30.0)
-FL_PARAMS = NeedleParams(snr_threshold=15.0, side_mm=2.0, min_length_mm=5.0, gap_mm=3.0, n_peaks=10,
+US_PARAMS = NeedleParams(snr_threshold=34.5, min_angle_deg=14.0, n_peaks=10,
+                         parallel_penalty=1.0)
+FL_PARAMS = NeedleParams(snr_threshold=17.8, side_mm=2.0, min_length_mm=5.0, gap_mm=3.0,
+                         n_peaks=10,
                          parallel_penalty=1.0)
 
 
@@ -206,10 +208,14 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
         # companions is less likely the needle
         ang = np.array([d.angle_deg for d in found])
         sc = np.array([d.score for d in found])
+        mids = np.array([np.mean(d.shaft_px, axis=0) for d in found])
         out = []
         for i, d in enumerate(found):
             da = np.abs((ang - ang[i] + 90.0) % 180.0 - 90.0)
-            m = int(np.sum((da < 4.0) & (sc > 0.5 * sc[i]))) - 1
+            a = np.radians(ang[i])
+            nrm = np.array([np.sin(a), np.cos(a)])  # normal of the line on screen
+            sep = np.abs((mids - mids[i]) @ nrm)  # duplicates of this line lie on it
+            m = int(np.sum((da < 4.0) & (sc > 0.5 * sc[i]) & (sep > 6.0)))
             s_ = d.score / (1.0 + prm.parallel_penalty * m)
             out.append(_rescore(d, s_, prm))
         found = out
