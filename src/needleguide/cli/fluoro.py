@@ -33,8 +33,9 @@ def register(app: typer.Typer) -> None:
                                                  "(advance.mp4, advance.json)."),
         out: Path = typer.Option(..., help="Output folder."),
     ) -> None:
-        """Simulate a fluoroscopy image of a named C-arm view: DIR/fluoro.png (spot image),
-        DIR/frame.json (geometry, settings, dose)."""
+        """Simulate a fluoroscopy image of a named C-arm view: DIR/fluoro.png (spot image in
+        the chosen display), DIR/fluoro_inverted.png (the other polarity), DIR/frame.json
+        (geometry, settings, dose)."""
         import imageio.v2 as imageio
         import numpy as np
 
@@ -86,6 +87,11 @@ def register(app: typer.Typer) -> None:
         with atomic_path(d / "fluoro.png") as tmp:
             imageio.imwrite(tmp, (np.clip(frame.pixels, 0, 1) * 255).astype(np.uint8),
                             format="PNG")
+        # the other display polarity of the same exposure (collimated area stays black)
+        field = fl._pose(carm).field
+        inverted = np.clip(field - frame.pixels, 0, 1)
+        with atomic_path(d / "fluoro_inverted.png") as tmp:
+            imageio.imwrite(tmp, (inverted * 255).astype(np.uint8), format="PNG")
         meta = frame.metadata()
         meta["region"] = region
         meta["level"] = level
