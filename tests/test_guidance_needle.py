@@ -152,3 +152,32 @@ def test_overlay_draws(us_frames):
     before = img.copy()
     draw_needle(img, detect_needle(f.without_truth()), f.truth.tip_px)
     assert img.shape == (N, N, 3) and np.any(img != before)
+
+
+def test_operating_points_monotone(us_frames):
+    from needleguide.guidance.eval_needle import operating_points
+
+    negs = [us_frame(400 + s, needle=False) for s in range(4)]
+    cases = [Case(f, True, {}) for f in us_frames] + [Case(f, False, {}) for f in negs]
+    ops = operating_points(cases, [detect_needle(c.frame.without_truth()) for c in cases])
+    fps = [o["false_positive_rate"] for o in ops]
+    assert fps == sorted(fps, reverse=True) and fps[-1] == 0.0
+    assert ops[-1]["detection_rate"] == 1.0  # our needles outscore every needle-free frame
+
+
+def test_evaluate_needle_interface(tmp_path):
+    """One case per modality with the real imagers: the issue's fixed JSON keys."""
+    import json
+
+    from needleguide.guidance.eval_needle import evaluate_needle
+
+    r = evaluate_needle(1, seed=7, overlays_dir=tmp_path)
+    keys = {"tip_error_mm", "angle_error_deg", "detection_rate", "false_positive_rate", "fps"}
+    for mod in ("us", "fluoro"):
+        assert keys <= set(r[mod]) and keys <= set(r["baseline"][mod])
+        assert set(r[mod]["tip_error_mm"]) == {"median", "p95"}
+        assert r[mod]["n_needle_frames"] == 1 and r[mod]["n_needle_free_frames"] == 1
+        assert 0.0 <= r[mod]["false_positive_rate"] <= 1.0 and r[mod]["fps"] > 0
+        assert (tmp_path / f"needle_{mod}.png").stat().st_size > 1000
+    assert r["held_out"] is True
+    json.dumps(r)

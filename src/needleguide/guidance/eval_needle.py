@@ -12,8 +12,10 @@ Tuning seeds: the detector's parameters were set on seeds 100–109 (phantom and
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -90,6 +92,25 @@ def score_cases(cases: list[Case], dets: list[NeedleDetection]) -> dict:
             "n_needle_frames": n_pos, "n_needle_free_frames": n_neg}
 
 
+def operating_points(cases: list[Case], dets: list[NeedleDetection],
+                     quantiles=(0.9, 0.95, 0.99, 1.0)) -> list[dict]:
+    """Detection rate, tip-within-2-mm rate and false-positive rate if the score
+    threshold were set at these quantiles of the needle-free frames' scores (a short
+    ROC; the shipped threshold comes from the tuning seeds, not from these frames)."""
+    neg = np.array([d.score for c, d in zip(cases, dets, strict=True) if not c.has_needle])
+    out = []
+    for q in quantiles:
+        thr = float(np.quantile(neg, q)) + 1e-9 if neg.size else 0.0
+        re = [dataclasses.replace(d, found=d.score > thr) for d in dets]
+        m = score_cases(cases, re)
+        out.append({"score_threshold": round(thr, 2), "negatives_quantile": q,
+                    "detection_rate": m["detection_rate"],
+                    "tip_within_2mm_rate": m["tip_within_2mm_rate"],
+                    "false_positive_rate": m["false_positive_rate"],
+                    "tip_error_mm": m["tip_error_mm"]})
+    return out
+
+
 def measure_fps(frames, fn, repeats: int = 3) -> float:
     """Frames per second of ``fn(frame)`` on one core (OpenCV and numba single-threaded)."""
     import numba
@@ -112,6 +133,23 @@ def measure_fps(frames, fn, repeats: int = 3) -> float:
         cv2.setNumThreads(old_cv)
         numba.set_num_threads(old_nb)
     return round(k / dt, 1)
+
+
+def overlay_sheet(cases: list[Case], dets: list[NeedleDetection], cols: int = 4,
+                  tile_px: int = 256) -> np.ndarray:
+    """RGB contact sheet: each frame with its detection (shaft, tip cross, confidence) and
+    the true tip (cyan circle)."""
+    from needleguide.guidance.overlay import draw_needle, to_rgb8
+
+    tiles = []
+    for c, d in zip(cases, dets, strict=True):
+        im = to_rgb8(c.frame.pixels)
+        tr = c.frame.truth
+        draw_needle(im, d, tr.tip_px if (tr is not None and c.has_needle) else None)
+        tiles.append(cv2.resize(im, (tile_px, tile_px), interpolation=cv2.INTER_AREA))
+    while len(tiles) % cols:
+        tiles.append(np.zeros((tile_px, tile_px, 3), np.uint8))
+    return np.vstack([np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)])
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -142,12 +180,15 @@ def make_cases(n: int, seed: int, progress: bool = False) -> dict[str, list[Case
     return out
 
 
-def evaluate_needle(n: int = 40, seed: int = 0, progress: bool = False) -> dict:
+def evaluate_needle(n: int = 40, seed: int = 0, progress: bool = False,
+                    overlays_dir=None) -> dict:
     """Needle analyser vs the baseline on ``n`` needle and ``n`` needle-free frames per
     modality (US in-plane, fluoroscopy). Returns the issue-6 interface:
     ``{us: {tip_error_mm: {median, p95}, angle_error_deg: {median, p95}, detection_rate,
     false_positive_rate, fps}, fluoro: {…}, baseline: {us: {…}, fluoro: {…}}}`` plus
-    ``n``, ``seed``, ``held_out``, ``tuning_seeds`` and per-modality counts."""
+    ``n``, ``seed``, ``held_out``, ``tuning_seeds`` and per-modality counts. With
+    ``overlays_dir``, contact sheets ``needle_<modality>.png`` (ours) and
+    ``needle_<modality>_baseline.png`` are written there."""
     if n < 1:
         raise ValueError("n must be ≥ 1")
     t0 = time.perf_counter()
@@ -158,9 +199,18 @@ def evaluate_needle(n: int = 40, seed: int = 0, progress: bool = False) -> dict:
         dets = [detect_needle(f) for f in frames]
         base = [baseline_detect(f) for f in frames]
         timing = [f for f in frames if f.shape == (512, 512)][:20] or frames[:20]
-        res[mod] = {**score_cases(cs, dets), "fps": measure_fps(timing, detect_needle)}
+        res[mod] = {**score_cases(cs, dets), "fps": measure_fps(timing, detect_needle),
+                    "operating_points": operating_points(cs, dets)}
         res["baseline"][mod] = {**score_cases(cs, base),
                                 "fps": measure_fps(timing, baseline_detect)}
+        if overlays_dir is not None:
+            import imageio.v2 as imageio
+
+            from needleguide.atomic import atomic_path
+
+            for tag, dd in (("", dets), ("_baseline", base)):
+                with atomic_path(Path(overlays_dir) / f"needle_{mod}{tag}.png") as tmp:
+                    imageio.imwrite(tmp, overlay_sheet(cs, dd), format="PNG")
         if progress:
             print(f"{mod}: {len(cs)} frames analysed", flush=True)
     res.update(n=n, seed=seed, held_out=seed not in TUNING_SEEDS,

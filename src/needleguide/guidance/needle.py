@@ -60,10 +60,13 @@ class NeedleParams:
     min_angle_deg: float = 12.0
     weak_k: float = 2.5
     parallel_penalty: float = 0.0
+    shadow_mm: float = 4.0
+    shadow_ratio: float = 0.6
+    free_end_mm: float = 3.0
     entry_gap_mm: float = 8.0
 
 
-US_PARAMS = NeedleParams(snr_threshold=34.5, min_angle_deg=14.0, n_peaks=10,
+US_PARAMS = NeedleParams(snr_threshold=26.0, min_angle_deg=14.0, n_peaks=10,
                          parallel_penalty=1.0)
 FL_PARAMS = NeedleParams(snr_threshold=17.8, side_mm=2.0, min_length_mm=5.0, gap_mm=3.0,
                          n_peaks=10,
@@ -273,7 +276,8 @@ def _measure(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: floa
     if t.size < 8:
         return NOT_FOUND
     side = max(prm.side_mm / sp, 2.5)
-    offs = np.array([-side, -0.5, 0.0, 0.5, side], np.float32)
+    far = prm.shadow_mm / sp
+    offs = np.array([-side, -0.5, 0.0, 0.5, side, -far, far], np.float32)
     pr = NL.line_profiles(g, c, u, t, offs)
     on = pr[1:4].max(axis=0)
     s1, s2 = pr[0], pr[4]
@@ -298,16 +302,28 @@ def _measure(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: floa
     p_b = c + t[i1] * u
     tip_first = _tip_is_first(frame, p_a, p_b, w, h)
     gap_mm = 0.0
+    ratio = 1.0
     if frame.modality == "us":
         # the shaft enters from the sector's border: penalise a proximal end far inside
         fov = pr[2] > 0
         if tip_first:
             out = np.flatnonzero(~fov[i1:])
             gap_mm = (out[0] if out.size else t.size - i1) * 0.5 * sp
+            out = np.flatnonzero(~fov[:i0 + 1])
+            free_mm = (i0 - out[-1] if out.size else i0) * 0.5 * sp
         else:
             out = np.flatnonzero(~fov[:i0 + 1])
             gap_mm = (i0 - out[-1] if out.size else i0) * 0.5 * sp
+            out = np.flatnonzero(~fov[i1:])
+            free_mm = (out[0] if out.size else t.size - i1) * 0.5 * sp
+        # the tip is a free end inside the sector (a fascia line runs border to border)
+        snr *= float(np.clip(free_mm / prm.free_end_mm, 0.2, 1.0))
         snr *= float(np.clip(1.0 - (gap_mm - prm.entry_gap_mm) / 20.0, 0.25, 1.0))
+        # bone: a bright surface over a full acoustic shadow; the thin shaft shadows little
+        nrm_row = u[0]  # row component of the +offset normal (-u_y, u_x)
+        below, above = (pr[6], pr[5]) if nrm_row > 0 else (pr[5], pr[6])
+        ratio = float(below[i0:i1 + 1].mean() / (above[i0:i1 + 1].mean() + 1e-6))
+        snr *= float(np.clip(ratio / prm.shadow_ratio, 0.2, 1.0))
     # hysteresis: follow a fainter shaft (e.g. past a fascia) distally, ~3 mm smoothing
     box3 = max(5, int(round(3.0 / sp * 2)))
     con3 = np.convolve(con, np.ones(box3, np.float32) / box3, mode="same")
@@ -338,7 +354,7 @@ def _measure(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: floa
         shaft_px=((float(tail[0]), float(tail[1])), (float(tip[0]), float(tip[1]))),
         angle_deg=ang, confidence=conf, score=snr,
         extra={"length_mm": float(length_px * sp), "inverted": inverted,
-               "entry_gap_mm": float(gap_mm), "contrast": float(seg.mean()),
+               "entry_gap_mm": float(gap_mm), "shadow_ratio": ratio, "contrast": float(seg.mean()),
                "on_level": float(np.median(on[i0:i1 + 1])),
                "side_balance": float(np.minimum(s1, s2)[i0:i1 + 1].mean()
                                      / (np.maximum(s1, s2)[i0:i1 + 1].mean() + 1e-6))})
