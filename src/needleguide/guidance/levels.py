@@ -1,0 +1,235 @@
+"""Vertebral level labels in fluoroscopy AP and lateral frames, from pixels and the C-arm
+settings only (``pixel_mm``, ``sod_mm``, ``sid_mm``, ``display``).
+
+Method: bone made bright (display polarity from the settings); the spinal column traced
+row by row (arg-max of a body-wide box blur, robust quadratic fit of column vs row); the
+intensity profile along it (a band ±``band_mm`` wide); end-plates seen edge-on are sharp
+bright pairs, so the high-passed, rectified, smoothed profile peaks at each disc space.
+Disc candidates are chained from the bottom with the vertebral pitch (median spacing,
+clipped to 25–45 mm at the isocentre); the lowest disc of the chain is L5–S1 (the sacrum
+below it has no disc), bodies are labelled upward L5, L4, … and the sacrum S1 below it.
+Cross-check on AP: the iliac crests (the lateral profile's rise) lie near L4–L5; when
+they do, confidence is high, else it drops. Confidence also falls with irregular spacing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.signal import find_peaks
+
+from needleguide.frame import Frame
+
+ORDER = ("S1", "L5", "L4", "L3", "L2", "L1", "T12", "T11", "T10", "T9")
+
+
+@dataclass(frozen=True)
+class LevelLabel:
+    """One labelled vertebra: name, body centre (col, row) px and image mm, confidence."""
+
+    name: str
+    col_px: float
+    row_px: float
+    x_mm: float
+    y_mm: float
+    confidence: float
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "px": [round(self.col_px, 1), round(self.row_px, 1)],
+                "image_mm": [round(self.x_mm, 1), round(self.y_mm, 1)],
+                "confidence": round(self.confidence, 3)}
+
+
+@dataclass(frozen=True)
+class LevelParams:
+    """*Assumptions* (tuned on seeds 100–104): band_mm half-width of the profile band,
+    body_mm box width for tracing the column, pitch_mm prior vertebral pitch at the
+    isocentre (clipped to ``pitch_range_mm``), crest_rise: lateral-profile rise marking the
+    iliac crests."""
+
+    band_mm: float = 12.0
+    body_mm: float = 40.0
+    pitch_mm: float = 35.0
+    pitch_range_mm: tuple[float, float] = (25.0, 45.0)
+    min_prominence: float = 0.25
+    crest_rise: float = 0.08
+    extend_down: int = 1
+
+
+def iso_pixel_mm(frame: Frame) -> float:
+    """Pixel size at the isocentre (mm): detector pixel × SOD / SID."""
+    s = frame.settings
+    pix = float(s.get("pixel_mm", frame.spacing_mm[0]))
+    return pix * float(s.get("sod_mm", 650.0)) / float(s.get("sid_mm", 1000.0))
+
+
+def bone_bright(frame: Frame) -> np.ndarray:
+    """Float image in [0, 1] with bone bright, whatever the display polarity."""
+    g = np.asarray(frame.pixels, np.float32)
+    if g.ndim == 3:
+        g = g.mean(axis=2)
+    if g.max() > 1.5:
+        g = g / 255.0
+    if frame.settings.get("display", "white-bone") == "black-bone":
+        g = 1.0 - g
+    return g
+
+
+def spine_column(g: np.ndarray, pix_mm: float, body_mm: float = 40.0) -> np.ndarray:
+    """Column (px) of the spine's axis for every row: robust quadratic fit."""
+    h, w = g.shape
+    k = max(3, int(body_mm / pix_mm) | 1)
+    sm = cv2.blur(g, (k, k))
+    lo, hi = w // 5, w - w // 5
+    col = np.argmax(sm[:, lo:hi], axis=1).astype(float) + lo
+    rows = np.arange(h, dtype=float)
+    keep = np.ones(h, bool)
+    coef = np.polyfit(rows, col, 2)
+    for _ in range(3):
+        coef = np.polyfit(rows[keep], col[keep], 2)
+        res = np.abs(np.polyval(coef, rows) - col)
+        keep = res < max(15.0 / pix_mm, np.percentile(res, 60))
+    return np.clip(np.polyval(coef, rows), 0, w - 1)
+
+
+def column_profile(g: np.ndarray, col: np.ndarray, half_px: int) -> np.ndarray:
+    """Mean intensity per row in a band of ±half_px around the column."""
+    h, w = g.shape
+    cc = np.clip(np.rint(col)[:, None].astype(int) + np.arange(-half_px, half_px + 1)[None],
+                 0, w - 1)
+    return g[np.arange(h)[:, None], cc].mean(axis=1)
+
+
+def disc_energy(profile: np.ndarray, pix_mm: float) -> np.ndarray:
+    """End-plate energy: rectified high-pass of the profile, smoothed over a disc height."""
+    p = profile.astype(np.float32).reshape(-1, 1)
+    hp = p - cv2.GaussianBlur(p, (1, 0), 5.0 / pix_mm)
+    e = cv2.GaussianBlur(np.abs(hp), (1, 0), 3.0 / pix_mm).ravel()
+    return e / (np.percentile(e, 95) + 1e-9)
+
+
+def _chain(peaks: np.ndarray, strength: np.ndarray, pitch_px: float) -> list[int]:
+    """Discs linked upward from the lowest strong candidate at ≈ one pitch apart."""
+    if peaks.size == 0:
+        return []
+    order = np.argsort(peaks)[::-1]  # bottom first
+    strong = [i for i in order if strength[i] >= 0.5 * strength.max()]
+    start = strong[0]
+    chain = [start]
+    cur = peaks[start]
+    while True:
+        cand = [i for i in range(peaks.size)
+                if 0.65 * pitch_px <= cur - peaks[i] <= 1.45 * pitch_px]
+        if not cand:
+            break
+        i = max(cand, key=lambda j: strength[j] - abs(cur - peaks[j] - pitch_px) / pitch_px)
+        chain.append(i)
+        cur = peaks[i]
+    return chain
+
+
+def label_levels(frame: Frame, params: LevelParams | None = None) -> list[LevelLabel]:
+    """Level labels (S1 and up) of an FL AP or lateral frame, bottom first."""
+    p = params or LevelParams()
+    g = bone_bright(frame)
+    pix = iso_pixel_mm(frame)
+    h, w = g.shape
+    col = spine_column(g, pix, p.body_mm)
+    prof = column_profile(g, col, max(1, int(p.band_mm / pix)))
+    e = disc_energy(prof, pix)
+    pitch0 = p.pitch_mm / pix
+    peaks, props = find_peaks(e, distance=max(2, int(0.55 * pitch0)),
+                              prominence=p.min_prominence)
+    if peaks.size < 2:
+        return []
+    strength = props["prominences"]
+    gaps = np.diff(np.sort(peaks))
+    ok = gaps[(gaps > 0.65 * pitch0) & (gaps < 1.45 * pitch0)]
+    pitch = float(np.median(ok)) if ok.size else pitch0
+    pitch = float(np.clip(pitch, p.pitch_range_mm[0] / pix, p.pitch_range_mm[1] / pix))
+    chain = _chain(peaks, strength, pitch)
+    discs = list(peaks[chain].astype(float))  # bottom first
+    if not discs:
+        return []
+    # the L5-S1 disc is tilted (lordosis) and faint: extend the chain downward with weak
+    # candidates one pitch apart
+    weak, _ = find_peaks(e, distance=max(2, int(0.55 * pitch0)), prominence=0.05)
+    for _ in range(p.extend_down):
+        below = [q for q in weak if 0.7 * pitch <= q - discs[0] <= 1.35 * pitch]
+        if not below:
+            break
+        discs.insert(0, float(min(below, key=lambda q: abs(q - discs[0] - pitch))))
+    discs = np.asarray(discs)
+    crest = _crest_row(g, col, pix, p) if frame.settings.get("view", "ap") != "lateral" \
+        else None
+    spacing = np.diff(discs[::-1]) if discs.size > 1 else np.array([pitch])
+    regular = float(np.clip(1.0 - np.std(spacing) / pitch, 0.0, 1.0))
+    conf = 0.55 + 0.4 * regular
+    if crest is not None:
+        # the crests lie between the L4 body and the top of the sacrum
+        near = discs[0] - 1.6 * pitch <= crest <= discs[0] + 0.6 * pitch
+        conf = min(0.99, conf + 0.05) if near else conf * 0.7
+    centres = [discs[0] + 0.5 * pitch] + [0.5 * (discs[k] + discs[k + 1])
+                                          for k in range(discs.size - 1)]
+    centres.append(discs[-1] - 0.5 * pitch)
+    out = []
+    for k, r in enumerate(centres):
+        if k >= len(ORDER) or not (0 <= r < h):
+            continue
+        c = float(col[int(np.clip(round(r), 0, h - 1))])
+        out.append(LevelLabel(ORDER[k], c, float(r), c * frame.spacing_mm[1],
+                              float(r) * frame.spacing_mm[0],
+                              float(conf * (0.9 if k == len(centres) - 1 else 1.0))))
+    return out
+
+
+def _crest_row(g: np.ndarray, col: np.ndarray, pix: float, p: LevelParams) -> float | None:
+    """Row where the lateral profile (70 mm either side of the column) rises: the top of
+    the iliac crests; None when no rise is seen."""
+    h, w = g.shape
+    lat = int(70.0 / pix)
+    rows = np.arange(h)
+    side = 0.5 * (g[rows, np.clip(np.rint(col).astype(int) - lat, 0, w - 1)]
+                  + g[rows, np.clip(np.rint(col).astype(int) + lat, 0, w - 1)])
+    sm = cv2.GaussianBlur(side.astype(np.float32).reshape(-1, 1), (1, 0), 4.0 / pix).ravel()
+    d = np.gradient(sm)
+    k = int(np.argmax(d))
+    window = int(15.0 / pix)
+    rise = sm[min(h - 1, k + window)] - sm[max(0, k - window)]
+    return float(k) if rise >= p.crest_rise else None
+
+
+def baseline_levels(frame: Frame, pitch_mm: float = 35.0) -> list[LevelLabel]:
+    """Naive intensity-profile peak counting: the bright peaks of the central column's
+    profile are bodies; the lowest is S1, then L5, L4, … upward."""
+    g = bone_bright(frame)
+    pix = iso_pixel_mm(frame)
+    h, w = g.shape
+    half = max(1, int(10.0 / pix))
+    prof = g[:, w // 2 - half:w // 2 + half + 1].mean(axis=1).astype(np.float32)
+    prof = cv2.GaussianBlur(prof.reshape(-1, 1), (1, 0), 3.0 / pix).ravel()
+    peaks, _ = find_peaks(prof, distance=max(2, int(0.6 * pitch_mm / pix)))
+    out = []
+    for k, r in enumerate(peaks[::-1]):
+        if k < len(ORDER):
+            out.append(LevelLabel(ORDER[k], w / 2, float(r), w / 2 * frame.spacing_mm[1],
+                                  float(r) * frame.spacing_mm[0], 0.5))
+    return out
+
+
+def draw_levels(frame: Frame, labels: list[LevelLabel]) -> np.ndarray:
+    """RGB uint8 overlay: a tick and the level name at every labelled body."""
+    g = bone_bright(frame) if frame.settings.get("display") != "black-bone" else \
+        1.0 - bone_bright(frame)
+    img = cv2.cvtColor((np.clip(g, 0, 1) * 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+    scale = max(1, 512 // img.shape[0])
+    img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    for lab in labels:
+        c, r = int(lab.col_px * scale), int(lab.row_px * scale)
+        col = (60, 220, 60) if lab.confidence >= 0.8 else (240, 200, 40)
+        cv2.line(img, (c - 40, r), (c - 15, r), col, 2, cv2.LINE_AA)
+        cv2.putText(img, f"{lab.name} {lab.confidence:.2f}", (max(0, c - 150), r + 5),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, col, 1, cv2.LINE_AA)
+    return img
