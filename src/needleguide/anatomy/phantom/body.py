@@ -25,7 +25,8 @@ from needleguide.anatomy.phantom.painter import paint
 
 # columns of the per-z parameter table
 COLS = ("cx", "cy", "ax", "ay_post", "ay_ant", "w_post", "w_ant", "t_post", "t_lat", "t_ant",
-        "wall", "y_back", "core_muscle", "x_back", "pm_cx", "pm_cy", "pm_rx", "pm_ry")
+        "wall", "y_back", "core_muscle", "x_back", "pm_cx", "pm_cy", "pm_rx", "pm_ry",
+        "g_d", "g_w", "g_k", "g_r", "g_t")
 
 
 @dataclass
@@ -41,6 +42,12 @@ class BodyLayers:
     where > 0.5 the whole core gets ``back_label`` (hips, thighs); pm_cx, pm_cy, pm_rx,
     pm_ry: a pair of elliptic muscles (x = ±pm_cx) inside the core labelled
     ``paired_label`` (the paraspinal muscles), none where pm_rx < 1.
+    g_d, g_w, g_k, g_r, g_t: a midline groove cut into the back (over the lower sacrum and
+    coccyx, the natal cleft): its skin floor lies g_d mm in front of the posterior skin
+    of the outline (none where g_d <= 0); the floor is flat over |x - cx| < g_w with
+    corners rounded by g_r; the walls flare by g_k mm per mm backwards; under the floor
+    lie the skin and g_t mm of fat, and the fat on the walls thickens by 0.6 mm per mm
+    above the floor (at most t_post). Inside the groove is air.
     """
 
     z_mm: np.ndarray
@@ -142,7 +149,58 @@ OUT = 255  # classification slot: outside the body (air, left untouched)
 
 
 @nb.njit(cache=True, inline="always")
+def _groove_distance(ax_, y, row, skin):
+    """Signed distance (negative inside) to the midline groove (air) of this row, and the
+    depth v of the point behind the groove floor. ``ax_`` = |x - cx|."""
+    y_floor = row[1] - row[3] - row[7] - skin + row[18]
+    v = y_floor - y  # > 0 behind the floor
+    k = row[20]
+    r = row[21]
+    q = np.sqrt(1.0 + k * k)
+    w0 = max(row[19] - r * q, 0.0)  # half width of the eroded floor
+    # eroded region: v >= r and ax_ - k v <= w0 ; SDF of the intersection, then - r
+    h1 = r - v
+    h2 = (ax_ - k * v - w0) / q
+    if h1 <= 0.0 and h2 <= 0.0:
+        e = max(h1, h2)
+    else:
+        # projections on each line, if they satisfy the other constraint
+        e = 1e30
+        if h1 > 0.0:
+            # point on the floor line v = r at the same ax_
+            if ax_ - k * r - w0 <= 0.0:
+                e = h1
+        if h2 > 0.0:
+            pv = v + h2 * k / q
+            if pv >= r:
+                e = min(e, h2)
+        if e > 1e29:
+            cu = w0 + k * r
+            e = np.sqrt((ax_ - cu) ** 2 + (v - r) ** 2)
+    return e - r, v
+
+
+@nb.njit(cache=True, inline="always")
 def _classify(d, t, y, ax_, row, skin):
+    """(label slot 0..5, or OUT outside; distance margin in mm to the next boundary)."""
+    slot, m = _classify_convex(d, t, y, ax_, row, skin)
+    if slot == OUT or row[18] <= 0.0:
+        return slot, m
+    dg, v = _groove_distance(ax_, y, row, skin)
+    if dg < 0.0:
+        return OUT, abs(dg)
+    tw = min(row[22] + 0.6 * max(v, 0.0), max(row[7], row[22]))
+    f = dg - skin - tw
+    m = min(m, abs(dg - skin), abs(f) / 1.6)
+    if dg < skin:
+        return 0, m
+    if f < 0.0:
+        return min(slot, 1), m
+    return slot, m
+
+
+@nb.njit(cache=True, inline="always")
+def _classify_convex(d, t, y, ax_, row, skin):
     """(label slot 0..5, or OUT outside; distance margin in mm to the next boundary)."""
     m = abs(d - t - skin)
     if d > t + skin:
@@ -281,6 +339,9 @@ def _skin_distance(p, zk, tab, skin, out):
         _interp_row(p[n, 2], zk, tab, row)
         d, t = _core_distance(p[n, 0], p[n, 1], row)
         out[n] = d - t - skin
+        if row[18] > 0.0:
+            dg, v = _groove_distance(abs(p[n, 0] - row[0]), p[n, 1], row, skin)
+            out[n] = max(out[n], -dg)
 
 
 MAX_VOXELS = 700_000_000  # ~0.7 GB of uint8 labels: whole region at 0.5 mm fits, 0.25 does not

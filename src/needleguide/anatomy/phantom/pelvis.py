@@ -137,10 +137,12 @@ def sacrum_strokes(ph: Phases, pv: Pelvis, deg: dict) -> None:
     # (union of parts) ∩ cuts, painted part by part (tight bounding boxes)
     ph.add("bone", Union([Intersect([sh, *cuts]) for sh in shapes]), "sacrum")
     # cornua beside the hiatus and the median crest
+    # (the cornua stand ~3 mm behind the sacrococcygeal ligament that spans between
+    # them; intercornual distance ~15 mm: Senoglu 2005, Chen 2004 on ultrasound)
     for s in (1, -1):
-        ph.add("bone", Ellipsoid(frame(_seg(pv, 4, s * 6.5, -pv.thick[4] + 12.0, 3.0),
+        ph.add("bone", Ellipsoid(frame(_seg(pv, 4, s * 7.5, -pv.thick[4] + 5.0, 3.0),
                                        pv.segments[4][:3, 2], pv.segments[4][:3, 1]),
-                                 radii=(3.5, 4.0, 6.0)), "sacrum")
+                                 radii=(3.5, 5.0, 7.0)), "sacrum")
     # coccyx: three small segments continuing the curve forwards
     T = pv.segments[-1]
     base = T[:3, 3] - T[:3, 2] * pv.seg_half_h
@@ -154,6 +156,9 @@ def sacrum_strokes(ph: Phases, pv: Pelvis, deg: dict) -> None:
         cc.append(Ellipsoid(frame(c, u, a), radii=(9.0 - 2.0 * k, 6.0 - 1.0 * k, 5.0)))
     ph.add("bone", Union(cc), "coccyx")
     pv.points["coccyx_tip"] = base - up * 32.0 + ant * 8.0
+
+
+LIGAMENT_Y = 5.0  # sacrococcygeal ligament centre, mm in front of the S5 segment's back
 
 
 def sacral_canal_strokes(ph: Phases, pv: Pelvis) -> dict:
@@ -189,12 +194,12 @@ def sacral_canal_strokes(ph: Phases, pv: Pelvis) -> dict:
     th4 = pv.thick[4]
     op = Box(frame(_seg(pv, 4, 0, -th4 + 10.0, 2.0), T[:3, 2], T[:3, 1]),
              half_mm=(5.0, 6.0, hz), round_mm=2.0)
-    ph.add("canal", op, "sacral_hiatus")
+    ph.add("canal", op, "sacral_hiatus", never_into=("sacrococcygeal_ligament",))
     ph.add("canal", Box(frame(_seg(pv, 3, 0, yc4 - 1.0, -6.0), pv.segments[3][:3, 2],
                               pv.segments[3][:3, 1]), half_mm=(5.0, 4.0, 9.0), round_mm=2.0),
            "sacral_hiatus")
-    lig = Box(frame(_seg(pv, 4, 0, -th4 + 3.0, 0.0), T[:3, 2], T[:3, 1]),
-              half_mm=(7.0, 1.6, hz + 6.0), round_mm=1.0)
+    lig = Box(frame(_seg(pv, 4, 0, -th4 + LIGAMENT_Y, 0.0), T[:3, 2], T[:3, 1]),
+              half_mm=(8.0, 1.6, hz + 6.0), round_mm=1.0)
     ph.add("ligament", lig, "sacrococcygeal_ligament", never_into=BONE)
     pts["sacral_hiatus"] = _seg(pv, 4, 0, -th4 + 10.0, 4.0)
     pts["sacral_hiatus_apex"] = _seg(pv, 4, 0, -th4 + 8.0, hz + 2.0)

@@ -31,6 +31,17 @@ def fat_thickness_mm(bmi: float) -> float:
     return max(4.0, 6.0 + 1.6 * (bmi - 18.0))
 
 
+def sacral_fat_mm(bmi: float) -> float:
+    """Subcutaneous fat over the midline lower sacrum and coccyx (mm) for a BMI (kg/m²).
+
+    *Assumption*, calibrated to: skin to sacral cornua 5.2 ± 3.4 mm in adults with spinal
+    disorders (ultrasound, 76 patients); the skin-to-sacrococcygeal-ligament distance is
+    greater in obese patients (Park et al., Clin Pain 2008;7:7) but the base of the sacrum
+    stays well under 8 cm deep even above 100 kg (Chen et al., Anesthesiology
+    2005;102:693). It grows about half as fast with BMI as the fat over L4."""
+    return max(4.0, 4.0 + 0.9 * (bmi - 18.0))
+
+
 def muscle_scale(bmi: float) -> float:
     return float(np.clip(1.0 + 0.008 * (bmi - 24.0), 0.9, 1.2))
 
@@ -90,14 +101,84 @@ def body_layers(levels: dict[str, Level], pv: Pelvis, p: PelvisDims, bmi: float,
         -1e4, 1.0)
     rows.sort(key=lambda r: r[0])
     z = np.array([r[0] for r in rows])
-    tab = np.array([[r[1][c] for c in COLS] for r in rows])
+    tab = np.array([[r[1].get(c, 0.0) for c in COLS] for r in rows])
     # extend the top row above T11
     z = np.concatenate([z, [z_top + 20.0]])
     tab = np.vstack([tab, tab[-1:]])
+    z, tab = _sacral_groove(z, tab, pv, sacral_fat_mm(bmi) * tf / fat_thickness_mm(bmi),
+                            z_bottom)
     return BodyLayers(z, tab, skin_mm=SKIN_MM, skin_label=LAB["skin"],
                       fat_label=LAB["subcutaneous_fat"], wall_label=LAB["muscle"],
                       back_label=LAB["muscle"], core_label=LAB["soft_tissue"],
                       paired_label=LAB["paraspinal_muscle"])
+
+
+def _sacral_dorsum(pv: Pelvis) -> list[tuple[np.ndarray, float, float, float]]:
+    """Midline dorsal surface of the sacrum and coccyx, cranial to caudal: (point, floor
+    half width, wall flare, corner radius) of the skin groove over it. Over S2–S3 the
+    back is broad and flat; at the hiatus (S4–S5) the floor is still flat wide enough for
+    a linear probe; over the coccyx it narrows into the natal cleft."""
+    from needleguide.anatomy.phantom.pelvis import LIGAMENT_Y, _seg
+
+    out = []
+    shape = {1: (40.0, 1.6, 14.0), 2: (30.0, 1.2, 12.0), 3: (24.0, 0.9, 10.0),
+             4: (20.0, 0.7, 9.0)}
+    for i in range(1, 5):
+        th = pv.thick[i]
+        r1 = max(18.0 - 2.5 * i, 7.0)
+        # S5: the dorsal surface of the sacrococcygeal ligament; over S2 (S3) the
+        # aponeurosis and fat are thicker (*assumption*): the groove fades out upwards
+        y = r1 - 1.025 * th if i < 4 else -th + LIGAMENT_Y - 1.6
+        y -= {1: 14.0, 2: 4.0}.get(i, 0.0)
+        for zz in (pv.seg_half_h * 0.5, -pv.seg_half_h * 0.5):
+            out.append((_seg(pv, i, 0.0, y, zz), *shape[i]))
+    T = pv.segments[-1]
+    base = T[:3, 3] - T[:3, 2] * pv.seg_half_h
+    up, ant = T[:3, 2], T[:3, 1]
+    for k in range(3):
+        rot = np.radians(12.0 * (k + 1))
+        u = up * np.cos(rot) - ant * np.sin(rot)
+        a = ant * np.cos(rot) + up * np.sin(rot)
+        c = base - u * (5.0 + 9.0 * k)
+        out.append((c - a * (6.0 - k), 14.0 - 3.0 * k, 0.5, 7.0 - k))
+    return out
+
+
+def _sacral_groove(z: np.ndarray, tab: np.ndarray, pv: Pelvis, fat: float, z_bottom: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Add the midline groove over the lower sacrum and coccyx (columns g_*): the skin
+    there lies over ``fat`` mm of fat on the bone, with no muscle between (the erector
+    spinae and multifidus end as an aponeurosis over the sacrum; the gluteal masses lie
+    lateral, the natal cleft between them)."""
+    ci = {c: i for i, c in enumerate(COLS)}
+    pts = _sacral_dorsum(pv)
+    # the fat reaches 2 mm into the bone (painted over) so no muscle sliver remains
+    zf = np.array([p[0][2] for p in pts])
+    yf = np.array([p[0][1] - fat - SKIN_MM + 2.0 for p in pts])
+    shp = np.array([p[1:] for p in pts])
+    # the cleft continues below the coccyx tip to the bottom of the region
+    zf = np.concatenate([[z_bottom - 30.0], zf[::-1]])
+    yf = np.concatenate([[yf[-1] - 6.0], yf[::-1]])
+    shp = np.vstack([shp[-1:], shp[::-1]])
+    z_top = zf[-1] + 40.0  # the groove fades out over S1–S2
+    zq = np.concatenate([zf, [z_top]])
+    yq = np.concatenate([yf, [yf[-1] - 40.0]])
+    # a smooth skin line: the floor sampled every 2 mm, smoothed (Gaussian, sd 6 mm),
+    # tabulated every 6 mm
+    zg = np.arange(zq[0], z_top + 1e-6, 2.0)
+    k = np.exp(-0.5 * (np.arange(-9, 10) * 2.0 / 6.0) ** 2)
+    yg = np.convolve(np.pad(np.interp(zg, zq, yq), 9, mode="edge"), k / k.sum(), "valid")
+    zs = zg[::3]
+    zn = np.unique(np.concatenate([z, zs, [z_top]]))
+    tn = np.column_stack([np.interp(zn, z, tab[:, i]) for i in range(tab.shape[1])])
+    y_skin = tn[:, ci["cy"]] - tn[:, ci["ay_post"]] - tn[:, ci["t_post"]] - SKIN_MM
+    y_floor = np.interp(zn, zg, yg)
+    depth = np.where(zn <= z_top, np.maximum(y_floor - y_skin, 0.0), 0.0)
+    tn[:, ci["g_d"]] = depth
+    for j, c in enumerate(("g_w", "g_k", "g_r")):
+        tn[:, ci[c]] = np.interp(zn, zq, np.concatenate([shp[:, j], shp[-1:, j]]))
+    tn[:, ci["g_t"]] = fat
+    return zn, tn
 
 
 def paraspinal_section(lv: Level, m: float) -> tuple[float, float, float, float]:
@@ -196,4 +277,4 @@ def rib_strokes(ph: Phases, levels: dict[str, Level]) -> None:
 
 
 __all__ = ["body_layers", "muscle_strokes", "organ_strokes", "rib_strokes",
-           "fat_thickness_mm", "muscle_scale", "paraspinal_section"]
+           "fat_thickness_mm", "sacral_fat_mm", "muscle_scale", "paraspinal_section"]
