@@ -89,28 +89,32 @@ def _joseph_f32(vol, shape, src, p00, dcol, drow, nrows, ncols, lo, hi,
         kmin, kmax = _setup_row(r, ncols, src, p00, dcol, drow, lo, hi, nk, a0, sa, b0, sb)
         for k in range(kmin, kmax + 1):
             kf = np.float32(k)
-            base_k = k * na * nbb
+            sl = vol[k * na * nbb:(k + 1) * na * nbb]  # slice k (view: small offsets)
             for c in range(ncols):
                 a = min(max(a0[c] + kf * sa[c], zero), amax)
                 b = min(max(b0[c] + kf * sb[c], zero), bmax)
-                ia = np.int32(a)
-                ib = np.int32(b)
-                fa = a - ia
-                fb = b - ib
-                p = base_k + ia * nbb + ib
-                top = vol[p] + fb * (vol[p + 1] - vol[p])
-                bot = vol[p + nbb] + fb * (vol[p + nbb + 1] - vol[p + nbb])
+                ia = int(a)
+                ib = int(b)
+                fa = a - np.float32(ia)
+                fb = b - np.float32(ib)
+                p = ia * nbb + ib
+                v00 = sl[p]
+                v01 = sl[p + 1]
+                v10 = sl[p + nbb]
+                v11 = sl[p + nbb + 1]
+                top = v00 + fb * (v01 - v00)
+                bot = v10 + fb * (v11 - v10)
                 acc[c] += top + fa * (bot - top)
         for c in range(ncols):
             out[r, c] = acc[c]
 
 
 @nb.njit(cache=True, parallel=True, fastmath=True, boundscheck=False)
-def _joseph_lut2(lab, lut, shape, src, p00, dcol, drow, nrows, ncols, lo, hi,
+def _joseph_lut2(lab, lut0, lut1, shape, src, p00, dcol, drow, nrows, ncols, lo, hi,
                  out):  # pragma: no cover - jit
     """As :func:`_joseph_f32` for a flat uint8 code volume whose two channels are read
-    through ``lut`` (256, 2) float32 (code 0 → 0) before bilinear interpolation; out
-    (nrows, ncols, 2)."""
+    through the tables ``lut0`` / ``lut1`` (256,) float32 (code 0 → 0) before bilinear
+    interpolation; out (nrows, ncols, 2)."""
     nk, na, nbb = shape[0], shape[1], shape[2]
     amax = np.float32(na - 1.001)
     bmax = np.float32(nbb - 1.001)
@@ -125,27 +129,27 @@ def _joseph_lut2(lab, lut, shape, src, p00, dcol, drow, nrows, ncols, lo, hi,
         kmin, kmax = _setup_row(r, ncols, src, p00, dcol, drow, lo, hi, nk, a0, sa, b0, sb)
         for k in range(kmin, kmax + 1):
             kf = np.float32(k)
-            base_k = k * na * nbb
+            sl = lab[k * na * nbb:(k + 1) * na * nbb]
             for c in range(ncols):
                 a = min(max(a0[c] + kf * sa[c], zero), amax)
                 b = min(max(b0[c] + kf * sb[c], zero), bmax)
-                ia = np.int32(a)
-                ib = np.int32(b)
-                fa = a - ia
-                fb = b - ib
-                p = base_k + ia * nbb + ib
-                l00 = lab[p]
-                l01 = lab[p + 1]
-                l10 = lab[p + nbb]
-                l11 = lab[p + nbb + 1]
+                ia = int(a)
+                ib = int(b)
+                fa = a - np.float32(ia)
+                fb = b - np.float32(ib)
+                p = ia * nbb + ib
+                l00 = sl[p]
+                l01 = sl[p + 1]
+                l10 = sl[p + nbb]
+                l11 = sl[p + nbb + 1]
                 w00 = (1 - fa) * (1 - fb)
                 w01 = (1 - fa) * fb
                 w10 = fa * (1 - fb)
                 w11 = fa * fb
-                acc0[c] += (w00 * lut[l00, 0] + w01 * lut[l01, 0] + w10 * lut[l10, 0]
-                            + w11 * lut[l11, 0])
-                acc1[c] += (w00 * lut[l00, 1] + w01 * lut[l01, 1] + w10 * lut[l10, 1]
-                            + w11 * lut[l11, 1])
+                acc0[c] += (w00 * lut0[l00] + w01 * lut0[l01] + w10 * lut0[l10]
+                            + w11 * lut0[l11])
+                acc1[c] += (w00 * lut1[l00] + w01 * lut1[l01] + w10 * lut1[l10]
+                            + w11 * lut1[l11])
         for c in range(ncols):
             out[r, c, 0] = acc0[c]
             out[r, c, 1] = acc1[c]
@@ -228,7 +232,8 @@ class ProjectionVolume:
         if self.lut is None:
             _joseph_f32(vol.ravel(), *args, out[..., 0])
         else:
-            _joseph_lut2(vol.ravel(), self.lut, *args, out)
+            _joseph_lut2(vol.ravel(), np.ascontiguousarray(self.lut[:, 0]),
+                         np.ascontiguousarray(self.lut[:, 1]), *args, out)
         # physical length of one k-step along each ray
         pix = (p0[None, None, :] + np.arange(cols)[None, :, None] * dc
                + np.arange(rows)[:, None, None] * dr) - s
