@@ -1,0 +1,72 @@
+"""Level labels on FL frames: synthetic column (known answer) and a simulated AP/lateral
+pair scored against the projected vertebrae."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from needleguide.frame import Frame
+from needleguide.guidance.levels import ORDER, baseline_levels, label_levels
+
+
+def _column(n_bodies=5, pitch_px=46, size=256, seed=0):
+    """White-bone AP-like image: bodies with bright end-plates, dark discs, a smooth
+    sacrum below the lowest disc."""
+    rng = np.random.default_rng(seed)
+    img = np.full((size, size), 0.3, np.float32)
+    c0, c1 = size // 2 - 25, size // 2 + 25
+    bottom = size - 30  # L5-S1 disc
+    img[bottom + 4:, c0 - 20:c1 + 20] = 0.6  # sacrum, no disc
+    for k in range(n_bodies + 1):
+        d = bottom - k * pitch_px
+        top = d - pitch_px + 5
+        img[max(top, 0):max(d - 4, 0), c0:c1] = 0.6
+        for e in (d - 5, d + 4):
+            if 0 <= e < size:
+                img[e, c0:c1] = 0.95
+    img += rng.normal(0, 0.01, img.shape).astype(np.float32)
+    return Frame(pixels=img, spacing_mm=(1.0, 1.0), ImageToPatient=np.eye(4), time_s=0.0,
+                 modality="fluoro", settings={"pixel_mm": 1.0, "sod_mm": 650.0,
+                                              "sid_mm": 1000.0, "view": "lateral"}), bottom
+
+
+def test_synthetic_column_counts_from_the_sacrum():
+    f, bottom = _column()
+    labels = label_levels(f)
+    names = [lab.name for lab in labels]
+    assert names[:3] == list(ORDER[:3])
+    l5 = labels[1]
+    assert abs(l5.row_px - (bottom - 23)) < 8
+    assert all(0 < lab.confidence <= 1 for lab in labels)
+
+
+def test_baseline_counts_peaks_bottom_up():
+    f, _ = _column()
+    b = baseline_levels(f)
+    assert b and b[0].name == "S1"
+    assert [lab.row_px for lab in b] == sorted((lab.row_px for lab in b), reverse=True)
+
+
+@pytest.fixture(scope="session")
+def ap_lateral():
+    from needleguide.anatomy.phantom import build_phantom
+    from needleguide.guidance.eval_levels import make_fl_frame
+
+    p = build_phantom("lumbar", bmi=24.0, degeneration=0, seed=11, spacing_mm=2.0)
+    return {v: make_fl_frame(p, v, "L4", seed=11, pixels=256) for v in ("ap", "lateral")}
+
+
+def test_simulated_frames_are_scored(ap_lateral):
+    from needleguide.guidance.eval_levels import score_frame
+    from needleguide.guidance.levels import iso_pixel_mm
+
+    for frame, truth in ap_lateral.values():
+        f = frame.without_truth()
+        labels = label_levels(f)
+        assert len(labels) >= 3
+        right, total = score_frame(labels, truth, f.shape, 35.0 / iso_pixel_mm(f))
+        assert total >= 4 and 0 <= right <= total
+        # labels go upward in anatomical order
+        rows = [lab.row_px for lab in labels]
+        assert rows == sorted(rows, reverse=True)
