@@ -63,12 +63,13 @@ class NeedleParams:
     shadow_mm: float = 4.0
     shadow_ratio: float = 0.6
     free_end_mm: float = 3.0
+    peak_frac: float = 0.4
     entry_gap_mm: float = 8.0
 
 
-US_PARAMS = NeedleParams(snr_threshold=26.0, min_angle_deg=14.0, n_peaks=10,
+US_PARAMS = NeedleParams(snr_threshold=30.0, min_angle_deg=14.0, n_peaks=10,
                          parallel_penalty=1.0)
-FL_PARAMS = NeedleParams(snr_threshold=17.8, side_mm=2.0, min_length_mm=5.0, gap_mm=3.0,
+FL_PARAMS = NeedleParams(snr_threshold=19.6, side_mm=2.0, min_length_mm=5.0, gap_mm=3.0,
                          n_peaks=10,
                          parallel_penalty=1.0)
 
@@ -191,7 +192,7 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
         acc[NL.N_THETA // 2 - g:NL.N_THETA // 2 + g + 1] = 0.0
     g_full = cv2.GaussianBlur(img, (0, 0), 0.8)
     found = []
-    for k, ir in _peaks(acc, prm.n_peaks):
+    for k, ir in _peaks(acc, prm.n_peaks, prm.peak_frac):
         a = k * np.pi / NL.N_THETA
         rho = ir - rho_max
         near = np.abs(xs * np.cos(a) + ys * np.sin(a) - rho) <= 1.5
@@ -230,14 +231,15 @@ def _rescore(d: NeedleDetection, score: float, prm: NeedleParams) -> NeedleDetec
     return dataclasses.replace(d, score=score, confidence=conf, found=conf >= 0.5)
 
 
-def _peaks(acc: np.ndarray, n: int) -> list[tuple[int, int]]:
-    """The ``n`` strongest accumulator cells, suppressing ±6° × ±6 px around each."""
+def _peaks(acc: np.ndarray, n: int, min_frac: float = 0.0) -> list[tuple[int, int]]:
+    """The ``n`` strongest accumulator cells (each at least ``min_frac`` of the first),
+    suppressing ±6° × ±6 px around each."""
     a = acc.copy()
     out = []
     nt = a.shape[0]
     for _ in range(n):
         k, ir = np.unravel_index(int(np.argmax(a)), a.shape)
-        if a[k, ir] <= 0:
+        if a[k, ir] <= 0 or (out and a[k, ir] < min_frac * acc[out[0]]):
             break
         out.append((int(k), int(ir)))
         ks = np.arange(k - 6, k + 7) % nt
