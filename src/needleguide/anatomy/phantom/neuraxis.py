@@ -85,7 +85,7 @@ def posterior_ligaments(ph: Phases, U: Level, B: Level, flavum_mm: float) -> dic
             p0, p1, t, n_in = lamina_line(lv, s)
             z = g["lam_zc"] + zsign * (g["lam_h"] - 4.0)
             off = n_in * (g["lam_t"] + flavum_mm / 2 - 0.5)
-            y_shift = LAMINA_TILT * (z - g["lam_zc"]) * -1.0
+            y_shift = LAMINA_TILT * (z - g["lam_zc"])  # the laminae's top is anterior
             ends.append((lv.P(*(p0 + off + np.array([0, y_shift, z]))),
                          lv.P(*(p1 + off + np.array([0, y_shift, z]))), lv.V(*n_in)))
         (a0, a1, na), (b0, b1, nb) = ends

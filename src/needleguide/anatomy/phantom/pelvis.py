@@ -95,6 +95,18 @@ def sij_frame(pv: Pelvis, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return c, n, t, ax
 
 
+def s1_interlaminar_notch(pv: Pelvis, shrink: float = 0.0) -> Box:
+    """The L5–S1 interlaminar window: the S1 arch (posterior canal wall) starts ~10 mm
+    below the S1 end plate, medial to the S1 superior articular processes, so that the
+    largest lumbar interlaminar window opens between the L5 laminae and the sacrum."""
+    T = pv.segments[0]
+    yw = -pv.thick[0] + 30.0 - 7.0  # posterior boundary of the S1 canal
+    zt = pv.seg_half_h + 4.0
+    zb = pv.seg_half_h - 15.0
+    return Box(frame(_seg(pv, 0, 0.0, yw - 7.0, 0.5 * (zt + zb)), T[:3, 2], T[:3, 1]),
+               half_mm=(12.0 - shrink, 8.0 - shrink, 0.5 * (zt - zb) - shrink), round_mm=2.0)
+
+
 def sacrum_strokes(ph: Phases, pv: Pelvis, deg: dict) -> None:
     """Sacral bone (bodies, lateral masses, ala), cornua and coccyx, cut at both SIJs."""
     shapes = []
@@ -134,8 +146,10 @@ def sacrum_strokes(ph: Phases, pv: Pelvis, deg: dict) -> None:
         # lateral mass (auricular surface) along the whole joint
         shapes.append(Ellipsoid(frame(c - n * 10.0 - ax * 5.0, ax, n),
                                 radii=(25.0, 13.0, 44.0)))
-    # (union of parts) ∩ cuts, painted part by part (tight bounding boxes)
-    ph.add("bone", Union([Intersect([sh, *cuts]) for sh in shapes]), "sacrum")
+    # (union of parts) ∩ cuts − the L5–S1 interlaminar notch, painted part by part
+    notch = s1_interlaminar_notch(pv)
+    ph.add("bone", Union([Subtract(Intersect([sh, *cuts]), notch) for sh in shapes]),
+           "sacrum")
     # cornua beside the hiatus and the median crest
     # (the cornua stand ~3 mm behind the sacrococcygeal ligament that spans between
     # them; intercornual distance ~15 mm: Senoglu 2005, Chen 2004 on ultrasound)
@@ -187,6 +201,15 @@ def sacral_canal_strokes(ph: Phases, pv: Pelvis) -> dict:
                    never_into=("epidural_fat", "sacral_hiatus"))
             pts[f"S{i + 1}.foramen.{side}"] = post + (mid - post) * 0.15
             pts[f"S{i + 1}.foramen_ventral.{side}"] = ant
+    # L5–S1 window: ligamentum flavum closing it behind, epidural fat in front
+    T0 = pv.segments[0]
+    yw = -pv.thick[0] + 30.0 - 7.0
+    zt, zb = pv.seg_half_h + 4.0, pv.seg_half_h - 15.0
+    for y0, hy, lab in ((yw - 4.5, 1.6, "ligamentum_flavum"), (yw - 1.4, 1.6, "epidural_fat")):
+        ph.add("ligament" if lab == "ligamentum_flavum" else "canal",
+               Box(frame(_seg(pv, 0, 0.0, y0, 0.5 * (zt + zb)), T0[:3, 2], T0[:3, 1]),
+                   half_mm=(11.5, hy, 0.5 * (zt - zb) + 1.0), round_mm=1.0), lab,
+               never_into=(*BONE, "ligamentum_flavum"))
     # hiatus: posterior wall absent over S4–S5; opening filled with fat, roofed by ligament
     T = pv.segments[4]
     yc4 = -pv.thick[3] + 30.0 - 7.5

@@ -71,13 +71,17 @@ def geometry(lv: Level, growth: float = 0.0) -> dict:
         "y_tip": yp - d.spinous_length, "z_sp": 0.04 * d.body_height,
         "lamina_c": (0.0, yp - 4.0, -0.15 * d.body_height),
         "facet_t": 7.0 * (1.0 + growth),
-        "lam_t": 2.6, "lam_h": 0.42 * d.body_height + 1.5,
-        "lam_zc": -0.05 * d.body_height - 1.0,
+        # lamina plate: from about the pedicle's lower half down to the disc below (its
+        # inferior border), so that the interlaminar window between two laminae is
+        # ~12–16 mm high at L3–L5 (young adult; Kim et al., JMISST 2021;6:21, 3D CT)
+        "lam_t": 2.6, "lam_h": 0.4 * d.body_height,
+        "lam_zc": -0.2 * d.body_height,
     }
     return g
 
 
-LAMINA_TILT = 0.28  # sagittal slope of the laminae (top anterior, shingled)
+LAMINA_TILT = 0.28  # sagittal slope of the laminae: top anterior, the inferior border
+# posterior (shingled: each lamina's lower edge lies behind the upper edge of the next)
 
 
 def lamina_line(lv: Level, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -163,7 +167,7 @@ def vertebra_strokes(ph: Phases, lv: Level, deg: dict) -> dict:
         # lamina: plate from the pillar to the midline, sloping down and back
         p0, p1, t, n_in = lamina_line(lv, s)
         lam_h, zc = g["lam_h"], g["lam_zc"]
-        lam = Box(lv.sub(((p0 + p1) / 2 + np.array([0, 0, zc])), (0, -LAMINA_TILT, 1), n_in),
+        lam = Box(lv.sub(((p0 + p1) / 2 + np.array([0, 0, zc])), (0, LAMINA_TILT, 1), n_in),
                   half_mm=(np.linalg.norm(p1 - p0) / 2 + 3.0, g["lam_t"], lam_h),
                   round_mm=2.4)
         ph.add("bone", lam, "lamina")
