@@ -22,7 +22,13 @@ import cv2
 import numpy as np
 
 from needleguide.guidance.needle import NeedleDetection, detect_needle
-from needleguide.guidance.needle_cases import Case, fluoro_cases, shaft_angle_deg, us_cases
+from needleguide.guidance.needle_cases import (
+    Case,
+    fluoro_cases,
+    shaft_angle_deg,
+    us_cases,
+    us_sequence,
+)
 
 TUNING_SEEDS = (101, 102, 103, 104)  # phantom / case seeds the parameters were set on
 
@@ -112,6 +118,23 @@ def operating_points(cases: list[Case], dets: list[NeedleDetection],
     return out
 
 
+def evaluate_tracking(sequences: list[list[Case]]) -> dict:
+    """Single-frame detection vs :class:`NeedleTracker` on needle-advance sequences."""
+    from needleguide.guidance.tracking import NeedleTracker
+
+    single, tracked, flat = [], [], []
+    for seq in sequences:
+        tr = NeedleTracker()
+        for c in seq:
+            f = c.frame.without_truth()
+            single.append(detect_needle(f))
+            tracked.append(tr.update(f))
+            flat.append(c)
+    return {"us": {"single_frame": score_cases(flat, single),
+                   "tracked": score_cases(flat, tracked),
+                   "n_sequences": len(sequences), "frames": len(flat)}}
+
+
 def measure_fps(frames, fn, repeats: int = 3) -> float:
     """Frames per second of ``fn(frame)`` on one core (OpenCV and numba single-threaded)."""
     import numba
@@ -154,14 +177,16 @@ def overlay_sheet(cases: list[Case], dets: list[NeedleDetection], cols: int = 4,
 
 
 # ---- the run -------------------------------------------------------------------------------
-def make_cases(n: int, seed: int, progress: bool = False) -> dict[str, list[Case]]:
-    """``n`` needle + ``n`` needle-free frames per modality over a few phantoms."""
+def make_cases(n: int, seed: int, progress: bool = False,
+               sequence_frames: int = 12) -> dict[str, list]:
+    """``n`` needle + ``n`` needle-free frames per modality over a few phantoms, and one
+    US needle-advance sequence per phantom (``us_sequences``, for the tracker)."""
     from needleguide.anatomy.phantom import build_phantom
 
     rng = np.random.default_rng(seed)
     n_ph = max(1, min(4, math.ceil(n / 10)))
     per = [n // n_ph + (i < n % n_ph) for i in range(n_ph)]
-    out: dict[str, list[Case]] = {"us": [], "fluoro": []}
+    out: dict[str, list] = {"us": [], "fluoro": [], "us_sequences": []}
     for i in range(n_ph):
         region = "cervical" if (n_ph >= 3 and i == n_ph - 1) else "lumbar"
         bmi = float(rng.uniform(19.0, 38.0))
@@ -178,6 +203,10 @@ def make_cases(n: int, seed: int, progress: bool = False) -> dict[str, list[Case
                                                              i == 0 else 0), ps))
         for c in out["us"][-2 * per[i]:]:
             c.params.update(bmi=bmi, degeneration=deg)
+        if sequence_frames > 0:
+            seq = us_sequence(p, region, r, ps, frames=sequence_frames)
+            if seq:
+                out["us_sequences"].append(seq)
     return out
 
 
@@ -194,7 +223,8 @@ def evaluate_needle(n: int = 40, seed: int = 0, progress: bool = False,
         raise ValueError("n must be ≥ 1")
     t0 = time.perf_counter()
     cases = make_cases(n, seed, progress)
-    res: dict = {"baseline": {}}
+    seqs = cases.pop("us_sequences")
+    res: dict = {"baseline": {}, "tracking": evaluate_tracking(seqs)}
     for mod, cs in cases.items():
         frames = [c.frame.without_truth() for c in cs]
         dets = [detect_needle(f) for f in frames]

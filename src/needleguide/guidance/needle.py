@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from scipy.ndimage import maximum_filter1d
 
 from needleguide.frame import Frame
 from needleguide.guidance import needle_lines as NL
@@ -341,7 +340,7 @@ def _measure(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: floa
     # tip: the strongest step down of the contrast (shaft -> tissue) between the strong
     # run's end and the extended end, ± 2 mm; two 2-mm windows, sub-sample parabola
     wdw = max(3, int(round(2.0 / sp * 2)))
-    tt = _step_tip(t, con, s_end, e_end, wdw, tip_first)
+    tt = NL.step_tip(t, con, s_end, e_end, wdw, tip_first)
     tip = c + tt * u
     tail = p_b if tip_first else p_a
     i0, i1 = (min(i0, e_end), i1) if tip_first else (i0, max(i1, e_end))
@@ -360,51 +359,6 @@ def _measure(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: floa
                "on_level": float(np.median(on[i0:i1 + 1])),
                "side_balance": float(np.minimum(s1, s2)[i0:i1 + 1].mean()
                                      / (np.maximum(s1, s2)[i0:i1 + 1].mean() + 1e-6))})
-
-
-def _step_tip(t: np.ndarray, con: np.ndarray, s_end: int, e_end: int, wdw: int,
-              tip_first: bool) -> float:
-    """Line parameter of the largest drop of ``con`` going toward the tip (mean over
-    ``wdw`` samples on the shaft side minus mean over ``wdw`` beyond), searched from
-    ``wdw`` samples inside the strong run's end ``s_end`` to ``wdw`` beyond the
-    extended end ``e_end``."""
-    c = con[::-1] if tip_first else con
-    n = c.size
-    s, e = (n - 1 - s_end, n - 1 - e_end) if tip_first else (s_end, e_end)
-    cs = np.concatenate([[0.0], np.cumsum(c, dtype=np.float64)])
-    k = np.arange(max(s - wdw, wdw), min(e + wdw, n - wdw) + 1)
-    if k.size == 0:
-        k = np.array([min(max(s, 1), n - 1)])
-        return float(t[n - 1 - k[0]] if tip_first else t[k[0]])
-    lo = np.clip(k - wdw, 0, n)
-    hi = np.clip(k + wdw, 0, n)
-    resp = (cs[k] - cs[lo]) / np.maximum(k - lo, 1) - (cs[hi] - cs[k]) / np.maximum(hi - k, 1)
-    # the most distal strong local maximum (a faint shaft beyond a bright part ends there)
-    loc = (resp >= maximum_filter1d(resp, size=max(3, wdw), mode="nearest")) & \
-        (resp >= 0.4 * resp.max()) & (resp > 0)
-    cand = np.flatnonzero(loc)
-    m = int(cand[-1]) if cand.size else int(np.argmax(resp))
-    off = 0.0
-    if 0 < m < resp.size - 1:
-        a, b, d = resp[m - 1], resp[m], resp[m + 1]
-        den = a - 2 * b + d
-        off = float(np.clip(0.5 * (a - d) / den, -0.5, 0.5)) if den < 0 else 0.0
-    pos = k[m] - 0.5 + off  # the step lies between samples k-1 and k
-    if tip_first:
-        pos = n - 1 - pos
-    pos = float(np.clip(pos, 0, n - 1))
-    i = int(pos)
-    f = pos - i
-    return float(t[i] + f * (t[min(i + 1, n - 1)] - t[i]))
-
-
-def _cross(t: np.ndarray, y: np.ndarray, j_in: int, j_out: int, level: float) -> float:
-    """Line parameter where ``y`` crosses ``level`` between samples j_in and j_out."""
-    if j_out < 0 or j_out >= t.size:
-        return float(t[j_in])
-    a, b = float(y[j_in]), float(y[j_out])
-    f = (a - level) / (a - b) if a != b else 0.0
-    return float(t[j_in] + np.clip(f, 0.0, 1.0) * (t[j_out] - t[j_in]))
 
 
 def _tip_is_first(frame: Frame, p_a: np.ndarray, p_b: np.ndarray, w: int, h: int) -> bool:

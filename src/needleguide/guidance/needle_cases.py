@@ -81,75 +81,111 @@ def _needle(entry: np.ndarray, tip: np.ndarray, gauge: int) -> Needle | None:
 
 
 # ---- ultrasound ----------------------------------------------------------------------------
-def us_cases(patient: Patient, region: str, rng: np.random.Generator, n: int,
-             seed: int) -> Iterator[Case]:
-    """``n`` in-plane needle frames (and as many needle-free frames) on ``patient``."""
+def _plan_us(patient: Patient, region: str, rng: np.random.Generator, seed: int):
+    """One random in-plane set-up: (imager, scene without needle, needle, params) or None
+    when the draw is unusable (tip outside the sector, no skin entry, ...)."""
     from needleguide.us import USImager, make_settings
     from needleguide.us.views import standard_view
 
-    made = tries = 0
     views = US_VIEWS[region]
+    name, level = views[int(rng.integers(len(views)))]
+    side = ("right", "left")[int(rng.integers(2))]
+    v = standard_view(patient, name, level=level, side=side)
+    nside = float(rng.choice([-1.0, 1.0]))  # needle enters beyond the -x or +x end
+    angle = float(rng.uniform(15.0, 70.0))
+    spec_probe = v.probe
+    steer = 0.0
+    if spec_probe == "linear" and rng.random() < 0.5:
+        # steer toward the needle (beam more perpendicular to the shaft), ≤ 20°
+        steer = float(-nside * min(20.0, 0.5 * angle) * rng.uniform(0.5, 1.0))
+    kw = dict(probe=spec_probe, depth_mm=v.depth_mm,
+              frequency_mhz=float(rng.uniform(*(
+                  (7.0, 12.0) if spec_probe == "linear" else (2.5, 5.0)))),
+              gain_db=float(rng.uniform(-6.0, 6.0)),
+              dynamic_range_db=float(rng.uniform(50.0, 70.0)), steer_deg=steer,
+              focus_mm=float(np.clip(v.target_depth_mm, 5.0, 0.95 * v.depth_mm)))
+    s = make_settings(**kw)
+    img = USImager(s, seed=seed)
+    st = img.setup
+    half = s.spec.width_mm / 2 if s.probe == "linear" else \
+        s.spec.radius_mm * np.sin(s.spec.sector_rad / 2)
+    x_e = nside * (half + rng.uniform(2.0, 10.0))
+    depth = float(rng.uniform(0.15, 0.8) * v.depth_mm)
+    x_t = x_e - nside * depth / np.tan(np.radians(angle))
+    tip_p = np.array([x_t, depth, rng.uniform(-0.3, 0.3)])
+    c, r = (x_t - st.x0_mm) / st.spacing_mm, (depth - st.y0_mm) / st.spacing_mm
+    ci, ri = int(round(c)), int(round(r))
+    if not (4 <= ci < st.cols - 4 and 4 <= ri < st.rows - 4):
+        return None
+    mx = st.map_x[ri, ci]
+    if not (0 <= mx < len(st.geom.r_mm) - 1 and 0 <= st.map_y[ri, ci] <= st.geom.n_lines - 1):
+        return None  # outside the field of view
+    P2P = v.ProbeToPatient
+    tip = geometry.apply(P2P, tip_p)
+    d_p = np.array([x_e - x_t, -depth, rng.uniform(-0.3, 0.3)])
+    out_dir = geometry.apply_vector(P2P, d_p / np.linalg.norm(d_p))
+    entry = skin_entry_along(patient, tip, out_dir)
+    if entry is None:
+        return None
+    tip = stop_before_bone(patient, entry, tip)
+    nd = _needle(entry, tip, int(rng.choice([20, 21, 22, 25])))
+    if nd is None:
+        return None
+    params = {"region": region, "view": name, "level": v.level, "side": side,
+              "insertion_angle_deg": angle, "tip_depth_mm": float(depth),
+              "gauge": nd.gauge, **{k: kw[k] for k in ("frequency_mhz", "gain_db",
+                                                       "dynamic_range_db", "steer_deg")}}
+    return img, Scene(patient, poses={"ProbeToPatient": P2P}), nd, params
+
+
+def _usable(f: Frame, spacing_mm: float) -> bool:
+    tr = f.truth
+    if tr is None or tr.tip_px is None or tr.shaft_px is None:
+        return False
+    (c0, r0), (c1, r1) = tr.shaft_px
+    return bool(np.hypot(c1 - c0, r1 - r0) * spacing_mm >= 3.0)
+
+
+def us_cases(patient: Patient, region: str, rng: np.random.Generator, n: int,
+             seed: int) -> Iterator[Case]:
+    """``n`` in-plane needle frames (and as many needle-free frames) on ``patient``."""
+    made = tries = 0
     while made < n and tries < 20 * n:
         tries += 1
-        name, level = views[int(rng.integers(len(views)))]
-        side = ("right", "left")[int(rng.integers(2))]
-        v = standard_view(patient, name, level=level, side=side)
-        nside = float(rng.choice([-1.0, 1.0]))  # needle enters beyond the -x or +x end
-        angle = float(rng.uniform(15.0, 70.0))
-        spec_probe = v.probe
-        steer = 0.0
-        if spec_probe == "linear" and rng.random() < 0.5:
-            # steer toward the needle (beam more perpendicular to the shaft), ≤ 20°
-            steer = float(-nside * min(20.0, 0.5 * angle) * rng.uniform(0.5, 1.0))
-        kw = dict(probe=spec_probe, depth_mm=v.depth_mm,
-                  frequency_mhz=float(rng.uniform(*(
-                      (7.0, 12.0) if spec_probe == "linear" else (2.5, 5.0)))),
-                  gain_db=float(rng.uniform(-6.0, 6.0)),
-                  dynamic_range_db=float(rng.uniform(50.0, 70.0)), steer_deg=steer,
-                  focus_mm=float(np.clip(v.target_depth_mm, 5.0, 0.95 * v.depth_mm)))
-        s = make_settings(**kw)
-        img = USImager(s, seed=seed + tries)
-        st = img.setup
-        half = s.spec.width_mm / 2 if s.probe == "linear" else \
-            s.spec.radius_mm * np.sin(s.spec.sector_rad / 2)
-        x_e = nside * (half + rng.uniform(2.0, 10.0))
-        depth = float(rng.uniform(0.15, 0.8) * v.depth_mm)
-        x_t = x_e - nside * depth / np.tan(np.radians(angle))
-        tip_p = np.array([x_t, depth, rng.uniform(-0.3, 0.3)])
-        c, r = (x_t - st.x0_mm) / st.spacing_mm, (depth - st.y0_mm) / st.spacing_mm
-        ci, ri = int(round(c)), int(round(r))
-        if not (4 <= ci < st.cols - 4 and 4 <= ri < st.rows - 4):
+        plan = _plan_us(patient, region, rng, seed + tries)
+        if plan is None:
             continue
-        mx = st.map_x[ri, ci]
-        if not (0 <= mx < len(st.geom.r_mm) - 1 and 0 <= st.map_y[ri, ci] <= st.geom.n_lines - 1):
-            continue  # outside the field of view
-        P2P = v.ProbeToPatient
-        tip = geometry.apply(P2P, tip_p)
-        d_p = np.array([x_e - x_t, -depth, rng.uniform(-0.3, 0.3)])
-        out_dir = geometry.apply_vector(P2P, d_p / np.linalg.norm(d_p))
-        entry = skin_entry_along(patient, tip, out_dir)
-        if entry is None:
-            continue
-        tip = stop_before_bone(patient, entry, tip)
-        nd = _needle(entry, tip, int(rng.choice([20, 21, 22, 25])))
-        if nd is None:
-            continue
-        scene = Scene(patient, poses={"ProbeToPatient": P2P}, time_s=made * 0.05)
+        img, scene, nd, params = plan
+        scene = scene.with_time(made * 0.05)
         f = img.render(scene.with_needle(nd))
-        tr = f.truth
-        if tr is None or tr.tip_px is None or tr.shaft_px is None:
+        if not _usable(f, img.setup.spacing_mm):
             continue
-        (c0, r0), (c1, r1) = tr.shaft_px
-        if np.hypot(c1 - c0, r1 - r0) * st.spacing_mm < 3.0:
-            continue
-        params = {"region": region, "view": name, "level": v.level, "side": side,
-                  "insertion_angle_deg": angle, "tip_depth_mm": float(depth),
-                  "gauge": nd.gauge, **{k: kw[k] for k in ("frequency_mhz", "gain_db",
-                                                           "dynamic_range_db", "steer_deg")}}
         yield Case(f, True, params)
         f0 = img.render(scene.with_time(scene.time_s + 0.025))
         yield Case(f0, False, {**params, "needle": False})
         made += 1
+
+
+def us_sequence(patient: Patient, region: str, rng: np.random.Generator, seed: int,
+                frames: int = 12, rate_hz: float = 15.0) -> list[Case]:
+    """An in-plane needle advanced over the last 40% of its path in ``frames`` frames at
+    ``rate_hz`` (for the tracker); frames whose tip is outside the image are dropped."""
+    for k in range(50):
+        plan = _plan_us(patient, region, rng, seed + 1000 + k)
+        if plan is None:
+            continue
+        img, scene, nd, params = plan
+        total = nd.inserted_length_mm
+        start = nd.advanced(-0.4 * total)
+        out = []
+        for i in range(frames):
+            ndi = start.advanced(0.4 * total * (i + 1) / frames)
+            f = img.render(scene.with_needle(ndi).with_time(i / rate_hz))
+            if _usable(f, img.setup.spacing_mm):
+                out.append(Case(f, True, {**params, "frame": i}))
+        if len(out) >= frames // 2:
+            return out
+    return []
 
 
 # ---- fluoroscopy ---------------------------------------------------------------------------
@@ -235,4 +271,4 @@ def shaft_angle_deg(shaft_px) -> float:
 
 
 __all__ = ["Case", "fluoro_cases", "shaft_angle_deg", "skin_entry_along", "stop_before_bone",
-           "us_cases"]
+           "us_cases", "us_sequence"]

@@ -8,6 +8,7 @@ import math
 import cv2
 import numpy as np
 from numba import njit
+from scipy.ndimage import maximum_filter1d
 
 N_THETA = 180  # 1° bins of the line normal's angle
 
@@ -127,3 +128,39 @@ def fit_line(xs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> tuple[np.ndarray
                     [np.sum(w * dx * dy), np.sum(w * dy * dy)]])
     evals, evecs = np.linalg.eigh(cov)
     return c, evecs[:, 1]
+
+
+def step_tip(t: np.ndarray, con: np.ndarray, s_end: int, e_end: int, wdw: int,
+              tip_first: bool) -> float:
+    """Line parameter of the largest drop of ``con`` going toward the tip (mean over
+    ``wdw`` samples on the shaft side minus mean over ``wdw`` beyond), searched from
+    ``wdw`` samples inside the strong run's end ``s_end`` to ``wdw`` beyond the
+    extended end ``e_end``."""
+    c = con[::-1] if tip_first else con
+    n = c.size
+    s, e = (n - 1 - s_end, n - 1 - e_end) if tip_first else (s_end, e_end)
+    cs = np.concatenate([[0.0], np.cumsum(c, dtype=np.float64)])
+    k = np.arange(max(s - wdw, wdw), min(e + wdw, n - wdw) + 1)
+    if k.size == 0:
+        k = np.array([min(max(s, 1), n - 1)])
+        return float(t[n - 1 - k[0]] if tip_first else t[k[0]])
+    lo = np.clip(k - wdw, 0, n)
+    hi = np.clip(k + wdw, 0, n)
+    resp = (cs[k] - cs[lo]) / np.maximum(k - lo, 1) - (cs[hi] - cs[k]) / np.maximum(hi - k, 1)
+    # the most distal strong local maximum (a faint shaft beyond a bright part ends there)
+    loc = (resp >= maximum_filter1d(resp, size=max(3, wdw), mode="nearest")) & \
+        (resp >= 0.4 * resp.max()) & (resp > 0)
+    cand = np.flatnonzero(loc)
+    m = int(cand[-1]) if cand.size else int(np.argmax(resp))
+    off = 0.0
+    if 0 < m < resp.size - 1:
+        a, b, d = resp[m - 1], resp[m], resp[m + 1]
+        den = a - 2 * b + d
+        off = float(np.clip(0.5 * (a - d) / den, -0.5, 0.5)) if den < 0 else 0.0
+    pos = k[m] - 0.5 + off  # the step lies between samples k-1 and k
+    if tip_first:
+        pos = n - 1 - pos
+    pos = float(np.clip(pos, 0, n - 1))
+    i = int(pos)
+    f = pos - i
+    return float(t[i] + f * (t[min(i + 1, n - 1)] - t[i]))
