@@ -44,7 +44,7 @@ class LevelLabel:
 
 @dataclass(frozen=True)
 class LevelParams:
-    """*Assumptions* (tuned on seeds 100–104): band_mm half-width of the profile band,
+    """*Assumptions* (tuned on seeds 100–113): band_mm half-width of the profile band,
     body_mm box width for tracing the column, pitch_mm prior vertebral pitch at the
     isocentre (clipped to ``pitch_range_mm``), crest_rise: lateral-profile rise marking the
     iliac crests."""
@@ -52,8 +52,10 @@ class LevelParams:
     band_mm: float = 12.0
     body_mm: float = 40.0
     pitch_mm: float = 35.0
-    pitch_range_mm: tuple[float, float] = (25.0, 45.0)
+    pitch_range_mm: tuple[float, float] = (28.0, 42.0)
     min_prominence: float = 0.25
+    snap: float = 0.2
+    min_tooth: float = 0.2
     crest_rise: float = 0.08
     extend_down: int = 1
 
@@ -78,10 +80,12 @@ def bone_bright(frame: Frame) -> np.ndarray:
 
 
 def spine_column(g: np.ndarray, pix_mm: float, body_mm: float = 40.0) -> np.ndarray:
-    """Column (px) of the spine's axis for every row: robust quadratic fit."""
+    """Column (px) of the vertebral bodies' axis for every row: arg-max of the end-plate
+    (vertical-gradient) energy in a body-sized box, robust quadratic fit."""
     h, w = g.shape
     k = max(3, int(body_mm / pix_mm) | 1)
-    sm = cv2.blur(g, (k, k))
+    ey = np.abs(cv2.Sobel(cv2.GaussianBlur(g, (0, 0), 1.0), cv2.CV_32F, 0, 1, ksize=3))
+    sm = cv2.blur(ey, (k, int(1.5 * k) | 1))
     lo, hi = w // 5, w - w // 5
     col = np.argmax(sm[:, lo:hi], axis=1).astype(float) + lo
     rows = np.arange(h, dtype=float)
@@ -105,29 +109,45 @@ def column_profile(g: np.ndarray, col: np.ndarray, half_px: int) -> np.ndarray:
 def disc_energy(profile: np.ndarray, pix_mm: float) -> np.ndarray:
     """End-plate energy: rectified high-pass of the profile, smoothed over a disc height."""
     p = profile.astype(np.float32).reshape(-1, 1)
-    hp = p - cv2.GaussianBlur(p, (1, 0), 5.0 / pix_mm)
-    e = cv2.GaussianBlur(np.abs(hp), (1, 0), 3.0 / pix_mm).ravel()
+    hp = p - cv2.GaussianBlur(p, (1, 0), 3.0 / pix_mm)
+    e = cv2.GaussianBlur(np.abs(hp), (1, 0), 2.5 / pix_mm).ravel()
     return e / (np.percentile(e, 95) + 1e-9)
 
 
-def _chain(peaks: np.ndarray, strength: np.ndarray, pitch_px: float) -> list[int]:
-    """Discs linked upward from the lowest strong candidate at ≈ one pitch apart."""
-    if peaks.size == 0:
-        return []
-    order = np.argsort(peaks)[::-1]  # bottom first
-    strong = [i for i in order if strength[i] >= 0.5 * strength.max()]
-    start = strong[0]
-    chain = [start]
-    cur = peaks[start]
-    while True:
-        cand = [i for i in range(peaks.size)
-                if 0.65 * pitch_px <= cur - peaks[i] <= 1.45 * pitch_px]
-        if not cand:
-            break
-        i = max(cand, key=lambda j: strength[j] - abs(cur - peaks[j] - pitch_px) / pitch_px)
-        chain.append(i)
-        cur = peaks[i]
-    return chain
+def comb_discs(e: np.ndarray, pix_mm: float, p: LevelParams) -> tuple[np.ndarray, float]:
+    """Disc rows (bottom first) and pitch (px): the regular comb (pitch, phase) that
+    collects the most end-plate energy, teeth snapped to the nearest energy peak; the
+    lowest disc is the lowest tooth that still sits on a real peak (≥ ``min_tooth`` of the
+    strongest): below it lies the sacrum."""
+    h = e.size
+    rows = np.arange(h, dtype=float)
+    best = (-1.0, 0.0, 0.0)
+    for pitch in np.arange(p.pitch_range_mm[0] / pix_mm, p.pitch_range_mm[1] / pix_mm, 0.5):
+        for phase in np.arange(0.0, pitch, 1.0):
+            teeth = np.arange(phase, h, pitch)
+            score = float(np.interp(teeth, rows, e).mean())
+            if score > best[0]:
+                best = (score, pitch, phase)
+    _, pitch, phase = best
+    peaks, _ = find_peaks(e, prominence=p.min_prominence * 0.2)
+    teeth = np.arange(phase, h, pitch)
+    snapped, real = [], []
+    for t in teeth:
+        near = peaks[np.abs(peaks - t) <= p.snap * pitch] if peaks.size else peaks
+        if near.size:
+            q = float(near[np.argmin(np.abs(near - t))])
+            snapped.append(q)
+            real.append(e[int(q)])
+        else:
+            snapped.append(float(t))
+            real.append(0.0)
+    snapped = np.asarray(snapped)
+    real = np.asarray(real)
+    ok = np.flatnonzero(real >= p.min_tooth * real.max()) if real.size else np.array([])
+    if ok.size == 0:
+        return np.array([]), float(pitch)
+    discs = snapped[: ok[-1] + 1][::-1]
+    return discs, float(pitch)
 
 
 def label_levels(frame: Frame, params: LevelParams | None = None) -> list[LevelLabel]:
@@ -139,29 +159,9 @@ def label_levels(frame: Frame, params: LevelParams | None = None) -> list[LevelL
     col = spine_column(g, pix, p.body_mm)
     prof = column_profile(g, col, max(1, int(p.band_mm / pix)))
     e = disc_energy(prof, pix)
-    pitch0 = p.pitch_mm / pix
-    peaks, props = find_peaks(e, distance=max(2, int(0.55 * pitch0)),
-                              prominence=p.min_prominence)
-    if peaks.size < 2:
+    discs, pitch = comb_discs(e, pix, p)
+    if discs.size == 0:
         return []
-    strength = props["prominences"]
-    gaps = np.diff(np.sort(peaks))
-    ok = gaps[(gaps > 0.65 * pitch0) & (gaps < 1.45 * pitch0)]
-    pitch = float(np.median(ok)) if ok.size else pitch0
-    pitch = float(np.clip(pitch, p.pitch_range_mm[0] / pix, p.pitch_range_mm[1] / pix))
-    chain = _chain(peaks, strength, pitch)
-    discs = list(peaks[chain].astype(float))  # bottom first
-    if not discs:
-        return []
-    # the L5-S1 disc is tilted (lordosis) and faint: extend the chain downward with weak
-    # candidates one pitch apart
-    weak, _ = find_peaks(e, distance=max(2, int(0.55 * pitch0)), prominence=0.05)
-    for _ in range(p.extend_down):
-        below = [q for q in weak if 0.7 * pitch <= q - discs[0] <= 1.35 * pitch]
-        if not below:
-            break
-        discs.insert(0, float(min(below, key=lambda q: abs(q - discs[0] - pitch))))
-    discs = np.asarray(discs)
     crest = _crest_row(g, col, pix, p) if frame.settings.get("view", "ap") != "lateral" \
         else None
     spacing = np.diff(discs[::-1]) if discs.size > 1 else np.array([pitch])
