@@ -66,10 +66,10 @@ class NeedleParams:
     entry_gap_mm: float = 8.0
 
 
-US_PARAMS = NeedleParams(snr_threshold=30.0, min_angle_deg=14.0, n_peaks=10,
+US_PARAMS = NeedleParams(snr_threshold=26.0, side_mm=2.0, min_angle_deg=14.0, n_peaks=10,
                          parallel_penalty=1.0)
 FL_PARAMS = NeedleParams(snr_threshold=19.6, side_mm=2.0, min_length_mm=5.0, gap_mm=3.0,
-                         n_peaks=10,
+                         n_peaks=10, peak_frac=0.0,
                          parallel_penalty=1.0)
 
 
