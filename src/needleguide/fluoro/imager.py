@@ -134,13 +134,8 @@ class Fluoroscope:
         a_bone = np.maximum(li[..., 1] / 10.0, 0.0)
         ln_t = self.beam.ln_transmission(a_soft, a_bone)
         t = np.exp(ln_t).astype(np.float32)
-        # scatter: a broad blur of the primary (σ = 40 mm at the detector), SPR-scaled
-        small = cv2.resize(t, (64, 64), interpolation=cv2.INTER_AREA)
-        sig = 40.0 / (g.detector_mm / 64)
-        small = cv2.GaussianBlur(small, (0, 0), sig, borderType=cv2.BORDER_REFLECT)
-        scatter = cv2.resize(small, (n, n), interpolation=cv2.INTER_LINEAR)
         mask = carm.collimator_mask().astype(np.float32)
-        scatter *= self.settings.scatter_to_primary * mask
+        scatter = self.scatter_field(t, ln_t, mask, g.detector_mm)
         fieldw = cv2.GaussianBlur(mask, (0, 0), 1.0)
         ell = -np.log(np.maximum(t + scatter, 1e-12)).astype(np.float32)
         # dynamic range compression (clinical "harmonisation"): subtract a share of the
@@ -169,6 +164,51 @@ class Fluoroscope:
             self._poses.pop(next(iter(self._poses)))
         self._poses[key] = pc
         return pc
+
+    def scatter_field(self, t: np.ndarray, ln_t: np.ndarray, mask: np.ndarray,
+                      detector_mm: float) -> np.ndarray:
+        """Scatter at the detector behind the grid, in units of the unattenuated primary
+        behind the grid (so SPR = scatter / T).
+
+        Source: the primary photons that interact in the patient and still leave it, per
+        pixel T·ln(1/T) inside the collimated field (scatter-kernel superposition form;
+        air beside the body, T = 1, scatters nothing); spread by a two-Gaussian kernel on a
+        64² grid with zero outside the field; × ``scatter_coefficient`` (no-grid SPR per
+        unit ln attenuation, wide field); × grid scatter / primary transmission."""
+        s = self.settings
+        n = t.shape[0]
+        if s.scatter_to_primary == 0.0 or s.scatter_coefficient == 0.0:
+            return np.zeros_like(t, dtype=np.float32)
+        a = s.scatter_exit_exponent
+        tau = np.maximum(-ln_t, 0.0)
+        src = (np.power(t, 1.0 - a) * tau * mask).astype(np.float32)
+        m = 64
+        small = cv2.resize(src, (m, m), interpolation=cv2.INTER_AREA)
+        px = detector_mm / m
+        (s1, s2), w1 = s.scatter_kernel_mm, s.scatter_kernel_mix
+        blur = np.float32(w1) * cv2.GaussianBlur(small, (0, 0), s1 / px,
+                                                 borderType=cv2.BORDER_CONSTANT) \
+            + np.float32(1.0 - w1) * cv2.GaussianBlur(small, (0, 0), s2 / px,
+                                                      borderType=cv2.BORDER_CONSTANT)
+        scatter = cv2.resize(blur, (n, n), interpolation=cv2.INTER_LINEAR)
+        k = s.scatter_coefficient * s.scatter_transmission / s.primary_transmission
+        if s.scatter_to_primary is not None:
+            k = s.scatter_to_primary / self.reference_tau()
+        if a > 0:
+            scatter *= np.power(t, a).astype(np.float32)
+        return (scatter * np.float32(k) * mask).astype(np.float32)
+
+    def reference_tau(self) -> float:
+        """ln(1/T) of 20 g/cm² of soft tissue (≈ 20 cm water) for this beam."""
+        return float(-self.beam.ln_transmission(np.array([20.0]), np.array([0.0]))[0])
+
+    def scatter_to_primary_slab(self) -> float:
+        """Model SPR behind the grid for a wide 20 cm water slab (no field-edge loss)."""
+        s = self.settings
+        if s.scatter_to_primary is not None:
+            return float(s.scatter_to_primary)
+        return s.scatter_coefficient * self.reference_tau() * s.scatter_transmission \
+            / s.primary_transmission
 
     # ---- imaging --------------------------------------------------------------------------
     def expose(self, scene: Scene, mode: str = "pulsed", carm: CArm | None = None,
@@ -220,7 +260,7 @@ class Fluoroscope:
         mas = self.exposure_mas(mode)
         # absorbed quanta per pixel without patient, behind the grid
         q0 = np.float32(self.beam.weights.sum() / 100.0 * (1000.0 / g.sid_mm) ** 2 * mas
-                        * g.pixel_mm ** 2 * s.grid_primary_transmission)
+                        * g.pixel_mm ** 2 * s.primary_transmission)
         mean = (t_img + pc.scatter_rel) * q0
         sig_fs = (g.focal_spot_mm / 2.355) * (g.sid_mm - g.sod_mm) / g.sod_mm / g.pixel_mm
         if sig_fs > 0.15:
