@@ -153,6 +153,48 @@ def test_skin_to_sacral_hiatus_depth_vs_bmi_within_published_bounds():
     assert lig[38.0] - lig[22.0] < 0.7 * (lam[38.0] - lam[22.0]), (lig, lam)
 
 
+def _interlaminar_window_mm(model, upper, lower, x_mm):
+    """Longest cranio-caudal run (mm) of posterior-to-anterior rays, in the parasagittal
+    plane at ``x_mm``, that meet the ligamentum flavum / canal before any bone."""
+    T = model.tissues
+    U, B = model.vertebrae[upper], model.vertebrae[lower]
+    sup = U.superior + B.superior
+    sup /= np.linalg.norm(sup)
+    ant = U.anterior + B.anterior
+    ant -= sup * (ant @ sup)
+    ant /= np.linalg.norm(ant)
+    c = 0.5 * (U.center_mm + B.center_mm)
+    c[0] = x_mm
+    step = 0.5
+    aff = np.eye(4)
+    aff[:3, 0] = sup * step
+    aff[:3, 1] = ant * step
+    aff[:3, 2] = np.cross(sup, ant) * step
+    aff[:3, 3] = c - sup * 25.0 - ant * 90.0
+    lab = model.render((101, 181, 1), aff)[:, :, 0]
+    bone = set(T.labels_in_group("bone"))
+    canal = {T.label(n) for n in ("ligamentum_flavum", "epidural_fat", "dura", "csf")}
+    open_ = []
+    for row in lab:
+        hit = [v for v in row if v in bone or v in canal]
+        open_.append(bool(hit) and hit[0] in canal)
+    best = run = 0
+    for o in open_:
+        run = run + 1 if o else 0
+        best = max(best, run)
+    return best * step
+
+
+def test_interlaminar_windows_open_in_the_paramedian_plane(lumbar_model):
+    """Paramedian sagittal (~6–9 mm from the midline): at L3–L4, L4–L5 and L5–S1 a window
+    between the shingled laminae shows the ligamentum flavum and the canal (clinically
+    ~10–20 mm at L3–L5 in young adults, narrowing with degeneration)."""
+    for u, b in (("L3", "L4"), ("L4", "L5"), ("L5", "S1")):
+        for x in (6.0, 9.0):
+            w = _interlaminar_window_mm(lumbar_model, u, b, x)
+            assert 7.0 <= w <= 25.0, (u, b, x, w)
+
+
 def test_degeneration_reduces_disc_height():
     h = {}
     for grade in (0, 3):

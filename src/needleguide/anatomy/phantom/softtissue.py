@@ -8,6 +8,8 @@ BMI mapping (documented in docs/anatomy.md):
   and the skin-to-target depth at the L4–L5 medial-branch target ~ 76 mm at BMI 35
   (Rauch et al., RAPM 2009;34:340: 76 ± 15 mm at BMI > 30). Skin-to-epidural depth
   correlates with BMI (Clinkscales CP et al., IJOA 2007;16:323).
+- over the midline lower sacrum and coccyx: ``4 + 0.9 (BMI - 18)`` mm of fat under the
+  skin and no muscle (a groove cut into the back by the body pass; ``sacral_fat_mm``).
 - visceral fat: the abdomen deepens by 2.5 mm per BMI unit above 24 (*assumption*).
 - muscle size scales by ``1 + 0.008 (BMI - 24)`` (clipped 0.9–1.2) (*assumption*: muscle
   mass rises mildly with body mass).

@@ -73,7 +73,7 @@ def geometry(lv: Level, growth: float = 0.0) -> dict:
         "facet_t": 7.0 * (1.0 + growth),
         # lamina plate: from about the pedicle's lower half down to the disc below (its
         # inferior border), so that the interlaminar window between two laminae is
-        # ~12–16 mm high at L3–L5 (young adult; Kim et al., JMISST 2021;6:21, 3D CT)
+        # ~10–14 mm high at L3–S1 (young adults ~10–20 mm: Kim et al., JMISST 2021;6(1))
         "lam_t": 2.6, "lam_h": 0.4 * d.body_height,
         "lam_zc": -0.2 * d.body_height,
     }
