@@ -11,8 +11,8 @@ from needleguide.guidance.levels import ORDER, baseline_levels, label_levels
 
 
 def _column(n_bodies=5, pitch_px=46, size=256, seed=0):
-    """White-bone AP-like image: bodies with bright end-plates, dark discs, a smooth
-    sacrum below the lowest disc."""
+    """White-bone lateral-like image: bodies with bright end-plates, dark discs, a smooth
+    sacrum below the lowest disc, and the iliac wings overlapping from L5 down."""
     rng = np.random.default_rng(seed)
     img = np.full((size, size), 0.3, np.float32)
     c0, c1 = size // 2 - 25, size // 2 + 25
@@ -25,6 +25,7 @@ def _column(n_bodies=5, pitch_px=46, size=256, seed=0):
         for e in (d - 5, d + 4):
             if 0 <= e < size:
                 img[e, c0:c1] = 0.95
+    img[bottom - pitch_px + 8:, :] += 0.2  # iliac wings over L5 and the sacrum
     img += rng.normal(0, 0.01, img.shape).astype(np.float32)
     return Frame(pixels=img, spacing_mm=(1.0, 1.0), ImageToPatient=np.eye(4), time_s=0.0,
                  modality="fluoro", settings={"pixel_mm": 1.0, "sod_mm": 650.0,

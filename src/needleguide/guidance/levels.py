@@ -5,11 +5,14 @@ Method: bone made bright (display polarity from the settings); the spinal column
 row by row (arg-max of a body-wide box blur, robust quadratic fit of column vs row); the
 intensity profile along it (a band ±``band_mm`` wide); end-plates seen edge-on are sharp
 bright pairs, so the high-passed, rectified, smoothed profile peaks at each disc space.
-Disc candidates are chained from the bottom with the vertebral pitch (median spacing,
-clipped to 25–45 mm at the isocentre); the lowest disc of the chain is L5–S1 (the sacrum
-below it has no disc), bodies are labelled upward L5, L4, … and the sacrum S1 below it.
-Cross-check on AP: the iliac crests (the lateral profile's rise) lie near L4–L5; when
-they do, confidence is high, else it drops. Confidence also falls with irregular spacing.
+Disc candidates follow the vertebral pitch (
+clipped to 28–42 mm at the isocentre) as a regular comb snapped to the energy peaks;
+bodies are labelled upward from the L5–S1 disc (L5, L4, …), the sacrum S1 below it.
+Which disc is L5–S1 comes from the iliac wings: on the lateral view they overlap the
+column from L5 down, so the profile along the column steps up most across L4–L5; on the
+AP view the bands 40–80 mm either side of the column brighten most across L5–S1. On AP
+the lowest tooth on a real end-plate peak is a cross-check: agreement raises the
+confidence, disagreement lowers it. Confidence also falls with irregular spacing.
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ class LevelLabel:
 class LevelParams:
     """*Assumptions* (tuned on seeds 100–113): band_mm half-width of the profile band,
     body_mm box width for tracing the column, pitch_mm prior vertebral pitch at the
-    isocentre (clipped to ``pitch_range_mm``), crest_rise: lateral-profile rise marking the
-    iliac crests."""
+    isocentre (clipped to ``pitch_range_mm``), min_tooth: weakest end-plate tooth (share
+    of the strongest) still a disc, snap: how far (pitches) a tooth may move to an energy peak."""
 
     band_mm: float = 12.0
     body_mm: float = 40.0
@@ -56,8 +59,6 @@ class LevelParams:
     min_prominence: float = 0.25
     snap: float = 0.2
     min_tooth: float = 0.2
-    crest_rise: float = 0.08
-    extend_down: int = 1
 
 
 def iso_pixel_mm(frame: Frame) -> float:
@@ -114,40 +115,58 @@ def disc_energy(profile: np.ndarray, pix_mm: float) -> np.ndarray:
     return e / (np.percentile(e, 95) + 1e-9)
 
 
-def comb_discs(e: np.ndarray, pix_mm: float, p: LevelParams) -> tuple[np.ndarray, float]:
-    """Disc rows (bottom first) and pitch (px): the regular comb (pitch, phase) that
-    collects the most end-plate energy, teeth snapped to the nearest energy peak; the
-    lowest disc is the lowest tooth that still sits on a real peak (≥ ``min_tooth`` of the
-    strongest): below it lies the sacrum."""
+def comb_teeth(e: np.ndarray, pix_mm: float, p: LevelParams
+               ) -> tuple[np.ndarray, np.ndarray, float]:
+    """The regular comb (pitch, phase) that collects the most end-plate energy: its teeth
+    (rows, top first) snapped to the nearest energy peak within ``snap`` pitches, the
+    energy of each snapped tooth (0 when no peak is near) and the pitch (px)."""
     h = e.size
     rows = np.arange(h, dtype=float)
     best = (-1.0, 0.0, 0.0)
     for pitch in np.arange(p.pitch_range_mm[0] / pix_mm, p.pitch_range_mm[1] / pix_mm, 0.5):
-        for phase in np.arange(0.0, pitch, 1.0):
-            teeth = np.arange(phase, h, pitch)
-            score = float(np.interp(teeth, rows, e).mean())
-            if score > best[0]:
-                best = (score, pitch, phase)
+        phase = np.arange(0.0, pitch, 1.0)[:, None]
+        teeth = phase + pitch * np.arange(int(h / pitch) + 1)[None, :]
+        inside = teeth < h - 1
+        val = np.interp(np.where(inside, teeth, 0.0), rows, e) * inside
+        score = val.sum(axis=1) / inside.sum(axis=1)
+        k = int(np.argmax(score))
+        if score[k] > best[0]:
+            best = (float(score[k]), float(pitch), float(phase[k, 0]))
     _, pitch, phase = best
     peaks, _ = find_peaks(e, prominence=p.min_prominence * 0.2)
     teeth = np.arange(phase, h, pitch)
-    snapped, real = [], []
-    for t in teeth:
-        near = peaks[np.abs(peaks - t) <= p.snap * pitch] if peaks.size else peaks
-        if near.size:
-            q = float(near[np.argmin(np.abs(near - t))])
-            snapped.append(q)
-            real.append(e[int(q)])
-        else:
-            snapped.append(float(t))
-            real.append(0.0)
-    snapped = np.asarray(snapped)
-    real = np.asarray(real)
-    ok = np.flatnonzero(real >= p.min_tooth * real.max()) if real.size else np.array([])
-    if ok.size == 0:
-        return np.array([]), float(pitch)
-    discs = snapped[: ok[-1] + 1][::-1]
-    return discs, float(pitch)
+    snapped = teeth.copy()
+    real = np.zeros(teeth.size)
+    if peaks.size:
+        d = np.abs(peaks[None, :] - teeth[:, None])
+        j = np.argmin(d, axis=1)
+        near = d[np.arange(teeth.size), j] <= p.snap * pitch
+        snapped[near] = peaks[j[near]]
+        real[near] = e[peaks[j[near]]]
+    return snapped, real, float(pitch)
+
+
+def lowest_disc_ap(real: np.ndarray, p: LevelParams) -> int | None:
+    """AP: the lowest tooth still on a real end-plate peak (≥ ``min_tooth`` of the
+    strongest); the sacrum below it has no disc."""
+    ok = np.flatnonzero(real >= p.min_tooth * real.max()) if real.size else real
+    return int(ok[-1]) if ok.size else None
+
+
+def lowest_disc_lateral(profile: np.ndarray, teeth: np.ndarray, pitch: float,
+                        pix_mm: float) -> int:
+    """Lateral: the iliac wings overlap the column from L5 down, so the profile steps up
+    most across the L4-L5 disc; L5-S1 is the next tooth below (index may be one past the
+    last tooth when it lies outside the image)."""
+    w = max(1, int(4.0 / pix_mm))
+    b = int(0.3 * pitch)
+    sd = float(profile.std()) + 1e-9
+    steps = np.full(teeth.size, -np.inf)
+    for k, t in enumerate(teeth.astype(int)):
+        if t - b - w >= 0 and t + b + w < profile.size:
+            steps[k] = (profile[t + b - w:t + b + w].mean()
+                        - profile[t - b - w:t - b + w].mean()) / sd
+    return int(np.argmax(steps)) + 1
 
 
 def label_levels(frame: Frame, params: LevelParams | None = None) -> list[LevelLabel]:
@@ -159,18 +178,28 @@ def label_levels(frame: Frame, params: LevelParams | None = None) -> list[LevelL
     col = spine_column(g, pix, p.body_mm)
     prof = column_profile(g, col, max(1, int(p.band_mm / pix)))
     e = disc_energy(prof, pix)
-    discs, pitch = comb_discs(e, pix, p)
-    if discs.size == 0:
+    teeth, real, pitch = comb_teeth(e, pix, p)
+    lateral = abs(abs(float(frame.settings.get("orbit_deg", 0.0))) - 90.0) < 30.0 \
+        or frame.settings.get("view") == "lateral"
+    if teeth.size == 0:
         return []
-    crest = _crest_row(g, col, pix, p) if frame.settings.get("view", "ap") != "lateral" \
-        else None
+    if lateral:
+        k = lowest_disc_lateral(prof, teeth, pitch, pix)
+        discs = teeth[:k + 1][::-1] if k < teeth.size else \
+            np.concatenate([[teeth[-1] + pitch], teeth[::-1]])
+    else:
+        # the iliac crests: the band 40-80 mm either side of the column brightens most
+        # across the L5-S1 tooth; the weakest real end-plate tooth is the cross-check
+        k = min(lowest_disc_lateral(side_profile(g, col, pix), teeth, pitch, pix) - 1,
+                teeth.size - 1)
+        k_energy = lowest_disc_ap(real, p)
+        agree = k_energy == k
+        discs = teeth[:k + 1][::-1]
     spacing = np.diff(discs[::-1]) if discs.size > 1 else np.array([pitch])
     regular = float(np.clip(1.0 - np.std(spacing) / pitch, 0.0, 1.0))
     conf = 0.55 + 0.4 * regular
-    if crest is not None:
-        # the crests lie between the L4 body and the top of the sacrum
-        near = discs[0] - 1.6 * pitch <= crest <= discs[0] + 0.6 * pitch
-        conf = min(0.99, conf + 0.05) if near else conf * 0.7
+    if not lateral:
+        conf = min(0.99, conf + 0.05) if agree else conf * 0.75
     centres = [discs[0] + 0.5 * pitch] + [0.5 * (discs[k] + discs[k + 1])
                                           for k in range(discs.size - 1)]
     centres.append(discs[-1] - 0.5 * pitch)
@@ -185,20 +214,17 @@ def label_levels(frame: Frame, params: LevelParams | None = None) -> list[LevelL
     return out
 
 
-def _crest_row(g: np.ndarray, col: np.ndarray, pix: float, p: LevelParams) -> float | None:
-    """Row where the lateral profile (70 mm either side of the column) rises: the top of
-    the iliac crests; None when no rise is seen."""
+def side_profile(g: np.ndarray, col: np.ndarray, pix_mm: float,
+                 band_mm: tuple[float, float] = (40.0, 80.0)) -> np.ndarray:
+    """Mean intensity per row of the bands ``band_mm`` either side of the column (where
+    the iliac wings appear on an AP view)."""
     h, w = g.shape
-    lat = int(70.0 / pix)
-    rows = np.arange(h)
-    side = 0.5 * (g[rows, np.clip(np.rint(col).astype(int) - lat, 0, w - 1)]
-                  + g[rows, np.clip(np.rint(col).astype(int) + lat, 0, w - 1)])
-    sm = cv2.GaussianBlur(side.astype(np.float32).reshape(-1, 1), (1, 0), 4.0 / pix).ravel()
-    d = np.gradient(sm)
-    k = int(np.argmax(d))
-    window = int(15.0 / pix)
-    rise = sm[min(h - 1, k + window)] - sm[max(0, k - window)]
-    return float(k) if rise >= p.crest_rise else None
+    offs = np.arange(int(band_mm[0] / pix_mm), max(int(band_mm[1] / pix_mm),
+                                                    int(band_mm[0] / pix_mm) + 1))
+    c = np.rint(col).astype(int)[:, None]
+    rows = np.arange(h)[:, None]
+    return 0.5 * (g[rows, np.clip(c - offs[None], 0, w - 1)].mean(axis=1)
+                  + g[rows, np.clip(c + offs[None], 0, w - 1)].mean(axis=1))
 
 
 def baseline_levels(frame: Frame, pitch_mm: float = 35.0) -> list[LevelLabel]:
