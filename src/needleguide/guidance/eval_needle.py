@@ -7,8 +7,9 @@
 truth-free frames, and returns the issue's fixed interface (see docs/guidance_needle.md).
 
 Tuning seeds: the detector's parameters were set on frames from phantoms (and case
-generators) seeded 101–104; a run draws phantom seeds ``100·seed + i`` (i < 4), so any
-``seed`` except 1 is held out (``held_out`` in the result says so).
+generators) seeded 101–104 (US and FL) and 111, 113 (FL, after the fluoroscope's scatter
+model changed); a run draws phantom seeds ``100·seed + i`` (i < 4), so any ``seed``
+except 1 is held out (``held_out`` in the result says so).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from needleguide.guidance.needle_cases import (
     us_sequence,
 )
 
-TUNING_SEEDS = (101, 102, 103, 104)  # phantom / case seeds the parameters were set on
+TUNING_SEEDS = (101, 102, 103, 104, 111, 113)  # phantom / case seeds used for tuning
 
 
 # ---- baseline ------------------------------------------------------------------------------

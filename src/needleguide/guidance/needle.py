@@ -63,14 +63,14 @@ class NeedleParams:
     shadow_ratio: float = 0.6
     free_end_mm: float = 3.0
     peak_frac: float = 0.4
+    intensity_power: float = 2.0
     entry_gap_mm: float = 8.0
 
 
 US_PARAMS = NeedleParams(snr_threshold=26.0, side_mm=2.0, min_angle_deg=14.0, n_peaks=10,
                          parallel_penalty=1.0)
-FL_PARAMS = NeedleParams(snr_threshold=19.6, side_mm=2.0, min_length_mm=5.0, gap_mm=3.0,
-                         n_peaks=10, peak_frac=0.0,
-                         parallel_penalty=1.0)
+FL_PARAMS = NeedleParams(snr_threshold=25.5, side_mm=1.2, min_length_mm=5.0, gap_mm=3.0,
+                         n_peaks=10, peak_frac=0.0, parallel_penalty=2.0)
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
         return NOT_FOUND
     ys, xs = np.divmod(idx, small.shape[1])
     # specular steel is the brightest thing on the line: weight votes by intensity²
-    ws = r.ravel()[idx] * small.ravel()[idx] ** 2
+    ws = r.ravel()[idx] * small.ravel()[idx] ** prm.intensity_power
     comp = [x.ravel()[idx] for x in der]
     if r2 is not None:
         big = r2.ravel()[idx] >= r.ravel()[idx]
