@@ -12,7 +12,8 @@ Which disc is L5–S1 comes from the iliac wings: on the lateral view they overl
 column from L5 down, so the profile along the column steps up most across L4–L5; on the
 AP view the bands 40–80 mm either side of the column brighten most across L5–S1. On AP
 the lowest tooth on a real end-plate peak is a cross-check: agreement raises the
-confidence, disagreement lowers it. Confidence also falls with irregular spacing.
+confidence, disagreement lowers it, and when the crest step sits on no end-plate peak
+the end-plate answer wins. Confidence also falls with irregular spacing.
 """
 
 from __future__ import annotations
@@ -194,6 +195,8 @@ def label_levels(frame: Frame, params: LevelParams | None = None) -> list[LevelL
                 teeth.size - 1)
         k_energy = lowest_disc_ap(real, p)
         agree = k_energy == k
+        if not agree and k_energy is not None and real[k] < p.min_tooth * real.max():
+            k = k_energy  # the crest step sits on no end-plate: trust the end-plates
         discs = teeth[:k + 1][::-1]
     spacing = np.diff(discs[::-1]) if discs.size > 1 else np.array([pitch])
     regular = float(np.clip(1.0 - np.std(spacing) / pitch, 0.0, 1.0))
