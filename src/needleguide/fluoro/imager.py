@@ -138,21 +138,7 @@ class Fluoroscope:
         scatter = self.scatter_field(t, ln_t, mask, g.detector_mm)
         fieldw = cv2.GaussianBlur(mask, (0, 0), 1.0)
         ell = -np.log(np.maximum(t + scatter, 1e-12)).astype(np.float32)
-        # dynamic range compression (clinical "harmonisation"): subtract a share of the
-        # large-scale (σ = 25 mm) log image so that abdomen and back fit one window
-        ell_f = np.where(mask > 0, ell, np.float32(np.median(ell[mask > 0])))
-        low = cv2.GaussianBlur(ell_f, (0, 0), 25.0 / g.pixel_mm)
-        low = np.float32(self.settings.range_compression) * (low - np.float32(low.mean()))
-        ell = ell - low
-        # window from the central part of the field (where the C-arm's brightness control
-        # measures), so thin flanks and bowel gas do not set the grey scale
-        mid = np.zeros_like(mask, dtype=bool)
-        a, b = n // 5, n - n // 5
-        mid[a:b, a:b] = True
-        inside = ell[(mask > 0) & mid]
-        lo, hi = np.percentile(inside, [1.0, 99.8]) if inside.size else (0.0, 1.0)
-        lo -= 0.15 * (hi - lo)
-        hi = max(hi, lo + 1e-3)
+        low, (lo, hi) = self._display_window(ell, mask, g.pixel_mm)
         pc = _PoseCache(a_soft=a_soft.astype(np.float32), a_bone=a_bone.astype(np.float32),
                         ln_t=ln_t, scatter_rel=scatter.astype(np.float32),
                         window=(float(lo), float(hi)), low_pass=low, field=fieldw,
@@ -164,6 +150,38 @@ class Fluoroscope:
             self._poses.pop(next(iter(self._poses)))
         self._poses[key] = pc
         return pc
+
+    def _display_window(self, ell: np.ndarray, mask: np.ndarray, pixel_mm: float
+                        ) -> tuple[np.ndarray, tuple[float, float]]:
+        """Automatic range compression and window/level of a pose, from the anatomy only.
+
+        Body = collimated pixels whose noise-free signal is attenuated by more than
+        ``body_log_threshold`` (the raw beam beside the body and thin skin folds are out).
+        Range compression (clinical unsharp-mask "harmonisation"): the body's large-scale
+        log image (normalised Gaussian of σ ``range_compression_mm``, so air does not drag
+        it) is removed by ``range_compression``. Window: ``window_percentiles`` of the
+        compressed log image over the body eroded by 10 mm (no skin-edge ramp), widened by
+        10 % below and 5 % above."""
+        s = self.settings
+        body = ((mask > 0) & (ell > s.body_log_threshold)).astype(np.float32)
+        if body.sum() < 0.02 * body.size:  # no patient in the field: use the whole field
+            body = (mask > 0).astype(np.float32)
+        sig = s.range_compression_mm / pixel_mm
+        num = cv2.GaussianBlur(ell * body, (0, 0), sig)
+        den = cv2.GaussianBlur(body, (0, 0), sig)
+        low = num / np.maximum(den, np.float32(1e-3))
+        inb = body > 0
+        low = np.float32(s.range_compression) * (low - np.float32(np.mean(low[inb])))
+        # the window ignores the skin-edge ramp: body eroded by 10 mm (if enough is left)
+        r = max(1, int(round(10.0 / pixel_mm)))
+        core = cv2.erode(body, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                         (2 * r + 1, 2 * r + 1))) > 0
+        if core.sum() < 0.02 * core.size:
+            core = inb
+        comp = (ell - low)[core]
+        lo, hi = np.percentile(comp, s.window_percentiles) if comp.size else (0.0, 1.0)
+        lo, hi = lo - 0.10 * (hi - lo), hi + 0.05 * (hi - lo)
+        return low.astype(np.float32), (float(lo), float(max(hi, lo + 1e-3)))
 
     def scatter_field(self, t: np.ndarray, ln_t: np.ndarray, mask: np.ndarray,
                       detector_mm: float) -> np.ndarray:

@@ -38,8 +38,11 @@ class FluoroSettings(BaseModel):
     Display: 'white-bone' (radiographic: attenuation bright — bone, steel and contrast white)
     or 'black-bone' (the inverted fluoroscopic display: bone dark, needle and contrast
     black); edge_enhance (unsharp-mask gain); temporal_filter: weight of the newest pulse
-    in the recursive (lag) filter of pulsed fluoroscopy (1 = off); range_compression: share
-    of the large-scale (25 mm) log image removed before windowing; noise on/off.
+    in the recursive (lag) filter of pulsed fluoroscopy (1 = off); automatic window from the
+    anatomy only: body = collimated pixels with log attenuation > body_log_threshold (raw
+    beam beside the body excluded), range_compression: share of the body's large-scale
+    (σ range_compression_mm) log image removed before windowing, window from the body's
+    window_percentiles; noise on/off.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -68,7 +71,10 @@ class FluoroSettings(BaseModel):
     display: Literal["white-bone", "black-bone"] = "white-bone"
     edge_enhance: float = Field(0.7, ge=0.0, le=4.0)
     temporal_filter: float = Field(0.3, gt=0.0, le=1.0)
-    range_compression: float = Field(0.6, ge=0.0, le=1.0)
+    range_compression: float = Field(0.7, ge=0.0, le=1.0)
+    range_compression_mm: float = Field(20.0, ge=2.0, le=100.0)
+    window_percentiles: tuple[float, float] = (3.0, 99.7)
+    body_log_threshold: float = Field(0.7, ge=0.0, le=5.0)
     noise: bool = True
 
     @field_validator("pulse_rate")
