@@ -64,6 +64,7 @@ class NeedleParams:
     free_end_mm: float = 3.0
     peak_frac: float = 0.4
     intensity_power: float = 2.0
+    band_average: bool = False
     entry_gap_mm: float = 8.0
 
 
@@ -278,10 +279,16 @@ def _measure(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: floa
         return NOT_FOUND
     side = max(prm.side_mm / sp, 2.5)
     far = prm.shadow_mm / sp
-    offs = np.array([-side, -0.5, 0.0, 0.5, side, -far, far], np.float32)
+    offs = np.array([-side, -0.5, 0.0, 0.5, side, -far, far,
+                     -side - 1.0, -side + 1.0, side - 1.0, side + 1.0], np.float32)
     pr = NL.line_profiles(g, c, u, t, offs)
-    on = pr[1:4].max(axis=0)
-    s1, s2 = pr[0], pr[4]
+    if prm.band_average:  # side bands of 3 samples, mean on-line (less noise)
+        on = pr[1:4].mean(axis=0)
+        s1 = (pr[0] + pr[7] + pr[8]) / 3.0
+        s2 = (pr[4] + pr[9] + pr[10]) / 3.0
+    else:
+        on = pr[1:4].max(axis=0)
+        s1, s2 = pr[0], pr[4]
     con = on - np.maximum(s1, s2)
     box = max(3, int(round(1.0 / sp)))  # ~1 mm smoothing along the line
     ker = np.ones(box, np.float32) / box
