@@ -181,3 +181,13 @@ def test_evaluate_needle_interface(tmp_path):
         assert (tmp_path / f"needle_{mod}.png").stat().st_size > 1000
     assert r["held_out"] is True
     json.dumps(r)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (512, 512), (300, 200, 3)])
+def test_blank_and_odd_frames_give_no_needle(shape):
+    px = np.zeros(shape, np.uint8)
+    f = Frame(pixels=px, spacing_mm=(0.2, 0.2), ImageToPatient=np.eye(4), time_s=0.0,
+              modality="us")
+    assert not detect_needle(f).found
+    g = dataclasses.replace(f, pixels=np.full(shape[:2], 0.5, np.float32), modality="fluoro")
+    assert not detect_needle(g).found
