@@ -252,3 +252,26 @@ def _final_label(feats: list[FrameFeatures], arrival: float | None, alarm: float
     if big.height_mm >= p.intrathecal_height_mm:
         return "intrathecal", 0.6
     return "soft_tissue", 0.5
+
+
+def draw_contrast(frame: Frame, result: ContrastResult) -> np.ndarray:
+    """RGB uint8 overlay: the opacified outline (red), the pattern label and, when the
+    alarm fired, a red "INTRAVASCULAR" banner with the alarm time."""
+    g = np.asarray(frame.pixels, np.float32)
+    g = g / 255.0 if g.max() > 1.5 else g
+    img = cv2.cvtColor((np.clip(g, 0, 1) * 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+    scale = max(1, 512 // img.shape[0])
+    img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    if result.mask is not None and result.mask.any():
+        m = cv2.resize(result.mask.astype(np.uint8), (img.shape[1], img.shape[0]),
+                       interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(img, contours, -1, (230, 40, 40), 1, cv2.LINE_AA)
+    w = img.shape[1]
+    if result.alarm_time_s is not None:
+        cv2.rectangle(img, (0, 0), (w, 34), (200, 0, 0), -1)
+        cv2.putText(img, f"INTRAVASCULAR  t={result.alarm_time_s:.2f} s", (8, 24),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
+    cv2.putText(img, f"{result.label} ({result.confidence:.2f})", (8, img.shape[0] - 10),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 220, 60), 1, cv2.LINE_AA)
+    return img
