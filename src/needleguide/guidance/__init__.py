@@ -1,1 +1,16 @@
-"""Guidance analysers: read a Frame (pixels, spacing, settings) and never its truth."""
+"""Guidance analysers: read a Frame (pixels, spacing, settings) and never its truth.
+
+- ``needle`` / ``tracking``: needle shaft, angle and tip in US and FL frames.
+- :mod:`needleguide.guidance.levels`: vertebral level labels on FL AP and lateral frames
+  (:func:`label_levels`; baseline :func:`baseline_levels`).
+- :mod:`needleguide.guidance.contrast`: contrast pattern and intravascular alarm from an
+  FL sequence, live or DSA (:func:`classify_sequence`).
+- ``eval_*``: labelled simulated cases and the ``needleguide evaluate`` figures
+  (docs/guidance_levels_contrast.md).
+"""
+
+from needleguide.guidance.contrast import ContrastResult, classify_sequence, draw_contrast
+from needleguide.guidance.levels import LevelLabel, baseline_levels, draw_levels, label_levels
+
+__all__ = ["ContrastResult", "LevelLabel", "baseline_levels", "classify_sequence",
+           "draw_contrast", "draw_levels", "label_levels"]
