@@ -73,7 +73,7 @@ class FluoroSettings(BaseModel):
     temporal_filter: float = Field(0.3, gt=0.0, le=1.0)
     range_compression: float = Field(0.7, ge=0.0, le=1.0)
     range_compression_mm: float = Field(20.0, ge=2.0, le=100.0)
-    window_percentiles: tuple[float, float] = (3.0, 99.7)
+    window_percentiles: tuple[float, float] = (5.0, 99.7)
     body_log_threshold: float = Field(0.7, ge=0.0, le=5.0)
     noise: bool = True
 
