@@ -86,3 +86,19 @@ def test_iodine_patch_visible_on_lumbar_lateral():
             assert contrast[None] >= 0.05 * (hi - lo)
     assert contrast[None] >= 0.15
     assert contrast[None] >= 0.15 * contrast[0.0]
+
+
+def test_display_window_set_by_the_body_not_the_raw_beam():
+    """A narrow body in a wide field: the window comes from the body (its lower end well
+    above the raw beam beside it) and the body's centre is mid-grey, not black."""
+    p = slab_patient(200.0, bone=True, spacing=4.0)
+    p.labels[:20] = 0  # 60 × 4 mm → keep the central 80 mm: air on both sides
+    p.labels[-20:] = 0
+    fl = Fluoroscope(p, FluoroSettings(geometry=GEOM, noise=False), carm=CArm(geometry=GEOM))
+    pc = fl._pose(fl.carm)
+    lo, hi = pc.window
+    ell = fl.expose(Scene(p)).log_image
+    assert ell[64, 5] < 0.2  # raw beam beside the body
+    assert lo > 0.5 * ell[64, 40]  # soft-tissue part of the body
+    v = fl.frame(Scene(p), "spot").pixels
+    assert 0.15 < v[64, 40] < 0.85
