@@ -345,6 +345,11 @@ class Fluoroscope:
             "mean_energy_kev": round(self.spectrum.mean_energy_kev(), 2),
             "display": self.settings.display, "edge_enhance": self.settings.edge_enhance,
             "detector_air_kerma_ugy": round(exp.detector_kerma_ugy, 5),
+            "anti_scatter_grid": ({"ratio": self.settings.grid_ratio,
+                                   "primary_transmission": self.settings.primary_transmission,
+                                   "scatter_transmission": self.settings.scatter_transmission}
+                                  if self.settings.grid else None),
+            "scatter_to_primary_20cm_water": round(self.scatter_to_primary_slab(), 3),
             "cumulative_dose": {"air_kerma_mgy": self.dose_total.air_kerma_mgy,
                                 "dap_gy_cm2": self.dose_total.dap_gy_cm2,
                                 "fluoro_time_s": self.dose_total.fluoro_time_s},
