@@ -29,7 +29,7 @@ class FluoroSettings(BaseModel):
     (``scatter_kernel_mm``: σ of a narrow and a wide Gaussian at the detector, mixed
     ``scatter_kernel_mix`` of the narrow one) and scaled by ``scatter_coefficient`` (the
     scatter-to-primary ratio *without* a grid per unit ln attenuation for a wide field:
-    1.2 → SPR ≈ 5.6 behind 20 cm water at 70 kVp). ``grid`` on: primary × grid_primary_
+    1.2 → SPR ≈ 5.9 behind 20 cm water at 70 kVp). ``grid`` on: primary × grid_primary_
     transmission (0.7), scatter × grid_scatter_transmission (0.12), grid_ratio 12 (recorded;
     the transmissions carry its effect). scatter_to_primary: legacy override — if given,
     the scatter field is rescaled so that a wide 20 cm water slab has this SPR at the
