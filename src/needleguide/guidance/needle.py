@@ -57,7 +57,7 @@ class NeedleParams:
     prior_band_px: float = 25.0
     n_peaks: int = 6
     min_angle_deg: float = 12.0
-    weak_k: float = 2.5
+    weak_k: float = 1.5
     parallel_penalty: float = 0.0
     shadow_mm: float = 4.0
     shadow_ratio: float = 0.6
@@ -65,6 +65,9 @@ class NeedleParams:
     peak_frac: float = 0.4
     intensity_power: float = 2.0
     band_average: bool = False
+    local_noise: bool = False
+    step_k: float = 6.0
+    ext_gap_mm: float = 5.0
     entry_gap_mm: float = 8.0
 
 
@@ -304,7 +307,9 @@ def _measure(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: floa
     if length_px * sp < prm.min_length_mm:
         return NOT_FOUND
     seg = con[i0:i1 + 1]
-    snr = float(seg.mean() / (float(np.std(s1 - s2)) / np.sqrt(2.0) + 1e-4)
+    # noise beside the run itself (the rest of the line may cross brighter speckle)
+    d12 = (s1 - s2)[i0:i1 + 1] if prm.local_noise else (s1 - s2)
+    snr = float(seg.mean() / (float(np.std(d12)) / np.sqrt(2.0) + 1e-4)
                 * np.sqrt(max(length_px, 1.0) / 2.0))
     p_a = c + t[i0] * u
     p_b = c + t[i1] * u
@@ -335,8 +340,20 @@ def _measure(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: floa
     # hysteresis: follow a fainter shaft (e.g. past a fascia) distally, ~3 mm smoothing
     box3 = max(5, int(round(3.0 / sp * 2)))
     con3 = np.convolve(con, np.ones(box3, np.float32) / box3, mode="same")
-    weak = con3 > prm.weak_k * sig * np.sqrt(box / box3)
-    gap = int(round(prm.gap_mm / sp * 2))
+    # weak support: above the speckle's own level of the 3-mm contrast (it is biased
+    # negative by the max of the two sides), measured on the line away from the run
+    bg = np.r_[con3[:max(i0 - box3, 0)], con3[i1 + box3 + 1:]]
+    min_step = None
+    if bg.size >= 2 * box3:
+        mu = float(np.median(bg))
+        sd = 1.4826 * float(np.median(np.abs(bg - mu))) + 1e-4
+        weak = con3 > mu + prm.weak_k * sd
+        raw = np.r_[con[:max(i0 - box3, 0)], con[i1 + box3 + 1:]]
+        sd1 = 1.4826 * float(np.median(np.abs(raw - np.median(raw)))) + 1e-4
+        min_step = prm.step_k * sd1 * np.sqrt(2.0 / max(3, int(round(2.0 / sp * 2))))
+    else:
+        weak = con3 > prm.weak_k * sig * np.sqrt(box / box3)
+    gap = int(round(prm.ext_gap_mm / sp * 2))  # a fascia crossing the side profiles
     s_end = i0 if tip_first else i1
     j, miss = s_end, 0
     step = -1 if tip_first else 1
@@ -347,7 +364,7 @@ def _measure(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: floa
     # tip: the strongest step down of the contrast (shaft -> tissue) between the strong
     # run's end and the extended end, ± 2 mm; two 2-mm windows, sub-sample parabola
     wdw = max(3, int(round(2.0 / sp * 2)))
-    tt = NL.step_tip(t, con, s_end, e_end, wdw, tip_first)
+    tt = NL.step_tip(t, con, s_end, e_end, wdw, tip_first, min_step)
     tip = c + tt * u
     tail = p_b if tip_first else p_a
     i0, i1 = (min(i0, e_end), i1) if tip_first else (i0, max(i1, e_end))

@@ -131,11 +131,12 @@ def fit_line(xs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> tuple[np.ndarray
 
 
 def step_tip(t: np.ndarray, con: np.ndarray, s_end: int, e_end: int, wdw: int,
-              tip_first: bool) -> float:
+              tip_first: bool, min_step: float | None = None) -> float:
     """Line parameter of the largest drop of ``con`` going toward the tip (mean over
     ``wdw`` samples on the shaft side minus mean over ``wdw`` beyond), searched from
     ``wdw`` samples inside the strong run's end ``s_end`` to ``wdw`` beyond the
-    extended end ``e_end``."""
+    extended end ``e_end``; the most distal local maximum above ``min_step`` (default
+    40% of the largest) wins, so a faint shaft beyond a bright part ends at its own end."""
     c = con[::-1] if tip_first else con
     n = c.size
     s, e = (n - 1 - s_end, n - 1 - e_end) if tip_first else (s_end, e_end)
@@ -148,8 +149,9 @@ def step_tip(t: np.ndarray, con: np.ndarray, s_end: int, e_end: int, wdw: int,
     hi = np.clip(k + wdw, 0, n)
     resp = (cs[k] - cs[lo]) / np.maximum(k - lo, 1) - (cs[hi] - cs[k]) / np.maximum(hi - k, 1)
     # the most distal strong local maximum (a faint shaft beyond a bright part ends there)
+    floor = 0.4 * resp.max() if min_step is None else min(min_step, 0.4 * resp.max())
     loc = (resp >= maximum_filter1d(resp, size=max(3, wdw), mode="nearest")) & \
-        (resp >= 0.4 * resp.max()) & (resp > 0)
+        (resp >= floor) & (resp > 0)
     cand = np.flatnonzero(loc)
     m = int(cand[-1]) if cand.size else int(np.argmax(resp))
     off = 0.0
