@@ -54,7 +54,9 @@ class ContrastParams:
     Gaussian σ (px) before thresholding; min_area_mm2: smallest opacified region kept;
     plateau_ratio: intravascular when the signal slope over the latest ``washout_window_s``
     falls below this share of its earlier peak, ≥ ``washout_min_s`` after arrival;
-    arterial_plateau_s: a plateau reached this soon after arrival is arterial, later venous.
+    arterial_plateau_s: a plateau reached this soon after arrival is arterial, later venous;
+    live_alarm_frames: consecutive live frames of plateau evidence before the alarm fires
+    (noisy live subtraction; a DSA frame alone suffices).
     """
 
     z_threshold: float = 3.0
@@ -63,8 +65,9 @@ class ContrastParams:
     min_area_mm2: float = 15.0
     washout_window_s: float = 0.25
     washout_min_s: float = 0.3
-    plateau_ratio: float = 0.4
+    plateau_ratio: float = 0.5
     arterial_plateau_s: float = 0.8
+    live_alarm_frames: int = 3
     intrathecal_height_mm: float = 78.0
     epidural_aspect: float = 2.05
     articular_area_mm2: float = 700.0
@@ -183,6 +186,8 @@ def classify_sequence(frames: list[Frame], mode: str = "live", n_mask: int = 3,
     arrival = None
     alarm = None
     last_mask = None
+    run = 0
+    need = p.live_alarm_frames if mode == "live" else 1
     for cmap, t in zip(maps, times, strict=True):
         f, m = frame_features(cmap, pixel_mm, t, p, origin)
         feats.append(f)
@@ -197,8 +202,11 @@ def classify_sequence(frames: list[Frame], mode: str = "live", n_mask: int = 3,
             arrival = t
             f.spread_mm = float(np.hypot(rr - origin[0], cc - origin[1]).max() * pixel_mm)
         if _intravascular_evidence(feats, arrival, p):
-            if alarm is None:
+            run += 1
+            if alarm is None and run >= need:
                 alarm = t
+        else:
+            run = 0
     label, conf = _final_label(feats, arrival, alarm, p)
     return ContrastResult(label, conf, alarm, arrival, last_mask, feats)
 
