@@ -286,3 +286,38 @@ def test_dsa_subtraction_and_dose_ratio():
                            misregistration_px=(2.0, 0.0))[1].pixels
     still = dsa_sequence(fl, [sc.with_time(0.0), sc.with_time(0.2)])[1].pixels
     assert np.abs(shifted - 0.5).mean() > 1.2 * np.abs(still - 0.5).mean()
+
+
+def test_lag_filter_restarts_with_a_new_run():
+    """The recursive filter does not carry contrast into a frame of an earlier time or
+    after a pause: such a frame equals a fresh fluoroscope's first pulse."""
+    p = slab_patient(160.0, bone=False)
+    st = FluoroSettings(geometry=GEOM, noise=False)
+
+    class Late:
+        def iodine_mg_ml(self, t):
+            if t < 5.0:
+                return None
+            v = np.full((10, 10, 10), 15.0, np.float32)
+            a = np.eye(4)
+            a[:3, 3] = -4.5
+            return SparseField(v, a)
+
+        def fluid_fraction(self, t):
+            return None
+
+    sc = Scene(p).with_injectate(Late())
+    fresh = Fluoroscope(p, st).frame(sc.with_time(0.5)).pixels
+    fl = Fluoroscope(p, st)
+    for t in (9.8, 9.9, 10.0):
+        fl.frame(sc.with_time(t))
+    np.testing.assert_allclose(fl.frame(sc.with_time(0.5)).pixels, fresh, atol=1e-6)
+    fl.frame(sc.with_time(10.0))
+    np.testing.assert_allclose(fl.frame(sc.with_time(11.0)).pixels,
+                               Fluoroscope(p, st).frame(sc.with_time(11.0)).pixels, atol=1e-6)
+    # within a run it still filters: the first contrast pulse shows part of the contrast
+    fl.frame(sc.with_time(4.9))
+    lagged = fl.frame(sc.with_time(5.0)).pixels
+    full = Fluoroscope(p, st).frame(sc.with_time(5.0)).pixels
+    c = slice(61, 67)
+    assert fresh[c, c].mean() + 0.05 < lagged[c, c].mean() < full[c, c].mean() - 0.05

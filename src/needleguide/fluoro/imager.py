@@ -29,6 +29,7 @@ from needleguide.frame import Dose, Frame, FrameTruth
 from needleguide.scene.scene import Scene
 
 MODES = ("pulsed", "spot", "dsa")
+RUN_GAP_S = 0.5  # a longer pause between pulses starts a new run (lag filter restarts)
 
 
 @dataclass
@@ -77,7 +78,8 @@ class Fluoroscope:
         self._poses: dict[tuple, _PoseCache] = {}
         self.dose_total = Dose()
         self.exposures = 0
-        self._last: tuple[tuple, np.ndarray] | None = None  # (pose key, filtered log image)
+        # (pose key, filtered log image, scene time) of the last pulsed frame
+        self._last: tuple[tuple, np.ndarray, float] | None = None
 
     # ---- dose --------------------------------------------------------------------------
     def exposure_mas(self, mode: str = "pulsed") -> float:
@@ -325,9 +327,13 @@ class Fluoroscope:
         a = self.settings.temporal_filter
         key = self._key(carm)
         if mode == "pulsed" and a < 1.0:
-            if self._last is not None and self._last[0] == key:
-                img = a * img + (1.0 - a) * self._last[1]
-            self._last = (key, img)
+            # the recursive filter runs within one fluoroscopy run: same pose, scene time not
+            # going backwards and no gap longer than RUN_GAP_S (pedal released: a new run)
+            last = self._last
+            if last is not None and last[0] == key and \
+                    0.0 <= scene.time_s - last[2] <= RUN_GAP_S:
+                img = a * img + (1.0 - a) * last[1]
+            self._last = (key, img, scene.time_s)
         else:
             self._last = None
         return self._frame(scene, carm, self.display(img, carm), exp, mode)
