@@ -66,7 +66,7 @@ class ContrastParams:
     washout_window_s: float = 0.25
     washout_min_s: float = 0.3
     plateau_ratio: float = 0.5
-    arterial_plateau_s: float = 0.8
+    arterial_plateau_s: float = 0.9
     live_alarm_frames: int = 3
     intrathecal_height_mm: float = 78.0
     epidural_aspect: float = 2.05
@@ -187,6 +187,7 @@ def classify_sequence(frames: list[Frame], mode: str = "live", n_mask: int = 3,
     alarm = None
     last_mask = None
     run = 0
+    first = None  # first frame with plateau evidence
     need = p.live_alarm_frames if mode == "live" else 1
     for cmap, t in zip(maps, times, strict=True):
         f, m = frame_features(cmap, pixel_mm, t, p, origin)
@@ -202,12 +203,13 @@ def classify_sequence(frames: list[Frame], mode: str = "live", n_mask: int = 3,
             arrival = t
             f.spread_mm = float(np.hypot(rr - origin[0], cc - origin[1]).max() * pixel_mm)
         if _intravascular_evidence(feats, arrival, p):
+            first = t if first is None else first
             run += 1
             if alarm is None and run >= need:
                 alarm = t
         else:
             run = 0
-    label, conf = _final_label(feats, arrival, alarm, p)
+    label, conf = _final_label(feats, arrival, alarm, first, p)
     return ContrastResult(label, conf, alarm, arrival, last_mask, feats)
 
 
@@ -244,12 +246,13 @@ def _intravascular_evidence(feats: list[FrameFeatures], arrival: float | None,
 
 
 def _final_label(feats: list[FrameFeatures], arrival: float | None, alarm: float | None,
-                 p: ContrastParams) -> tuple[str, float]:
+                 first: float | None, p: ContrastParams) -> tuple[str, float]:
     seen = [f for f in feats if f.area_mm2 > 0]
     if not seen:
         return "soft_tissue", 0.2
     if alarm is not None:
-        if arrival is not None and alarm - arrival <= p.arterial_plateau_s:
+        if arrival is not None and first is not None and \
+                first - arrival <= p.arterial_plateau_s:
             return "intravascular_arterial", 0.8
         return "intravascular_venous", 0.7
     big = max(seen, key=lambda f: f.signal)
