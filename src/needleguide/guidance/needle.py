@@ -68,13 +68,14 @@ class NeedleParams:
     local_noise: bool = False
     step_k: float = 6.0
     ext_gap_mm: float = 5.0
+    axis_gate_deg: float = 0.0
     entry_gap_mm: float = 8.0
 
 
 US_PARAMS = NeedleParams(snr_threshold=26.0, side_mm=2.0, min_angle_deg=14.0, n_peaks=10,
                          parallel_penalty=1.0)
-FL_PARAMS = NeedleParams(snr_threshold=25.5, side_mm=1.2, min_length_mm=5.0, gap_mm=3.0,
-                         n_peaks=10, peak_frac=0.0, parallel_penalty=2.0)
+FL_PARAMS = NeedleParams(snr_threshold=11.5, side_mm=1.2, min_length_mm=5.0, gap_mm=3.0,
+                         n_peaks=10, peak_frac=0.0, parallel_penalty=2.0, axis_gate_deg=3.0)
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,14 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
     rho_max = int(np.hypot(*small.shape)) + 1
     acc = NL.hough_gated(xs.astype(np.float64), ys.astype(np.float64), ws.astype(np.float64),
                          ths.astype(np.float64), rho_max, prm.gate_deg, NL.N_THETA)
+    if frame.modality == "fluoro" and prm.axis_gate_deg > 0:
+        # standard C-arm views square the end-plates: end-plates, spinous processes and
+        # canal walls lie along the image axes (*assumption*: needles rarely do)
+        g = int(round(prm.axis_gate_deg))
+        q = NL.N_THETA // 2
+        acc[:g + 1] = 0.0
+        acc[NL.N_THETA - g:] = 0.0
+        acc[q - g:q + g + 1] = 0.0
     if frame.modality == "us" and prm.min_angle_deg > 0:
         # in-plane needles come in from the side: no lines within min_angle of horizontal
         g = int(round(prm.min_angle_deg))
