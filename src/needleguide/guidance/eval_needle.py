@@ -7,7 +7,7 @@
 truth-free frames, and returns the issue's fixed interface (see docs/guidance_needle.md).
 
 Tuning seeds: the detector's parameters were set on frames from phantoms (and case
-generators) seeded 101–104 (US and FL) and 111, 113 (FL, after the fluoroscope's scatter
+generators) seeded 101–104 (US and FL) and 111–114 (FL, after the fluoroscope's scatter
 model changed); a run draws phantom seeds ``100·seed + i`` (i < 4), so any ``seed``
 except 1 is held out (``held_out`` in the result says so).
 """
@@ -31,7 +31,7 @@ from needleguide.guidance.needle_cases import (
     us_sequence,
 )
 
-TUNING_SEEDS = (101, 102, 103, 104, 111, 113)  # phantom / case seeds used for tuning
+TUNING_SEEDS = (101, 102, 103, 104, 111, 112, 113, 114)  # phantom / case seeds used for tuning
 
 
 # ---- baseline ------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ class NeedleParams:
 
 US_PARAMS = NeedleParams(snr_threshold=26.0, side_mm=2.0, min_angle_deg=14.0, n_peaks=10,
                          parallel_penalty=1.0)
-FL_PARAMS = NeedleParams(snr_threshold=11.5, side_mm=1.2, min_length_mm=5.0, gap_mm=3.0,
+FL_PARAMS = NeedleParams(snr_threshold=20.6, side_mm=1.2, min_length_mm=5.0, gap_mm=3.0,
                          n_peaks=10, peak_frac=0.0, parallel_penalty=2.0, axis_gate_deg=3.0)
 
 
