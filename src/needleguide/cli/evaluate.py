@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import typer
 
-from needleguide.cli._common import console
+from needleguide.cli._common import console, out_dir
 
 TARGETS = ("needle", "levels", "contrast")
 
@@ -22,6 +23,8 @@ def register(app: typer.Typer) -> None:
         n: int = typer.Option(4, "--n", help="Number of phantoms / cases (1–200)."),
         seed: int = typer.Option(1000, "--seed", help="First seed (held-out seeds: ≥ 1000)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        overlays: Path = typer.Option(None, "--overlays", help="Folder for overlay PNGs "
+                                      "(levels, contrast)."),
     ) -> None:
         """Evaluate an analyser against its baseline on simulated, labelled cases."""
         from needleguide.errors import UserError, check_choice, check_range
@@ -37,14 +40,15 @@ def register(app: typer.Typer) -> None:
                                 "(needleguide.guidance.eval_needle is missing)") from None
             result = evaluate_needle(n=n, seed=seed, progress=not as_json)
         else:
-            result = _run(target, n, seed, quiet=as_json)
+            result = _run(target, n, seed, quiet=as_json,
+                          overlays=None if overlays is None else out_dir(overlays))
         if as_json:
             sys.stdout.write(json.dumps(result, default=float) + "\n")
             return
         _table(target, result)
 
 
-def _run(target: str, n: int, seed: int, quiet: bool) -> dict:
+def _run(target: str, n: int, seed: int, quiet: bool, overlays: Path | None = None) -> dict:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     if target == "levels":
@@ -52,7 +56,7 @@ def _run(target: str, n: int, seed: int, quiet: bool) -> dict:
     else:
         from needleguide.guidance.eval_contrast import evaluate_contrast as fn
     if quiet:
-        return fn(n, seed)
+        return fn(n, seed, overlays_dir=overlays)
     with Progress(TextColumn(f"{target}"), BarColumn(), TextColumn("{task.completed}/"
                   "{task.total}"), TimeElapsedColumn(), console=console) as prog:
         task = prog.add_task(target, total=None)
@@ -60,7 +64,7 @@ def _run(target: str, n: int, seed: int, quiet: bool) -> dict:
         def tick(done: int, total: int) -> None:
             prog.update(task, completed=done, total=total)
 
-        return fn(n, seed, progress=tick)
+        return fn(n, seed, progress=tick, overlays_dir=overlays)
 
 
 def _fmt(x) -> str:

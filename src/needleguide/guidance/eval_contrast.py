@@ -118,9 +118,11 @@ def _score(res, truth: str) -> dict:
 
 
 def evaluate_contrast(n: int, seed: int, progress: Callable[[int, int], None] | None = None,
-                      pixels: int = 256) -> dict:
+                      pixels: int = 256, overlays_dir=None) -> dict:
     """``n`` phantoms (seeds ``seed`` … ``seed+n−1``) × 6 compartments; metrics for live,
-    dsa and the single-spot baseline, with the fixed JSON keys, plus fps at 512²."""
+    dsa and the single-spot baseline, with the fixed JSON keys, plus fps at 512². With
+    ``overlays_dir``, the last live frame of each case is drawn (outline, label, alarm
+    banner) to ``contrast_<seed>_<pattern>.png`` there."""
     from needleguide.anatomy.phantom import build_phantom
 
     rows: dict[str, list[dict]] = {"live": [], "dsa": [], "baseline": []}
@@ -143,8 +145,15 @@ def evaluate_contrast(n: int, seed: int, progress: Callable[[int, int], None] | 
                 done += 1
                 continue
             t = case["truth"]
-            rows["live"].append(_score(classify_sequence(
-                [f.without_truth() for f in case["live"]], "live", case["n_mask"]), t))
+            live = classify_sequence([f.without_truth() for f in case["live"]], "live",
+                                     case["n_mask"])
+            rows["live"].append(_score(live, t))
+            if overlays_dir is not None:
+                from needleguide.guidance.contrast import draw_contrast
+                from needleguide.guidance.eval_levels import _write_png
+
+                _write_png(overlays_dir, f"contrast_{s}_{pattern}.png",
+                           draw_contrast(case["live"][-1].without_truth(), live))
             rows["dsa"].append(_score(classify_sequence(
                 [f.without_truth() for f in case["dsa"]], "dsa"), t))
             rows["baseline"].append(_score(classify_sequence(

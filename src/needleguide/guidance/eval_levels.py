@@ -16,7 +16,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from needleguide.guidance.levels import baseline_levels, iso_pixel_mm, label_levels
+from needleguide.guidance.levels import (
+    baseline_levels,
+    draw_levels,
+    iso_pixel_mm,
+    label_levels,
+)
 
 CENTRES = ("L3-L4", "L4", "L4-L5", "L5")
 FL_VIEWS = ("ap", "lateral")
@@ -53,9 +58,10 @@ def score_frame(labels, truth: dict, shape: tuple[int, int], pitch_px: float,
 
 
 def evaluate_levels(n: int, seed: int, progress: Callable[[int, int], None] | None = None,
-                    pixels: int = 256) -> dict:
+                    pixels: int = 256, overlays_dir=None) -> dict:
     """``n`` phantoms (seeds ``seed`` …) × AP and lateral; accuracy per view for ours and
-    the baseline, per-vertebra confusion, fps at 512²."""
+    the baseline, per-level accuracy, fps at 512². With ``overlays_dir``, every frame's
+    labels are drawn to ``levels_<seed>_<view>.png`` there."""
     from needleguide.anatomy.phantom import build_phantom
 
     acc = {v: [0, 0] for v in FL_VIEWS}
@@ -76,6 +82,8 @@ def evaluate_levels(n: int, seed: int, progress: Callable[[int, int], None] | No
             f = frame.without_truth()
             pitch_px = 35.0 / iso_pixel_mm(f)
             ours = label_levels(f)
+            if overlays_dir is not None:
+                _write_png(overlays_dir, f"levels_{s}_{view}.png", draw_levels(f, ours))
             r, t = score_frame(ours, truth, f.shape, pitch_px)
             acc[view][0] += r
             acc[view][1] += t
@@ -130,3 +138,16 @@ def analyser_fps(pixels: int = 512, repeats: int = 10, seed: int = 0) -> float:
     for _ in range(repeats):
         label_levels(f)
     return float(repeats / (time.perf_counter() - t0))
+
+
+def _write_png(folder, name: str, rgb: np.ndarray) -> None:
+    from pathlib import Path
+
+    import imageio.v2 as imageio
+
+    from needleguide.atomic import atomic_path
+
+    d = Path(folder)
+    d.mkdir(parents=True, exist_ok=True)
+    with atomic_path(d / name) as tmp:
+        imageio.imwrite(tmp, rgb, format="PNG")
