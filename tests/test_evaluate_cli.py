@@ -24,3 +24,25 @@ def test_levels_json_has_the_fixed_keys(capsys):
     assert set(out["baseline"]["accuracy"]) >= {"fluoro_ap", "fluoro_lateral"}
     assert 0.0 <= out["accuracy"]["fluoro_ap"] <= 1.0
     assert out["fps"] > 0
+
+
+def test_contrast_json_has_the_fixed_keys(capsys, tmp_path):
+    assert main(["evaluate", "contrast", "--n", "1", "--seed", "3", "--json",
+                 "--overlays", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for k in ("live", "dsa", "baseline"):
+        assert set(out[k]) >= {"confusion", "intravascular", "alarm_latency_s"}
+        assert set(out[k]["intravascular"]) >= {"sensitivity", "specificity"}
+        assert set(out[k]["alarm_latency_s"]) == {"median", "p95"}
+        assert sum(sum(row.values()) for row in out[k]["confusion"].values()) == out["cases"]
+    assert out["cases"] == 6
+    assert len(list(tmp_path.glob("contrast_3_*.png"))) == 6
+
+
+def test_needle_without_its_evaluation_is_one_clear_error(capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "needleguide.guidance.eval_needle", None)
+    assert main(["evaluate", "needle", "--n", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "needle evaluation is not available" in err and "Traceback" not in err
