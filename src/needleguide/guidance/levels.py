@@ -189,14 +189,15 @@ def label_levels(frame: Frame, params: LevelParams | None = None) -> list[LevelL
         discs = teeth[:k + 1][::-1] if k < teeth.size else \
             np.concatenate([[teeth[-1] + pitch], teeth[::-1]])
     else:
-        # the iliac crests: the band 40-80 mm either side of the column brightens most
-        # across the L5-S1 tooth; the weakest real end-plate tooth is the cross-check
-        k = min(lowest_disc_lateral(side_profile(g, col, pix), teeth, pitch, pix) - 1,
-                teeth.size - 1)
-        k_energy = lowest_disc_ap(real, p)
-        agree = k_energy == k
-        if not agree and k_energy is not None and real[k] < p.min_tooth * real.max():
-            k = k_energy  # the crest step sits on no end-plate: trust the end-plates
+        # the lowest tooth on a real end-plate peak is L5-S1 (the fused sacrum has none);
+        # cross-check: the bands 40-80 mm either side of the column (iliac wings)
+        # brighten most across it
+        k = lowest_disc_ap(real, p)
+        if k is None:
+            return []
+        k_crest = min(lowest_disc_lateral(side_profile(g, col, pix), teeth, pitch, pix) - 1,
+                      teeth.size - 1)
+        agree = k_crest == k
         discs = teeth[:k + 1][::-1]
     spacing = np.diff(discs[::-1]) if discs.size > 1 else np.array([pitch])
     regular = float(np.clip(1.0 - np.std(spacing) / pitch, 0.0, 1.0))
