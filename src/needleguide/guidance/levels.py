@@ -48,10 +48,11 @@ class LevelLabel:
 
 @dataclass(frozen=True)
 class LevelParams:
-    """*Assumptions* (tuned on seeds 100–113): band_mm half-width of the profile band,
+    """*Assumptions* (tuned on seeds 100–113 and 200–215): band_mm half-width of the profile band,
     body_mm box width for tracing the column, pitch_mm prior vertebral pitch at the
     isocentre (clipped to ``pitch_range_mm``), min_tooth: weakest end-plate tooth (share
-    of the strongest) still a disc, snap: how far (pitches) a tooth may move to an energy peak."""
+    of the strongest) still a disc, snap: how far (pitches) a tooth may move to an energy peak,
+    crest_band_mm: lateral offsets of the AP iliac-wing bands."""
 
     band_mm: float = 12.0
     body_mm: float = 40.0
@@ -60,6 +61,7 @@ class LevelParams:
     min_prominence: float = 0.25
     snap: float = 0.2
     min_tooth: float = 0.2
+    crest_band_mm: tuple[float, float] = (30.0, 70.0)
 
 
 def iso_pixel_mm(frame: Frame) -> float:
@@ -189,15 +191,11 @@ def label_levels(frame: Frame, params: LevelParams | None = None) -> list[LevelL
         discs = teeth[:k + 1][::-1] if k < teeth.size else \
             np.concatenate([[teeth[-1] + pitch], teeth[::-1]])
     else:
-        # the lowest tooth on a real end-plate peak is L5-S1 (the fused sacrum has none);
-        # cross-check: the bands 40-80 mm either side of the column (iliac wings)
-        # brighten most across it
-        k = lowest_disc_ap(real, p)
-        if k is None:
-            return []
-        k_crest = min(lowest_disc_lateral(side_profile(g, col, pix), teeth, pitch, pix) - 1,
-                      teeth.size - 1)
-        agree = k_crest == k
+        # the iliac wings: the bands 30-70 mm either side of the column brighten most
+        # across L5-S1; cross-check: the lowest tooth on a real end-plate peak
+        k = min(lowest_disc_lateral(side_profile(g, col, pix, p.crest_band_mm), teeth,
+                                    pitch, pix) - 1, teeth.size - 1)
+        agree = lowest_disc_ap(real, p) == k
         discs = teeth[:k + 1][::-1]
     spacing = np.diff(discs[::-1]) if discs.size > 1 else np.array([pitch])
     regular = float(np.clip(1.0 - np.std(spacing) / pitch, 0.0, 1.0))
