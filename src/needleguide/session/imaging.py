@@ -1,0 +1,95 @@
+"""The session's eyes: per modality, image the scene, run the needle analyser on the frame
+WITHOUT truth, and turn its output into the operator's estimate of the tip (RAS mm).
+
+Fluoroscopy: a pulsed shot in the working view; the detected tip pixel defines a ray from
+the focal spot; the estimate is the point of that ray nearest to where the operator thinks
+the tip is (the plan at the inserted length). With a second view (the catalogue's view
+pair) two rays are triangulated. Ultrasound: the in-plane frame's detected tip is a point
+of the image plane (``tip_patient_mm``). The analyser is called through :func:`analyse`
+only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from needleguide.frame import Frame
+from needleguide.guidance.needle import NeedleDetection, detect_needle
+from needleguide.guidance.overlay import draw_cross, draw_needle, draw_text, to_rgb8
+
+
+def analyse(frame: Frame, prior: NeedleDetection | None = None) -> NeedleDetection:
+    """The needle analyser on ``frame`` without its truth (the only call site)."""
+    return detect_needle(frame.without_truth(), prior=prior)
+
+
+def ray_of(carm, frame: Frame, tip_px) -> tuple[np.ndarray, np.ndarray]:
+    """Origin (focal spot) and unit direction of the ray through a detector pixel."""
+    p = np.asarray(frame.pixel_to_patient(np.array([tip_px[0]]), np.array([tip_px[1]])),
+                   float).reshape(3)
+    s = np.asarray(carm.source_mm, float)
+    d = p - s
+    return s, d / np.linalg.norm(d)
+
+
+def nearest_on_ray(origin, direction, point) -> np.ndarray:
+    """Point of the ray nearest to ``point``."""
+    o = np.asarray(origin, float)
+    d = np.asarray(direction, float)
+    return o + d * float(np.dot(np.asarray(point, float) - o, d))
+
+
+def triangulate(r1: tuple[np.ndarray, np.ndarray], r2: tuple[np.ndarray, np.ndarray]
+                ) -> np.ndarray:
+    """Midpoint of the shortest segment between two rays (origin, unit direction)."""
+    o1, d1 = r1
+    o2, d2 = r2
+    w = o1 - o2
+    a, b, c = d1 @ d1, d1 @ d2, d2 @ d2
+    d, e = d1 @ w, d2 @ w
+    den = a * c - b * b
+    if abs(den) < 1e-9:
+        return (o1 + o2) / 2.0
+    s = (b * e - c * d) / den
+    t = (a * e - b * d) / den
+    return ((o1 + s * d1) + (o2 + t * d2)) / 2.0
+
+
+def fl_prior(carm, entry_mm, tip_guess_mm) -> NeedleDetection:
+    """The operator's expectation as a search prior: the planned shaft projected."""
+    a, b = carm.project(np.stack([np.asarray(entry_mm, float),
+                                  np.asarray(tip_guess_mm, float)]))
+    return NeedleDetection(True, tip_px=(float(b[0]), float(b[1])),
+                           shaft_px=((float(a[0]), float(a[1])), (float(b[0]), float(b[1]))))
+
+
+def fl_overlay(frame: Frame, det: NeedleDetection, carm, target_mm, title: str) -> np.ndarray:
+    """RGB display: detection (shaft, tip cross, confidence), planned target (yellow), the
+    true tip (cyan circle, for the report's reader; the operator never saw it)."""
+    img = to_rgb8(frame.pixels)
+    truth = frame.truth.tip_px if frame.truth is not None else None
+    draw_needle(img, det, truth)
+    tp = carm.project(np.asarray(target_mm, float)[None])[0]
+    draw_cross(img, (float(tp[0]), float(tp[1])), (255, 220, 0), 6, 1)
+    draw_text(img, title, (6, img.shape[0] - 8))
+    return img
+
+
+def us_overlay(frame: Frame, det: NeedleDetection, target_px, title: str) -> np.ndarray:
+    """RGB display of a B-mode frame with the detection, the aim and the true tip."""
+    img = to_rgb8(frame.pixels)
+    truth = frame.truth.tip_px if frame.truth is not None and frame.truth.tip_px else None
+    draw_needle(img, det, truth)
+    if target_px is not None:
+        draw_cross(img, target_px, (255, 220, 0), 6, 1)
+    draw_text(img, title, (6, img.shape[0] - 8))
+    return img
+
+
+def us_target_px(frame: Frame, target_mm) -> tuple[float, float] | None:
+    """Pixel (col, row) of a patient point in a B-mode frame (its plane projection)."""
+    from needleguide import geometry
+
+    P2I = geometry.invert(np.asarray(frame.ImageToPatient, float))
+    x, y, _ = geometry.apply(P2I, np.asarray(target_mm, float))
+    return float(x / frame.spacing_mm[1]), float(y / frame.spacing_mm[0])

@@ -1,0 +1,190 @@
+"""The virtual operator's modality-specific hands and eyes: plan the path, image each step,
+estimate the tip from the analyser, check the final position, confirm and inject.
+
+Fluoroscopy (``FluoroOperator``): the working view is the catalogue's oblique (or
+Ferguson) view, the check pair the other two catalogue views; one pulsed shot per step
+(counted); at the end a spot pair, both analysed and the rays triangulated for the depth;
+confirmation by a contrast test dose under live fluoroscopy (or DSA) read by the contrast
+classifier and its intravascular alarm. Ultrasound (``USOperator``): the catalogue's view,
+the probe slid along its elevation axis until the target lies in the plane (scanning), an
+in-plane path, one live frame per step, depth from the detected tip; confirmation by
+visible spread (anechoic fluid) around the tip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from needleguide import geometry
+from needleguide.errors import UserError
+from needleguide.frame import Dose
+from needleguide.scene import Scene
+from needleguide.session import imaging as im
+from needleguide.session.confirm import confirm_fluoro, confirm_us
+from needleguide.session.plan import plan_fluoro_path, plan_in_plane_path
+
+
+class Operator:
+    """Common state: plan, key frames, video frames, shot count."""
+
+    depth_from_image = False
+    redirect_when_lost = False
+
+    def __init__(self, cfg, proc, patient, target, level, side):
+        self.cfg, self.proc, self.patient = cfg, proc, patient
+        self.target = np.asarray(target, float)
+        self.level, self.side = level, side
+        self.key_frames: list[tuple[str, np.ndarray]] = []
+        self.video: list[np.ndarray] = []
+        self.shots = 0
+        self.confirm_info: dict = {}
+        self.last_rgb: np.ndarray | None = None
+
+    @staticmethod
+    def create(cfg, proc, patient, target, level, side) -> Operator:
+        cls = FluoroOperator if cfg.modality == "fluoro" else USOperator
+        return cls(cfg, proc, patient, target, level, side)
+
+    @property
+    def dose(self) -> Dose:
+        return Dose()
+
+    def keep(self, rgb: np.ndarray, title: str | None = None) -> None:
+        if self.cfg.record_video:
+            self.video.append(rgb)
+        self.last_rgb = rgb
+        if title is not None:
+            self.key_frames.append((title, rgb))
+
+    def mark(self, title: str) -> None:
+        """Keep the latest displayed frame as a key frame."""
+        if self.last_rgb is not None and len(self.key_frames) < 12:
+            self.key_frames.append((title, self.last_rgb))
+
+
+class FluoroOperator(Operator):
+    def __init__(self, cfg, proc, patient, target, level, side):
+        super().__init__(cfg, proc, patient, target, level, side)
+        from needleguide.fluoro import CArmGeometry, Fluoroscope, make_settings, named_view
+
+        views = proc.fluoro_view_names(side)
+        if not views:
+            raise UserError(f"procedure: {proc.id!r} lists no fluoroscopic views")
+        work = next((v for v in views if "oblique" in v or "ferguson" in v), views[0])
+        pair = [v for v in views if v != work][:2] or [work]
+        self.view_names = {"working": work, "check": pair}
+        self.settings = make_settings(geometry=CArmGeometry(pixels=cfg.fl_pixels),
+                                      display="black-bone")
+        lvl = level or "L5-S1"
+        self.carms = {v: named_view(patient, v, lvl, side=side, geometry_=self.settings.geometry)
+                      for v in [work, *pair]}
+        self.work = work
+        self.pair = pair
+        self.fl = Fluoroscope(patient, self.settings, seed=cfg.seed, carm=self.carms[work])
+        beam_out = -self.carms[work].beam if np.dot(self.carms[work].beam, [0, 1, 0]) > 0 \
+            else self.carms[work].beam
+        # the needle comes from the back: the skin side is the one the beam leaves toward
+        self.plan = plan_fluoro_path(patient, target, _posterior(beam_out), proc.avoid,
+                                     max_needle_mm=178.0)
+
+    @property
+    def dose(self) -> Dose:
+        return self.fl.dose_total
+
+    def look(self, scene: Scene, guess, title: str):
+        """A pulsed shot in the working view; if the analyser does not find the needle
+        there, a second shot in the first check view (the C-arm swung over)."""
+        for v in (self.work, self.pair[0]):
+            carm = self.carms[v]
+            fr = self.fl.frame(scene, "pulsed", carm)
+            self.shots += 1
+            det = im.analyse(fr, im.fl_prior(carm, self.plan.entry_mm, guess))
+            self.keep(im.fl_overlay(fr, det, carm, self.target, f"{v}  {title}"))
+            if det.found:
+                o, d = im.ray_of(carm, fr, det.tip_px)
+                return im.nearest_on_ray(o, d, guess), det
+        return None, det
+
+    def check(self, body, t: float) -> tuple[float, bool]:
+        """Spot pair; triangulate the analyser's tips; correct the depth along the shaft."""
+        scene = Scene(self.patient).with_needle(body.needle()).with_time(t)
+        rays = []
+        for v in self.pair:
+            carm = self.carms[v]
+            fr = self.fl.frame(scene, "spot", carm)
+            self.shots += 1
+            det = im.analyse(fr, im.fl_prior(carm, self.plan.entry_mm,
+                                             self.plan.point_at(body.inserted)))
+            rgb = im.fl_overlay(fr, det, carm, self.target, f"{v} check")
+            self.keep(rgb, f"{v}: position check (analyser: "
+                      f"{'needle found' if det.found else 'not found'}, score {det.score:.1f})")
+            if det.found:
+                rays.append(im.ray_of(carm, fr, det.tip_px))
+            t += 8.0
+        if len(rays) == 2:
+            est = im.triangulate(*rays)
+            dz = float(np.dot(self.plan.target_mm - est, body.axis))
+            self.confirm_info["check_estimate_mm"] = np.round(est, 2).tolist()
+            if abs(dz) > 1.0:
+                if dz > 0:
+                    body.advance(float(min(dz, 10.0)))
+                else:
+                    body.withdraw(float(min(-dz, 10.0)))
+                body.back_out_of_bone()
+                return t + 6.0, True
+        return t, False
+
+    def confirm(self, body, t: float, events) -> tuple[float, float]:
+        return confirm_fluoro(self, body, t, events)
+
+
+def _posterior(v) -> np.ndarray:
+    v = np.asarray(v, float)
+    return v if v[1] < 0 else -v
+
+
+class USOperator(Operator):
+    depth_from_image = True
+    redirect_when_lost = True
+
+    def __init__(self, cfg, proc, patient, target, level, side):
+        super().__init__(cfg, proc, patient, target, level, side)
+        from needleguide.us import USImager, make_settings
+        from needleguide.us.views import standard_view
+
+        v = standard_view(patient, proc.us.view, level=level, side=side, probe=proc.us.probe)
+        P2P = np.asarray(v.ProbeToPatient, float)
+        t_p = geometry.apply(geometry.invert(P2P), self.target)
+        shift = np.eye(4)
+        shift[2, 3] = t_p[2]  # slide the probe until the target is in the plane
+        self.P2P = P2P @ shift
+        depth = float(np.clip(max(v.depth_mm, t_p[1] + 20.0), 30.0, 160.0))
+        self.s = make_settings(probe=v.probe, frequency_mhz=v.frequency_mhz, depth_mm=depth,
+                               focus_mm=float(np.clip(t_p[1], 5, 0.95 * depth)))
+        self.imager = USImager(self.s, seed=cfg.seed)
+        half = self.s.spec.width_mm / 2 if self.s.probe == "linear" else \
+            self.s.spec.radius_mm * np.sin(self.s.spec.sector_rad / 2)
+        self.plan, self.aim = plan_in_plane_path(patient, target, self.P2P, half, proc.avoid)
+        self.view_names = {"working": proc.us.view, "probe": v.probe,
+                           "frequency_mhz": v.frequency_mhz, "depth_mm": depth}
+        self.view = v
+
+    def render(self, scene: Scene):
+        return self.imager.render(scene.with_pose("ProbeToPatient", self.P2P))
+
+    def look(self, scene: Scene, guess, title: str):
+        fr = self.render(scene)
+        self.shots += 1
+        det = im.analyse(fr)
+        self.keep(im.us_overlay(fr, det, im.us_target_px(fr, self.target),
+                                f"{self.proc.us.view}  {title}"))
+        if not det.found:
+            return None, det
+        return np.asarray(det.tip_patient_mm, float), det
+
+    def check(self, body, t: float) -> tuple[float, bool]:
+        self.mark("final needle position")
+        return t, False
+
+    def confirm(self, body, t: float, events) -> tuple[float, float]:
+        return confirm_us(self, body, t, events)

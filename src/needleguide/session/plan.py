@@ -1,0 +1,171 @@
+"""Path planning for the virtual operator: a straight needle path from a skin entry to the
+target that crosses none of the procedure's structures to avoid.
+
+Candidates: for fluoroscopy, directions near-coaxial with the working view's beam (the
+"down the beam" technique) tilted 0–40° cranially/caudally and medially/laterally; for
+ultrasound, in-plane paths in the probe's image plane entering beyond the end of the probe
+at 25–70° to the skin. Each candidate's straight line is sampled every 0.5 mm with
+``patient.label_at``; a path is rejected when it crosses a tissue of ``avoid`` (outside the
+last ``target_margin_mm`` before the target, where the target itself lies) or bone before
+the target. The shortest clear path wins; when none is clear (e.g. a foramen behind bone
+for an in-plane ultrasound path) the least blocked one is taken and flagged
+(``blocked_mm``): the session then meets bone, as an operator would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from needleguide import geometry
+from needleguide.anatomy.patient import Patient
+from needleguide.errors import UserError
+
+NEEDLE_LENGTHS_MM = (89.0, 127.0, 152.0, 178.0)  # 3.5", 5", 6", 7" spinal needles
+
+
+@dataclass(frozen=True)
+class PathPlan:
+    """A planned straight path: skin entry and target (RAS mm), unit axis (entry → target),
+    path length (mm), needle length (mm), and the tissues the path crosses."""
+
+    entry_mm: np.ndarray
+    target_mm: np.ndarray
+    axis: np.ndarray
+    path_mm: float
+    needle_length_mm: float
+    crossed: tuple[str, ...]
+    candidates_tried: int
+    blocked_mm: float = 0.0  # > 0: no clear path existed; the least blocked one was taken
+
+    def point_at(self, inserted_mm: float) -> np.ndarray:
+        """Planned tip position after ``inserted_mm`` of insertion."""
+        return self.entry_mm + self.axis * float(inserted_mm)
+
+
+def _name_of(patient: Patient, label: int) -> str:
+    """Tissue name of a label id."""
+    return str(patient.tissues[int(label)].name)
+
+
+def is_bone(patient: Patient, label: int) -> bool:
+    """Whether a label id is bone (tissue material ``*bone*``)."""
+    return "bone" in str(patient.tissues[int(label)].material)
+
+
+def entry_along(patient: Patient, target_mm, direction_out) -> tuple[np.ndarray, np.ndarray,
+                                                                       np.ndarray]:
+    """Skin entry walking from the target along ``direction_out``; also the sample
+    distances (mm from the target) and labels up to the skin."""
+    t = np.asarray(target_mm, float)
+    d = np.asarray(direction_out, float)
+    d = d / np.linalg.norm(d)
+    steps = np.arange(0.0, 300.0, 0.5)
+    labels = patient.label_at(t[None, :] + steps[:, None] * d[None, :])
+    outside = np.flatnonzero(labels == 0)
+    if outside.size == 0:
+        return None, steps, labels
+    k = int(outside[0])
+    return t + steps[k] * d, steps[:k], labels[:k]
+
+
+def check_path(patient: Patient, steps: np.ndarray, labels: np.ndarray, avoid: set[str],
+               target_margin_mm: float) -> tuple[float, tuple[str, ...]]:
+    """Blocked length (mm of avoided tissue or bone farther than ``target_margin_mm`` from
+    the target; 0 = clear) of a sampled path (distances from the target, labels), and the
+    tissue names it crosses (skin → target order)."""
+    names = {int(x): _name_of(patient, int(x)) for x in np.unique(labels)}
+    crossed = []
+    for x in labels[::-1]:
+        n = names[int(x)]
+        if not crossed or crossed[-1] != n:
+            crossed.append(n)
+    bad = {x for x, n in names.items() if n in avoid or is_bone(patient, x)}
+    far = steps > target_margin_mm
+    blocked = float(np.count_nonzero(np.isin(labels[far], list(bad)))) * 0.5 if bad else 0.0
+    return blocked, tuple(crossed)
+
+
+def _choose(patient: Patient, target: np.ndarray, dirs, avoid, margin, max_len):
+    """Shortest clear path; if none is clear, the least blocked one (flagged)."""
+    best = None
+    for d in dirs:
+        entry, steps, labels = entry_along(patient, target, d)
+        if entry is None:
+            continue
+        blocked, crossed = check_path(patient, steps, labels, avoid, margin)
+        path = float(np.linalg.norm(entry - target))
+        if path + 10.0 > max_len:
+            continue
+        key = (blocked, path)
+        if best is None or key < best[0]:
+            best = (key, entry, path, crossed)
+    return None if best is None else (best[1], best[2], best[3], best[0][0])
+
+
+def plan_fluoro_path(patient: Patient, target_mm, beam_out, avoid=(), max_needle_mm=178.0,
+                     target_margin_mm: float = 4.0) -> PathPlan:
+    """Down-the-beam path: ``beam_out`` (unit, from the target toward the skin/source side)
+    tilted up to 40° in two directions; the shortest path clearing ``avoid``."""
+    target = np.asarray(target_mm, float)
+    b = np.asarray(beam_out, float) / np.linalg.norm(beam_out)
+    sup = np.array([0.0, 0.0, 1.0])
+    a1 = np.cross(b, sup)
+    a1 = a1 / np.linalg.norm(a1) if np.linalg.norm(a1) > 1e-6 else np.array([1.0, 0, 0])
+    a2 = np.cross(b, a1)
+    dirs = []
+    for t1 in (20.0, 10.0, 30.0, 0.0, 40.0):
+        for t2 in (0.0, 10.0, -10.0, 20.0, -20.0):
+            r = geometry.rotation_about_axis(a1, np.radians(t1)) @ \
+                (geometry.rotation_about_axis(a2, np.radians(t2)) @ b)
+            dirs.append(r)
+    best = _choose(patient, target, dirs, set(avoid), target_margin_mm, max_needle_mm)
+    if best is None:
+        raise UserError("plan: no skin entry found for a path to the target")
+    return _plan(best, target, len(dirs))
+
+
+def plan_in_plane_path(patient: Patient, target_mm, ProbeToPatient, half_width_mm: float,
+                       avoid=(), max_needle_mm=178.0,
+                       target_margin_mm: float = 4.0) -> tuple[PathPlan, np.ndarray]:
+    """In-plane path in the probe's image plane (probe x lateral, y depth), entering beyond
+    the end of the probe on the target's side at 25–70° to the skin. Returns the plan and
+    the target projected on the image plane (the aim)."""
+    P2P = np.asarray(ProbeToPatient, float)
+    t_p = geometry.apply(geometry.invert(P2P), np.asarray(target_mm, float))
+    t_p[2] = 0.0
+    aim = geometry.apply(P2P, t_p)
+    side = -1.0 if t_p[0] < 0 else 1.0
+    dirs = []
+    for ang in (45.0, 40.0, 50.0, 35.0, 55.0, 30.0, 60.0, 25.0, 65.0, 70.0):
+        a = np.radians(ang)
+        d_p = np.array([side * np.cos(a), -np.sin(a), 0.0])  # from the target up and out
+        dirs.append(P2P[:3, :3] @ d_p)
+    for s2 in (1.0, -1.0):  # the other end of the probe if the near side is blocked
+        for ang in (45.0, 35.0, 55.0):
+            a = np.radians(ang)
+            dirs.append(P2P[:3, :3] @ np.array([-side * s2 * np.cos(a), -np.sin(a), 0.0]))
+    cands = []
+    for d in dirs:
+        entry, steps, labels = entry_along(patient, aim, d)
+        if entry is None:
+            continue
+        e_p = geometry.apply(geometry.invert(P2P), entry)
+        if abs(e_p[0]) < half_width_mm + 2.0:  # must enter beyond the end of the probe
+            continue
+        cands.append(d)
+    best = _choose(patient, aim, cands, set(avoid), target_margin_mm, max_needle_mm)
+    if best is None:
+        raise UserError("plan: no in-plane skin entry beyond the probe for this target")
+    return _plan(best, aim, len(dirs)), aim
+
+
+def _plan(best, target: np.ndarray, n: int) -> PathPlan:
+    entry, path, crossed, blocked = best
+    length = next((x for x in NEEDLE_LENGTHS_MM if x >= path + 15.0), None)
+    if length is None:
+        raise UserError(f"plan: the path is {path:.0f} mm, longer than the longest spinal "
+                        f"needle ({NEEDLE_LENGTHS_MM[-1]:.0f} mm)")
+    axis = (target - entry) / path
+    return PathPlan(entry, target, axis, path, length, crossed, n, blocked)
