@@ -51,3 +51,26 @@ def test_bad_input_is_one_user_error():
         SessionConfig.build(modality="xray")
     with pytest.raises(UserError, match="bmi"):
         SessionConfig.build(bmi=5)
+
+
+def test_us_medial_branch_within_tolerance():
+    cfg = SessionConfig.build(procedure="lumbar-medial-branch", level="L5", side="right",
+                              modality="us", bmi=28, seed=1, record_video=False)
+    r = run_session(cfg)
+    m = r.metrics
+    assert m["final_tip_error_mm"] <= m["tolerance_mm"]
+    assert m["fluoro_time_s"] == 0.0 and m["dap_gy_cm2"] == 0.0 and m["contrast_ml"] == 0.0
+
+
+@pytest.mark.parametrize("modality,detected", [("fluoro", True), ("us", False)])
+def test_forced_intravascular_tip(modality, detected):
+    cfg = SessionConfig.build(procedure="lumbar-transforaminal", level="L4-L5", side="right",
+                              modality=modality, seed=1, force_tip="intravascular",
+                              record_video=False)
+    r = run_session(cfg)
+    iv = [e for e in r.events if e.kind == "intravascular_injection"]
+    assert iv, [e.kind for e in r.events]
+    assert iv[0].detected is detected
+    assert r.metrics["success"] is False
+    if modality == "fluoro":  # the alarm came from the contrast classifier on the pixels
+        assert r.extra["confirm"]["test_1"]["alarm_time_s"] is not None

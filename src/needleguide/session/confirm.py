@@ -144,7 +144,7 @@ def confirm_us(op, body, t: float, events: list[Event]) -> tuple[float, float]:
     from needleguide.session.imaging import analyse, us_target_px
 
     det = analyse(post)
-    c = det.tip_px if det.found else us_target_px(post, op.aim)
+    c = det.tip_px if det.found else us_target_px(post, op.plan.point_at(body.inserted))
     area = visible_spread(pre.pixels, post.pixels, c, float(post.spacing_mm[0]))
     seen = area >= SPREAD_MIN_MM2
     img = to_rgb8(post.pixels)

@@ -35,6 +35,8 @@ AIM_DEG = 1.0  # aiming error of each pass
 CURVE_DEG_PER_10MM = 0.5  # bevel / tissue deflection of each pass
 STEER_DEG = 1.0  # largest change of direction per step without withdrawing
 REDIRECT_DEG = 8.0  # a larger needed turn means withdraw and re-insert
+MAX_WALKOFF = 3
+WALKOFF_MM = 5.0
 GATE_MM = 8.0  # estimates farther than this (+15% of the depth) from the aim are ignored
 # simulated clock (*assumptions*): preparation and planning, per step, per redirection
 T_SETUP_S = {"fluoro": 90.0, "us": 120.0}
@@ -155,6 +157,7 @@ def run_session(cfg: SessionConfig, progress=None) -> SessionResult:
     body.new_pass(plan.entry_mm, cmd_axis)
     depth_goal = plan.path_mm
     misses = 0
+    walkoffs = 0
     seen: set[str] = set()
     max_steps = int(4 * plan.path_mm / cfg.step_mm) + 40
     tick(0.1, f"pass 1: {plan.path_mm:.0f} mm to {tname}")
@@ -211,6 +214,15 @@ def run_session(cfg: SessionConfig, progress=None) -> SessionResult:
                                 f"{body.inserted:.0f} mm"))
             if depth_goal - body.inserted > 8.0 and passes < cfg.max_passes:
                 action = "redirect"
+            elif depth_goal - body.inserted > 2.0 and walkoffs < MAX_WALKOFF and \
+                    est is not None:
+                # walk off the bone toward the target seen on the image (not a new pass)
+                walkoffs += 1
+                body.withdraw(WALKOFF_MM)
+                body.steer(Body._unit(plan.target_mm - est))
+                events.append(Event(t, "walk_off_bone", True,
+                                    f"withdrawn {WALKOFF_MM:g} mm and re-angled"))
+                t += T_STEP_S
             else:
                 break
         if action == "redirect":

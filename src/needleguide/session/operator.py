@@ -145,7 +145,7 @@ def _posterior(v) -> np.ndarray:
 
 class USOperator(Operator):
     depth_from_image = True
-    redirect_when_lost = True
+    redirect_when_lost = False
 
     def __init__(self, cfg, proc, patient, target, level, side):
         super().__init__(cfg, proc, patient, target, level, side)

@@ -87,8 +87,27 @@ def check_path(patient: Patient, steps: np.ndarray, labels: np.ndarray, avoid: s
     return blocked, tuple(crossed)
 
 
-def _choose(patient: Patient, target: np.ndarray, dirs, avoid, margin, max_len):
-    """Shortest clear path; if none is clear, the least blocked one (flagged)."""
+def _near_bone_mm(patient: Patient, target: np.ndarray, d: np.ndarray, path_mm: float,
+                  margin: float, offset_mm: float = 2.0) -> float:
+    """Length (mm) of the path beyond ``margin`` from the target whose ``offset_mm``
+    neighbourhood (4 directions across the path) holds bone: a narrow corridor."""
+    d = d / np.linalg.norm(d)
+    a = np.cross(d, [0.0, 0.0, 1.0])
+    a = a / np.linalg.norm(a) if np.linalg.norm(a) > 1e-6 else np.array([1.0, 0, 0])
+    b = np.cross(d, a)
+    steps = np.arange(margin, path_mm, 0.5)
+    pts = target[None] + steps[:, None] * d[None]
+    near = np.zeros(steps.size, bool)
+    for o in (a, -a, b, -b):
+        lab = patient.label_at(pts + offset_mm * o[None])
+        near |= np.array([is_bone(patient, int(x)) for x in lab])
+    return float(near.sum()) * 0.5
+
+
+def _choose(patient: Patient, target: np.ndarray, dirs, avoid, margin, max_len,
+            corridor: bool = False):
+    """Shortest clear path (``corridor``: the one with the least bone within 2 mm of it,
+    then the shortest); if none is clear, the least blocked one (flagged)."""
     best = None
     for d in dirs:
         entry, steps, labels = entry_along(patient, target, d)
@@ -98,7 +117,9 @@ def _choose(patient: Patient, target: np.ndarray, dirs, avoid, margin, max_len):
         path = float(np.linalg.norm(entry - target))
         if path + 10.0 > max_len:
             continue
-        key = (blocked, path)
+        near = _near_bone_mm(patient, target, np.asarray(d, float), path, margin) \
+            if corridor else 0.0
+        key = (blocked, near + 0.05 * path)
         if best is None or key < best[0]:
             best = (key, entry, path, crossed)
     return None if best is None else (best[1], best[2], best[3], best[0][0])
@@ -138,14 +159,10 @@ def plan_in_plane_path(patient: Patient, target_mm, ProbeToPatient, half_width_m
     aim = geometry.apply(P2P, t_p)
     side = -1.0 if t_p[0] < 0 else 1.0
     dirs = []
-    for ang in (45.0, 40.0, 50.0, 35.0, 55.0, 30.0, 60.0, 25.0, 65.0, 70.0):
-        a = np.radians(ang)
-        d_p = np.array([side * np.cos(a), -np.sin(a), 0.0])  # from the target up and out
-        dirs.append(P2P[:3, :3] @ d_p)
-    for s2 in (1.0, -1.0):  # the other end of the probe if the near side is blocked
-        for ang in (45.0, 35.0, 55.0):
-            a = np.radians(ang)
-            dirs.append(P2P[:3, :3] @ np.array([-side * s2 * np.cos(a), -np.sin(a), 0.0]))
+    for s2 in (1.0, -1.0):  # the target's side first, then the other end of the probe
+        for ang in np.arange(20.0, 75.1, 2.5):
+            a = np.radians(ang)  # from the target up and out, in the image plane
+            dirs.append(P2P[:3, :3] @ np.array([s2 * side * np.cos(a), -np.sin(a), 0.0]))
     cands = []
     for d in dirs:
         entry, steps, labels = entry_along(patient, aim, d)
@@ -155,7 +172,8 @@ def plan_in_plane_path(patient: Patient, target_mm, ProbeToPatient, half_width_m
         if abs(e_p[0]) < half_width_mm + 2.0:  # must enter beyond the end of the probe
             continue
         cands.append(d)
-    best = _choose(patient, aim, cands, set(avoid), target_margin_mm, max_needle_mm)
+    best = _choose(patient, aim, cands, set(avoid), target_margin_mm, max_needle_mm,
+                   corridor=True)
     if best is None:
         raise UserError("plan: no in-plane skin entry beyond the probe for this target")
     return _plan(best, aim, len(dirs)), aim
