@@ -156,7 +156,6 @@ def run_session(cfg: SessionConfig, progress=None) -> SessionResult:
     cmd_axis = plan.axis.copy()
     body.new_pass(plan.entry_mm, cmd_axis)
     depth_goal = plan.path_mm
-    misses = 0
     walkoffs = 0
     seen: set[str] = set()
     max_steps = int(4 * plan.path_mm / cfg.step_mm) + 40
@@ -179,7 +178,6 @@ def run_session(cfg: SessionConfig, progress=None) -> SessionResult:
         if est is not None and np.linalg.norm(est - guess) > GATE_MM + 0.15 * body.inserted:
             est = None  # not where this needle can be: the operator ignores it
         if est is not None:
-            misses = 0
             depth_est = float(np.dot(est - plan.entry_mm, plan.axis))
             off = float(np.linalg.norm(est - plan.point_at(depth_est)))
             # the needle's direction: from the previous estimate of this pass, else the aim
@@ -195,14 +193,6 @@ def run_session(cfg: SessionConfig, progress=None) -> SessionResult:
                     action = "redirect"  # withdraw and re-insert along the plan
                 else:
                     action = "correct"
-            if op.depth_from_image:
-                depth_goal = body.inserted + along
-        else:
-            misses += 1
-            if op.redirect_when_lost and misses >= 4 and passes < cfg.max_passes and \
-                    body.inserted > 15.0:
-                action = "redirect"
-                misses = 0
         tr = body.tip - plan.point_at(float(np.dot(body.tip - plan.entry_mm, plan.axis)))
         steps.append(StepRecord(t, passes, body.inserted, err_true, off,
                                 est is not None, op.dose.dap_gy_cm2, op.dose.air_kerma_mgy,
@@ -225,7 +215,11 @@ def run_session(cfg: SessionConfig, progress=None) -> SessionResult:
                 t += T_STEP_S
             else:
                 break
+        if len(steps) == 1:
+            op.mark(f"pass 1, first step ({body.inserted:.0f} mm)")
         if action == "redirect":
+            op.mark(f"pass {passes}: redirect decided at {body.inserted:.0f} mm "
+                    f"({'bone' if touched_bone else 'analyser: off course'})")
             passes += 1
             t += T_REDIRECT_S
             events.append(Event(t, "redirect", True, f"pass {passes}: withdrawn and re-aimed"))
@@ -239,6 +233,7 @@ def run_session(cfg: SessionConfig, progress=None) -> SessionResult:
                                 f"(tip {off:.1f} mm off the planned line)"))
         tick(min(0.7, 0.1 + 0.6 * body.inserted / plan.path_mm / passes), f"pass {passes}: "
              f"{body.inserted:.0f}/{plan.path_mm:.0f} mm")
+    op.mark(f"end of the advance: {body.inserted:.0f} mm inserted, pass {passes}")
     tick(0.72, "checking the position")
     t, moved = op.check(body, t)
     if moved:

@@ -3,12 +3,15 @@ estimate the tip from the analyser, check the final position, confirm and inject
 
 Fluoroscopy (``FluoroOperator``): the working view is the catalogue's oblique (or
 Ferguson) view, the check pair the other two catalogue views; one pulsed shot per step
-(counted); at the end a spot pair, both analysed and the rays triangulated for the depth;
+(counted), and a second one in the first check view when the analyser finds nothing in the
+working view; at the end a spot pair, both analysed and, when both find the needle, the
+rays triangulated for the depth;
 confirmation by a contrast test dose under live fluoroscopy (or DSA) read by the contrast
 classifier and its intravascular alarm. Ultrasound (``USOperator``): the catalogue's view,
 the probe slid along its elevation axis until the target lies in the plane (scanning), an
-in-plane path, one live frame per step, depth from the detected tip; confirmation by
-visible spread (anechoic fluid) around the tip.
+in-plane path, one live frame per step; the detected tip steers within the plane, the
+depth comes from the needle markings (the analyser tends to place US tips short along the
+shaft); confirmation by visible spread (anechoic fluid) around the tip.
 """
 
 from __future__ import annotations
@@ -27,8 +30,6 @@ from needleguide.session.plan import plan_fluoro_path, plan_in_plane_path
 class Operator:
     """Common state: plan, key frames, video frames, shot count."""
 
-    depth_from_image = False
-    redirect_when_lost = False
 
     def __init__(self, cfg, proc, patient, target, level, side):
         self.cfg, self.proc, self.patient = cfg, proc, patient
@@ -144,8 +145,6 @@ def _posterior(v) -> np.ndarray:
 
 
 class USOperator(Operator):
-    depth_from_image = True
-    redirect_when_lost = False
 
     def __init__(self, cfg, proc, patient, target, level, side):
         super().__init__(cfg, proc, patient, target, level, side)
@@ -183,8 +182,7 @@ class USOperator(Operator):
         return np.asarray(det.tip_patient_mm, float), det
 
     def check(self, body, t: float) -> tuple[float, bool]:
-        self.mark("final needle position")
-        return t, False
+        return t, False  # the depth was read from the live frames during the advance
 
     def confirm(self, body, t: float, events) -> tuple[float, float]:
         return confirm_us(self, body, t, events)
