@@ -49,6 +49,14 @@ class SessionConfig(BaseModel):
             raise UserError(f"{loc}: {err['msg']}") from None
         if cfg.modality not in MODALITIES:
             raise UserError(f"modality: {cfg.modality!r}; choose one of {', '.join(MODALITIES)}")
+        from needleguide.procedures import get_procedure
+
+        proc = get_procedure(cfg.procedure)  # unknown id: one UserError listing the ids
+        if proc.phantom_region is None:
+            raise UserError(f"procedure: {cfg.procedure!r} has no phantom region to simulate "
+                            f"on")
+        proc.resolve_level(cfg.level)
+        proc.resolve_side(cfg.side)
         if cfg.force_tip is not None and cfg.force_tip not in FORCED_TIPS:
             raise UserError(f"force_tip: {cfg.force_tip!r}; choose one of {FORCED_TIPS}")
         return cfg
