@@ -92,3 +92,33 @@ def test_cli_rejects_bad_input_with_one_line(tmp_path, capsys):
 
 def test_all_views_are_known():
     assert len(VIEWS) == 9
+
+
+def _shadow_below_target_gray(p, noise_db: float | None = None) -> float:
+    """Mean screen grey 4–12 mm below the target bone echo of the medial-branch view
+    (columns ±4 mm about the target): the acoustic shadow, where only noise remains."""
+    v = standard_view(p, "transverse-facet", level="L4-L5", side="right")
+    s = make_settings(probe=v.probe, depth_mm=v.depth_mm, noise_db_re_face=noise_db,
+                      focus_mm=min(v.target_depth_mm, 0.95 * v.depth_mm))
+    fr = USImager(s, seed=0).render(Scene(p, poses={"ProbeToPatient": v.ProbeToPatient}))
+    img = fr.pixels.astype(float)
+    sp = fr.spacing_mm[0]
+    ij = geometry.apply(geometry.invert(fr.ImageToPatient), v.target_mm)
+    col, row = int(ij[0] / sp), int(ij[1] / sp)
+    w = int(4 / sp)
+    r0 = int(row - 6 / sp)
+    bone = r0 + np.argmax(img[r0:int(row + 3 / sp), col - w:col + w], axis=0)
+    return float(np.mean([img[b + int(4 / sp):b + int(12 / sp), col - w + i].mean()
+                          for i, b in enumerate(bone)]))
+
+
+def test_receiver_noise_fills_the_deep_shadow_at_high_bmi(lumbar):
+    # TGC compensates ~2·0.8·f·depth and amplifies the receiver noise with the echoes: at
+    # BMI 22 (target ~48 mm) the noise stays under the display floor, at BMI 38 (~73 mm) it
+    # fills the shadow under the facet/TP, so the bone loses contrast against it
+    g22 = _shadow_below_target_gray(lumbar[22])  # the default receiver (-70 dB)
+    g38 = _shadow_below_target_gray(lumbar[38])
+    g38_quiet = _shadow_below_target_gray(lumbar[38], -100.0)
+    assert g22 < 3.0, g22
+    assert g38 > g22 + 12.0, (g22, g38)
+    assert g38 > g38_quiet + 8.0, (g38, g38_quiet)  # it is the receiver noise

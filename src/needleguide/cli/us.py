@@ -61,6 +61,9 @@ def register(app: typer.Typer) -> None:
         gain: float = typer.Option(0.0, help="Overall gain (dB)."),
         focus: float = typer.Option(None, help="Transmit focal depth (mm; default target)."),
         dr: float = typer.Option(60.0, help="Dynamic range (dB)."),
+        noise_db: float | None = typer.Option(
+            None, "--noise-db", help="Receiver noise, dB re muscle speckle at the face "
+            "(default -70)."),
         tgc: str = typer.Option(None, help="TGC dB values from top to bottom, comma separated"
                                            " ('off' = none; default: automatic)."),
         steer: float = typer.Option(0.0, help="Beam steering (deg, linear probe)."),
@@ -89,7 +92,8 @@ def register(app: typer.Typer) -> None:
                             f"{region!r}")
         check_range("frames", frames, 2, 600)
         make_settings(probe=probe or VIEW_INFO[view][1], frequency_mhz=freq, gain_db=gain,
-                      dynamic_range_db=dr, steer_deg=steer, prf_hz=prf)  # fail early
+                      dynamic_range_db=dr, steer_deg=steer, prf_hz=prf,
+                      noise_db_re_face=noise_db)  # fail early
         d = out_dir(out)
         console.print(f"building the {region} phantom (BMI {bmi:g}) …")
         patient = build_phantom(region, bmi=bmi, degeneration=degeneration, seed=seed,
@@ -113,6 +117,7 @@ def register(app: typer.Typer) -> None:
         s = make_settings(probe=v.probe, frequency_mhz=freq if freq is not None else
                           v.frequency_mhz, depth_mm=v.depth_mm, gain_db=gain,
                           focus_mm=fmm, dynamic_range_db=dr, tgc_db=tgc_list, steer_deg=steer,
+                          noise_db_re_face=noise_db,
                           doppler=box, prf_hz=prf)
         imager = USImager(s, seed=seed)
         scene = Scene(patient, poses={"ProbeToPatient": v.ProbeToPatient})

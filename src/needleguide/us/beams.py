@@ -129,15 +129,15 @@ def strehl_two_way(fat_path_mm: np.ndarray, f_mhz: float) -> np.ndarray:
     return np.exp(-2.0 * sphi**2)
 
 
+TGC_MAX_DB = 60.0  # largest automatic TGC (receive-amplifier TGC range; assumption)
+
+
 def tgc_curve_db(s: USSettings, r_mm: np.ndarray) -> np.ndarray:
     """TGC in dB at ranges ``r_mm``: automatic (α_auto·f round trip), user curve, or off."""
     if s.tgc_db is None:
-        # automatic: compensate α_auto·f round trip, but never lift the receiver noise into
-        # the displayed range (what a scanner's automatic gain does)
-        from needleguide.us.imager import NOISE_DB, TOP_DB
-
-        cap = TOP_DB - s.dynamic_range_db - NOISE_DB - 6.0
-        return np.minimum(2.0 * s.tgc_auto_db_cm_mhz * s.f_mhz * r_mm / 10.0, cap)
+        # automatic: compensate α_auto·f round trip up to the amplifier's TGC range; the
+        # receiver noise is amplified with the echoes (it is not hidden by the cap)
+        return np.minimum(2.0 * s.tgc_auto_db_cm_mhz * s.f_mhz * r_mm / 10.0, TGC_MAX_DB)
     if len(s.tgc_db) == 0:
         return np.zeros_like(r_mm)
     if len(s.tgc_db) == 1:

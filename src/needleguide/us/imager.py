@@ -27,13 +27,13 @@ from needleguide.us.beams import (
     strehl_two_way,
 )
 from needleguide.us.needle_echo import add_needle, needle_truth_px
-from needleguide.us.probe import USSettings, image_extent_mm, image_to_probe
+from needleguide.us.probe import NOISE_DB_RE_FACE, USSettings, image_extent_mm, image_to_probe
 
 SPEC_GAIN_DB = 34.0  # specular-to-diffuse calibration: K (perpendicular bone ≈ +30 dB)
 THETA0_DEG = 12.0  # angular width of specular reflection from tissue interfaces
 LAMBERT = 0.1  # diffuse (rough-surface) part of a bone surface's reflection (soft: /10)
 R_FASCIA = 0.01  # least reflectivity of a boundary between two structures (fascia, walls)
-NOISE_DB = -100.0  # receiver noise re muscle speckle at the face (system dynamic range)
+NOISE_DB = NOISE_DB_RE_FACE  # default receiver noise re muscle speckle at the face
 TOP_DB = 30.0  # display: white at +30 dB re muscle speckle (with gain 0)
 LATTICE_FRACTION = 1.0  # scatterer lattice spacing = range sample spacing × this
 ELEV_STEP_MM = 0.5
@@ -206,7 +206,7 @@ class USImager:
                        10 ** (SPEC_GAIN_DB / 10) * st.spec_norm, hit)
         tmp = np.empty_like(src)
         frame_no = int(round(scene.time_s * 1000))
-        K.psf_axial_noise(src, st.ax_kernel, table, np.float32(10 ** (NOISE_DB / 20)),
+        K.psf_axial_noise(src, st.ax_kernel, table, np.float32(10 ** (s.noise_db_re_face / 20)),
                           (frame_no * 2654435761 + 12345) & ((1 << 40) - 1), tmp)
         # phase aberration by the fat crossed (mean path over the lines at each depth)
         S = strehl_two_way(fat.mean(axis=0), s.f_mhz)

@@ -55,6 +55,11 @@ PROBES: dict[str, ProbeSpec] = {
 }
 
 
+# receiver noise re mean muscle speckle at the face: system dynamic range ≈ 70 dB (assumption:
+# 3.5 MHz reaches ≈ 20 cm of α≈0.5 dB/cm/MHz tissue, 2·0.5·3.5·20 = 70 dB; docs/us.md)
+NOISE_DB_RE_FACE = -70.0
+
+
 class USSettings(BaseModel):
     """Validated acquisition settings.
 
@@ -65,7 +70,10 @@ class USSettings(BaseModel):
     focus_mm: transmit focal depth (default depth/2); dynamic_range_db: log-compression
     window; steer_deg: beam steering (linear only, ±25°); doppler: colour Doppler box
     ``[x0_mm, x1_mm, z0_mm, z1_mm]`` in image-lateral (from the image centre) and depth, or
-    None; prf_hz: Doppler pulse repetition frequency; output_px: image rows = cols.
+    None; prf_hz: Doppler pulse repetition frequency; output_px: image rows = cols;
+    noise_db_re_face: electronic (thermal) receiver noise, dB re the mean muscle-speckle echo
+    at the face before attenuation (the system dynamic range; default −70 dB, an assumption,
+    see docs/us.md): TGC and gain amplify it together with the echoes.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -83,6 +91,7 @@ class USSettings(BaseModel):
     prf_hz: float = Field(4000.0, ge=250.0, le=20000.0)
     output_px: int = Field(512, ge=64, le=2048)
     n_cycles: float = Field(3.0, ge=1.0, le=6.0)
+    noise_db_re_face: float = Field(NOISE_DB_RE_FACE, ge=-120.0, le=-20.0)
 
     @model_validator(mode="after")
     def _check(self) -> USSettings:
