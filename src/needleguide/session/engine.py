@@ -157,6 +157,7 @@ def run_session(cfg: SessionConfig, progress=None) -> SessionResult:
     body.new_pass(plan.entry_mm, cmd_axis)
     depth_goal = plan.path_mm
     walkoffs = 0
+    far_off_before = False
     seen: set[str] = set()
     max_steps = int(4 * plan.path_mm / cfg.step_mm) + 40
     tick(0.1, f"pass 1: {plan.path_mm:.0f} mm to {tname}")
@@ -188,11 +189,16 @@ def run_session(cfg: SessionConfig, progress=None) -> SessionResult:
             want = Body._unit(to_t)
             turn = float(np.degrees(np.arccos(np.clip(want @ a_est, -1.0, 1.0))))
             if miss > 0.5 * proc.tolerance_mm and remaining > 8.0 and depth_est >= 15.0:
-                if turn > REDIRECT_DEG and miss > 2.0 * proc.tolerance_mm and \
-                        passes < cfg.max_passes and remaining > 15.0:
-                    action = "redirect"  # withdraw and re-insert along the plan
-                else:
-                    action = "correct"
+                far_off = turn > REDIRECT_DEG and miss > 2.0 * proc.tolerance_mm and \
+                    passes < cfg.max_passes and remaining > 15.0
+                # withdraw and re-insert along the plan only when two images in a row say
+                # so (one misplaced detection does not cost a pass); otherwise steer
+                action = "redirect" if far_off and far_off_before else "correct"
+                far_off_before = far_off
+            else:
+                far_off_before = False
+        else:
+            far_off_before = False
         tr = body.tip - plan.point_at(float(np.dot(body.tip - plan.entry_mm, plan.axis)))
         steps.append(StepRecord(t, passes, body.inserted, err_true, off,
                                 est is not None, op.dose.dap_gy_cm2, op.dose.air_kerma_mgy,
@@ -225,6 +231,7 @@ def run_session(cfg: SessionConfig, progress=None) -> SessionResult:
             events.append(Event(t, "redirect", True, f"pass {passes}: withdrawn and re-aimed"))
             body.new_pass(plan.entry_mm, cmd_axis)
             depth_goal = plan.path_mm
+            far_off_before = False
             tick(min(0.7, 0.1 + 0.6 * len(steps) / max_steps), f"pass {passes}")
         elif action == "correct":
             body.steer(want)
