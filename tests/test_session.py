@@ -74,3 +74,26 @@ def test_forced_intravascular_tip(modality, detected):
     assert r.metrics["success"] is False
     if modality == "fluoro":  # the alarm came from the contrast classifier on the pixels
         assert r.extra["confirm"]["test_1"]["alarm_time_s"] is not None
+
+
+def test_high_bmi_medial_branch_under_us_is_harder():
+    """From physics, not a rule: at BMI 40 the path is longer (the bevel curvature has
+    longer to act) and the needle is fainter on B-mode (the analyser finds it less), so
+    over the same seeds the sessions fail or need passes more often than at BMI 22."""
+    def run(bmi):
+        out = []
+        for seed in (1, 2, 3):
+            cfg = SessionConfig.build(procedure="lumbar-medial-branch", level="L5",
+                                      side="right", modality="us", bmi=bmi, seed=seed,
+                                      record_video=False)
+            out.append(run_session(cfg))
+        cost = sum((not r.metrics["success"]) + r.metrics["passes"] - 1 for r in out)
+        found = sum(r.metrics["detection_rate"] for r in out) / len(out)
+        path = sum(r.plan["path_mm"] for r in out) / len(out)
+        return cost, found, path
+
+    cost_lo, found_lo, path_lo = run(22.0)
+    cost_hi, found_hi, path_hi = run(40.0)
+    assert path_hi > path_lo + 15.0
+    assert found_hi < found_lo
+    assert cost_hi > cost_lo
