@@ -34,14 +34,17 @@ def plots_png(results) -> bytes:
         ax[0].plot(k, [s.tip_to_target_mm for s in r.steps], "-o", ms=3, label=lab)
         det = [i for i, s in enumerate(r.steps) if s.detected]
         ax[0].plot(k[det], [r.steps[i].tip_to_target_mm for i in det], "k.", ms=3)
-        ax[1].plot(k, [s.dap_gy_cm2 * 1000.0 for s in r.steps], "-", label=lab)
+        ln, = ax[1].plot(k, [s.dap_gy_cm2 * 1000.0 for s in r.steps], "-", label=lab)
+        if r.metrics["dap_gy_cm2"] > 0:  # after the check pair and the contrast run
+            ax[1].plot([len(k) + 1], [r.metrics["dap_gy_cm2"] * 1000.0], "o",
+                       color=ln.get_color())
     tol = max(r.metrics["tolerance_mm"] for r in results) if results else 3.0
     ax[0].axhline(tol, color="grey", ls="--", lw=1)
     ax[0].set(xlabel="step", ylabel="true tip to target (mm)",
               title="tip distance (black dots: needle found by the analyser)")
     ax[0].set_yscale("symlog", linthresh=5)
-    ax[1].set(xlabel="step", ylabel="cumulative DAP (mGy·cm²)",
-              title="cumulative dose during the advance")
+    ax[1].set(xlabel="step (last dot: after the position check and contrast)",
+              ylabel="cumulative DAP (mGy·cm²)", title="cumulative dose")
     for a in ax:
         a.grid(alpha=0.3)
         a.legend(fontsize=7)
