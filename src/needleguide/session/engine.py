@@ -16,9 +16,10 @@ seed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from needleguide import geometry
 from needleguide.anatomy.phantom import build_phantom
 from needleguide.errors import UserError
 from needleguide.procedures import get_procedure
@@ -132,7 +133,8 @@ class Body:
                                             length_mm=self.plan.needle_length_mm)
 
 
-def run_session(cfg: SessionConfig, progress=None) -> SessionResult:
+def run_session(cfg: SessionConfig,
+                progress: Callable[[float, str], None] | None = None) -> SessionResult:
     """Run one simulated procedure; ``progress(fraction, text)`` is called as it goes."""
     proc = get_procedure(cfg.procedure)
     if proc.phantom_region is None:
@@ -303,4 +305,4 @@ def _score_tissue(patient, body: Body, t: float, events: list[Event], seen: set[
         events.append(Event(t, kind, det, f"{name} at {body.inserted:.0f} mm"))
 
 
-__all__ = ["Body", "run_session", "geometry"]
+__all__ = ["Body", "run_session"]
