@@ -87,3 +87,21 @@ def test_frame_without_truth_and_pixel_mapping():
     assert '"modality": "us"' in f.to_json()
     d = Dose(1, 2, 3) + Dose(1, 1, 1)
     assert (d.air_kerma_mgy, d.dap_gy_cm2, d.fluoro_time_s) == (2, 3, 4)
+
+
+def test_atomic_write_gives_a_readable_file_and_leaves_nothing_on_error(tmp_path):
+    import os
+    import stat
+
+    from needleguide.atomic import atomic_path, write_json
+
+    p = write_json(tmp_path / "a.json", {"x": 1})
+    assert p.read_text().strip().startswith("{")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~mask
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "b.png") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("boom")
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a.json"]
