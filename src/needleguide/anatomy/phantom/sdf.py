@@ -10,6 +10,7 @@ use the near-surface distance, which is accurate. All arrays are float32 for spe
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -24,14 +25,16 @@ def _as3(v) -> np.ndarray:
     return np.asarray(v, dtype=np.float64).reshape(3)
 
 
-class Shape:
+class Shape(ABC):
     """Base class: ``sdf(points)`` and ``bbox()`` (RAS min, max in mm)."""
 
-    def sdf(self, p: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def sdf(self, p: np.ndarray) -> np.ndarray:
+        """Signed distance (mm, negative inside) of points (3, N) in RAS mm."""
 
-    def bbox(self) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def bbox(self) -> tuple[np.ndarray, np.ndarray]:
+        """RAS bounding box (min, max) in mm."""
 
     # composition sugar
     def __or__(self, other: Shape) -> Shape:
