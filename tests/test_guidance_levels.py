@@ -71,3 +71,35 @@ def test_simulated_frames_are_scored(ap_lateral):
         # labels go upward in anatomical order
         rows = [lab.row_px for lab in labels]
         assert rows == sorted(rows, reverse=True)
+
+
+def test_ap_frame_is_labelled_from_the_sacrum(ap_lateral):
+    from needleguide.guidance.eval_levels import score_frame
+    from needleguide.guidance.levels import iso_pixel_mm
+
+    frame, truth = ap_lateral["ap"]
+    f = frame.without_truth()
+    right, total = score_frame(label_levels(f), truth, f.shape, 35.0 / iso_pixel_mm(f))
+    assert right == total
+
+
+def test_ap_anchor_is_the_two_sided_sacral_step_not_a_one_sided_blob():
+    """Synthetic AP: the wide sacral mass begins below the lowest disc on both sides; a
+    one-sided blob (bowel gas in bone-bright terms) ends higher up and must not win."""
+    from needleguide.guidance.levels import (
+        LevelParams,
+        column_profile,
+        disc_energy,
+        sacral_anchor_ap,
+    )
+
+    f, bottom = _column()
+    g = np.asarray(f.pixels, np.float32).copy()
+    g[bottom - 46 + 8:, :] -= 0.2  # no lateral-view wing overlap
+    g[bottom + 4:, 30:226] += 0.25  # sacral ala + iliac wings, both sides
+    g[bottom - 120:bottom - 80, 30:80] -= 0.3  # one-sided dark blob ending higher up
+    pix = 1.0 * 650.0 / 1000.0
+    col = np.full(g.shape[0], g.shape[1] / 2.0)
+    e = disc_energy(column_profile(g, col, int(12 / pix)), pix)
+    anchor, support = sacral_anchor_ap(g, col, e, pix, LevelParams())
+    assert abs(anchor - bottom) < 15 and 0.0 <= support <= 1.0

@@ -8,12 +8,14 @@ bright pairs, so the high-passed, rectified, smoothed profile peaks at each disc
 Disc candidates follow the vertebral pitch (
 clipped to 28–42 mm at the isocentre) as a regular comb snapped to the energy peaks;
 bodies are labelled upward from the L5–S1 disc (L5, L4, …), the sacrum S1 below it.
-Which disc is L5–S1 comes from the iliac wings: on the lateral view they overlap the
-column from L5 down, so the profile along the column steps up most across L4–L5; on the
-AP view the bands 40–80 mm either side of the column brighten most across L5–S1. On AP
-the lowest tooth on a real end-plate peak is a cross-check: agreement raises the
-confidence, disagreement lowers it, and when the crest step sits on no end-plate peak
-the end-plate answer wins. Confidence also falls with irregular spacing.
+Which disc is L5–S1: on the lateral view the iliac wings overlap the column from L5
+down, so the profile along the column steps up most across L4–L5. On the AP view two cues
+are combined: the sacral mass (the bands 30–70 mm either side of the column brighten most
+steeply, on both sides, where the sacral ala and iliac wings begin below L5; each local
+maximum a candidate row) and the disc comb (a real L5–S1 has a disc one pitch above it and
+none in the pitch below); the discs above the anchor are walked up one pitch at a time and
+snapped to end-plate peaks. Confidence falls with irregular spacing and (AP) a small
+margin between the best and the runner-up anchor.
 """
 
 from __future__ import annotations
@@ -62,6 +64,14 @@ class LevelParams:
     snap: float = 0.2
     min_tooth: float = 0.2
     crest_band_mm: tuple[float, float] = (30.0, 70.0)
+    sacral_sigma_mm: float = 2.0
+    sacral_half_mm: float = 6.0
+    sacral_offset_mm: float = 6.0
+    walk_snap: float = 0.2
+    side_penalty: float = 0.5
+    anchor_min_share: float = 0.4
+    comb_weight: float = 1.0
+    pitch_prior_weight: float = 0.5
 
 
 def iso_pixel_mm(frame: Frame) -> float:
@@ -191,17 +201,20 @@ def label_levels(frame: Frame, params: LevelParams | None = None) -> list[LevelL
         discs = teeth[:k + 1][::-1] if k < teeth.size else \
             np.concatenate([[teeth[-1] + pitch], teeth[::-1]])
     else:
-        # the iliac wings: the bands 30-70 mm either side of the column brighten most
-        # across L5-S1; cross-check: the lowest tooth on a real end-plate peak
-        k = min(lowest_disc_lateral(side_profile(g, col, pix, p.crest_band_mm), teeth,
-                                    pitch, pix) - 1, teeth.size - 1)
-        agree = lowest_disc_ap(real, p) == k
-        discs = teeth[:k + 1][::-1]
+        # the sacral mass (bands 30-70 mm either side brighten below L5) checked against
+        # the disc comb (a disc one pitch above, none below); cross-check: the lowest
+        # comb tooth on a real end-plate peak
+        anchor, support = sacral_anchor_ap(g, col, e, pix, p)
+        ke = lowest_disc_ap(real, p)
+        agree = ke is not None and abs(teeth[ke] - anchor) < 0.5 * pitch
+        discs = anchored_comb(e, anchor, pix, p)
+        pitch = float(np.median(-np.diff(discs))) if discs.size > 1 else pitch
     spacing = np.diff(discs[::-1]) if discs.size > 1 else np.array([pitch])
     regular = float(np.clip(1.0 - np.std(spacing) / pitch, 0.0, 1.0))
     conf = 0.55 + 0.4 * regular
     if not lateral:
-        conf = min(0.99, conf + 0.05) if agree else conf * 0.75
+        conf *= 0.8 + 0.2 * min(1.0, support / 0.3)
+        conf = min(0.99, conf + 0.05) if agree else conf
     centres = [discs[0] + 0.5 * pitch] + [0.5 * (discs[k] + discs[k + 1])
                                           for k in range(discs.size - 1)]
     centres.append(discs[-1] - 0.5 * pitch)
@@ -214,6 +227,89 @@ def label_levels(frame: Frame, params: LevelParams | None = None) -> list[LevelL
                               float(r) * frame.spacing_mm[0],
                               float(conf * (0.9 if k == len(centres) - 1 else 1.0))))
     return out
+
+
+def anchored_comb(e: np.ndarray, anchor: float, pix_mm: float, p: LevelParams
+                  ) -> np.ndarray:
+    """Disc rows from the L5-S1 anchor upward (bottom first): the pitch whose comb hung
+    from the anchor collects the most end-plate energy, then each disc walked up one
+    pitch from the previous and snapped to the nearest energy peak within ``snap``
+    pitches (so a pitch that varies along the column is followed)."""
+    rows = np.arange(e.size, dtype=float)
+    best, pitch = -1.0, p.pitch_mm / pix_mm
+    for pt in np.arange(p.pitch_range_mm[0] / pix_mm, p.pitch_range_mm[1] / pix_mm, 0.5):
+        t = anchor - pt * np.arange(1, int(anchor / pt) + 1)
+        if t.size == 0:
+            continue
+        sc = float(np.interp(t, rows, e).mean()) - p.pitch_prior_weight * abs(
+            pt * pix_mm / p.pitch_mm - 1.0)
+        if sc > best:
+            best, pitch = sc, float(pt)
+    peaks, _ = find_peaks(e, prominence=p.min_prominence * 0.2)
+    discs = [anchor]
+    while discs[-1] - pitch >= 0:
+        t = discs[-1] - pitch
+        if peaks.size:
+            j = int(np.argmin(np.abs(peaks - t)))
+            if abs(peaks[j] - t) <= p.walk_snap * pitch:
+                t = float(peaks[j])
+        discs.append(t)
+    return np.asarray(discs)
+
+
+def sacral_anchor_ap(g: np.ndarray, col: np.ndarray, e: np.ndarray, pix_mm: float,
+                     p: LevelParams) -> tuple[float, float]:
+    """AP: the L5-S1 disc row and a support score in [0, 1].
+
+    Cue 1, the sacral mass: going down, the bands ``crest_band_mm`` either side of the
+    column brighten most steeply where the sacral ala and the iliac wings (joined at the
+    SI joints) begin, just below L5 (the L5 transverse processes and the psoas above are
+    darker). Per side, the difference of the smoothed band profile ``sacral_half_mm``
+    below and above each row; both sides summed, their disagreement penalised
+    (``side_penalty``: bowel gas on one side makes a one-sided step). Every local
+    maximum ≥ ``anchor_min_share`` of the best is a candidate, its disc
+    ``sacral_offset_mm`` below the step.
+    Cue 2, the disc comb: a real L5-S1 has a disc (end-plate energy) about one pitch
+    above it (L4-L5) and none in the pitch below (the fused sacrum); each candidate's
+    step (share of the best) gains ``comb_weight`` × (energy one pitch above − energy
+    below). The candidate with the highest sum wins; the support is the winner's
+    margin over the runner-up."""
+    h, w = g.shape
+    a, b = int(p.crest_band_mm[0] / pix_mm), max(int(p.crest_band_mm[1] / pix_mm),
+                                                  int(p.crest_band_mm[0] / pix_mm) + 1)
+    offs = np.arange(a, b)
+    c = np.rint(col).astype(int)[:, None]
+    rows = np.arange(h)[:, None]
+    hp = max(1, int(p.sacral_half_mm / pix_mm))
+    if h <= 2 * hp + 2:
+        return float(h - 1), 0.0
+    steps = []
+    for sgn in (-1, 1):
+        sp = g[rows, np.clip(c + sgn * offs[None], 0, w - 1)].mean(axis=1)
+        sp = cv2.GaussianBlur(sp.astype(np.float32).reshape(-1, 1), (1, 0),
+                              p.sacral_sigma_mm / pix_mm).ravel()
+        steps.append(sp[2 * hp:] - sp[:-2 * hp])
+    d = steps[0] + steps[1] - p.side_penalty * np.abs(steps[0] - steps[1])
+    cand, _ = find_peaks(np.concatenate([[-np.inf], d, [-np.inf]]),
+                         distance=max(1, int(15.0 / pix_mm)))
+    cand = cand - 1
+    top = float(d.max())
+    if top <= 0 or cand.size == 0:
+        return float(np.argmax(d) + hp + p.sacral_offset_mm / pix_mm), 0.0
+    cand = cand[d[cand] >= p.anchor_min_share * top]
+    pitch = p.pitch_mm / pix_mm
+    scores, rows_ = [], []
+    for q in cand:
+        an = float(q + hp + p.sacral_offset_mm / pix_mm)
+        lo, hi = int(an + 0.3 * pitch), min(h, int(an + 1.0 * pitch))
+        below = float(e[lo:hi].max()) if hi > lo else 0.0
+        lo, hi = max(0, int(an - 1.3 * pitch)), max(0, int(an - 0.7 * pitch))
+        above = float(e[lo:hi].max()) if hi > lo else 0.0
+        scores.append(d[q] / top + p.comb_weight * (above - below))
+        rows_.append(an)
+    order = np.argsort(scores)[::-1]
+    margin = scores[order[0]] - (scores[order[1]] if order.size > 1 else 0.0)
+    return rows_[order[0]], float(np.clip(margin, 0.0, 1.0))
 
 
 def side_profile(g: np.ndarray, col: np.ndarray, pix_mm: float,
