@@ -9,7 +9,9 @@ Disc candidates follow the vertebral pitch (
 clipped to 28–42 mm at the isocentre) as a regular comb snapped to the energy peaks;
 bodies are labelled upward from the L5–S1 disc (L5, L4, …), the sacrum S1 below it.
 Which disc is L5–S1: on the lateral view the iliac wings overlap the column from L5
-down, so the profile along the column steps up most across L4–L5. On the AP view two cues
+down, so the profile along the column steps up most (as a continuous row, snapped to the
+nearest end-plate peak) at L4–L5; the discs above are walked up from it and L5–S1 lies
+0.9 pitch below. On the AP view two cues
 are combined: the sacral mass (the bands 30–70 mm either side of the column brighten most
 steeply, on both sides, where the sacral ala and iliac wings begin below L5; each local
 maximum a candidate row) and the disc comb (a real L5–S1 has a disc one pitch above it and
@@ -71,6 +73,10 @@ class LevelParams:
     side_penalty: float = 0.5
     anchor_min_share: float = 0.4
     comb_weight: float = 1.0
+    lateral_half_mm: float = 10.0
+    lateral_offset_mm: float = 3.7
+    l5_pitch_share: float = 0.9
+    lateral_snap: float = 0.5
     pitch_prior_weight: float = 0.5
 
 
@@ -197,9 +203,13 @@ def label_levels(frame: Frame, params: LevelParams | None = None) -> list[LevelL
     if teeth.size == 0:
         return []
     if lateral:
-        k = lowest_disc_lateral(prof, teeth, pitch, pix)
-        discs = teeth[:k + 1][::-1] if k < teeth.size else \
-            np.concatenate([[teeth[-1] + pitch], teeth[::-1]])
+        r45 = lateral_l4l5(prof, pix, p)
+        pk, _ = find_peaks(e, prominence=p.min_prominence * 0.2)
+        if pk.size and np.min(np.abs(pk - r45)) <= p.lateral_snap * p.pitch_mm / pix:
+            r45 = float(pk[np.argmin(np.abs(pk - r45))])
+        up = anchored_comb(e, r45, pix, p)
+        pitch = float(np.median(-np.diff(up))) if up.size > 1 else pitch
+        discs = np.concatenate([[r45 + pitch * p.l5_pitch_share], up])
     else:
         # the sacral mass (bands 30-70 mm either side brighten below L5) checked against
         # the disc comb (a disc one pitch above, none below); cross-check: the lowest
@@ -227,6 +237,19 @@ def label_levels(frame: Frame, params: LevelParams | None = None) -> list[LevelL
                               float(r) * frame.spacing_mm[0],
                               float(conf * (0.9 if k == len(centres) - 1 else 1.0))))
     return out
+
+
+def lateral_l4l5(profile: np.ndarray, pix_mm: float, p: LevelParams) -> float:
+    """Lateral: the L4-L5 disc row. The iliac wings overlap the column from L5 down, so
+    the smoothed profile along the column (σ ``sacral_sigma_mm``) steps up most, over
+    ±``lateral_half_mm``, just above L4-L5 (``lateral_offset_mm``)."""
+    sp = cv2.GaussianBlur(profile.astype(np.float32).reshape(-1, 1), (1, 0),
+                          p.sacral_sigma_mm / pix_mm).ravel()
+    hp = max(1, int(p.lateral_half_mm / pix_mm))
+    if sp.size <= 2 * hp:
+        return float(sp.size - 1)
+    d = sp[2 * hp:] - sp[:-2 * hp]
+    return float(np.argmax(d) + hp + p.lateral_offset_mm / pix_mm)
 
 
 def anchored_comb(e: np.ndarray, anchor: float, pix_mm: float, p: LevelParams
