@@ -105,3 +105,15 @@ def test_atomic_write_gives_a_readable_file_and_leaves_nothing_on_error(tmp_path
             tmp.write_bytes(b"half")
             raise RuntimeError("boom")
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_walk_to_skin_finds_the_first_outside_point():
+    labels = np.zeros((40, 40, 40), np.uint8)
+    labels[10:30, 10:30, 10:30] = 3
+    p = Patient(labels=labels, VoxelToPatient=np.eye(4))
+    entry, steps, labs = p.walk_to_skin((20, 20, 20), (0, 2.0, 0))
+    assert entry[0] == 20 and entry[2] == 20 and 29.5 <= entry[1] <= 30.0
+    assert p.label_at(entry[None])[0] == 0
+    assert (labs == 3).all() and steps[-1] == pytest.approx(entry[1] - 20 - 0.5)
+    none, _, _ = p.walk_to_skin((20, 20, 20), (0, 1, 0), max_mm=5)
+    assert none is None

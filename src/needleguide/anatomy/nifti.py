@@ -13,7 +13,12 @@ from needleguide.errors import UserError
 
 def save_labels(labels: np.ndarray, VoxelToPatient: np.ndarray, path: str | Path) -> Path:
     """Write a uint8 label volume with its RAS affine to ``path`` (.nii or .nii.gz)."""
-    img = nib.Nifti1Image(np.asarray(labels, dtype=np.uint8), np.asarray(VoxelToPatient, float))
+    return save_volume(np.asarray(labels, dtype=np.uint8), VoxelToPatient, path)
+
+
+def save_volume(data: np.ndarray, VoxelToPatient: np.ndarray, path: str | Path) -> Path:
+    """Write a volume (its dtype kept) with its RAS affine (mm, qform = sform) atomically."""
+    img = nib.Nifti1Image(np.asarray(data), np.asarray(VoxelToPatient, float))
     img.header.set_xyzt_units("mm")
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)

@@ -157,6 +157,22 @@ class Patient:
         """Name of the tissue at one RAS point (mm)."""
         return self.tissues[int(self.label_at(np.asarray(point_mm)[None])[0])].name
 
+    def walk_to_skin(self, start_mm, direction, max_mm: float = 300.0, step_mm: float = 0.5
+                     ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """Walk from ``start_mm`` (RAS) along ``direction`` in ``step_mm`` steps until the
+        first point outside the body (label 0). Returns (that point or None if none within
+        ``max_mm``, the step distances in mm before it, their labels)."""
+        t = np.asarray(start_mm, dtype=float)
+        d = np.asarray(direction, dtype=float)
+        d = d / np.linalg.norm(d)
+        steps = np.arange(0.0, max_mm, step_mm)
+        labels = self.label_at(t[None, :] + steps[:, None] * d[None, :])
+        outside = np.flatnonzero(labels == 0)
+        if outside.size == 0:
+            return None, steps, labels
+        k = int(outside[0])
+        return t + steps[k] * d, steps[:k], labels[:k]
+
     def mask(self, *names: str) -> np.ndarray:
         """Boolean volume of the voxels whose tissue is one of ``names``."""
         ids = [self.tissues.label(n) for n in names]

@@ -88,18 +88,9 @@ def hu_to_density_g_cm3(hu: np.ndarray) -> np.ndarray:
 
 def save_ct_nifti(hu: np.ndarray, VoxelToPatient: np.ndarray, path: str | Path) -> Path:
     """Write a HU volume as int16 NIfTI (rounded, clipped to [-1024, 32767]), atomically."""
-    import nibabel as nib
+    from needleguide.anatomy.nifti import save_volume
 
-    from needleguide.atomic import atomic_path
-
-    data = np.clip(np.rint(hu), -1024, 32767).astype(np.int16)
-    img = nib.Nifti1Image(data, np.asarray(VoxelToPatient, dtype=float))
-    img.header.set_xyzt_units("mm")
-    img.set_qform(img.affine, code=1)
-    img.set_sform(img.affine, code=1)
-    with atomic_path(path) as tmp:
-        nib.save(img, str(tmp))
-    return Path(path)
+    return save_volume(np.clip(np.rint(hu), -1024, 32767).astype(np.int16), VoxelToPatient, path)
 
 
 def save_ct_dicom(hu: np.ndarray, VoxelToPatient: np.ndarray, folder: str | Path,

@@ -23,15 +23,10 @@ NEEDLE_LENGTHS_MM = (89.0, 127.0, 152.0, 178.0)  # 3.5", 5", 6", 7" spinal needl
 def skin_entry(patient: Patient, target_mm, direction_out) -> np.ndarray:
     """First point outside the body (label 0) walking from ``target_mm`` along the unit
     ``direction_out`` (0.5 mm steps), i.e. the skin entry of a straight path to the target."""
-    t = np.asarray(target_mm, float)
-    d = np.asarray(direction_out, float)
-    d = d / np.linalg.norm(d)
-    steps = np.arange(0.0, 400.0, 0.5)
-    labels = patient.label_at(t[None, :] + steps[:, None] * d[None, :])
-    outside = np.flatnonzero(labels == 0)
-    if outside.size == 0:
+    entry, _, _ = patient.walk_to_skin(target_mm, direction_out, max_mm=400.0)
+    if entry is None:
         raise UserError("needle: no skin entry found within 400 mm of the target")
-    return t + steps[outside[0]] * d
+    return entry
 
 
 def plan_needle(patient: Patient, carm: CArm, target_mm, approach_tilt_deg: float = 20.0,

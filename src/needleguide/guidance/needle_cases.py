@@ -64,10 +64,7 @@ def stop_before_bone(patient: Patient, entry_mm: np.ndarray, tip_mm: np.ndarray,
 def skin_entry_along(patient: Patient, tip_mm: np.ndarray, out_dir: np.ndarray,
                      max_mm: float = 300.0) -> np.ndarray | None:
     """First outside-the-body point walking from ``tip_mm`` along unit ``out_dir``."""
-    t = np.arange(0.0, max_mm, 0.5)
-    lab = patient.label_at(tip_mm[None] + t[:, None] * out_dir[None])
-    out = np.nonzero(lab == 0)[0]
-    return None if out.size == 0 else tip_mm + t[out[0]] * out_dir
+    return patient.walk_to_skin(tip_mm, out_dir, max_mm=max_mm)[0]
 
 
 def _needle(entry: np.ndarray, tip: np.ndarray, gauge: int) -> Needle | None:

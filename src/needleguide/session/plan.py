@@ -58,16 +58,7 @@ def entry_along(patient: Patient, target_mm, direction_out) -> tuple[np.ndarray,
                                                                        np.ndarray]:
     """Skin entry walking from the target along ``direction_out``; also the sample
     distances (mm from the target) and labels up to the skin."""
-    t = np.asarray(target_mm, float)
-    d = np.asarray(direction_out, float)
-    d = d / np.linalg.norm(d)
-    steps = np.arange(0.0, 300.0, 0.5)
-    labels = patient.label_at(t[None, :] + steps[:, None] * d[None, :])
-    outside = np.flatnonzero(labels == 0)
-    if outside.size == 0:
-        return None, steps, labels
-    k = int(outside[0])
-    return t + steps[k] * d, steps[:k], labels[:k]
+    return patient.walk_to_skin(target_mm, direction_out, max_mm=300.0)
 
 
 def check_path(patient: Patient, steps: np.ndarray, labels: np.ndarray, avoid: set[str],
