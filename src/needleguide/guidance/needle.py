@@ -204,7 +204,7 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
         acc[NL.N_THETA // 2 - g:NL.N_THETA // 2 + g + 1] = 0.0
     g_full = cv2.GaussianBlur(img, (0, 0), 0.8)
     found = []
-    for k, ir in _peaks(acc, prm.n_peaks, prm.peak_frac):
+    for k, ir in NL.hough_peaks(acc, prm.n_peaks, prm.peak_frac):
         a = k * np.pi / NL.N_THETA
         rho = ir - rho_max
         near = np.abs(xs * np.cos(a) + ys * np.sin(a) - rho) <= 1.5
@@ -241,26 +241,6 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
 def _rescore(d: NeedleDetection, score: float, prm: NeedleParams) -> NeedleDetection:
     conf = float(1.0 / (1.0 + np.exp(-(score - prm.snr_threshold) / prm.snr_scale)))
     return dataclasses.replace(d, score=score, confidence=conf, found=conf >= 0.5)
-
-
-def _peaks(acc: np.ndarray, n: int, min_frac: float = 0.0) -> list[tuple[int, int]]:
-    """The ``n`` strongest accumulator cells (each at least ``min_frac`` of the first),
-    suppressing ±6° × ±6 px around each."""
-    a = acc.copy()
-    out = []
-    nt = a.shape[0]
-    for _ in range(n):
-        k, ir = np.unravel_index(int(np.argmax(a)), a.shape)
-        if a[k, ir] <= 0 or (out and a[k, ir] < min_frac * acc[out[0]]):
-            break
-        out.append((int(k), int(ir)))
-        ks = np.arange(k - 6, k + 7) % nt
-        a[ks, max(ir - 6, 0):ir + 7] = 0.0
-        # the wrapped angle bins hold the mirrored rho
-        if k < 6 or k > nt - 7:
-            jr = a.shape[1] - 1 - ir
-            a[ks, max(jr - 6, 0):jr + 7] = 0.0
-    return out
 
 
 def _band(shape, prior: NeedleDetection, half_px: float) -> np.ndarray:

@@ -166,3 +166,23 @@ def step_tip(t: np.ndarray, con: np.ndarray, s_end: int, e_end: int, wdw: int,
     i = int(pos)
     f = pos - i
     return float(t[i] + f * (t[min(i + 1, n - 1)] - t[i]))
+
+
+def hough_peaks(acc: np.ndarray, n: int, min_frac: float = 0.0) -> list[tuple[int, int]]:
+    """The ``n`` strongest accumulator cells (each at least ``min_frac`` of the first),
+    suppressing ±6° × ±6 px around each."""
+    a = acc.copy()
+    out = []
+    nt = a.shape[0]
+    for _ in range(n):
+        k, ir = np.unravel_index(int(np.argmax(a)), a.shape)
+        if a[k, ir] <= 0 or (out and a[k, ir] < min_frac * acc[out[0]]):
+            break
+        out.append((int(k), int(ir)))
+        ks = np.arange(k - 6, k + 7) % nt
+        a[ks, max(ir - 6, 0):ir + 7] = 0.0
+        # the wrapped angle bins hold the mirrored rho
+        if k < 6 or k > nt - 7:
+            jr = a.shape[1] - 1 - ir
+            a[ks, max(jr - 6, 0):jr + 7] = 0.0
+    return out
