@@ -70,12 +70,20 @@ class NeedleParams:
     ext_gap_mm: float = 5.0
     axis_gate_deg: float = 0.0
     entry_gap_mm: float = 8.0
+    n_full: int = 3
+    n_screen: int = 99
+    scale: int = 2
+    min_sigma_px: float = 0.8
+    noise_norm: bool = False
+    weight_cap_q: float = 1.0
 
 
 US_PARAMS = NeedleParams(snr_threshold=26.0, side_mm=2.0, min_angle_deg=14.0, n_peaks=10,
                          parallel_penalty=1.0)
-FL_PARAMS = NeedleParams(snr_threshold=20.6, side_mm=1.2, min_length_mm=5.0, gap_mm=3.0,
-                         n_peaks=10, peak_frac=0.0, parallel_penalty=2.0, axis_gate_deg=3.0)
+FL_PARAMS = NeedleParams(snr_threshold=16.0, side_mm=1.2, min_length_mm=5.0, gap_mm=3.0,
+                         n_peaks=20, peak_frac=0.0, parallel_penalty=2.0, axis_gate_deg=3.0,
+                         scale=1, min_sigma_px=1.0, noise_norm=True, weight_cap_q=0.3,
+                         k_candidates=6000, intensity_power=0.0, n_screen=6)
 
 
 @dataclass(frozen=True)
@@ -160,10 +168,12 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
             inverted: bool) -> NeedleDetection:
     h, w = img.shape
     sp = float(np.mean(frame.spacing_mm))
-    small = cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-    sp2 = 2.0 * sp
-    sigma = float(np.clip(0.5 * _needle_width_mm(frame) / sp2, 0.8, 3.0))
+    sc = prm.scale
+    small = img if sc == 1 else cv2.resize(img, (w // sc, h // sc), interpolation=cv2.INTER_AREA)
+    sigma = float(np.clip(0.5 * _needle_width_mm(frame) / (sc * sp), prm.min_sigma_px, 3.0))
     r, der = NL.hessian_ridge(small, sigma)
+    if prm.noise_norm:  # ridge strength in units of the local noise (quantum noise varies)
+        r = r / NL.local_noise(small)
     r2 = der2 = None
     if frame.modality == "us":  # specular shafts look thicker than the axial resolution
         r2, der2 = NL.hessian_ridge(small, 2.5 * sigma)
@@ -174,7 +184,7 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
         mask = cv2.erode((small > np.float32(1.5 / 255.0)).astype(np.uint8),
                          np.ones((7, 7), np.uint8)).astype(bool)
     if prior is not None and prior.found and prior.shaft_px is not None:
-        mask = _band(small.shape, prior, prm.prior_band_px / 2.0) & \
+        mask = _band(small.shape, prior, prm.prior_band_px / sc, sc) & \
             (mask if mask is not None else True)
     idx = NL.top_candidates(r, mask, prm.k_candidates)
     if idx.size < 10:
@@ -182,6 +192,8 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
     ys, xs = np.divmod(idx, small.shape[1])
     # specular steel is the brightest thing on the line: weight votes by intensity²
     ws = r.ravel()[idx] * small.ravel()[idx] ** prm.intensity_power
+    if prm.weight_cap_q < 1.0:  # saturating votes: a long faint line beats a short edge
+        ws = np.minimum(ws, np.quantile(ws, prm.weight_cap_q))
     comp = [x.ravel()[idx] for x in der]
     if r2 is not None:
         big = r2.ravel()[idx] >= r.ravel()[idx]
@@ -203,8 +215,20 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
         g = int(round(prm.min_angle_deg))
         acc[NL.N_THETA // 2 - g:NL.N_THETA // 2 + g + 1] = 0.0
     g_full = cv2.GaussianBlur(img, (0, 0), 0.8)
-    found = []
-    for k, ir in NL.hough_peaks(acc, prm.n_peaks, prm.peak_frac):
+    peaks = NL.hough_peaks(acc, prm.n_peaks, prm.peak_frac)
+    o = 0.5 * (sc - 1)  # full-resolution pixel centres: full = sc·small + (sc - 1)/2
+    if prm.n_screen < len(peaks):  # one batched quick SNR on the Hough lines: best go on
+        hl = []
+        for k, ir in peaks:
+            a = k * np.pi / NL.N_THETA
+            nrm = np.array([np.cos(a), np.sin(a)])
+            hl.append(((ir - rho_max) * sc * nrm + o, np.array([-nrm[1], nrm[0]])))
+        q = NL.screen_lines(g_full, hl, max(prm.side_mm / sp, 2.5),
+                            max(3, int(round(0.5 / sp))), prm.run_k,
+                            int(round(prm.gap_mm / sp)))
+        peaks = [peaks[i] for i in np.argsort(-q)[:prm.n_screen]]
+    cand = []
+    for k, ir in peaks:
         a = k * np.pi / NL.N_THETA
         rho = ir - rho_max
         near = np.abs(xs * np.cos(a) + ys * np.sin(a) - rho) <= 1.5
@@ -212,30 +236,38 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
         near &= dth <= np.radians(12.0)
         if near.sum() < 5:
             continue
-        # full-resolution coordinates (pixel centres: full = 2·half + 0.5)
-        c, u = NL.fit_line(2.0 * xs[near] + 0.5, 2.0 * ys[near] + 0.5, ws[near])
-        d = _measure(frame, g_full, c, u, sp, prm, inverted)
+        cand.append(NL.fit_line(sc * xs[near] + o, sc * ys[near] + o, ws[near]))
+    found, lines = [], []
+    for c, u in cand:
+        d = _measure(frame, g_full, c, u, sp, prm, inverted, quick=True)
         if d.score > 0:
             found.append(d)
+            lines.append((c, u))
     if not found:
         return NOT_FOUND
+    factor = np.ones(len(found))
     if prm.parallel_penalty > 0 and len(found) > 1:
         # anatomy repeats (end-plates, canal walls, fascia): a line with strong parallel
         # companions is less likely the needle
         ang = np.array([d.angle_deg for d in found])
         sc = np.array([d.score for d in found])
         mids = np.array([np.mean(d.shaft_px, axis=0) for d in found])
-        out = []
-        for i, d in enumerate(found):
+        for i in range(len(found)):
             da = np.abs((ang - ang[i] + 90.0) % 180.0 - 90.0)
             a = np.radians(ang[i])
             nrm = np.array([np.sin(a), np.cos(a)])  # normal of the line on screen
             sep = np.abs((mids - mids[i]) @ nrm)  # duplicates of this line lie on it
             m = int(np.sum((da < 4.0) & (sc > 0.5 * sc[i]) & (sep > 6.0)))
-            s_ = d.score / (1.0 + prm.parallel_penalty * m)
-            out.append(_rescore(d, s_, prm))
-        found = out
-    return max(found, key=lambda d: d.score)
+            factor[i] = 1.0 / (1.0 + prm.parallel_penalty * m)
+    # the full measurement (tip) only for the best few lines
+    order = np.argsort([-d.score * f for d, f in zip(found, factor, strict=True)])
+    best = NOT_FOUND
+    for i in order[:prm.n_full]:
+        d = _measure(frame, g_full, *lines[i], sp, prm, inverted)
+        d = _rescore(d, d.score * factor[i], prm)
+        if d.score > best.score:
+            best = d
+    return best
 
 
 def _rescore(d: NeedleDetection, score: float, prm: NeedleParams) -> NeedleDetection:
@@ -243,25 +275,26 @@ def _rescore(d: NeedleDetection, score: float, prm: NeedleParams) -> NeedleDetec
     return dataclasses.replace(d, score=score, confidence=conf, found=conf >= 0.5)
 
 
-def _band(shape, prior: NeedleDetection, half_px: float) -> np.ndarray:
-    """Half-resolution mask of the band around the prior's shaft line."""
+def _band(shape, prior: NeedleDetection, half_px: float, sc: int = 2) -> np.ndarray:
+    """Mask (at 1/``sc`` resolution) of the band around the prior's shaft line."""
     (c0, r0), (c1, r1) = prior.shaft_px
     m = np.zeros(shape, np.uint8)
-    p0 = np.array([c0, r0]) / 2.0
-    p1 = np.array([c1, r1]) / 2.0
+    p0 = np.array([c0, r0]) / sc
+    p1 = np.array([c1, r1]) / sc
     d = p1 - p0
     n = np.linalg.norm(d)
     if n > 1e-6:  # extend the band ahead of the tip and behind the entry
-        p0 -= d / n * 40.0
-        p1 += d / n * 40.0
+        p0 -= d / n * 80.0 / sc
+        p1 += d / n * 80.0 / sc
     cv2.line(m, tuple(int(v) for v in p0), tuple(int(v) for v in p1), 1,
              thickness=max(3, int(2 * half_px)))
     return m.astype(bool)
 
 
 def _measure(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: float,
-             prm: NeedleParams, inverted: bool) -> NeedleDetection:
-    """Contrast profile along the line (c, u) on the lightly smoothed image ``g``."""
+             prm: NeedleParams, inverted: bool, quick: bool = False) -> NeedleDetection:
+    """Contrast profile along the line (c, u) on the lightly smoothed image ``g``;
+    ``quick``: the score and the strong run only (no tip search)."""
     h, w = g.shape
     span = NL.clip_line(c, u, w, h, 1.0)
     if span is None:
@@ -326,6 +359,10 @@ def _measure(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: floa
         below, above = (pr[6], pr[5]) if nrm_row > 0 else (pr[5], pr[6])
         ratio = float(below[i0:i1 + 1].mean() / (above[i0:i1 + 1].mean() + 1e-6))
         snr *= float(np.clip(ratio / prm.shadow_ratio, 0.2, 1.0))
+    if quick:
+        ang = float(np.degrees(np.arctan2(-(p_b - p_a)[1], (p_b - p_a)[0])) % 180.0)
+        return NeedleDetection(False, shaft_px=(tuple(p_a), tuple(p_b)), angle_deg=ang,
+                               score=snr)
     # hysteresis: follow a fainter shaft (e.g. past a fascia) distally, ~3 mm smoothing
     box3 = max(5, int(round(3.0 / sp * 2)))
     con3 = np.convolve(con, np.ones(box3, np.float32) / box3, mode="same")

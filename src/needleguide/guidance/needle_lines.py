@@ -25,6 +25,17 @@ def hessian_ridge(img: np.ndarray, sigma_px: float
     return _ridge(ixx, iyy, ixy, np.float32(sigma_px * sigma_px)), (ixx, iyy, ixy)
 
 
+def local_noise(img: np.ndarray, block: int = 8) -> np.ndarray:
+    """Local noise σ map (same shape as ``img``): RMS of the 3×3 high-pass, averaged over
+    about 5·``block`` pixels (computed at 1/``block`` resolution)."""
+    h, w = img.shape
+    hp = img - cv2.blur(img, (3, 3))
+    sm = cv2.resize(hp * hp, (max(w // block, 1), max(h // block, 1)),
+                    interpolation=cv2.INTER_AREA)
+    sm = cv2.blur(sm, (5, 5))
+    return np.sqrt(cv2.resize(sm, (w, h), interpolation=cv2.INTER_LINEAR)) + np.float32(1e-4)
+
+
 def normal_angle(ixx: np.ndarray, iyy: np.ndarray, ixy: np.ndarray) -> np.ndarray:
     """Angle (rad, [0, π)) of the normal across a bright ridge (eigenvector of λ_min)."""
     return (0.5 * np.arctan2(2.0 * ixy, ixx - iyy) + 0.5 * np.pi) % np.pi
@@ -170,14 +181,17 @@ def step_tip(t: np.ndarray, con: np.ndarray, s_end: int, e_end: int, wdw: int,
 
 def hough_peaks(acc: np.ndarray, n: int, min_frac: float = 0.0) -> list[tuple[int, int]]:
     """The ``n`` strongest accumulator cells (each at least ``min_frac`` of the first),
-    suppressing ±6° × ±6 px around each."""
-    a = acc.copy()
+    suppressing ±6° × ±6 px around each (``acc`` is zeroed there, in place)."""
+    a = acc
+    first = None
     out = []
     nt = a.shape[0]
     for _ in range(n):
         k, ir = np.unravel_index(int(np.argmax(a)), a.shape)
-        if a[k, ir] <= 0 or (out and a[k, ir] < min_frac * acc[out[0]]):
+        if a[k, ir] <= 0 or (first is not None and a[k, ir] < min_frac * first):
             break
+        if first is None:
+            first = float(a[k, ir])
         out.append((int(k), int(ir)))
         ks = np.arange(k - 6, k + 7) % nt
         a[ks, max(ir - 6, 0):ir + 7] = 0.0
@@ -185,4 +199,67 @@ def hough_peaks(acc: np.ndarray, n: int, min_frac: float = 0.0) -> list[tuple[in
         if k < 6 or k > nt - 7:
             jr = a.shape[1] - 1 - ir
             a[ks, max(jr - 6, 0):jr + 7] = 0.0
+    return out
+
+
+def screen_lines(img: np.ndarray, lines: list[tuple[np.ndarray, np.ndarray]], side_px: float,
+                 box: int, run_k: float, gap: int, step_px: float = 1.0) -> np.ndarray:
+    """Quick matched-filter SNR of each line (p0, u) on ``img``, all lines sampled in one
+    remap every ``step_px``: on-line minus the brighter side profile (±``side_px``), the
+    longest run above ``run_k``·σ after a ``box``-sample mean (gaps ≤ ``gap`` samples),
+    SNR = mean contrast / σ · √(run length / 2 px). 0 for a line outside the image."""
+    h, w = img.shape
+    n = len(lines)
+    spans = [clip_line(c, u, w, h, 1.0) for c, u in lines]
+    lens = np.array([0 if s is None else int((s[1] - s[0]) / step_px) for s in spans])
+    T = max(int(lens.max()) if n else 0, 1)
+    px = np.zeros((n, 3, T), np.float32)
+    py = np.full((n, 3, T), -10.0, np.float32)
+    k = np.arange(T)
+    offs = np.array([-side_px, 0.0, side_px])
+    for i, ((c, u), s) in enumerate(zip(lines, spans, strict=True)):
+        if s is None:
+            continue
+        t = s[0] + k * step_px
+        nrm = np.array([-u[1], u[0]])
+        px[i] = c[0] + t[None] * u[0] + offs[:, None] * nrm[0]
+        py[i] = c[1] + t[None] * u[1] + offs[:, None] * nrm[1]
+    pr = cv2.remap(img, px.reshape(-1, T), py.reshape(-1, T), cv2.INTER_LINEAR,
+                   borderMode=cv2.BORDER_CONSTANT, borderValue=0).reshape(n, 3, T)
+    return _screen(pr, lens, box, run_k, gap, step_px)
+
+
+@njit(cache=True)
+def _screen(pr, lens, box, run_k, gap, step_px):
+    n = pr.shape[0]
+    out = np.zeros(n)
+    for i in range(n):
+        m = lens[i]
+        if m < 8:
+            continue
+        s1 = pr[i, 0, :m]
+        on = pr[i, 1, :m]
+        s2 = pr[i, 2, :m]
+        con = on - np.maximum(s1, s2)
+        sd = np.std(s1 - s2) / math.sqrt(2.0) + 1e-4
+        thr = run_k * sd / math.sqrt(box) * box  # on the box sum
+        cs = np.zeros(m + 1)
+        for j in range(m):
+            cs[j + 1] = cs[j] + con[j]
+        best_len, bs, be = -1, -1, -1
+        start, last = -1, -1
+        for j in range(m):
+            lo = max(j - box // 2, 0)
+            hi = min(lo + box, m)
+            ok = (cs[hi] - cs[lo]) * box / (hi - lo) > thr
+            if ok:
+                if start < 0 or j - last > gap + 1:
+                    start = j
+                last = j
+                if last - start > best_len:
+                    best_len, bs, be = last - start, start, last
+        if bs < 0:
+            continue
+        mean = (cs[be + 1] - cs[bs]) / (be - bs + 1)
+        out[i] = mean / sd * math.sqrt(max(best_len * step_px, 1.0) / 2.0)
     return out
