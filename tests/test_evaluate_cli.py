@@ -46,3 +46,18 @@ def test_needle_without_its_evaluation_is_one_clear_error(capsys, monkeypatch):
     assert main(["evaluate", "needle", "--n", "1"]) == 2
     err = capsys.readouterr().err
     assert "needle evaluation is not available" in err and "Traceback" not in err
+
+
+def test_needle_json_and_overlays(capsys, tmp_path):
+    assert main(["evaluate", "needle", "--n", "1", "--seed", "1003", "--json",
+                 "--overlays", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for mod in ("us", "fluoro"):
+        for r in (out[mod], out["baseline"][mod]):
+            assert set(r["tip_error_mm"]) == {"median", "p95"}
+            assert set(r["angle_error_deg"]) == {"median", "p95"}
+            assert {"detection_rate", "false_positive_rate", "fps"} <= set(r)
+    assert out["held_out"] is True
+    pngs = sorted(p.name for p in tmp_path.glob("needle_*_*_*.png"))
+    assert any(p.startswith("needle_us_") for p in pngs)
+    assert any(p.startswith("needle_fluoro_") for p in pngs)

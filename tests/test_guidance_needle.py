@@ -171,7 +171,7 @@ def test_evaluate_needle_interface(tmp_path):
 
     from needleguide.guidance.eval_needle import evaluate_needle
 
-    r = evaluate_needle(1, seed=7, overlays_dir=tmp_path)
+    r = evaluate_needle(1, seed=1007, overlays_dir=tmp_path)
     keys = {"tip_error_mm", "angle_error_deg", "detection_rate", "false_positive_rate", "fps"}
     for mod in ("us", "fluoro"):
         assert keys <= set(r[mod]) and keys <= set(r["baseline"][mod])
@@ -179,7 +179,13 @@ def test_evaluate_needle_interface(tmp_path):
         assert r[mod]["n_needle_frames"] == 1 and r[mod]["n_needle_free_frames"] == 1
         assert 0.0 <= r[mod]["false_positive_rate"] <= 1.0 and r[mod]["fps"] > 0
         assert (tmp_path / f"needle_{mod}.png").stat().st_size > 1000
+        # one needle frame: a hit, an off-tip detection or a miss, each drawn full size
+        assert len(r[mod]["overlays"]) >= 1
+        assert all((tmp_path / x).stat().st_size > 1000 for x in r[mod]["overlays"])
+        bands = r[mod]["breakdown"]["angle_band"]
+        assert sum(b["n_needle_frames"] for b in bands.values()) == 1
     assert r["held_out"] is True
+    assert r["seed"] == 1007
     json.dumps(r)
 
 

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(1000, "--seed", help="First seed (held-out seeds: ≥ 1000)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
         overlays: Path = typer.Option(None, "--overlays", help="Folder for overlay PNGs "
-                                      "(levels, contrast)."),
+                                      "(needle, levels, contrast)."),
     ) -> None:
         """Evaluate an analyser against its baseline on simulated, labelled cases."""
         from needleguide.errors import UserError, check_choice, check_range
@@ -38,7 +38,8 @@ def register(app: typer.Typer) -> None:
             except ImportError:
                 raise UserError("needle: the needle evaluation is not available "
                                 "(needleguide.guidance.eval_needle is missing)") from None
-            result = evaluate_needle(n=n, seed=seed, progress=not as_json)
+            result = evaluate_needle(n=n, seed=seed, progress=not as_json,
+                                     overlays_dir=None if overlays is None else out_dir(overlays))
         else:
             result = _run(target, n, seed, quiet=as_json,
                           overlays=None if overlays is None else out_dir(overlays))
@@ -119,3 +120,9 @@ def _table(target: str, r: dict) -> None:
         for key in ("detection_rate", "false_positive_rate", "fps"):
             t.add_row(key, mod, _fmt(ours.get(key)), _fmt(base.get(key)))
     out.print(t)
+    for mod in ("us", "fluoro"):
+        for band, m in r.get(mod, {}).get("breakdown", {}).get("angle_band", {}).items():
+            out.print(f"{mod} {band}°: detected {_fmt(m['detection_rate'])}, tip median "
+                      f"{_fmt(m['tip_error_mm']['median'])} mm, p95 "
+                      f"{_fmt(m['tip_error_mm']['p95'])} mm ({m['n_needle_frames']} frames)")
+    out.print(f"seed {r.get('seed')}, held out: {r.get('held_out')}")

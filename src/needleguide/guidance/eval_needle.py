@@ -6,10 +6,9 @@
 (OpenCV Canny + ``HoughLinesP``, longest segment, brighter end = tip) on the same
 truth-free frames, and returns the issue's fixed interface (see docs/guidance_needle.md).
 
-Tuning seeds: the detector's parameters were set on frames from phantoms (and case
-generators) seeded 101–104 (US and FL) and 111–114 (FL, after the fluoroscope's scatter
-model changed); a run draws phantom seeds ``100·seed + i`` (i < 4), so any ``seed``
-except 1 is held out (``held_out`` in the result says so).
+Tuning seeds: the detector's parameters were set on runs with ``seed`` 0, 1 (phantoms
+101–104, 111–114) and 5–8 (phantoms 500–801); a run draws phantom seeds ``100·seed + i``
+(i < 4). Runs with ``seed`` ≥ 1000 are held out (``held_out`` in the result says so).
 """
 
 from __future__ import annotations
@@ -32,6 +31,8 @@ from needleguide.guidance.needle_cases import (
 )
 
 TUNING_SEEDS = (101, 102, 103, 104, 111, 112, 113, 114)  # phantom / case seeds used for tuning
+TUNING_RUN_SEEDS = (0, 1, 5, 6, 7, 8)  # ``seed`` of runs looked at while tuning (all < 1000)
+HELD_OUT_FROM = 1000  # runs with seed ≥ 1000 were never looked at while tuning
 
 
 # ---- baseline ------------------------------------------------------------------------------
@@ -117,6 +118,74 @@ def operating_points(cases: list[Case], dets: list[NeedleDetection],
                     "false_positive_rate": m["false_positive_rate"],
                     "tip_error_mm": m["tip_error_mm"]})
     return out
+
+
+US_BANDS = ((15.0, 30.0), (30.0, 50.0), (50.0, 70.0))  # insertion angle to the skin (deg)
+FL_BANDS = ((20.0, 45.0), (45.0, 65.0), (65.0, 85.0))  # shaft angle to the beam (deg)
+
+
+def breakdown(cases: list[Case], dets: list[NeedleDetection], modality: str) -> dict:
+    """Detection, tip error and false positives per angle band (US: insertion angle to the
+    skin; fluoroscopy: shaft angle to the beam) and per view; each needle-free frame goes
+    with its needle frame's band and view."""
+    key = "insertion_angle_deg" if modality == "us" else "angle_to_beam_deg"
+    bands = US_BANDS if modality == "us" else FL_BANDS
+
+    def pick(pred) -> dict:
+        sel = [(c, d) for c, d in zip(cases, dets, strict=True) if pred(c.params)]
+        if not sel:
+            return {}
+        m = score_cases([c for c, _ in sel], [d for _, d in sel])
+        return {k: m[k] for k in ("tip_error_mm", "angle_error_deg", "detection_rate",
+                                  "tip_within_2mm_rate", "false_positive_rate",
+                                  "n_needle_frames")}
+
+    out: dict = {"angle_band": {}, "view": {}}
+    for lo, hi in bands:
+        r = pick(lambda p, lo=lo, hi=hi: key in p and lo <= p[key] < hi + 1e-9)
+        if r:
+            out["angle_band"][f"{lo:.0f}-{hi:.0f}"] = r
+    for v in sorted({c.params.get("view") for c in cases if c.params.get("view")}):
+        out["view"][v] = pick(lambda p, v=v: p.get("view") == v)
+    return out
+
+
+def write_overlays(folder, modality: str, cases: list[Case], dets: list[NeedleDetection],
+                   per_kind: int = 3) -> list[str]:
+    """Full-size overlay PNGs (shaft line, tip cross, confidence; true tip as a cyan
+    circle) of a few hits, misses and false positives: ``needle_<modality>_<kind>_<i>.png``
+    (kind: hit = found with the tip within 2 mm, off = found but the tip farther, miss =
+    needle not found, fp = found on a needle-free frame). Returns the file names."""
+    import imageio.v2 as imageio
+
+    from needleguide.atomic import atomic_path
+    from needleguide.guidance.overlay import draw_needle, to_rgb8
+
+    kinds: dict[str, list[int]] = {"hit": [], "off": [], "miss": [], "fp": []}
+    for i, (c, d) in enumerate(zip(cases, dets, strict=True)):
+        if not c.has_needle:
+            k = "fp" if d.found else None
+        elif not d.found:
+            k = "miss"
+        else:
+            tr, sp = c.frame.truth, c.frame.spacing_mm
+            e = math.hypot((d.tip_px[0] - tr.tip_px[0]) * sp[1],
+                           (d.tip_px[1] - tr.tip_px[1]) * sp[0])
+            k = "hit" if e <= 2.0 else "off"
+        if k is not None and len(kinds[k]) < per_kind:
+            kinds[k].append(i)
+    names = []
+    for k, idx in kinds.items():
+        for j, i in enumerate(idx):
+            c = cases[i]
+            im = to_rgb8(c.frame.pixels)
+            tr = c.frame.truth
+            draw_needle(im, dets[i], tr.tip_px if (tr is not None and c.has_needle) else None)
+            name = f"needle_{modality}_{k}_{j}.png"
+            with atomic_path(Path(folder) / name) as tmp:
+                imageio.imwrite(tmp, im, format="PNG")
+            names.append(name)
+    return names
 
 
 def evaluate_tracking(sequences: list[list[Case]]) -> dict:
@@ -232,7 +301,8 @@ def evaluate_needle(n: int = 40, seed: int = 0, progress: bool = False,
         base = [baseline_detect(f) for f in frames]
         timing = [f for f in frames if f.shape == (512, 512)][:20] or frames[:20]
         res[mod] = {**score_cases(cs, dets), "fps": measure_fps(timing, detect_needle),
-                    "operating_points": operating_points(cs, dets)}
+                    "operating_points": operating_points(cs, dets),
+                    "breakdown": breakdown(cs, dets, mod)}
         res["baseline"][mod] = {**score_cases(cs, base),
                                 "fps": measure_fps(timing, baseline_detect)}
         if overlays_dir is not None:
@@ -243,13 +313,15 @@ def evaluate_needle(n: int = 40, seed: int = 0, progress: bool = False,
             for tag, dd in (("", dets), ("_baseline", base)):
                 with atomic_path(Path(overlays_dir) / f"needle_{mod}{tag}.png") as tmp:
                     imageio.imwrite(tmp, overlay_sheet(cs, dd), format="PNG")
+            res[mod]["overlays"] = write_overlays(overlays_dir, mod, cs, dets)
         if progress:
             print(f"{mod}: {len(cs)} frames analysed", flush=True)
     n_ph = max(1, min(4, math.ceil(n / 10)))
     used = {seed * 100 + i for i in range(n_ph)}
     res.update(n=n, seed=seed, phantom_seeds=sorted(used),
-               held_out=not (used & set(TUNING_SEEDS)),
-               tuning_seeds=list(TUNING_SEEDS), tip_error_plane={
+               held_out=seed >= HELD_OUT_FROM and not (used & set(TUNING_SEEDS)),
+               tuning_seeds=list(TUNING_SEEDS), tuning_run_seeds=list(TUNING_RUN_SEEDS),
+               tip_error_plane={
                    "us": "image plane (mm)",
                    "fluoro": "detector plane (mm; divide by the magnification ≈ 1.5 for "
                              "the isocentre plane)"},

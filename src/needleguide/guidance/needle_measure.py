@@ -1,0 +1,151 @@
+"""Measurement of one candidate needle line: contrast profile along it against two side
+profiles, the shaft's run, its SNR score with the modality's plausibility penalties, and
+the tip (the most distal significant step down of the contrast, after following a
+fainter shaft distally). Pixel units (col, row) unless named in mm."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from needleguide.frame import Frame
+from needleguide.guidance import needle_lines as NL
+from needleguide.guidance.needle_types import NOT_FOUND, NeedleDetection, NeedleParams
+
+
+def measure_line(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: float,
+             prm: NeedleParams, inverted: bool, quick: bool = False) -> NeedleDetection:
+    """Contrast profile along the line (c, u) on the lightly smoothed image ``g``;
+    ``quick``: the score and the strong run only (no tip search)."""
+    h, w = g.shape
+    span = NL.clip_line(c, u, w, h, 1.0)
+    if span is None:
+        return NOT_FOUND
+    t = np.arange(span[0], span[1], 0.5)
+    if t.size < 8:
+        return NOT_FOUND
+    side = max(prm.side_mm / sp, 2.5)
+    far = prm.shadow_mm / sp
+    offs = np.array([-side, -0.5, 0.0, 0.5, side, -far, far,
+                     -side - 1.0, -side + 1.0, side - 1.0, side + 1.0], np.float32)
+    pr = NL.line_profiles(g, c, u, t, offs)
+    if prm.band_average:  # side bands of 3 samples, mean on-line (less noise)
+        on = pr[1:4].mean(axis=0)
+        s1 = (pr[0] + pr[7] + pr[8]) / 3.0
+        s2 = (pr[4] + pr[9] + pr[10]) / 3.0
+    else:
+        on = pr[1:4].max(axis=0)
+        s1, s2 = pr[0], pr[4]
+    con = on - np.maximum(s1, s2)
+    box = max(3, int(round(1.0 / sp)))  # ~1 mm smoothing along the line
+    ker = np.ones(box, np.float32) / box
+    con_s = np.convolve(con, ker, mode="same")
+    sig = float(np.std(s1 - s2)) / np.sqrt(2.0) / np.sqrt(box) + 1e-4
+    ok = con_s > prm.run_k * sig
+    if frame.modality == "us":
+        ok &= (s1 > 0) & (s2 > 0)  # inside the sector
+    i0, i1 = NL.longest_run(ok, int(round(prm.gap_mm / sp * 2)))
+    if i0 < 0:
+        return NOT_FOUND
+    length_px = (i1 - i0) * 0.5
+    if length_px * sp < prm.min_length_mm:
+        return NOT_FOUND
+    seg = con[i0:i1 + 1]
+    i0s, i1s = i0, i1
+    # noise beside the run itself (the rest of the line may cross brighter speckle)
+    d12 = (s1 - s2)[i0:i1 + 1] if prm.local_noise else (s1 - s2)
+    snr = float(seg.mean() / (float(np.std(d12)) / np.sqrt(2.0) + 1e-4)
+                * np.sqrt(max(length_px, 1.0) / 2.0))
+    p_a = c + t[i0] * u
+    p_b = c + t[i1] * u
+    tip_first = tip_is_first(frame, p_a, p_b, w, h)
+    gap_mm = 0.0
+    ratio = 1.0
+    if frame.modality == "us":
+        # the shaft enters from the sector's border: penalise a proximal end far inside
+        fov = pr[2] > 0
+        if tip_first:
+            out = np.flatnonzero(~fov[i1:])
+            gap_mm = (out[0] if out.size else t.size - i1) * 0.5 * sp
+            out = np.flatnonzero(~fov[:i0 + 1])
+            free_mm = (i0 - out[-1] if out.size else i0) * 0.5 * sp
+        else:
+            out = np.flatnonzero(~fov[:i0 + 1])
+            gap_mm = (i0 - out[-1] if out.size else i0) * 0.5 * sp
+            out = np.flatnonzero(~fov[i1:])
+            free_mm = (out[0] if out.size else t.size - i1) * 0.5 * sp
+        # the tip is a free end inside the sector (a fascia line runs border to border)
+        snr *= float(np.clip(free_mm / prm.free_end_mm, 0.2, 1.0))
+        snr *= float(np.clip(1.0 - (gap_mm - prm.entry_gap_mm) / 20.0, 0.25, 1.0))
+        # bone: a bright surface over a full acoustic shadow; the thin shaft shadows little
+        nrm_row = u[0]  # row component of the +offset normal (-u_y, u_x)
+        below, above = (pr[6], pr[5]) if nrm_row > 0 else (pr[5], pr[6])
+        ratio = float(below[i0:i1 + 1].mean() / (above[i0:i1 + 1].mean() + 1e-6))
+        snr *= float(np.clip(ratio / prm.shadow_ratio, 0.2, 1.0))
+    if quick:
+        ang = float(np.degrees(np.arctan2(-(p_b - p_a)[1], (p_b - p_a)[0])) % 180.0)
+        return NeedleDetection(False, shaft_px=(tuple(p_a), tuple(p_b)), angle_deg=ang,
+                               score=snr)
+    # hysteresis: follow a fainter shaft (e.g. past a fascia) distally, ~3 mm smoothing
+    box3 = max(5, int(round(3.0 / sp * 2)))
+    con3 = np.convolve(con, np.ones(box3, np.float32) / box3, mode="same")
+    # weak support: above the speckle's own level of the 3-mm contrast (it is biased
+    # negative by the max of the two sides), measured on the line away from the run
+    bg = np.r_[con3[:max(i0 - box3, 0)], con3[i1 + box3 + 1:]]
+    min_step = None
+    if bg.size >= 2 * box3:
+        mu = float(np.median(bg))
+        sd = 1.4826 * float(np.median(np.abs(bg - mu))) + 1e-4
+        weak = con3 > mu + prm.weak_k * sd
+        raw = np.r_[con[:max(i0 - box3, 0)], con[i1 + box3 + 1:]]
+        sd1 = 1.4826 * float(np.median(np.abs(raw - np.median(raw)))) + 1e-4
+        min_step = prm.step_k * sd1 * np.sqrt(2.0 / max(3, int(round(2.0 / sp * 2))))
+    else:
+        weak = con3 > prm.weak_k * sig * np.sqrt(box / box3)
+    gap = int(round(prm.ext_gap_mm / sp * 2))  # a fascia crossing the side profiles
+    s_end = i0 if tip_first else i1
+    j, miss = s_end, 0
+    step = -1 if tip_first else 1
+    while 0 < j < t.size - 1 and miss <= gap:
+        j += step
+        miss = 0 if weak[j] else miss + 1
+    e_end = j - step * miss
+    # tip: the strongest step down of the contrast (shaft -> tissue) between the strong
+    # run's end and the extended end, ± 2 mm; two 2-mm windows, sub-sample parabola
+    wdw = max(3, int(round(2.0 / sp * 2)))
+    tt = NL.step_tip(t, con, s_end, e_end, wdw, tip_first, min_step)
+    tip = c + tt * u
+    tail = p_b if tip_first else p_a
+    i0, i1 = (min(i0, e_end), i1) if tip_first else (i0, max(i1, e_end))
+    conf = float(1.0 / (1.0 + np.exp(-(snr - prm.snr_threshold) / prm.snr_scale)))
+    d = tip - tail
+    ang = float(np.degrees(np.arctan2(-d[1], d[0])) % 180.0)
+    tip_img = (float(tip[0] * frame.spacing_mm[1]), float(tip[1] * frame.spacing_mm[0]))
+    tip_pat = frame.pixel_to_patient(tip[0], tip[1])
+    return NeedleDetection(
+        found=conf >= 0.5, tip_px=(float(tip[0]), float(tip[1])), tip_image_mm=tip_img,
+        tip_patient_mm=tuple(float(x) for x in tip_pat),
+        shaft_px=((float(tail[0]), float(tail[1])), (float(tip[0]), float(tip[1]))),
+        angle_deg=ang, confidence=conf, score=snr,
+        extra={"length_mm": float(length_px * sp),
+               "noise": float(np.std(d12) / np.sqrt(2.0)),
+               "cv": float(np.std(con_s[i0s:i1s + 1])
+                           / (abs(con_s[i0s:i1s + 1].mean()) + 1e-6)), "inverted": inverted,
+               "entry_gap_mm": float(gap_mm), "shadow_ratio": ratio, "contrast": float(seg.mean()),
+               "on_level": float(np.median(on[i0:i1 + 1])),
+               "side_balance": float(np.minimum(s1, s2)[i0:i1 + 1].mean()
+                                     / (np.maximum(s1, s2)[i0:i1 + 1].mean() + 1e-6))})
+
+
+def tip_is_first(frame: Frame, p_a: np.ndarray, p_b: np.ndarray, w: int, h: int) -> bool:
+    """Whether the run's first end (p_a) is the tip."""
+    if frame.modality == "us":
+        return bool(p_a[1] > p_b[1])  # the deeper end
+    m = 0.04 * max(w, h)
+
+    def at_border(p):
+        return p[0] < m or p[1] < m or p[0] > w - 1 - m or p[1] > h - 1 - m
+    ba, bb = at_border(p_a), at_border(p_b)
+    if ba != bb:
+        return bool(bb)
+    ctr = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+    return bool(np.linalg.norm(p_a - ctr) < np.linalg.norm(p_b - ctr))
