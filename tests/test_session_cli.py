@@ -21,7 +21,7 @@ def test_simulate_json_and_report(tmp_path):
                                    "--json"])
     assert res.exit_code == 0, res.output
     j = json.loads(res.stdout.strip().splitlines()[-1])
-    assert set(j) == KEYS and j["modality"] == "us" and j["seed"] == 2
+    assert KEYS <= set(j) and j["modality"] == "us" and j["seed"] == 2
     html = (tmp_path / "report.html").read_text()
     for section in ("Patient", "Advisor", "Events", "Key frames", "Plots",
                     "data:image/png;base64"):

@@ -50,6 +50,13 @@ def _advice(procedure: str, bmi: float) -> str:
             f"</table>" + (f"<ul class=note>{warn}</ul>" if warn else ""))
 
 
+def _hits(m) -> str:
+    """Per view: found / analysed frames (share)."""
+    a = m.get("analyser") or {}
+    return "; ".join(f"{v} {c['found']}/{c['frames']} ({100 * c['rate']:.0f}%)"
+                     for v, c in a.items()) or "no frame analysed"
+
+
 def _session(r) -> str:
     c, m, p = r.config, r.metrics, r.plan
     ok = "ok" if m["success"] else "bad"
@@ -71,6 +78,7 @@ def _session(r) -> str:
 {'' if not p['blocked_mm'] else f"(no clear path: {p['blocked_mm']} mm blocked)"}.
 Views: {_e(p['views'])}.</p>
 <table>{rows}</table>
+<p class=note>Needle analyser, frames where it found the needle: {_e(_hits(m))}.</p>
 <h3>Events</h3><table><tr><th>t (s)</th><th>event</th><th>noticed</th><th>detail</th></tr>
 {ev}</table>
 <h3>Confirmation</h3><ul class=note>{conf}</ul>

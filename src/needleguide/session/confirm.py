@@ -146,9 +146,9 @@ def confirm_us(op, body, t: float, events: list[Event]) -> tuple[float, float]:
         draw_text(img, f"US injection {tt:.1f} s")
         op.keep(img)
     op.shots += 1
-    from needleguide.session.imaging import analyse, us_target_px
+    from needleguide.session.imaging import analyse, us_prior, us_target_px
 
-    det = analyse(post)
+    det = analyse(post, us_prior(post, op.plan.entry_mm, op.plan.point_at(body.inserted)))
     c = det.tip_px if det.found else us_target_px(post, op.plan.point_at(body.inserted))
     area = visible_spread(pre.pixels, post.pixels, c, float(post.spacing_mm[0]))
     seen = area >= SPREAD_MIN_MM2

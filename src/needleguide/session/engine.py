@@ -38,6 +38,7 @@ STEER_DEG = 1.0  # largest change of direction per step without withdrawing
 REDIRECT_DEG = 8.0  # a larger needed turn means withdraw and re-insert
 MAX_WALKOFF = 3
 WALKOFF_MM = 5.0
+WALKOFF_DEG = 4.0  # re-angling after withdrawing from bone
 GATE_MM = 8.0  # estimates farther than this (+15% of the depth) from the aim are ignored
 # simulated clock (*assumptions*): preparation and planning, per step, per redirection
 T_SETUP_S = {"fluoro": 90.0, "us": 120.0}
@@ -88,11 +89,11 @@ class Body:
         self.tip = self.entry.copy()
         self.inserted = 0.0
 
-    def steer(self, want_axis) -> None:
-        """Turn toward ``want_axis`` without withdrawing, by at most ``STEER_DEG``."""
+    def steer(self, want_axis, max_deg: float = STEER_DEG) -> None:
+        """Turn toward ``want_axis`` without withdrawing, by at most ``max_deg``."""
         want = self._unit(want_axis)
         ang = float(np.arccos(np.clip(want @ self.axis, -1.0, 1.0)))
-        lim = np.radians(STEER_DEG)
+        lim = np.radians(max_deg)
         if ang > lim:
             want = self._unit(self.axis + (want - self.axis) * (lim / ang))
         self.axis = want
@@ -156,7 +157,8 @@ def run_session(cfg: SessionConfig,
     t = T_SETUP_S[cfg.modality]
     passes = 1
     cmd_axis = plan.axis.copy()
-    body.new_pass(plan.entry_mm, cmd_axis)
+    cmd_entry = plan.entry_mm.copy()
+    body.new_pass(cmd_entry, cmd_axis)
     depth_goal = plan.path_mm
     walkoffs = 0
     far_off_before = False
@@ -217,7 +219,7 @@ def run_session(cfg: SessionConfig,
                 # walk off the bone toward the target seen on the image (not a new pass)
                 walkoffs += 1
                 body.withdraw(WALKOFF_MM)
-                body.steer(Body._unit(plan.target_mm - est))
+                body.steer(Body._unit(plan.target_mm - est), WALKOFF_DEG)
                 events.append(Event(t, "walk_off_bone", True,
                                     f"withdrawn {WALKOFF_MM:g} mm and re-angled"))
                 t += T_STEP_S
@@ -231,7 +233,7 @@ def run_session(cfg: SessionConfig,
             passes += 1
             t += T_REDIRECT_S
             events.append(Event(t, "redirect", True, f"pass {passes}: withdrawn and re-aimed"))
-            body.new_pass(plan.entry_mm, cmd_axis)
+            body.new_pass(cmd_entry, cmd_axis)
             depth_goal = plan.path_mm
             far_off_before = False
             tick(min(0.7, 0.1 + 0.6 * len(steps) / max_steps), f"pass {passes}")
@@ -275,7 +277,9 @@ def run_session(cfg: SessionConfig,
         "contrast_ml": round(contrast_ml, 2), "steps": len(steps),
         "detection_rate": round(float(np.mean([s.detected for s in steps])) if steps else 0.0,
                                 3),
-        "injectate_ml": inj_ml, "shots": op.shots}
+        "injectate_ml": inj_ml, "shots": op.shots,
+        "analyser": {v: dict(c, rate=round(c["found"] / c["frames"], 3))
+                     for v, c in op.analyser.items()}}
     planj = {"target": tname, "target_mm": np.round(target, 2).tolist(),
              "entry_mm": np.round(plan.entry_mm, 2).tolist(),
              "path_mm": round(plan.path_mm, 1), "needle_length_mm": plan.needle_length_mm,

@@ -55,12 +55,28 @@ def triangulate(r1: tuple[np.ndarray, np.ndarray], r2: tuple[np.ndarray, np.ndar
     return ((o1 + s * d1) + (o2 + t * d2)) / 2.0
 
 
+def ray_gap(r1: tuple[np.ndarray, np.ndarray], r2: tuple[np.ndarray, np.ndarray]) -> float:
+    """Shortest distance (mm) between two rays (origin, unit direction)."""
+    n = np.cross(r1[1], r2[1])
+    if np.linalg.norm(n) < 1e-9:
+        return float(np.linalg.norm(np.cross(r2[0] - r1[0], r1[1])))
+    return float(abs(np.dot(r2[0] - r1[0], n / np.linalg.norm(n))))
+
+
 def fl_prior(carm, entry_mm, tip_guess_mm) -> NeedleDetection:
     """The operator's expectation as a search prior: the planned shaft projected."""
     a, b = carm.project(np.stack([np.asarray(entry_mm, float),
                                   np.asarray(tip_guess_mm, float)]))
     return NeedleDetection(True, tip_px=(float(b[0]), float(b[1])),
                            shaft_px=((float(a[0]), float(a[1])), (float(b[0]), float(b[1]))))
+
+
+def us_prior(frame: Frame, entry_mm, tip_guess_mm) -> NeedleDetection:
+    """The operator's expectation on a B-mode frame: the planned shaft (skin entry to the
+    intended tip) in pixels of the image plane."""
+    a = us_target_px(frame, entry_mm)
+    b = us_target_px(frame, tip_guess_mm)
+    return NeedleDetection(True, tip_px=b, shaft_px=(a, b))
 
 
 def fl_overlay(frame: Frame, det: NeedleDetection, carm, target_mm, title: str) -> np.ndarray:

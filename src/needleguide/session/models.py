@@ -110,7 +110,9 @@ class SessionResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def interface_json(self) -> dict[str, Any]:
-        """The fixed ``simulate --json`` object."""
+        """The fixed ``simulate --json`` object, plus the needle analyser's hits per view
+        (``analyser``: frames, found, rate) and the share of steps it steered
+        (``detection_rate``)."""
         m = self.metrics
         return {"procedure": self.config.procedure, "modality": self.config.modality,
                 "seed": self.config.seed,
@@ -120,5 +122,7 @@ class SessionResult:
                 "fluoro_time_s": m["fluoro_time_s"], "dap_gy_cm2": m["dap_gy_cm2"],
                 "reference_air_kerma_mgy": m["reference_air_kerma_mgy"],
                 "contrast_ml": m["contrast_ml"],
+                "analyser": m.get("analyser", {}),
+                "detection_rate": m.get("detection_rate", 0.0),
                 "events": [{"t_s": e.to_json()["t_s"], "kind": e.kind,
                             "detected": bool(e.detected)} for e in self.events]}

@@ -26,6 +26,10 @@ from needleguide.session import imaging as im
 from needleguide.session.confirm import confirm_fluoro, confirm_us
 from needleguide.session.plan import plan_fluoro_path, plan_in_plane_path
 
+CHECK_GAP_MM = 3.0  # the two check rays must pass this close to each other
+CHECK_FAR_MM = 10.0  # and meet this close to the planned tip position
+CHECK_MOVE_MM = 6.0  # largest depth correction after the check pair
+
 
 class Operator:
     """Common state: plan, key frames, video frames, shot count."""
@@ -40,6 +44,13 @@ class Operator:
         self.shots = 0
         self.confirm_info: dict = {}
         self.last_rgb: np.ndarray | None = None
+        self.analyser: dict[str, dict[str, int]] = {}  # per view: frames analysed, found
+
+    def count(self, view: str, det) -> None:
+        """Tally one analyser call on ``view`` (the report's hit rate)."""
+        c = self.analyser.setdefault(view, {"frames": 0, "found": 0})
+        c["frames"] += 1
+        c["found"] += int(bool(det.found))
 
     @staticmethod
     def create(cfg, proc, patient, target, level, side) -> Operator:
@@ -67,11 +78,13 @@ class FluoroOperator(Operator):
     def __init__(self, cfg, proc, patient, target, level, side):
         super().__init__(cfg, proc, patient, target, level, side)
         from needleguide.fluoro import CArmGeometry, Fluoroscope, make_settings, named_view
+        from needleguide.fluoro.carm import CArm, angles_from_beam
 
         views = proc.fluoro_view_names(side)
         if not views:
             raise UserError(f"procedure: {proc.id!r} lists no fluoroscopic views")
-        work = next((v for v in views if "oblique" in v or "ferguson" in v), views[0])
+        work = next((v for v in views if "oblique" in v),
+                    next((v for v in views if "ferguson" in v), views[0]))
         pair = [v for v in views if v != work][:2] or [work]
         self.view_names = {"working": work, "check": pair}
         self.settings = make_settings(geometry=CArmGeometry(pixels=cfg.fl_pixels),
@@ -81,12 +94,32 @@ class FluoroOperator(Operator):
                       for v in [work, *pair]}
         self.work = work
         self.pair = pair
-        self.fl = Fluoroscope(patient, self.settings, seed=cfg.seed, carm=self.carms[work])
-        beam_out = -self.carms[work].beam if np.dot(self.carms[work].beam, [0, 1, 0]) > 0 \
-            else self.carms[work].beam
+        # a target in a joint cleft (SIJ, facet) is entered along the cleft's plane
+        cleft = patient.tissue_name_at(self.target).endswith("_space")
+        base = named_view(patient, "ap", lvl, side=side).beam if cleft else \
+            self.carms[work].beam
         # the needle comes from the back: the skin side is the one the beam leaves toward
-        self.plan = plan_fluoro_path(patient, target, _posterior(beam_out), proc.avoid,
-                                     max_needle_mm=178.0)
+        self.plan = plan_fluoro_path(patient, target, _posterior(base), proc.avoid,
+                                     max_needle_mm=178.0, cleft=cleft)
+        if cleft:
+            # the joint-line view: the C-arm turned (obliquity and cranio-caudal tilt)
+            # until the cleft projects as one lucent line, the needle going down the beam
+            orbit, tilt = angles_from_beam(-self.plan.axis)
+            self.carms[work] = CArm(geometry=self.settings.geometry,
+                                    isocenter_mm=tuple(self.target), orbit_deg=orbit,
+                                    tilt_deg=tilt, view=work)
+            self.view_names["working_angles_deg"] = {"orbit": round(orbit, 1),
+                                                     "tilt": round(tilt, 1)}
+        # a catalogue view that repeats another (Ferguson = AP when the level is L5-S1) adds
+        # nothing: the check pair is then completed with the working view
+        kept = [work]
+        for v in pair:
+            if all(self.carms[v].beam @ self.carms[k].beam < np.cos(np.radians(5.0))
+                   for k in kept):
+                kept.append(v)
+        self.pair = (kept[1:] + [work])[:2] if len(kept) < 3 else kept[1:3]
+        self.view_names["check"] = list(self.pair)
+        self.fl = Fluoroscope(patient, self.settings, seed=cfg.seed, carm=self.carms[work])
 
     @property
     def dose(self) -> Dose:
@@ -95,11 +128,12 @@ class FluoroOperator(Operator):
     def look(self, scene: Scene, guess, title: str):
         """A pulsed shot in the working view; if the analyser does not find the needle
         there, a second shot in the first check view (the C-arm swung over)."""
-        for v in (self.work, self.pair[0]):
+        for v, mode in ((self.work, "pulsed"), (self.pair[0], "pulsed")):
             carm = self.carms[v]
-            fr = self.fl.frame(scene, "pulsed", carm)
+            fr = self.fl.frame(scene, mode, carm)
             self.shots += 1
             det = im.analyse(fr, im.fl_prior(carm, self.plan.entry_mm, guess))
+            self.count(v, det)
             self.keep(im.fl_overlay(fr, det, carm, self.target, f"{v}  {title}"))
             if det.found:
                 o, d = im.ray_of(carm, fr, det.tip_px)
@@ -116,6 +150,7 @@ class FluoroOperator(Operator):
             self.shots += 1
             det = im.analyse(fr, im.fl_prior(carm, self.plan.entry_mm,
                                              self.plan.point_at(body.inserted)))
+            self.count(f"{v} (check)", det)
             rgb = im.fl_overlay(fr, det, carm, self.target, f"{v} check")
             self.keep(rgb, f"{v}: position check (analyser: "
                       f"{'needle found' if det.found else 'not found'}, score {det.score:.1f})")
@@ -123,14 +158,20 @@ class FluoroOperator(Operator):
                 rays.append(im.ray_of(carm, fr, det.tip_px))
             t += 8.0
         if len(rays) == 2:
-            est = im.triangulate(*rays)
-            dz = float(np.dot(self.plan.target_mm - est, body.axis))
+            est, gap = im.triangulate(*rays), im.ray_gap(*rays)
+            expect = self.plan.point_at(body.inserted)
             self.confirm_info["check_estimate_mm"] = np.round(est, 2).tolist()
+            self.confirm_info["check_ray_gap_mm"] = round(gap, 2)
+            # two rays that do not meet, or meet far from where this needle can be, are
+            # two detections of different things: the operator does not act on them
+            ok = gap <= CHECK_GAP_MM and np.linalg.norm(est - expect) <= CHECK_FAR_MM
+            dz = float(np.dot(self.plan.target_mm - est, body.axis)) if ok else 0.0
+            self.confirm_info["check_used"] = bool(ok)
             if abs(dz) > 1.0:
                 if dz > 0:
-                    body.advance(float(min(dz, 10.0)))
+                    body.advance(float(min(dz, CHECK_MOVE_MM)))
                 else:
-                    body.withdraw(float(min(-dz, 10.0)))
+                    body.withdraw(float(min(-dz, CHECK_MOVE_MM)))
                 body.back_out_of_bone()
                 return t + 6.0, True
         return t, False
@@ -174,7 +215,8 @@ class USOperator(Operator):
     def look(self, scene: Scene, guess, title: str):
         fr = self.render(scene)
         self.shots += 1
-        det = im.analyse(fr)
+        det = im.analyse(fr, im.us_prior(fr, self.plan.entry_mm, guess))
+        self.count(self.proc.us.view, det)
         self.keep(im.us_overlay(fr, det, im.us_target_px(fr, self.target),
                                 f"{self.proc.us.view}  {title}"))
         if not det.found:

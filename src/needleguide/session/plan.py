@@ -95,10 +95,19 @@ def _near_bone_mm(patient: Patient, target: np.ndarray, d: np.ndarray, path_mm: 
     return float(near.sum()) * 0.5
 
 
+def cleft_run_mm(labels: np.ndarray, cleft_label: int) -> float:
+    """Length (mm) of the path, from the target outward, that stays in the joint cleft
+    (``cleft_label``) before leaving it (samples every 0.5 mm)."""
+    out = np.flatnonzero(np.asarray(labels) != cleft_label)
+    return 0.5 * float(out[0] if out.size else len(labels))
+
+
 def _choose(patient: Patient, target: np.ndarray, dirs, avoid, margin, max_len,
-            corridor: bool = False):
+            corridor: bool = False, cleft_label: int | None = None):
     """Shortest clear path (``corridor``: the one with the least bone within 2 mm of it,
-    then the shortest); if none is clear, the least blocked one (flagged)."""
+    then the shortest; ``cleft_label``: the one running longest, up to 12 mm, inside the
+    joint cleft before the target, then the shortest); if none is clear, the least
+    blocked one (flagged)."""
     best = None
     for d in dirs:
         entry, steps, labels = entry_along(patient, target, d)
@@ -110,6 +119,8 @@ def _choose(patient: Patient, target: np.ndarray, dirs, avoid, margin, max_len,
             continue
         near = _near_bone_mm(patient, target, np.asarray(d, float), path, margin) \
             if corridor else 0.0
+        if cleft_label is not None:
+            near = -min(cleft_run_mm(labels, cleft_label), 12.0)
         key = (blocked, near + 0.05 * path)
         if best is None or key < best[0]:
             best = (key, entry, path, crossed)
@@ -117,9 +128,11 @@ def _choose(patient: Patient, target: np.ndarray, dirs, avoid, margin, max_len,
 
 
 def plan_fluoro_path(patient: Patient, target_mm, beam_out, avoid=(), max_needle_mm=178.0,
-                     target_margin_mm: float = 4.0) -> PathPlan:
+                     target_margin_mm: float = 4.0, cleft: bool = False) -> PathPlan:
     """Down-the-beam path: ``beam_out`` (unit, from the target toward the skin/source side)
-    tilted up to 40° in two directions; the shortest path clearing ``avoid``."""
+    tilted up to 40° in two directions; the shortest path clearing ``avoid``. ``cleft``:
+    the target lies in a joint cleft, which the needle enters along its plane (the path
+    running longest inside the cleft wins; tilts every 5°)."""
     target = np.asarray(target_mm, float)
     b = np.asarray(beam_out, float) / np.linalg.norm(beam_out)
     sup = np.array([0.0, 0.0, 1.0])
@@ -127,12 +140,16 @@ def plan_fluoro_path(patient: Patient, target_mm, beam_out, avoid=(), max_needle
     a1 = a1 / np.linalg.norm(a1) if np.linalg.norm(a1) > 1e-6 else np.array([1.0, 0, 0])
     a2 = np.cross(b, a1)
     dirs = []
-    for t1 in (20.0, 10.0, 30.0, 0.0, 40.0):
-        for t2 in (0.0, 10.0, -10.0, 20.0, -20.0):
+    t1s = (20.0, 10.0, 30.0, 0.0, 40.0) if not cleft else np.arange(-40.0, 40.1, 5.0)
+    t2s = (0.0, 10.0, -10.0, 20.0, -20.0) if not cleft else np.arange(-40.0, 40.1, 5.0)
+    for t1 in t1s:
+        for t2 in t2s:
             r = geometry.rotation_about_axis(a1, np.radians(t1)) @ \
                 (geometry.rotation_about_axis(a2, np.radians(t2)) @ b)
             dirs.append(r)
-    best = _choose(patient, target, dirs, set(avoid), target_margin_mm, max_needle_mm)
+    cl = int(patient.label_at(target[None])[0]) if cleft else None
+    best = _choose(patient, target, dirs, set(avoid), target_margin_mm, max_needle_mm,
+                   cleft_label=cl)
     if best is None:
         raise UserError("plan: no skin entry found for a path to the target")
     return _plan(best, target, len(dirs))
