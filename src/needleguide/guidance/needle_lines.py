@@ -263,3 +263,29 @@ def _screen(pr, lens, box, run_k, gap, step_px):
         mean = (cs[be + 1] - cs[bs]) / (be - bs + 1)
         out[i] = mean / sd * math.sqrt(max(best_len * step_px, 1.0) / 2.0)
     return out
+
+
+def half_max_tip(t: np.ndarray, con: np.ndarray, t_tip: float, tip_first: bool,
+                 back: float, ahead: float, box: int) -> float:
+    """Refined tip (line parameter): on the ``box``-smoothed contrast ``con`` (echo
+    amplitude, not log), the most proximal fall below half of the peak found between
+    ``back`` before and ``ahead`` beyond ``t_tip`` (distal = decreasing t if
+    ``tip_first``), linearly interpolated; ``t_tip`` if there is no such fall."""
+    c = np.convolve(con, np.ones(box, np.float32) / box, mode="same")
+    if tip_first:  # make distal = increasing index
+        c, t = c[::-1], t[::-1]
+    sgn = -1.0 if tip_first else 1.0
+    rel = sgn * (t - t_tip)
+    win = np.flatnonzero((rel >= -back) & (rel <= ahead))
+    if win.size < 3:
+        return t_tip
+    k = int(win[np.argmax(c[win])])
+    peak = float(c[k])
+    if peak <= 0:
+        return t_tip
+    below = np.flatnonzero(c[k:] < 0.5 * peak)
+    if below.size == 0:
+        return t_tip
+    j = k + int(below[0])
+    f = (c[j - 1] - 0.5 * peak) / (c[j - 1] - c[j] + 1e-12)
+    return float(t[j - 1] + f * (t[j] - t[j - 1]))

@@ -60,19 +60,36 @@ def measure_line(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: 
     tip_first = tip_is_first(frame, p_a, p_b, w, h)
     gap_mm = 0.0
     ratio = 1.0
+    entry_depth_mm = 0.0
+    if frame.modality == "fluoro" and prm.border_penalty < 1.0:
+        # a line hugging one edge of the field (collimator, table, body outline) along
+        # its whole run is not a needle coming in from the skin
+        m = prm.border_frac * max(w, h)
+        hug = (p_a[0] < m and p_b[0] < m) or (p_a[1] < m and p_b[1] < m) or \
+            (p_a[0] > w - 1 - m and p_b[0] > w - 1 - m) or \
+            (p_a[1] > h - 1 - m and p_b[1] > h - 1 - m)
+        if hug:
+            snr *= prm.border_penalty
     if frame.modality == "us":
         # the shaft enters from the sector's border: penalise a proximal end far inside
         fov = pr[2] > 0
         if tip_first:
             out = np.flatnonzero(~fov[i1:])
-            gap_mm = (out[0] if out.size else t.size - i1) * 0.5 * sp
+            k_in = i1 + (out[0] if out.size else t.size - 1 - i1)
+            gap_mm = (k_in - i1) * 0.5 * sp
             out = np.flatnonzero(~fov[:i0 + 1])
             free_mm = (i0 - out[-1] if out.size else i0) * 0.5 * sp
         else:
             out = np.flatnonzero(~fov[:i0 + 1])
-            gap_mm = (i0 - out[-1] if out.size else i0) * 0.5 * sp
+            k_in = out[-1] if out.size else 0
+            gap_mm = (i0 - k_in) * 0.5 * sp
             out = np.flatnonzero(~fov[i1:])
             free_mm = (out[0] if out.size else t.size - i1) * 0.5 * sp
+        # in-plane needles go in next to the probe's end, so they enter the field of view
+        # within a few cm of the face (*assumption*: entry ≤ 1 cm beyond the end, ≤ 70°)
+        y0 = float(np.asarray(frame.settings.get("ImageToProbe", np.eye(4)))[1, 3])
+        entry_depth_mm = float((c[1] + t[k_in] * u[1]) * sp + y0)
+        snr *= float(np.clip(1.0 - (entry_depth_mm - prm.entry_depth_mm) / 10.0, 0.3, 1.0))
         # the tip is a free end inside the sector (a fascia line runs border to border)
         snr *= float(np.clip(free_mm / prm.free_end_mm, 0.2, 1.0))
         snr *= float(np.clip(1.0 - (gap_mm - prm.entry_gap_mm) / 20.0, 0.25, 1.0))
@@ -112,7 +129,21 @@ def measure_line(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: 
     # tip: the strongest step down of the contrast (shaft -> tissue) between the strong
     # run's end and the extended end, ± 2 mm; two 2-mm windows, sub-sample parabola
     wdw = max(3, int(round(2.0 / sp * 2)))
-    tt = NL.step_tip(t, con, s_end, e_end, wdw, tip_first, min_step)
+    dr = frame.settings.get("dynamic_range_db") if frame.modality == "us" else None
+    if dr and prm.linear_tip:
+        # log compression blooms a bright echo far into its PSF's tail: locate the step
+        # on the echo amplitude (display v ∝ dB / dynamic range), where a blurred step's
+        # steepest fall is at the edge itself
+        k = np.float32(float(dr) / 20.0 * np.log(10.0))
+        amp = np.exp(k * (pr[[1, 2, 3, 0, 4]] - 1.0))
+        con_t = amp[:3].max(axis=0) - np.maximum(amp[3], amp[4])
+        tt = NL.step_tip(t, con, s_end, e_end, wdw, tip_first, min_step)
+        tt = NL.half_max_tip(t, con_t, tt, tip_first, prm.hm_back_mm / sp, prm.hm_ahead_mm / sp,
+                             max(1, int(round(prm.hm_box_mm / sp * 2))))
+        # the half-maximum still lies beyond the tip by part of the PSF and the bevel echo
+        tt += (1.0 if tip_first else -1.0) * prm.tip_offset_mm / sp
+    else:
+        tt = NL.step_tip(t, con, s_end, e_end, wdw, tip_first, min_step)
     tip = c + tt * u
     tail = p_b if tip_first else p_a
     i0, i1 = (min(i0, e_end), i1) if tip_first else (i0, max(i1, e_end))
@@ -126,7 +157,7 @@ def measure_line(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: 
         tip_patient_mm=tuple(float(x) for x in tip_pat),
         shaft_px=((float(tail[0]), float(tail[1])), (float(tip[0]), float(tip[1]))),
         angle_deg=ang, confidence=conf, score=snr,
-        extra={"length_mm": float(length_px * sp),
+        extra={"length_mm": float(length_px * sp), "entry_depth_mm": entry_depth_mm,
                "noise": float(np.std(d12) / np.sqrt(2.0)),
                "cv": float(np.std(con_s[i0s:i1s + 1])
                            / (abs(con_s[i0s:i1s + 1].mean()) + 1e-6)), "inverted": inverted,

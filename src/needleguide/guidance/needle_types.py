@@ -40,6 +40,14 @@ class NeedleParams:
     axis_gate_deg: float = 0.0
     entry_gap_mm: float = 8.0
     n_full: int = 3
+    border_penalty: float = 1.0
+    linear_tip: bool = False
+    hm_back_mm: float = 3.0
+    hm_ahead_mm: float = 1.0
+    hm_box_mm: float = 0.5
+    tip_offset_mm: float = 0.0
+    entry_depth_mm: float = 1e9
+    border_frac: float = 0.04
     n_screen: int = 99
     scale: int = 2
     min_sigma_px: float = 0.8
