@@ -78,19 +78,60 @@ def test_below_bone_is_noise_floor():
     im = USImager(s, seed=0)
     bd = im.beams(_scene(p))
     r = im.setup.geom.r_mm
+    gain2 = im.setup.tgc_gain**2
     above = bd.envelope[:, (r > 10) & (r < 14)].mean()
     surface = bd.envelope[:, (r > 14.5) & (r < 15.5)].max(axis=1).mean()
-    below = (r > 20) & (r < 39)  # 5 mm under the bone surface
-    noise = 10 ** (NOISE_DB / 20) * im.setup.tgc_gain[below] * np.sqrt(np.pi) / 2
-    ratio = bd.envelope[:, below].mean(axis=0) / noise
     assert surface > 10 * above  # hyperechoic bone surface
+    # nothing is transmitted through the bone: under it remain the receiver noise and the
+    # body-wall reverberation (ghosts of the bone echo via the skin and fascia, and of the
+    # superficial tissue via the face–bone path), which ends at twice the bone depth
+    shadow = (r > 20) & (r < 39)  # from 5 mm under the bone surface
+    noise2 = 10 ** (NOISE_DB / 10)
+    power = (bd.envelope[:, shadow].astype(np.float64) ** 2).mean(axis=0) / gain2[shadow]
+    expected = noise2 + bd.clutter[:, shadow].mean(axis=0)
+    assert 0.8 < power.sum() / expected.sum() < 1.25
+    deep = (r > 32) & (r < 39)
+    assert bd.clutter[:, deep].max() < 0.01 * noise2
+    ratio = bd.envelope[:, deep].mean(axis=0) / (
+        np.sqrt(noise2 * gain2[deep]) * np.sqrt(np.pi) / 2)
     assert np.all(ratio < 1.3) and np.all(ratio > 0.7), ratio.min()
     # the TGC amplifies the noise with the echoes: a dark shadow, not black (70 dB range) ...
-    assert bd.img8[:, below].mean() < 0.3 * bd.img8[:, (r > 10) & (r < 14)].mean()
-    # ... and black on screen with a receiver 100 dB below the speckle
+    assert bd.img8[:, shadow].mean() < 0.5 * bd.img8[:, (r > 10) & (r < 14)].mean()
+    assert bd.img8[:, deep].mean() > 1.0
+    # ... and black beyond the reverberation with a receiver 100 dB below the speckle
     s100 = make_settings(probe="linear", frequency_mhz=7.5, depth_mm=40, output_px=128,
                          noise_db_re_face=-100.0)
-    assert USImager(s100, seed=0).beams(_scene(p)).img8[:, below].max() < 1.0
+    assert USImager(s100, seed=0).beams(_scene(p)).img8[:, deep].max() < 1.0
+
+
+def test_body_wall_terms_vanish_without_fat_or_interfaces(tissue):
+    """Homogeneous soft tissue with the probe pressed in (no gel, no fat, no interface): no
+    phase aberration and no reverberation; only the small defocus of its 1560 m/s against
+    the scanner's 1540 m/s remains."""
+    from needleguide.us import body_wall
+
+    s = make_settings(probe="linear", frequency_mhz=7.5, depth_mm=30, output_px=128)
+    im = USImager(s, seed=0)
+    bd = im.beams(_scene(tissue))
+    assert np.all(bd.clutter == 0.0)
+    st = im.setup
+    n = bd.strehl_map.shape
+    zero = np.zeros(n, np.float32)
+    aberration_only = body_wall.strehl_map(zero, zero, s.f_mhz, st.g_tx, st.g_rx, st.d_tx_mm,
+                                           st.aperture_mm, st.depth_mm)
+    assert np.all(aberration_only == 1.0)
+    assert bd.strehl_map.min() > 0.85  # 1.3 % speed error at F/1, 7.5 MHz, 30 mm
+    # with fat on the path the main lobe loses energy, more with more fat and at a higher
+    # frequency: exp(−(2πfσ_t)²·(g_tx + g_rx)), σ_t = 8 ns·sqrt(fat mm)
+    fat = np.full(n, 20.0, np.float32)
+    s20 = body_wall.strehl_map(fat, zero, s.f_mhz, st.g_tx, st.g_rx, st.d_tx_mm,
+                               st.aperture_mm, st.depth_mm)
+    s40 = body_wall.strehl_map(2 * fat, zero, s.f_mhz, st.g_tx, st.g_rx, st.d_tx_mm,
+                               st.aperture_mm, st.depth_mm)
+    k = int(np.argmin(np.abs(st.depth_mm - 25.0)))
+    sig = 2 * np.pi * s.f_mhz * 8.0e-3 * np.sqrt(20.0)
+    assert np.isclose(s20[0, k], np.exp(-sig**2 * (st.g_tx[k] + st.g_rx[k])), rtol=1e-4)
+    assert s40[0, k] < s20[0, k] < 1.0
 
 
 def _needle_peak(angle_deg: float) -> float:

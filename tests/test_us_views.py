@@ -113,12 +113,13 @@ def _shadow_below_target_gray(p, noise_db: float | None = None) -> float:
 
 
 def test_receiver_noise_fills_the_deep_shadow_at_high_bmi(lumbar):
-    # TGC compensates ~2·0.8·f·depth and amplifies the receiver noise with the echoes: at
-    # BMI 22 (target ~48 mm) the noise stays under the display floor, at BMI 38 (~73 mm) it
-    # fills the shadow under the facet/TP, so the bone loses contrast against it
+    # the body-wall reverberation clutter (us/body_wall.py, from the wall's interfaces and
+    # fat septa) and the receiver noise (TGC compensates ~2·0.8·f·depth and amplifies it
+    # with the echoes) fill the shadow under the facet/TP at BMI 38 (~73 mm, thick fat)
+    # far more than at BMI 22 (~48 mm), so the bone loses contrast against it
     g22 = _shadow_below_target_gray(lumbar[22])  # the default receiver (-70 dB)
     g38 = _shadow_below_target_gray(lumbar[38])
     g38_quiet = _shadow_below_target_gray(lumbar[38], -100.0)
-    assert g22 < 3.0, g22
+    assert g22 < 20.0, g22
     assert g38 > g22 + 12.0, (g22, g38)
-    assert g38 > g38_quiet + 8.0, (g38, g38_quiet)  # it is the receiver noise
+    assert g38 >= g38_quiet, (g38, g38_quiet)  # the receiver noise adds to the clutter

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from needleguide.us.body_wall import ABERR_CORR_MM, aperture_residual, strehl_coefficients
 from needleguide.us.probe import BeamGeometry, USSettings, beam_geometry, image_grid
 
 C_MM_US = 1.540  # mm/µs (1540 m/s), speed assumed by the scanner
@@ -23,12 +24,6 @@ F_RX = 1.0
 F_TX = 2.0
 APERTURE_MAX_MM = {"linear": 25.0, "curvilinear": 40.0}
 MAX_HALF_TAPS = 16
-# Phase aberration by fat (speed of sound 1450 m/s, lobular): RMS arrival-time fluctuation
-# grows as the square root of the fat path (Hinkelman et al. 1994/1998 measured 30–90 ns
-# through 20–30 mm abdominal walls); the lost (Strehl) part of the focus spreads into a
-# halo of angular width λ/ℓ_c (ℓ_c: correlation length of the aberrator).
-ABERR_NS_PER_SQRT_MM = 8.0
-ABERR_CORR_MM = 5.0
 
 
 def fwhm_focused(z_mm, lam_mm: float, focus_mm: float, aperture_mm) -> np.ndarray:
@@ -81,7 +76,14 @@ class BeamSetup:
     lat_kernels: np.ndarray  # complex (N, 2H+1), without aberration
     lat_half: np.ndarray  # int (N,)
     lat_kernels_t: np.ndarray  # float32 (2H+1, N): the same, by tap
-    halo_half: np.ndarray  # (N,) half width (lines) of the aberration halo box
+    halo_half: np.ndarray  # (N,) half width (lines) of the aberration pedestal box
+    pedestal: np.ndarray  # (N,) share ℓ/D of the aberrated energy the two-way image keeps
+    g_tx: np.ndarray  # (N,) residual (non piston/tilt) phase-variance fraction, tx aperture
+    g_rx: np.ndarray  # (N,) the same over the receive aperture at each depth
+    d_tx_mm: np.ndarray  # (N,) transmit aperture reaching each depth (≤ depth, F/1)
+    wall_half_lines: np.ndarray  # (N,) lines within half the receive aperture at the face
+    reverb_half_lines: np.ndarray  # (N,) lateral spread of the reverberation clutter
+    strehl_coef: tuple  # body_wall.strehl_coefficients
     spec_norm: np.ndarray  # (N,) 1 / (peak of the PSF response to a perpendicular plane)²
     el_sigma_mm: np.ndarray  # (N,)
     aperture_mm: np.ndarray  # (N,)
@@ -121,14 +123,6 @@ def _gauss_rows(sig: np.ndarray, half: np.ndarray) -> np.ndarray:
                     np.exp(-0.5 * (t / np.maximum(sig[:, None], 1e-3)) ** 2)) * inside
 
 
-def strehl_two_way(fat_path_mm: np.ndarray, f_mhz: float) -> np.ndarray:
-    """Fraction of the focused (coherent) energy left after the fat aberrator, transmit
-    and receive: exp(−2σφ²), σφ = 2π f Δt_rms, Δt_rms = β·sqrt(fat path)."""
-    dt_us = ABERR_NS_PER_SQRT_MM * np.sqrt(np.maximum(fat_path_mm, 0.0)) * 1e-3
-    sphi = 2.0 * np.pi * f_mhz * dt_us
-    return np.exp(-2.0 * sphi**2)
-
-
 TGC_MAX_DB = 60.0  # largest automatic TGC (receive-amplifier TGC range; assumption)
 
 
@@ -164,6 +158,17 @@ def make_setup(s: USSettings) -> BeamSetup:
     sig_h = np.maximum(depth, 1.0) * lam / ABERR_CORR_MM / 2.3548 / line_dx
     lat_c, half = lateral_kernels(sig_l)
     halo_half = np.maximum(np.round(np.sqrt(3.0) * sig_h), 1).astype(np.int64)  # same var.
+    d_rx = receive_aperture_mm(depth, s)
+    # transmit aperture that reaches depth z: the elements within F/1 of the point (the
+    # paraxial delay error u²/2z² holds there)
+    d_tx = np.minimum(min(s.focus / F_TX, APERTURE_MAX_MM[s.probe]), np.maximum(depth, 1.0) / F_RX)
+    grid = np.linspace(0.0, APERTURE_MAX_MM[s.probe], 81)
+    res = aperture_residual(grid)
+    g_rx = np.interp(d_rx, grid, res)
+    g_tx = np.interp(d_tx, grid, res)
+    pedestal = np.minimum(1.0, ABERR_CORR_MM / d_rx).astype(np.float32)
+    wall_half = np.round(d_rx / 2.0 / line_dx[0]).astype(np.int64)
+    reverb_half = np.maximum(np.round(d_rx / 4.0 / line_dx), 1).astype(np.int64)
     lat = lat_c.real
     spec_norm = 1.0 / (ax.max() * lat.sum(axis=1)) ** 2
     el_sigma = elevation_fwhm_mm(depth, s) / 2.3548
@@ -172,8 +177,9 @@ def make_setup(s: USSettings) -> BeamSetup:
     map_x, map_y = _remap_maps(g, rows, cols, sp, x0, y0)
     return BeamSetup(s, g, depth, line_dx, ax.astype(np.complex64),
                      lat_c, half, np.ascontiguousarray(lat.T.astype(np.float32)), halo_half,
-                     spec_norm, el_sigma,
-                     receive_aperture_mm(depth, s), (10.0 ** (tgc / 20.0)).astype(np.float64),
+                     pedestal, g_tx, g_rx, d_tx, wall_half, reverb_half,
+                     strehl_coefficients(s.f_mhz, g_tx, g_rx, d_tx, d_rx, depth),
+                     spec_norm, el_sigma, d_rx, (10.0 ** (tgc / 20.0)).astype(np.float64),
                      _corners(g),
                      map_x, map_y, rows, cols, sp, x0, y0)
 

@@ -18,14 +18,9 @@ from needleguide import geometry
 from needleguide.anatomy.patient import Patient, resample_labels
 from needleguide.frame import Frame, FrameTruth
 from needleguide.scene import Scene
+from needleguide.us import body_wall as W
 from needleguide.us import kernels as K
-from needleguide.us.beams import (
-    BeamSetup,
-    axial_fwhm_mm,
-    lateral_fwhm_mm,
-    make_setup,
-    strehl_two_way,
-)
+from needleguide.us.beams import BeamSetup, axial_fwhm_mm, lateral_fwhm_mm, make_setup
 from needleguide.us.needle_echo import add_needle, needle_truth_px
 from needleguide.us.probe import NOISE_DB_RE_FACE, USSettings, image_extent_mm, image_to_probe
 
@@ -119,7 +114,9 @@ class BeamData:
     needle_hit: np.ndarray  # (L,) range sample of the needle echo or -1
     origins: np.ndarray  # (L, 3) patient
     dirs: np.ndarray  # (L, 3) patient
-    strehl: np.ndarray  # (N,) coherent (focused) energy fraction after the fat aberrator
+    strehl: np.ndarray  # (N,) median over the lines of the main-lobe fraction below
+    strehl_map: np.ndarray  # (L, N) two-way main-lobe fraction after the body wall
+    clutter: np.ndarray  # (L, N) reverberation clutter power (before TGC and gain)
 
 
 class USImager:
@@ -155,6 +152,7 @@ class USImager:
             self._ismuscle = np.zeros(256, np.bool_)
             self._ismuscle[[x.label for x in t if x.group == "muscle"]] = True
             self._luts = (lz, la, lb)
+            _, self._slow, self._septa = W.wall_luts(t, GEL)
         return self._medium
 
     # ---- beam domain ------------------------------------------------------------------------
@@ -195,31 +193,38 @@ class USImager:
                - cv2.GaussianBlur(zm, (0, 0), sigmaX=sx, sigmaY=sy)) / (2.0 * ELEV_STEP_MM)
         src = np.empty((L, N), np.complex64)
         att = np.empty((L, N), np.float32)
+        refl = np.empty((L, N), np.float32)
         K.propagate(lab, zimp, zs, gel, fl, scat, self._flags, lut_a, lut_bs, s.f_mhz, g.dr_mm,
                     st.line_dx_mm, 10 ** (SPEC_GAIN_DB / 10) * st.spec_norm,
-                    np.deg2rad(THETA0_DEG), LAMBERT, R_FASCIA, src, att)
+                    np.deg2rad(THETA0_DEG), LAMBERT, R_FASCIA, src, att, refl)
         hit = np.full(L, -1, np.int64)
         nd = scene.needle
         if nd is not None and nd.inserted_length_mm > 0:
             add_needle(src, att, origins, dirs, elev, g.r_mm, st.line_dx_mm, st.el_sigma_mm,
                        st.aperture_mm, nd.skin_entry_mm, nd.tip, nd.outer_diameter_mm,
                        10 ** (SPEC_GAIN_DB / 10) * st.spec_norm, hit)
-        tmp = np.empty_like(src)
         frame_no = int(round(scene.time_s * 1000))
+        # the body wall crossed by each line (body_wall.py): aberration and defocus (main-lobe
+        # fraction S, aperture-averaged) with their pedestal, and reverberation clutter
+        slow = np.empty((L, N), np.float32)
+        W.slowness_path(lab, self._slow, g.dr_mm, slow)
+        S = W.strehl_frame(fat, slow, st.wall_half_lines, st.strehl_coef)
+        clutter = W.reverb_clutter(src, refl, lab, self._septa, att, g.dr_mm,
+                                   st.reverb_half_lines)
+        prefix = np.zeros((L + 1, N), np.float32)
+        np.cumsum(src.real**2 + src.imag**2, axis=0, out=prefix[1:])
+        K.body_wall_clutter(src, S, st.pedestal, prefix, st.halo_half, clutter, table,
+                            (frame_no * 40503 + 977) & ((1 << 40) - 1))
+        tmp = np.empty_like(src)
         K.psf_axial_noise(src, st.ax_kernel, table, np.float32(10 ** (s.noise_db_re_face / 20)),
                           (frame_no * 2654435761 + 12345) & ((1 << 40) - 1), tmp)
-        # phase aberration by the fat crossed (mean path over the lines at each depth)
-        S = strehl_two_way(fat.mean(axis=0), s.f_mhz)
-        prefix = np.zeros((L + 1, N), np.float32)
-        if np.any(S < 0.999):
-            np.cumsum(tmp.real**2 + tmp.imag**2, axis=0, out=prefix[1:])
         env = np.empty((L, N), np.float32)
         img = np.empty((L, N), np.float32)
         H = (st.lat_kernels_t.shape[0] - 1) // 2
-        K.psf_lateral_detect(tmp, st.lat_kernels_t, H, prefix, st.halo_half, S, table,
-                             (frame_no * 40503 + 977) & ((1 << 40) - 1), st.tgc_gain, env,
-                             img, TOP_DB, s.dynamic_range_db)
-        return BeamData(lab, env, img, att, hit, origins, dirs, S)
+        K.psf_lateral_detect(tmp, st.lat_kernels_t, H, st.tgc_gain, env, img, TOP_DB,
+                             s.dynamic_range_db)
+        return BeamData(lab, env, img, att, hit, origins, dirs, np.median(S, axis=0), S,
+                        clutter)
 
     def _fluid(self, scene: Scene):
         empty = (np.zeros((1, 1, 1), np.float32), np.zeros((3, 4)))

@@ -7,9 +7,11 @@
 2. ``propagate``: marches each line from the face: two-way attenuation α·f, specular
    reflection R = ((Z2−Z1)/(Z2+Z1))² with an angle law, transmission (1−R) per interface,
    diffuse backscatter, reverberation (A-lines) under air. Writes the complex source.
-3. ``psf_axial_noise`` / ``psf_lateral_detect``: separable point-spread function in
+3. ``body_wall_clutter``: the body wall's aberration (main-lobe fraction, pedestal) and
+   reverberation clutter (body_wall.py), added to the source before the PSF.
+4. ``psf_axial_noise`` / ``psf_lateral_detect``: separable point-spread function in
    complex baseband (Gaussian pulse envelope axially, receiver noise; depth-dependent
-   Gaussian beam laterally with the fat-aberration clutter), then the envelope |IQ|
+   Gaussian beam laterally), then the envelope |IQ|
    (Rayleigh for fully developed speckle), TGC and gain, log compression to 8 bits.
 
 Random numbers come from a table of complex Gaussians made once per seed
@@ -184,9 +186,11 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
 
 @njit(cache=True, parallel=True, fastmath=True)
 def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, f_mhz, dr_mm,
-              line_dx_mm, spec_gain, theta0_rad, lambert, r_fascia, out_src, out_att):
+              line_dx_mm, spec_gain, theta0_rad, lambert, r_fascia, out_src, out_att, out_refl):
     """March every line: write the complex source (diffuse + specular, both multiplied by
-    the two-way attenuation and transmission so far) and the two-way amplitude factor."""
+    the two-way attenuation and transmission so far), the two-way amplitude factor and the
+    intensity reflectivity R·(angle law) of every interface except air (for the body-wall
+    reverberation, body_wall.reverb_power)."""
     L, N = label.shape
     np_per_cm = math.log(10.0) / 20.0  # dB -> neper (amplitude)
     for l in prange(L):
@@ -209,6 +213,7 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
             bs = lut_bs[lab] * (1.0 - f) + BS_WATER * f
             amp = math.exp(-att_db * np_per_cm) * trans
             out_att[l, k] = amp
+            out_refl[l, k] = 0.0
             src = scat[l, k] * (bs * amp)
             if k > 0 and (zz != z_prev or lab != lab_prev):
                 rr = (zz - z_prev) / (zz + z_prev)
@@ -235,6 +240,8 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
                 lam = lambert if (fl & FLAG_BONE) != 0 else 0.1 * lambert
                 ang = math.exp(-(th / theta0_rad) ** 2) + lam * c
                 src += math.sqrt(spec_gain[k] * R * ang) * amp
+                if (fl & FLAG_AIR) == 0:
+                    out_refl[l, k] = R * ang
                 trans *= 1.0 - R
                 if (fl & FLAG_AIR) != 0 and R > 0.5 and air_k < 0:
                     air_k = k
@@ -296,18 +303,36 @@ def psf_axial_noise(src, kern, table, noise_sigma, noise_offset, out):
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def psf_lateral_detect(src, kern_t, H, halo_prefix, halo_half, strehl, table, seed_offset,
-                       gain_lin, env, img8, top_db, dr_db):
-    """Lateral PSF across lines, aberration clutter, envelope detection, TGC and log
-    compression, in one pass.
-
-    kern_t: (2H+1, N) lateral kernels (unit energy) by tap and range sample. The coherent
-    main lobe keeps sqrt(S) of the amplitude; the aberrated part (1−S) of the energy arrives
-    with random phase (table) with the intensity of the echoes within the halo (box of half
-    width ``halo_half[k]`` lines, from the prefix sums ``halo_prefix`` (L+1, N) of |src|²).
-    Envelope |IQ| × gain; uint8 log compression over [top_db − dr_db, top_db]."""
+def body_wall_clutter(src, strehl, pedestal, prefix, halo_half, clutter, table, seed_offset):
+    """In place, before the PSF: the main lobe keeps sqrt(S) of each echo (``strehl``
+    (L, N), two-way, body_wall.py); with random phase (table) the pedestal adds
+    ``pedestal[k]``·(1−S) × the mean echo power within the pedestal (box of half width
+    ``halo_half[k]`` lines, from the prefix sums ``prefix`` (L+1, N) of |src|²), and the
+    reverberation ``clutter`` (L, N) power. The PSF then gives the clutter the speckle size
+    of the system."""
     L, N = src.shape
     mask = table.shape[0] - 1
+    for l in prange(L):
+        base = seed_offset + l * N
+        for k in range(N):
+            sk = strehl[l, k]
+            pc = clutter[l, k]
+            if sk < 0.999 or pc > 0.0:
+                hh = halo_half[k]
+                l0 = l - hh if l - hh > 0 else 0
+                l1 = l + hh + 1 if l + hh + 1 < L else L
+                pw = (prefix[l1, k] - prefix[l0, k]) / (l1 - l0)
+                src[l, k] = src[l, k] * math.sqrt(sk) + table[(base + k) & mask] * math.sqrt(
+                    (1.0 - sk) * pedestal[k] * pw + pc)
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def psf_lateral_detect(src, kern_t, H, gain_lin, env, img8, top_db, dr_db):
+    """Lateral PSF across lines, envelope detection, TGC and log compression, in one pass.
+
+    kern_t: (2H+1, N) lateral kernels (unit energy) by tap and range sample.
+    Envelope |IQ| × gain; uint8 log compression over [top_db − dr_db, top_db]."""
+    L, N = src.shape
     scale = 255.0 / dr_db
     lo = top_db - dr_db
     for l in prange(L):
@@ -318,16 +343,8 @@ def psf_lateral_detect(src, kern_t, H, halo_prefix, halo_half, strehl, table, se
                 continue
             for k in range(N):
                 acc[k] += src[ll, k] * kern_t[t + H, k]
-        base = seed_offset + l * N
         for k in range(N):
             v = acc[k]
-            sk = strehl[k]
-            if sk < 0.999:
-                hh = halo_half[k]
-                l0 = l - hh if l - hh > 0 else 0
-                l1 = l + hh + 1 if l + hh + 1 < L else L
-                pw = (halo_prefix[l1, k] - halo_prefix[l0, k]) / (l1 - l0)
-                v = v * math.sqrt(sk) + table[(base + k) & mask] * math.sqrt((1.0 - sk) * pw)
             e = math.sqrt(v.real * v.real + v.imag * v.imag) * gain_lin[k]
             env[l, k] = e
             p = (20.0 * math.log10(e + 1e-12) - lo) * scale
