@@ -197,3 +197,64 @@ def test_blank_and_odd_frames_give_no_needle(shape):
     assert not detect_needle(f).found
     g = dataclasses.replace(f, pixels=np.full(shape[:2], 0.5, np.float32), modality="fluoro")
     assert not detect_needle(g).found
+
+
+def test_line_kernels_straight_vs_bowed_and_bent():
+    from needleguide.guidance import needle_lines as NL
+
+    img = np.zeros((200, 200), np.float32)
+    cv2.line(img, (20, 100), (150, 100), 1.0, 2)  # straight, ends at x = 150
+    arc = np.zeros_like(img)
+    cv2.ellipse(arc, (100, 400), (330, 330), 0, 250, 290, 1.0, 2)  # bowed ridge
+    img_b = cv2.GaussianBlur(img, (0, 0), 1.0)
+    arc_b = cv2.GaussianBlur(arc, (0, 0), 1.0)
+    p0, u = np.array([20.0, 100.5]), np.array([1.0, 0.0])
+    assert abs(NL.sagitta_px(img_b, p0, u, 0.0, 130.0, 6.0)) < 0.3
+    top = np.array([100.0, 400.0 - 330.0])
+    assert abs(NL.sagitta_px(arc_b, top - 60 * u, u, 0.0, 120.0, 8.0)) > 2.0
+    # nothing bright continues beside the end of the straight line
+    assert NL.bend_contrast(img_b, np.array([150.0, 100.5]), u, 5.0, 30.0, (10.0, 20.0)) < 0.1
+    bent = img.copy()
+    cv2.line(bent, (150, 100), (185, 113), 1.0, 2)  # goes on at 20°
+    bent = cv2.GaussianBlur(bent, (0, 0), 1.0)
+    assert NL.bend_contrast(bent, np.array([150.0, 100.5]), u, 5.0, 30.0, (10.0, 20.0)) > 0.3
+    # the screen ranks the true line above a parallel one beside it
+    q = NL.screen_lines(img_b, [(p0, u), (p0 + np.array([0.0, 12.0]), u)], 4.0, 3, 1.5, 4)
+    assert q[0] > 5.0 * max(q[1], 1.0)
+
+
+def test_half_max_tip_on_a_blurred_step():
+    from needleguide.guidance import needle_lines as NL
+
+    t = np.arange(0.0, 200.0, 0.5)
+    x = (t < 120.0).astype(float) + 0.8 * np.exp(-0.5 * ((t - 117.0) / 2.0) ** 2)
+    con = np.convolve(x, np.ones(9) / 9, mode="same") + \
+        np.random.default_rng(0).normal(0, 0.02, t.size)
+    tt = NL.half_max_tip(t, con, 121.0, False, 20.0, 5.0, 2)
+    assert 119.0 < tt < 123.0
+    # the same profile reversed, tip first
+    tr = NL.half_max_tip(t, con[::-1].copy(), 200.0 - 0.5 - 121.0, True, 20.0, 5.0, 2)
+    assert abs(tr - (199.5 - tt)) < 1.0
+
+
+def test_us_bowed_bright_line_is_not_a_needle():
+    from needleguide.guidance.needle import US_PARAMS
+
+    f = us_frame(11, needle=False)
+    img = f.pixels.astype(np.float32) / 255.0
+    # a curved fascia from the right edge down-left at ~35°, radius 60 mm
+    a = np.radians(35.0)
+    u, nrm = np.array([-np.cos(a), np.sin(a)]), np.array([np.sin(a), np.cos(a)])
+    s_ = np.linspace(-110.0, 60.0, 200)
+    pts = np.array([128.0, 110.0]) + s_[:, None] * u + (s_ ** 2 / 800.0)[:, None] * nrm
+    arc = np.zeros_like(img)
+    cv2.polylines(arc, [np.round(pts * 4).astype(np.int32)], False, 1.0, 10, cv2.LINE_AA,
+                  shift=2)
+    img = np.clip(np.maximum(img, 0.9 * cv2.GaussianBlur(arc, (0, 0), 0.8)), 0, 1)
+    g = dataclasses.replace(f, pixels=(img * 255).astype(np.uint8), truth=None)
+    loose = dataclasses.replace(US_PARAMS, max_sagitta_mm=1e9, bend_penalty=1.0)
+    assert detect_needle(g, params=loose).found  # a bright line: found without the checks
+    d = detect_needle(g)
+    assert not d.found, d.extra
+    if d.extra:  # rejected by its bow or by the bright line going on past its "tip"
+        assert abs(d.extra["sagitta_mm"]) > 0.3 or d.extra["bend"] > 0.5, d.extra

@@ -289,3 +289,47 @@ def half_max_tip(t: np.ndarray, con: np.ndarray, t_tip: float, tip_first: bool,
     j = k + int(below[0])
     f = (c[j - 1] - 0.5 * peak) / (c[j - 1] - c[j] + 1e-12)
     return float(t[j - 1] + f * (t[j] - t[j - 1]))
+
+
+def bend_contrast(img: np.ndarray, p: np.ndarray, d: np.ndarray, side_px: float,
+                  length_px: float, angles_deg: tuple[float, ...]) -> float:
+    """Largest ridge contrast (mean on-ray minus the brighter of two side rays ±``side_px``)
+    along rays from ``p`` over ``length_px`` at ±``angles_deg`` from direction ``d``: a
+    bright line that bends away from a straight segment's end scores high."""
+    best = -1e9
+    t = np.arange(0.2 * length_px, length_px, 1.0)
+    if t.size < 2:
+        return 0.0
+    offs = np.array([-side_px, 0.0, side_px], np.float32)
+    for a in angles_deg:
+        for sgn in (-1.0, 1.0):
+            r = np.radians(sgn * a)
+            dd = np.array([d[0] * np.cos(r) - d[1] * np.sin(r),
+                           d[0] * np.sin(r) + d[1] * np.cos(r)])
+            pr = line_profiles(img, p, dd, t, offs)
+            if np.any(pr[0] <= 0) or np.any(pr[2] <= 0):
+                continue  # leaves the image / sector
+            best = max(best, float(np.mean(pr[1] - np.maximum(pr[0], pr[2]))))
+    return best if best > -1e9 else 0.0
+
+
+def sagitta_px(img: np.ndarray, p0: np.ndarray, u: np.ndarray, t0: float, t1: float,
+               half_px: float) -> float:
+    """Bow of a bright ridge along p0 + t·u, t0..t1: lateral ridge position (cross-profile
+    peak within ±``half_px``, averaged over each third of the run) in the middle third
+    minus the mean of the outer thirds, in pixels (≈ 0 for a straight needle)."""
+    n = max(int(abs(t1 - t0)), 6)
+    t = np.linspace(t0, t1, n)
+    offs = np.arange(-half_px, half_px + 0.01, 0.5, dtype=np.float32)
+    pr = line_profiles(img, p0, u, t, offs)
+    pos = []
+    for k in range(3):
+        prof = pr[:, k * n // 3:(k + 1) * n // 3].mean(axis=1)
+        j = int(np.argmax(prof))
+        f = 0.0
+        if 0 < j < prof.size - 1:
+            den = prof[j - 1] - 2 * prof[j] + prof[j + 1]
+            f = float(np.clip(0.5 * (prof[j - 1] - prof[j + 1]) / den, -0.5, 0.5)) if den < 0 \
+                else 0.0
+        pos.append(float(offs[j]) + 0.5 * f)
+    return pos[1] - 0.5 * (pos[0] + pos[2])

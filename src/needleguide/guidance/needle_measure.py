@@ -86,10 +86,12 @@ def measure_line(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: 
             out = np.flatnonzero(~fov[i1:])
             free_mm = (out[0] if out.size else t.size - i1) * 0.5 * sp
         # in-plane needles go in next to the probe's end, so they enter the field of view
-        # within a few cm of the face (*assumption*: entry ≤ 1 cm beyond the end, ≤ 70°)
+        # within a few cm of the face (*assumption*: skin entry ≤ 25 mm beyond the end)
         y0 = float(np.asarray(frame.settings.get("ImageToProbe", np.eye(4)))[1, 3])
         entry_depth_mm = float((c[1] + t[k_in] * u[1]) * sp + y0)
-        snr *= float(np.clip(1.0 - (entry_depth_mm - prm.entry_depth_mm) / 10.0, 0.3, 1.0))
+        alpha = np.arctan2(abs(u[1]), abs(u[0]) + 1e-9)  # insertion angle to the face
+        reach = prm.entry_depth_mm + prm.entry_reach_mm * float(np.tan(alpha))
+        snr *= float(np.clip(1.0 - (entry_depth_mm - reach) / 20.0, 0.3, 1.0))
         # the tip is a free end inside the sector (a fascia line runs border to border)
         snr *= float(np.clip(free_mm / prm.free_end_mm, 0.2, 1.0))
         snr *= float(np.clip(1.0 - (gap_mm - prm.entry_gap_mm) / 20.0, 0.25, 1.0))
@@ -145,6 +147,17 @@ def measure_line(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: 
     else:
         tt = NL.step_tip(t, con, s_end, e_end, wdw, tip_first, min_step)
     tip = c + tt * u
+    bend = 0.0
+    # a needle is straight: a bowed ridge (fascia, bone surface) along the fit is not
+    sag_mm = NL.sagitta_px(g, c, u, t[i0s], t[i1s], max(1.5 / sp, 3.0)) * sp
+    if abs(sag_mm) > prm.max_sagitta_mm:
+        snr *= prm.bow_penalty
+    if frame.modality == "us" and prm.bend_penalty < 1.0:
+        # a needle ends; a curved fascia or bone line goes on beside the fitted line
+        bend = NL.bend_contrast(g, tip, -u if tip_first else u, side, 6.0 / sp,
+                                prm.bend_angles_deg) / (float(seg.mean()) + 1e-6)
+        if bend > prm.bend_frac:
+            snr *= prm.bend_penalty
     tail = p_b if tip_first else p_a
     i0, i1 = (min(i0, e_end), i1) if tip_first else (i0, max(i1, e_end))
     conf = float(1.0 / (1.0 + np.exp(-(snr - prm.snr_threshold) / prm.snr_scale)))
@@ -157,7 +170,8 @@ def measure_line(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: 
         tip_patient_mm=tuple(float(x) for x in tip_pat),
         shaft_px=((float(tail[0]), float(tail[1])), (float(tip[0]), float(tip[1]))),
         angle_deg=ang, confidence=conf, score=snr,
-        extra={"length_mm": float(length_px * sp), "entry_depth_mm": entry_depth_mm,
+        extra={"length_mm": float(length_px * sp), "entry_depth_mm": entry_depth_mm, "bend": bend,
+               "sagitta_mm": sag_mm,
                "noise": float(np.std(d12) / np.sqrt(2.0)),
                "cv": float(np.std(con_s[i0s:i1s + 1])
                            / (abs(con_s[i0s:i1s + 1].mean()) + 1e-6)), "inverted": inverted,

@@ -47,6 +47,12 @@ class NeedleParams:
     hm_box_mm: float = 0.5
     tip_offset_mm: float = 0.0
     entry_depth_mm: float = 1e9
+    entry_reach_mm: float = 0.0
+    bend_penalty: float = 1.0
+    max_sagitta_mm: float = 1e9
+    bow_penalty: float = 0.3
+    bend_frac: float = 0.5
+    bend_angles_deg: tuple[float, ...] = (8.0, 14.0, 20.0, 26.0)
     border_frac: float = 0.04
     n_screen: int = 99
     scale: int = 2
