@@ -7,6 +7,12 @@ Truth: every vertebra whose body centre (projected through the frame's C-arm) li
 image; it counts as right when a label of the same name lies within half a pitch of it
 (a missed or mislabelled vertebra is wrong). Baseline: naive intensity-profile peak
 counting (:func:`needleguide.guidance.levels.baseline_levels`).
+
+US sweep (``us_sweep``): on the same phantom, a paramedian sagittal oblique sweep from
+below the sacrum to L1 (:func:`levels_us_sweep.make_sweep`, side and jitter from the seed),
+labelled by :func:`levels_us.label_sweep` from the pixels only. Truth per frame: the
+interspace nearest to the frame centre (or 'sacrum'); a frame is right when its label
+names it. Baseline: :func:`levels_us.baseline_sweep` (bright peaks of the panorama).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from needleguide.guidance.eval_levels_us import USTally
 from needleguide.guidance.levels import (
     baseline_levels,
     draw_levels,
@@ -58,21 +65,23 @@ def score_frame(labels, truth: dict, shape: tuple[int, int], pitch_px: float,
 
 
 def evaluate_levels(n: int, seed: int, progress: Callable[[int, int], None] | None = None,
-                    pixels: int = 256, overlays_dir=None) -> dict:
-    """``n`` phantoms (seeds ``seed`` …) × AP and lateral; accuracy per view for ours and
-    the baseline, per-level accuracy, fps at 512². With ``overlays_dir``, every frame's
-    labels are drawn to ``levels_<seed>_<view>.png`` there."""
+                    pixels: int = 256, overlays_dir=None, us_sweep: bool = True) -> dict:
+    """``n`` phantoms (seeds ``seed`` …) × AP and lateral (and a US sweep); accuracy per
+    view for ours and the baseline, per-level accuracy, fps at 512². With
+    ``overlays_dir``, every frame's labels are drawn to ``levels_<seed>_<view>.png`` there
+    (the sweep's panorama to ``levels_<seed>_us_sweep.png``)."""
     from needleguide.anatomy.phantom import build_phantom
 
     acc = {v: [0, 0] for v in FL_VIEWS}
     base = {v: [0, 0] for v in FL_VIEWS}
     frames_ok = {v: [0, 0] for v in FL_VIEWS}
     per_level: dict[str, list[int]] = {}
+    us = USTally()
     for i in range(n):
         s = seed + i
         rng = np.random.default_rng(s)
-        patient = build_phantom("lumbar", bmi=float(rng.uniform(19, 40)),
-                                degeneration=int(rng.integers(0, 3)), seed=s, spacing_mm=1.5)
+        bmi, deg = float(rng.uniform(19, 40)), int(rng.integers(0, 3))
+        patient = build_phantom("lumbar", bmi=bmi, degeneration=deg, seed=s, spacing_mm=1.5)
         for view in FL_VIEWS:
             level = CENTRES[int(rng.integers(0, len(CENTRES)))]
             frame, truth = make_fl_frame(patient, view, level, s, pixels,
@@ -99,6 +108,8 @@ def evaluate_levels(n: int, seed: int, progress: Callable[[int, int], None] | No
                     per_level.setdefault(name, [0, 0])
                     per_level[name][0] += ok
                     per_level[name][1] += 1
+        if us_sweep:
+            us.add(patient, s, bmi, deg, overlays_dir)
         if progress:
             progress(i + 1, n)
 
@@ -107,15 +118,16 @@ def evaluate_levels(n: int, seed: int, progress: Callable[[int, int], None] | No
 
     return {
         "accuracy": {"fluoro_ap": frac(acc["ap"]), "fluoro_lateral": frac(acc["lateral"]),
-                     "us_sweep": None},
+                     "us_sweep": us.accuracy()},
         "baseline": {"accuracy": {"fluoro_ap": frac(base["ap"]),
-                                  "fluoro_lateral": frac(base["lateral"]), "us_sweep": None}},
+                                  "fluoro_lateral": frac(base["lateral"]),
+                                  "us_sweep": us.accuracy(baseline=True)}},
         "frames_all_right": {v: frac(frames_ok[v]) for v in FL_VIEWS},
         "per_level": {k: frac(v) for k, v in sorted(per_level.items())},
         "vertebrae": {v: acc[v][1] for v in FL_VIEWS},
         "seeds": [seed, seed + n - 1],
         "fps": analyser_fps(),
-        "us_sweep_note": "US sweep level labelling is not implemented yet",
+        **us.summary(),
     }
 
 

@@ -40,6 +40,10 @@ VIEW_INFO: dict[str, tuple[str, str, str]] = {
                              "anterior oblique along the femoral neck (hip injection)"),
 }
 VIEWS = tuple(VIEW_INFO)
+# paramedian sagittal oblique: the plane passes the laminae this far from the midline, the
+# beam tilted medially, so it looks through the interlaminar windows (anterior complex)
+PARAMEDIAN_OFFSET_MM = 5.0
+PARAMEDIAN_TILT_DEG = 15.0
 
 
 @dataclass(frozen=True)
@@ -169,13 +173,17 @@ def standard_view(p: Patient, name: str, level: str | None = None, side: str = "
         right = _unit(np.cross(ant, sup))
         if name == "paramedian-sagittal":
             target = np.mean([_lamina(p, v, s) for v in vs], axis=0)
-            tilt = np.deg2rad(10.0)  # oblique: beam aimed slightly medially
+            target = target - right * ((target - np.mean([v.center_mm for v in vs], axis=0))
+                                       @ right - s * PARAMEDIAN_OFFSET_MM)
+            tilt = np.deg2rad(PARAMEDIAN_TILT_DEG)  # oblique: beam aimed medially
             beam = _unit(np.cos(tilt) * ant - np.sin(tilt) * s * right)
             lat = -sup  # cranial on the image left
             extra_depth = 35.0
             # slide caudally so that the sacrum is in view (levels are counted from it)
             if "S1" in p.vertebrae and vs[-1].name != "S1":
                 sac = _lamina(p, p.vertebrae["S1"], s)
+                sac = sac - right * ((sac - p.vertebrae["S1"].center_mm) @ right
+                                     - s * PARAMEDIAN_OFFSET_MM)
                 if np.linalg.norm(sac - target) < 75.0:
                     aim = 0.5 * (target + sac)
         elif name == "transverse-spinous":
@@ -240,30 +248,8 @@ def standard_view(p: Patient, name: str, level: str | None = None, side: str = "
         target, lat = neck, -axis  # head (cranial-medial) on the image left
         lvl_used = None
         extra_depth = 30.0
-    # the probe rests flat on the skin: tilt the beam towards the inward skin normal (at most
-    # 25°; within the image plane only for the paramedian view, whose medial tilt is set)
-    lat = _unit(lat - beam * (lat @ beam))
-    aim = target if aim is None else aim
-    skin, _ = _skin_point(p, aim, beam)
-    n_in = _inward_normal(p, skin)
-    if name == "paramedian-sagittal":
-        elev = np.cross(lat, beam)
-        n_in = n_in - elev * (n_in @ elev)
-    if np.linalg.norm(n_in) > 1e-6:
-        n_in = _unit(n_in)
-        ang = float(np.arccos(np.clip(n_in @ beam, -1, 1)))
-        if ang > 1e-3:
-            ang_c = min(ang, np.deg2rad(25.0))
-            beam = _unit(np.cos(ang_c) * beam
-                         + np.sin(ang_c) * _unit(n_in - beam * (n_in @ beam)))
-            elev = _unit(np.cross(lat, beam))
-            lat = _unit(np.cross(beam, elev))
-    n_pl = np.cross(lat, beam)  # keep the target in the image plane
-    aim = aim - n_pl * ((aim - target) @ n_pl)
-    skin, _ = _skin_point(p, aim, beam)
-    face = skin + beam * 1.0  # pressed 1 mm into the skin
-    P2P = geometry.frame_from_axes(face, lat, beam)
-    tdepth = float((target - face) @ beam)
+    P2P, tdepth = place_probe(p, target, beam, lat, aim,
+                              in_plane_only=name == "paramedian-sagittal")
     pk = probe or VIEW_INFO[name][1]
     from needleguide.us.probe import PROBES
 
@@ -273,6 +259,38 @@ def standard_view(p: Patient, name: str, level: str | None = None, side: str = "
                                  PROBES[pk].max_depth_mm))
     return View(name, pk, P2P, target, tdepth, float(depth_mm), lvl_used, side,
                 preset_frequency_mhz(pk, tdepth))
+
+
+def place_probe(p: Patient, target: np.ndarray, beam: np.ndarray, lat: np.ndarray,
+                aim: np.ndarray | None = None, in_plane_only: bool = False,
+                max_tilt_deg: float = 25.0) -> tuple[np.ndarray, float]:
+    """``(ProbeToPatient, target depth in mm)`` of a probe whose beam line (unit ``beam``,
+    array along ``lat``) passes through ``aim`` (default ``target``): the probe rests flat on
+    the skin (the beam tilted towards the inward skin normal by at most ``max_tilt_deg``;
+    within the image plane only when ``in_plane_only``), ``target`` stays in the image plane,
+    and the face is pressed 1 mm into the skin."""
+    beam = _unit(beam)
+    lat = _unit(lat - beam * (lat @ beam))
+    aim = target if aim is None else aim
+    skin, _ = _skin_point(p, aim, beam)
+    n_in = _inward_normal(p, skin)
+    if in_plane_only:
+        elev = np.cross(lat, beam)
+        n_in = n_in - elev * (n_in @ elev)
+    if np.linalg.norm(n_in) > 1e-6:
+        n_in = _unit(n_in)
+        ang = float(np.arccos(np.clip(n_in @ beam, -1, 1)))
+        if ang > 1e-3:
+            ang_c = min(ang, np.deg2rad(max_tilt_deg))
+            beam = _unit(np.cos(ang_c) * beam
+                         + np.sin(ang_c) * _unit(n_in - beam * (n_in @ beam)))
+            elev = _unit(np.cross(lat, beam))
+            lat = _unit(np.cross(beam, elev))
+    n_pl = np.cross(lat, beam)  # keep the target in the image plane
+    aim = aim - n_pl * ((aim - target) @ n_pl)
+    skin, _ = _skin_point(p, aim, beam)
+    face = skin + beam * 1.0  # pressed 1 mm into the skin
+    return geometry.frame_from_axes(face, lat, beam), float((target - face) @ beam)
 
 
 def preset_frequency_mhz(probe: str, target_depth_mm: float) -> float:
