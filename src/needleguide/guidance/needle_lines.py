@@ -295,22 +295,27 @@ def bend_contrast(img: np.ndarray, p: np.ndarray, d: np.ndarray, side_px: float,
                   length_px: float, angles_deg: tuple[float, ...]) -> float:
     """Largest ridge contrast (mean on-ray minus the brighter of two side rays ±``side_px``)
     along rays from ``p`` over ``length_px`` at ±``angles_deg`` from direction ``d``: a
-    bright line that bends away from a straight segment's end scores high."""
-    best = -1e9
+    bright line that bends away from a straight segment's end scores high. Rays leaving
+    the image (or a US sector: zero pixels) are skipped; 0 if all are."""
     t = np.arange(0.2 * length_px, length_px, 1.0)
-    if t.size < 2:
+    if t.size < 2 or not angles_deg:
         return 0.0
-    offs = np.array([-side_px, 0.0, side_px], np.float32)
-    for a in angles_deg:
-        for sgn in (-1.0, 1.0):
-            r = np.radians(sgn * a)
-            dd = np.array([d[0] * np.cos(r) - d[1] * np.sin(r),
-                           d[0] * np.sin(r) + d[1] * np.cos(r)])
-            pr = line_profiles(img, p, dd, t, offs)
-            if np.any(pr[0] <= 0) or np.any(pr[2] <= 0):
-                continue  # leaves the image / sector
-            best = max(best, float(np.mean(pr[1] - np.maximum(pr[0], pr[2]))))
-    return best if best > -1e9 else 0.0
+    r = np.radians(np.concatenate([np.asarray(angles_deg), -np.asarray(angles_deg)]))
+    dx = d[0] * np.cos(r) - d[1] * np.sin(r)  # (R,) ray directions
+    dy = d[0] * np.sin(r) + d[1] * np.cos(r)
+    offs = np.array([-side_px, 0.0, side_px])
+    # (R, 3, T) sample positions: p + t·dir + o·normal(dir)
+    px = p[0] + t[None, None] * dx[:, None, None] - offs[None, :, None] * dy[:, None, None]
+    py = p[1] + t[None, None] * dy[:, None, None] + offs[None, :, None] * dx[:, None, None]
+    R, T = r.size, t.size
+    pr = cv2.remap(img, px.reshape(-1, T).astype(np.float32), py.reshape(-1, T).astype(
+        np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0).reshape(R, 3, T)
+    ok = np.all(pr[:, 0] > 0, axis=1) & np.all(pr[:, 2] > 0, axis=1)
+    if not ok.any():
+        return 0.0
+    con = (pr[:, 1] - np.maximum(pr[:, 0], pr[:, 2])).mean(axis=1)
+    return float(con[ok].max())
 
 
 def sagitta_px(img: np.ndarray, p0: np.ndarray, u: np.ndarray, t0: float, t1: float,

@@ -149,10 +149,13 @@ def measure_line(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: 
     tip = c + tt * u
     bend = 0.0
     # a needle is straight: a bowed ridge (fascia, bone surface) along the fit is not
-    sag_mm = NL.sagitta_px(g, c, u, t[i0s], t[i1s], max(1.5 / sp, 3.0)) * sp
-    if abs(sag_mm) > prm.max_sagitta_mm:
-        snr *= prm.bow_penalty
-    if frame.modality == "us" and prm.bend_penalty < 1.0:
+    sag_mm = 0.0
+    check = snr >= 0.5 * prm.snr_threshold  # (only lines that could pass)
+    if check and prm.max_sagitta_mm < 1e6:
+        sag_mm = NL.sagitta_px(g, c, u, t[i0s], t[i1s], max(1.5 / sp, 3.0)) * sp
+        if abs(sag_mm) > prm.max_sagitta_mm:
+            snr *= prm.bow_penalty
+    if check and frame.modality == "us" and prm.bend_penalty < 1.0:
         # a needle ends; a curved fascia or bone line goes on beside the fitted line
         bend = NL.bend_contrast(g, tip, -u if tip_first else u, side, 6.0 / sp,
                                 prm.bend_angles_deg) / (float(seg.mean()) + 1e-6)
