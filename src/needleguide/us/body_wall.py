@@ -166,32 +166,66 @@ def strehl_coefficients(f_mhz: float, g_tx: np.ndarray, g_rx: np.ndarray,
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def _strehl_fused(pf, ps, half_lines, a, qt, qr, out):
+def _strehl_fused(pf, ps, half_lines, a, qt, qr, step, out):
+    """S on every ``step``-th range sample (the columns of the prefix sums ``pf``, ``ps``),
+    linearly interpolated between them (the wall terms vary slowly with range)."""
     L = out.shape[0]
     N = out.shape[1]
+    Ns = pf.shape[1]
     for l in prange(L):
-        for k in range(N):
+        row = np.empty(Ns)
+        for j in range(Ns):
+            k = j * step
             h = half_lines[k]
             lo = l - h if l - h > 0 else 0
             hi = l + h + 1 if l + h + 1 < L else L
             n = hi - lo
-            fat = (pf[hi, k] - pf[lo, k]) / n
-            t = (ps[hi, k] - ps[lo, k]) / n
+            fat = (pf[hi, j] - pf[lo, j]) / n
+            t = (ps[hi, j] - ps[lo, j]) / n
             x = a[k] * (fat if fat > 0.0 else 0.0) + (qt[k] * t) ** 2 + (qr[k] * t) ** 2
-            out[l, k] = math.exp(-x)
+            row[j] = math.exp(-x)
+        for k in range(N):
+            j = k // step
+            if j >= Ns - 1:
+                out[l, k] = row[Ns - 1]
+            else:
+                u = (k - j * step) / step
+                out[l, k] = row[j] * (1.0 - u) + row[j + 1] * u
+
+
+STREHL_STEP = 4  # range samples between evaluations of S (interpolated in between)
 
 
 def strehl_frame(fat_mm: np.ndarray, slow_ns: np.ndarray, half_lines: np.ndarray,
                  coef) -> np.ndarray:
-    """:func:`strehl_map` of the aperture means (``half_lines``), fused (per frame)."""
+    """:func:`strehl_map` of the aperture means (``half_lines``), fused (per frame), on every
+    STREHL_STEP-th range sample and interpolated."""
     L, N = fat_mm.shape
-    pf = np.empty((L + 1, N), np.float64)
-    ps = np.empty((L + 1, N), np.float64)
-    _line_prefix(fat_mm, pf)
-    _line_prefix(slow_ns, ps)
+    fs = np.ascontiguousarray(fat_mm[:, ::STREHL_STEP])
+    ss = np.ascontiguousarray(slow_ns[:, ::STREHL_STEP])
+    pf = np.empty((L + 1, fs.shape[1]), np.float64)
+    ps = np.empty((L + 1, fs.shape[1]), np.float64)
+    _line_prefix(fs, pf)
+    _line_prefix(ss, ps)
     out = np.empty((L, N), np.float32)
-    _strehl_fused(pf, ps, half_lines, coef[0], coef[1], coef[2], out)
+    _strehl_fused(pf, ps, half_lines, coef[0], coef[1], coef[2], STREHL_STEP, out)
     return out
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def power_prefix(src, out):
+    """Prefix sums over the lines of the echo power |src|² (out (L+1, N) float32)."""
+    L, N = src.shape
+    B = 64
+    for b in prange((N + B - 1) // B):
+        k0 = b * B
+        k1 = min(k0 + B, N)
+        for k in range(k0, k1):
+            out[0, k] = 0.0
+        for l in range(L):
+            for k in range(k0, k1):
+                v = src[l, k]
+                out[l + 1, k] = out[l, k] + v.real * v.real + v.imag * v.imag
 
 
 @njit(cache=True, parallel=True, fastmath=True)

@@ -211,8 +211,8 @@ class USImager:
         S = W.strehl_frame(fat, slow, st.wall_half_lines, st.strehl_coef)
         clutter = W.reverb_clutter(src, refl, lab, self._septa, att, g.dr_mm,
                                    st.reverb_half_lines)
-        prefix = np.zeros((L + 1, N), np.float32)
-        np.cumsum(src.real**2 + src.imag**2, axis=0, out=prefix[1:])
+        prefix = np.empty((L + 1, N), np.float32)
+        W.power_prefix(src, prefix)
         K.body_wall_clutter(src, S, st.pedestal, prefix, st.halo_half, clutter, table,
                             (frame_no * 40503 + 977) & ((1 << 40) - 1))
         tmp = np.empty_like(src)
