@@ -39,6 +39,8 @@ REDIRECT_DEG = 8.0  # a larger needed turn means withdraw and re-insert
 MAX_WALKOFF = 3
 WALKOFF_MM = 5.0
 WALKOFF_DEG = 4.0  # re-angling after withdrawing from bone
+REENTRY_MM = 20.0  # off the line shallower than this, beyond what steering can correct,
+# on two images in a row: re-insert rather than steer
 GATE_MM = 8.0  # estimates farther than this (+15% of the depth) from the aim are ignored
 # simulated clock (*assumptions*): preparation and planning, per step, per redirection
 T_SETUP_S = {"fluoro": 90.0, "us": 120.0}
@@ -162,6 +164,7 @@ def run_session(cfg: SessionConfig,
     depth_goal = plan.path_mm
     walkoffs = 0
     far_off_before = False
+    early_off_before = early_off = False
     seen: set[str] = set()
     max_steps = int(4 * plan.path_mm / cfg.step_mm) + 40
     tick(0.1, f"pass 1: {plan.path_mm:.0f} mm to {tname}")
@@ -175,12 +178,13 @@ def run_session(cfg: SessionConfig,
         _score_tissue(patient, body, t, events, seen, tname, cfg.modality)
         scene = Scene(patient).with_needle(body.needle()).with_time(t)
         guess = plan.point_at(body.inserted)  # where the operator means the tip to be
-        est, det = op.look(scene, guess, f"pass {passes}  {body.inserted:.0f} mm")
+        gate = GATE_MM + 0.15 * body.inserted
+        est, det = op.look(scene, guess, f"pass {passes}  {body.inserted:.0f} mm", gate)
         err_true = float(np.linalg.norm(body.tip - target))
         off = None
         action = None
         remaining = depth_goal - body.inserted
-        if est is not None and np.linalg.norm(est - guess) > GATE_MM + 0.15 * body.inserted:
+        if est is not None and np.linalg.norm(est - guess) > gate:
             est = None  # not where this needle can be: the operator ignores it
         if est is not None:
             depth_est = float(np.dot(est - plan.entry_mm, plan.axis))
@@ -192,7 +196,14 @@ def run_session(cfg: SessionConfig,
             miss = float(np.linalg.norm(to_t - along * a_est))  # if pushed straight on
             want = Body._unit(to_t)
             turn = float(np.degrees(np.arccos(np.clip(want @ a_est, -1.0, 1.0))))
-            if miss > 0.5 * proc.tolerance_mm and remaining > 8.0 and depth_est >= 15.0:
+            early_off = off > max(0.5 * proc.tolerance_mm,
+                                  steerable_mm(remaining, cfg.step_mm)) and \
+                depth_est < REENTRY_MM
+            if early_off and early_off_before and passes < cfg.max_passes:
+                # off the line near the skin on two images in a row: withdraw and
+                # re-insert at the planned entry (entry and aim are drawn anew)
+                action = "reenter"
+            elif miss > 0.5 * proc.tolerance_mm and remaining > 8.0 and depth_est >= 15.0:
                 far_off = turn > REDIRECT_DEG and miss > 2.0 * proc.tolerance_mm and \
                     passes < cfg.max_passes and remaining > 15.0
                 # withdraw and re-insert along the plan only when two images in a row say
@@ -203,6 +214,7 @@ def run_session(cfg: SessionConfig,
                 far_off_before = False
         else:
             far_off_before = False
+        early_off_before = est is not None and early_off
         tr = body.tip - plan.point_at(float(np.dot(body.tip - plan.entry_mm, plan.axis)))
         steps.append(StepRecord(t, passes, body.inserted, err_true, off,
                                 est is not None, op.dose.dap_gy_cm2, op.dose.air_kerma_mgy,
@@ -227,7 +239,16 @@ def run_session(cfg: SessionConfig,
                 break
         if len(steps) == 1:
             op.mark(f"pass 1, first step ({body.inserted:.0f} mm)")
-        if action == "redirect":
+        if action == "reenter":
+            op.mark(f"pass {passes}: {off:.1f} mm off the line at {body.inserted:.0f} mm "
+                    f"(analyser, two images): re-insertion")
+            passes += 1
+            t += T_REDIRECT_S
+            events.append(Event(t, "redirect", True, f"pass {passes}: re-inserted "
+                                f"({off:.1f} mm off the line near the skin)"))
+            body.new_pass(cmd_entry, cmd_axis)
+            far_off_before = early_off_before = False
+        elif action == "redirect":
             op.mark(f"pass {passes}: redirect decided at {body.inserted:.0f} mm "
                     f"({'bone' if touched_bone else 'analyser: off course'})")
             passes += 1
@@ -235,7 +256,7 @@ def run_session(cfg: SessionConfig,
             events.append(Event(t, "redirect", True, f"pass {passes}: withdrawn and re-aimed"))
             body.new_pass(cmd_entry, cmd_axis)
             depth_goal = plan.path_mm
-            far_off_before = False
+            far_off_before = early_off_before = False
             tick(min(0.7, 0.1 + 0.6 * len(steps) / max_steps), f"pass {passes}")
         elif action == "correct":
             body.steer(want)
@@ -291,6 +312,13 @@ def run_session(cfg: SessionConfig,
                          {"patient": {"region": proc.phantom_region, "bmi": cfg.bmi,
                                       "degeneration": cfg.degeneration, "seed": cfg.seed},
                           "procedure_name": proc.name, "confirm": op.confirm_info})
+
+
+def steerable_mm(remaining_mm: float, step_mm: float) -> float:
+    """Sideways correction (mm) that steering (``STEER_DEG`` more per step) can still make
+    over ``remaining_mm`` of advance, halved: the needle must also be straightened."""
+    n = max(0.0, remaining_mm / step_mm)
+    return 0.5 * step_mm * n * (n + 1.0) / 2.0 * np.radians(STEER_DEG)
 
 
 def _score_tissue(patient, body: Body, t: float, events: list[Event], seen: set[str],

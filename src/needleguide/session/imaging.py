@@ -63,9 +63,28 @@ def ray_gap(r1: tuple[np.ndarray, np.ndarray], r2: tuple[np.ndarray, np.ndarray]
     return float(abs(np.dot(r2[0] - r1[0], n / np.linalg.norm(n))))
 
 
-def fl_prior(carm, entry_mm, tip_guess_mm) -> NeedleDetection:
-    """The operator's expectation as a search prior: the planned shaft projected."""
-    a, b = carm.project(np.stack([np.asarray(entry_mm, float),
+def fits_prior(det: NeedleDetection, prior: NeedleDetection, dot_px: float = 15.0,
+               max_turn_deg: float = 20.0) -> bool:
+    """Whether a detected line can be the planned needle: where the planned shaft
+    projects to a dot (``< dot_px``, the needle seen end-on) a long line is something
+    else; otherwise its direction must lie within ``max_turn_deg`` of the projection."""
+    (a0, a1), (b0, b1) = prior.shaft_px
+    u = np.array([b0 - a0, b1 - a1])
+    (c0, c1), (d0, d1) = det.shaft_px
+    w = np.array([d0 - c0, d1 - c1])
+    lu, lw = float(np.linalg.norm(u)), float(np.linalg.norm(w))
+    if lu < dot_px:
+        return lw < 2.0 * dot_px
+    if lw < 1e-6:
+        return False
+    c = abs(float(u @ w)) / (lu * lw)
+    return c >= np.cos(np.radians(max_turn_deg))
+
+
+def fl_prior(carm, hub_mm, tip_guess_mm) -> NeedleDetection:
+    """The operator's expectation as a search prior: the planned needle (hub to the
+    intended tip) projected."""
+    a, b = carm.project(np.stack([np.asarray(hub_mm, float),
                                   np.asarray(tip_guess_mm, float)]))
     return NeedleDetection(True, tip_px=(float(b[0]), float(b[1])),
                            shaft_px=((float(a[0]), float(a[1])), (float(b[0]), float(b[1]))))

@@ -61,6 +61,11 @@ class Operator:
     def dose(self) -> Dose:
         return Dose()
 
+    def hub(self, tip_guess) -> np.ndarray:
+        """Where the needle's hub is when its tip is at ``tip_guess`` on the plan (the whole
+        needle shows on a radiograph, not only the inserted part)."""
+        return np.asarray(tip_guess, float) - self.plan.axis * self.plan.needle_length_mm
+
     def keep(self, rgb: np.ndarray, title: str | None = None) -> None:
         if self.cfg.record_video:
             self.video.append(rgb)
@@ -125,19 +130,25 @@ class FluoroOperator(Operator):
     def dose(self) -> Dose:
         return self.fl.dose_total
 
-    def look(self, scene: Scene, guess, title: str):
+    def look(self, scene: Scene, guess, title: str, gate_mm: float = np.inf):
         """A pulsed shot in the working view; if the analyser does not find the needle
-        there, a second shot in the first check view (the C-arm swung over)."""
-        for v, mode in ((self.work, "pulsed"), (self.pair[0], "pulsed")):
+        there — or finds a line that cannot be this needle (direction or length unlike the
+        planned shaft's projection, or a tip more than ``gate_mm`` from where the needle
+        can be) — a second shot in the first check view (the C-arm swung over)."""
+        for v in dict.fromkeys((self.work, self.pair[0])):
             carm = self.carms[v]
-            fr = self.fl.frame(scene, mode, carm)
+            fr = self.fl.frame(scene, "pulsed", carm)
             self.shots += 1
-            det = im.analyse(fr, im.fl_prior(carm, self.plan.entry_mm, guess))
+            prior = im.fl_prior(carm, self.hub(guess), guess)
+            det = im.analyse(fr, prior)
             self.count(v, det)
             self.keep(im.fl_overlay(fr, det, carm, self.target, f"{v}  {title}"))
-            if det.found:
+            if det.found and im.fits_prior(det, prior):
                 o, d = im.ray_of(carm, fr, det.tip_px)
-                return im.nearest_on_ray(o, d, guess), det
+                est = im.nearest_on_ray(o, d, guess)
+                if np.linalg.norm(est - guess) <= gate_mm:
+                    return est, det
+            # nothing usable in this view: the C-arm swings to the next one
         return None, det
 
     def check(self, body, t: float) -> tuple[float, bool]:
@@ -148,8 +159,8 @@ class FluoroOperator(Operator):
             carm = self.carms[v]
             fr = self.fl.frame(scene, "spot", carm)
             self.shots += 1
-            det = im.analyse(fr, im.fl_prior(carm, self.plan.entry_mm,
-                                             self.plan.point_at(body.inserted)))
+            guess = self.plan.point_at(body.inserted)
+            det = im.analyse(fr, im.fl_prior(carm, self.hub(guess), guess))
             self.count(f"{v} (check)", det)
             rgb = im.fl_overlay(fr, det, carm, self.target, f"{v} check")
             self.keep(rgb, f"{v}: position check (analyser: "
@@ -212,7 +223,7 @@ class USOperator(Operator):
     def render(self, scene: Scene):
         return self.imager.render(scene.with_pose("ProbeToPatient", self.P2P))
 
-    def look(self, scene: Scene, guess, title: str):
+    def look(self, scene: Scene, guess, title: str, gate_mm: float = np.inf):
         fr = self.render(scene)
         self.shots += 1
         det = im.analyse(fr, im.us_prior(fr, self.plan.entry_mm, guess))
