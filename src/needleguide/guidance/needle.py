@@ -41,7 +41,7 @@ US_PARAMS = NeedleParams(snr_threshold=23.0, side_mm=2.0, min_angle_deg=14.0, n_
                          entry_depth_mm=5.0, entry_reach_mm=25.0, bend_penalty=0.3,
                          max_sagitta_mm=0.3)
 FL_PARAMS = NeedleParams(snr_threshold=14.0, side_mm=1.2, min_length_mm=5.0, gap_mm=3.0,
-                         n_peaks=20, peak_frac=0.0, parallel_penalty=2.0, axis_gate_deg=3.0,
+                         n_peaks=20, peak_frac=0.0, parallel_penalty=2.0, axis_gate_deg=4.0,
                          scale=1, min_sigma_px=1.0, noise_norm=True, weight_cap_q=0.3,
                          k_candidates=6000, intensity_power=0.0, n_screen=6,
                          border_penalty=0.3, max_sagitta_mm=0.12)
@@ -167,7 +167,9 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
         near &= dth <= np.radians(12.0)
         if near.sum() < 5:
             continue
-        cand.append(NL.fit_line(sc * xs[near] + o, sc * ys[near] + o, ws[near]))
+        c_u = NL.fit_line(sc * xs[near] + o, sc * ys[near] + o, ws[near])
+        if _gated(frame, c_u[1], prm):  # the refit may move a line into a gate
+            cand.append(c_u)
     found, lines = [], []
     for c, u in cand:
         d = measure_line(frame, g_full, c, u, sp, prm, inverted, quick=True)
@@ -199,6 +201,18 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
         if d.score > best.score:
             best = d
     return best
+
+
+def _gated(frame: Frame, u: np.ndarray, prm: NeedleParams) -> bool:
+    """Whether a line of direction ``u`` passes the modality's angle gates (the same as
+    the Hough transform's: US not within ``min_angle_deg`` of the horizontal, fluoroscopy
+    not within ``axis_gate_deg`` of the image axes)."""
+    a = float(np.degrees(np.arctan2(abs(u[1]), abs(u[0]))))  # 0..90 from the horizontal
+    if frame.modality == "us":
+        return a >= prm.min_angle_deg
+    if frame.modality == "fluoro" and prm.axis_gate_deg > 0:
+        return prm.axis_gate_deg <= a <= 90.0 - prm.axis_gate_deg
+    return True
 
 
 def _rescore(d: NeedleDetection, score: float, prm: NeedleParams) -> NeedleDetection:
