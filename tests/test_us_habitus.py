@@ -39,9 +39,9 @@ def test_medial_branch_target_detail_is_lost_through_a_thick_wall(lumbar):
     contour_b = b["contrast_db"] - b["shadow_db"]
     assert contour_b < contour_a - 5.0, (contour_a, contour_b)
     assert b["shadow_db"] > a["shadow_db"] + 4.0, (a["shadow_db"], b["shadow_db"])
-    # and the bone echo stands out less from the tissue above it
-    assert b["cnr"] < a["cnr"], (a["cnr"], b["cnr"])
-    assert b["contrast_db"] < a["contrast_db"], (a["contrast_db"], b["contrast_db"])
+    # and the bone echo stands out less from the tissue above it (seed 0: 18.2 -> 14.2 dB;
+    # its CNR falls less and not on every seed: the wall dims the bone and the tissue alike)
+    assert b["contrast_db"] < a["contrast_db"] - 1.0, (a["contrast_db"], b["contrast_db"])
 
 
 def _vessel_clutter_db(fat_mm: float) -> float:

@@ -114,7 +114,7 @@ class BeamData:
     needle_hit: np.ndarray  # (L,) range sample of the needle echo or -1
     origins: np.ndarray  # (L, 3) patient
     dirs: np.ndarray  # (L, 3) patient
-    strehl: np.ndarray  # (N,) median over the lines of the main-lobe fraction below
+    strehl: np.ndarray  # (N,) mean over the lines of the main-lobe fraction below
     strehl_map: np.ndarray  # (L, N) two-way main-lobe fraction after the body wall
     clutter: np.ndarray  # (L, N) reverberation clutter power (before TGC and gain)
 
@@ -223,7 +223,7 @@ class USImager:
         H = (st.lat_kernels_t.shape[0] - 1) // 2
         K.psf_lateral_detect(tmp, st.lat_kernels_t, H, st.tgc_gain, env, img, TOP_DB,
                              s.dynamic_range_db)
-        return BeamData(lab, env, img, att, hit, origins, dirs, np.median(S, axis=0), S,
+        return BeamData(lab, env, img, att, hit, origins, dirs, S.mean(axis=0), S,
                         clutter)
 
     def _fluid(self, scene: Scene):
