@@ -31,6 +31,7 @@ class USTally:
         self.sweeps_all_right = [0, 0]
         self.anchor_found = 0
         self.abs_err: list[float] = []
+        self.confident = [0, 0]  # right / total among frames with confidence ≥ 0.6
         self.t_s = 0.0
         self.frames = 0
 
@@ -56,6 +57,10 @@ class USTally:
             d.setdefault(k, [0, 0])
             d[k][0] += sum(ok)
             d[k][1] += len(ok)
+        for lab, good in zip(res.labels, ok, strict=True):
+            if lab.confidence >= 0.6:
+                self.confident[0] += good
+                self.confident[1] += 1
         self.sweeps_all_right[0] += all(ok)
         self.sweeps_all_right[1] += 1
         self.anchor_found += res.anchor_confidence is not None
@@ -85,6 +90,8 @@ class USTally:
             "level_error_median": float(np.median(self.abs_err)) if self.abs_err else None,
             "level_error_p95": float(np.percentile(self.abs_err, 95))
             if self.abs_err else None,
+            "confident_share": self.confident[1] / self.right[1],
+            "confident_accuracy": frac(self.confident),
             "fps": self.frames / self.t_s if self.t_s > 0 else None,
             "truth": "interspace nearest to each frame centre (or 'sacrum')",
         }}

@@ -148,7 +148,8 @@ def count_from_sacrum(tracks: list[Track], gaps: list[list[tuple[float, float]]]
                       sacrum_min_mm: float = 30.0, min_seen: int = 3,
                       min_visible: float = 0.4, edge_mm: float = 14.0,
                       sigma_pitch: float = 0.25, step_range: tuple[float, float] = (0.55, 1.45),
-                      start_mm: float | None = None) -> Count | None:
+                      start_mm: float | None = None, extend_weak: bool = True
+                      ) -> Count | None:
     """The lumbar gaps as the best regular chain, L5–S1 at its caudal end on the sacrum.
 
     Tracks count if seen in ≥ ``min_seen`` frames and in ≥ ``min_visible`` of the frames
@@ -161,7 +162,10 @@ def count_from_sacrum(tracks: list[Track], gaps: list[list[tuple[float, float]]]
     bone below it runs gap-free ≥ ``sacrum_min_mm`` in some frame (the sacrum), −2 if not.
     ``covered_mm``: per frame, the image x range (mm) where bone could be seen.
     ``start_mm``: panorama position of the first frame's centre — the sweep starts with the
-    sacrum under the probe, so no gap more caudal than 5 mm above it is counted."""
+    sacrum under the probe, so no gap more caudal than 5 mm above it is counted. A faint
+    track (seen in ≥ 2 frames, too rarely to count) 0.6–1.4 pitch below the chain's caudal
+    end is the L5–S1 window seen badly (degenerated, deep): with ``extend_weak`` it becomes
+    L5–S1 (confidence × 0.8 and its quality 0.6), else the confidence falls × 0.6."""
     good = []
     for t in tracks:
         vis = len(t.seen) / max(_expected(t, covered_mm, off_x, edge_mm), 1)
@@ -209,4 +213,15 @@ def count_from_sacrum(tracks: list[Track], gaps: list[list[tuple[float, float]]]
     srt = sorted(final, reverse=True)
     margin = (srt[0] - srt[1]) if len(srt) > 1 else 4.0
     conf = float(np.clip(sac[end] / 50.0, 0.5, 1.0) * np.clip(0.6 + 0.1 * margin, 0.6, 1.0))
+    anchor_x = good[end][0].x_pano_mm
+    weak = [t for t in tracks if len(t.seen) >= 2
+            and 0.6 * pitch <= t.x_pano_mm - anchor_x <= 1.4 * pitch
+            and (start_mm is None or t.x_pano_mm <= start_mm - 5.0)]
+    if weak and extend_weak:  # a faint gap one pitch below the chain: take it as L5–S1
+        w = max(weak, key=lambda t: len(t.seen))
+        chain.insert(0, w)
+        quality.insert(0, 0.6)
+        conf *= 0.8
+    elif weak:  # a faint gap one pitch below: L5–S1 may have been missed (count one low)
+        conf *= 0.6
     return Count(chain, pitch, conf * quality[0], quality)
