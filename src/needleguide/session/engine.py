@@ -226,14 +226,21 @@ def run_session(cfg: SessionConfig,
                                 f"{body.inserted:.0f} mm"))
             if depth_goal - body.inserted > 8.0 and passes < cfg.max_passes:
                 action = "redirect"
-            elif depth_goal - body.inserted > 2.0 and walkoffs < MAX_WALKOFF and \
-                    est is not None:
-                # walk off the bone toward the target seen on the image (not a new pass)
+            elif depth_goal - body.inserted > 2.0 and walkoffs < MAX_WALKOFF:
                 walkoffs += 1
                 body.withdraw(WALKOFF_MM)
-                body.steer(Body._unit(plan.target_mm - est), WALKOFF_DEG)
+                if est is not None:
+                    # walk off the bone toward the target seen on the image
+                    body.steer(Body._unit(plan.target_mm - est), WALKOFF_DEG)
+                    how = "toward the imaged target"
+                else:
+                    # needle not seen: walk it off the bone by feel, alternately to either
+                    # side across the path (+1, -1, +2 steps of WALKOFF_DEG)
+                    k = (1.0, -2.0, 3.0)[walkoffs - 1] * WALKOFF_DEG
+                    body.steer(body.axis + np.tan(np.radians(k)) * op.across(), abs(k))
+                    how = f"by feel ({k:+.0f} deg across the path)"
                 events.append(Event(t, "walk_off_bone", True,
-                                    f"withdrawn {WALKOFF_MM:g} mm and re-angled"))
+                                    f"withdrawn {WALKOFF_MM:g} mm and re-angled {how}"))
                 t += T_STEP_S
             else:
                 break

@@ -61,6 +61,12 @@ class Operator:
     def dose(self) -> Dose:
         return Dose()
 
+    def across(self) -> np.ndarray:
+        """Unit direction across the planned path in which the needle is walked off bone
+        by feel (FL: any fixed one; US: within the image plane)."""
+        a = np.cross(self.plan.axis, [0.0, 0.0, 1.0])
+        return a / np.linalg.norm(a)
+
     def hub(self, tip_guess) -> np.ndarray:
         """Where the needle's hub is when its tip is at ``tip_guess`` on the plan (the whole
         needle shows on a radiograph, not only the inserted part)."""
@@ -196,6 +202,30 @@ def _posterior(v) -> np.ndarray:
     return v if v[1] < 0 else -v
 
 
+PROBE_TILTS_DEG = (0.0, -20.0, -10.0, 10.0, 20.0)  # heel-toe tilts tried for a cleft
+
+
+def _tilted(patient, target, P2P, tilt_deg: float, x_mm: float) -> np.ndarray:
+    """The probe tilted by ``tilt_deg`` about its array (lateral) axis and slid along it
+    until the target lies ``x_mm`` from the footprint's centre, re-seated on the skin with
+    the target in its image plane."""
+    from needleguide.us.views import place_probe
+
+    lat, beam = P2P[:3, 0], P2P[:3, 1]
+    b = geometry.rotation_about_axis(lat, np.radians(tilt_deg)) @ beam
+    pose, _ = place_probe(patient, np.asarray(target, float), b, lat,
+                          aim=np.asarray(target, float) - lat * x_mm, max_tilt_deg=0.0)
+    return np.asarray(pose, float)
+
+
+def _cleft_run(patient, plan) -> float:
+    """mm of the planned path, from the target outward, inside the target's cleft."""
+    from needleguide.session.plan import cleft_run_mm
+
+    _, _, labels = patient.walk_to_skin(plan.target_mm, -plan.axis)
+    return cleft_run_mm(labels, int(patient.label_at(plan.target_mm[None])[0]))
+
+
 class USOperator(Operator):
 
     def __init__(self, cfg, proc, patient, target, level, side):
@@ -208,17 +238,46 @@ class USOperator(Operator):
         t_p = geometry.apply(geometry.invert(P2P), self.target)
         shift = np.eye(4)
         shift[2, 3] = t_p[2]  # slide the probe until the target is in the plane
-        self.P2P = P2P @ shift
+        poses = [(0.0, P2P @ shift)]
+        cleft = patient.tissue_name_at(self.target).endswith("_space")
+        spec = make_settings(probe=v.probe, depth_mm=v.depth_mm).spec
+        half = spec.width_mm / 2 if v.probe == "linear" else \
+            spec.radius_mm * np.sin(spec.sector_rad / 2)
+        if cleft:
+            # scan for a way into the cleft: tilt the probe (heel-toe) and slide it along
+            # its array so that the target lies under either end of the footprint (a
+            # needle entering just beyond that end reaches it steeply)
+            for th in PROBE_TILTS_DEG:
+                for x in (t_p[0], -0.7 * half, -0.35 * half, 0.35 * half, 0.7 * half):
+                    if th != 0.0 or x != t_p[0]:
+                        poses.append((th, _tilted(patient, self.target, P2P, th, x)))
+        best = None
+        for th, pose in poses:
+            try:
+                plan, aim = plan_in_plane_path(patient, target, pose, half, proc.avoid,
+                                               cleft=cleft)
+            except UserError:
+                continue
+            run = _cleft_run(patient, plan) if cleft else 0.0
+            key = (plan.blocked_mm, -min(run, 12.0), plan.path_mm)
+            if best is None or key < best[0]:
+                best = (key, th, pose, plan, aim)
+        if best is None:
+            raise UserError("plan: no in-plane skin entry beyond the probe for this target")
+        _, self.tilt_deg, self.P2P, self.plan, self.aim = best
+        t_p = geometry.apply(geometry.invert(self.P2P), self.target)
         depth = float(np.clip(max(v.depth_mm, t_p[1] + 20.0), 30.0, 160.0))
         self.s = make_settings(probe=v.probe, frequency_mhz=v.frequency_mhz, depth_mm=depth,
                                focus_mm=float(np.clip(t_p[1], 5, 0.95 * depth)))
         self.imager = USImager(self.s, seed=cfg.seed)
-        half = self.s.spec.width_mm / 2 if self.s.probe == "linear" else \
-            self.s.spec.radius_mm * np.sin(self.s.spec.sector_rad / 2)
-        self.plan, self.aim = plan_in_plane_path(patient, target, self.P2P, half, proc.avoid)
         self.view_names = {"working": proc.us.view, "probe": v.probe,
-                           "frequency_mhz": v.frequency_mhz, "depth_mm": depth}
+                           "frequency_mhz": v.frequency_mhz, "depth_mm": depth,
+                           "probe_tilt_deg": self.tilt_deg}
         self.view = v
+
+    def across(self) -> np.ndarray:
+        x = self.P2P[:3, 0] - self.plan.axis * float(self.P2P[:3, 0] @ self.plan.axis)
+        return x / np.linalg.norm(x)
 
     def render(self, scene: Scene):
         return self.imager.render(scene.with_pose("ProbeToPatient", self.P2P))

@@ -156,11 +156,12 @@ def plan_fluoro_path(patient: Patient, target_mm, beam_out, avoid=(), max_needle
 
 
 def plan_in_plane_path(patient: Patient, target_mm, ProbeToPatient, half_width_mm: float,
-                       avoid=(), max_needle_mm=178.0,
-                       target_margin_mm: float = 4.0) -> tuple[PathPlan, np.ndarray]:
+                       avoid=(), max_needle_mm=178.0, target_margin_mm: float = 4.0,
+                       cleft: bool = False) -> tuple[PathPlan, np.ndarray]:
     """In-plane path in the probe's image plane (probe x lateral, y depth), entering beyond
-    the end of the probe on the target's side at 25–70° to the skin. Returns the plan and
-    the target projected on the image plane (the aim)."""
+    the end of the probe on the target's side at 25–70° to the skin (``cleft``: the path
+    running longest inside the target's joint cleft wins). Returns the plan and the target
+    projected on the image plane (the aim)."""
     P2P = np.asarray(ProbeToPatient, float)
     t_p = geometry.apply(geometry.invert(P2P), np.asarray(target_mm, float))
     t_p[2] = 0.0
@@ -180,8 +181,9 @@ def plan_in_plane_path(patient: Patient, target_mm, ProbeToPatient, half_width_m
         if abs(e_p[0]) < half_width_mm + 2.0:  # must enter beyond the end of the probe
             continue
         cands.append(d)
+    cl = int(patient.label_at(aim[None])[0]) if cleft else None
     best = _choose(patient, aim, cands, set(avoid), target_margin_mm, max_needle_mm,
-                   corridor=True)
+                   corridor=True, cleft_label=cl)
     if best is None:
         raise UserError("plan: no in-plane skin entry beyond the probe for this target")
     return _plan(best, aim, len(dirs)), aim
