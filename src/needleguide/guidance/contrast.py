@@ -39,6 +39,8 @@ from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
 
 from needleguide.frame import Frame
+from needleguide.guidance.contrast_shape import spread_per_mass
+from needleguide.guidance.contrast_timecourse import TimeCourse, saturation_llr
 
 LABELS = ("intravascular_arterial", "intravascular_venous", "epidural", "intrathecal",
           "intra_articular", "soft_tissue")
@@ -47,31 +49,48 @@ INTRAVASCULAR = ("intravascular_arterial", "intravascular_venous")
 
 @dataclass(frozen=True)
 class ContrastParams:
-    """Thresholds of the pattern rules (*assumptions*, tuned on seeds 0–2).
+    """Thresholds of the pattern rules (*assumptions*, tuned on seeds < 1000).
 
     z_threshold / z_seed: hysteresis thresholds (robust noise σ of the subtraction): a
-    region above ``z_threshold`` is kept if it holds a pixel above ``z_seed``; smooth_px:
-    Gaussian σ (px) before thresholding; min_area_mm2: smallest opacified region kept;
-    plateau_ratio: intravascular when the signal slope over the latest ``washout_window_s``
-    falls below this share of its earlier peak, ≥ ``washout_min_s`` after arrival;
-    arterial_plateau_s: a plateau reached this soon after arrival is arterial, later venous;
-    live_alarm_frames: consecutive live frames of plateau evidence before the alarm fires
-    (noisy live subtraction; a DSA frame alone suffices).
+    region above ``z_threshold`` is kept if it holds a pixel above ``z_seed``; smooth_mm:
+    Gaussian σ (mm at the detector; 1.5 px at 256²) before thresholding; min_area_mm2:
+    smallest opacified region kept;
+    alarm_llr: live: the intravascular alarm fires at the first frame whose log-likelihood
+    ratio saturation : accumulation of the ROI-integrated signal
+    (:mod:`needleguide.guidance.contrast_timecourse`) reaches this value;
+    min_frames: frames after the fitted start the ratio needs;
+    venous_spread_ratio: an intravascular pattern whose spread ratio ever reaches this is
+    venous (the epidural plexus: a network running along the canal), else arterial (one
+    segmental artery and its branches, thin and short);
+    roi_dilate_mm: margin of the integration region around everything opacified;
+    temporal_filter: live: weight of the newest pulse in the fluoroscope's recursive filter
+    (a console setting; read from ``settings['temporal_filter']`` when the frames carry it,
+    else this value, the simulated C-arm's default);
+    DSA (few frames, 2–6 /s) alarms instead on the plateau of the thresholded signal: its
+    slope over the latest ``washout_window_s`` below ``plateau_ratio`` of its earlier peak,
+    ≥ ``washout_min_s`` after the contrast is first seen.
     """
 
     z_threshold: float = 3.0
     z_seed: float = 7.0
-    smooth_px: float = 1.5
+    smooth_mm: float = 1.76
     min_area_mm2: float = 15.0
+    vessel_spread_ratio: float = 0.5
+    vessel_max_area_mm2: float = 200.0
+    plexus_spread_ratio: float = 0.9
+    shape_frames_live: int = 2
+    alarm_llr: float = 40.0
+    min_frames: int = 3
+    venous_spread_ratio: float = 0.87
+    roi_dilate_mm: float = 18.0
+    temporal_filter: float = 0.3
     washout_window_s: float = 0.25
     washout_min_s: float = 0.3
     plateau_ratio: float = 0.5
-    arterial_plateau_s: float = 0.9
-    live_alarm_frames: int = 3
     intrathecal_height_mm: float = 78.0
     epidural_aspect: float = 2.05
     articular_area_mm2: float = 700.0
-    live_average: int = 2
+    live_average: int = 1
 
 
 @dataclass
@@ -86,6 +105,9 @@ class FrameFeatures:
     height_mm: float = 0.0
     breadth_mm: float = 0.0
     spread_mm: float = 0.0
+    spread_ratio: float = float("nan")
+    eff_area_mm2: float = 0.0
+    llr: float = 0.0
 
 
 @dataclass
@@ -99,6 +121,8 @@ class ContrastResult:
     arrival_time_s: float | None
     mask: np.ndarray | None = None
     features: list[FrameFeatures] = field(default_factory=list)
+    evidence_llr: float = 0.0
+    alarm_cause: str = ""
 
     @property
     def intravascular(self) -> bool:
@@ -126,6 +150,14 @@ def opacification(frames: list[Frame], mode: str = "live", n_mask: int = 3,
     return maps, times
 
 
+def before_map(frames: list[Frame], n_mask: int) -> np.ndarray:
+    """Live: the contrast map of the last pre-injection frame (mask − that frame, in the
+    same sign convention as :func:`opacification`)."""
+    sign = 1.0 if frames[0].settings.get("display", "white-bone") == "black-bone" else -1.0
+    stack = np.stack([np.asarray(f.pixels, np.float32) for f in frames[:n_mask]])
+    return sign * (stack.mean(axis=0) - stack[-1])
+
+
 def _noise_sigma(img: np.ndarray) -> float:
     """Robust σ of a smooth-subtracted map (median absolute deviation)."""
     v = img[::2, ::2]
@@ -137,7 +169,7 @@ def frame_features(cmap: np.ndarray, pixel_mm: float, t_s: float, p: ContrastPar
                    origin: tuple[float, float] | None = None
                    ) -> tuple[FrameFeatures, np.ndarray]:
     """Features and opacified mask of one contrast map."""
-    sm = cv2.GaussianBlur(cmap.astype(np.float32), (0, 0), p.smooth_px)
+    sm = cv2.GaussianBlur(cmap.astype(np.float32), (0, 0), max(p.smooth_mm / pixel_mm, 0.5))
     sig = _noise_sigma(sm)
     z = (sm - float(np.median(sm[::2, ::2]))) / sig
     m = z > p.z_threshold
@@ -163,15 +195,19 @@ def frame_features(cmap: np.ndarray, pixel_mm: float, t_s: float, p: ContrastPar
     if origin is not None:
         d = np.hypot(rr - origin[0], cc - origin[1])
         f.spread_mm = float(d.max() * pixel_mm)
+    f.spread_ratio, f.eff_area_mm2 = spread_per_mass(sm - float(np.median(sm[::2, ::2])), m,
+                                                     pixel_mm)
     return f, m
 
 
 def classify_sequence(frames: list[Frame], mode: str = "live", n_mask: int = 3,
-                      params: ContrastParams | None = None) -> ContrastResult:
+                      params: ContrastParams | None = None, record_all: bool = False
+                      ) -> ContrastResult:
     """Pattern, confidence and intravascular alarm time of an FL contrast sequence.
 
     frames: Frames (no truth needed), in time order; live: the first ``n_mask`` are
-    pre-injection; dsa: subtracted frames (the mask frame may lead).
+    pre-injection; dsa: subtracted frames (the mask frame may lead). ``record_all``: keep
+    computing the evidence (``features[i].llr``) after the alarm (for tuning and plots).
     """
     p = params or ContrastParams()
     if mode not in ("live", "dsa"):
@@ -186,14 +222,22 @@ def classify_sequence(frames: list[Frame], mode: str = "live", n_mask: int = 3,
     arrival = None
     alarm = None
     last_mask = None
+    llr_max = 0.0
     run = 0
-    first = None  # first frame with plateau evidence
-    need = p.live_alarm_frames if mode == "live" else 1
+    cause = ""
+    a = float(frames[-1].settings.get("temporal_filter", p.temporal_filter)) \
+        if mode == "live" else 1.0
+    tc = TimeCourse(pixel_mm, p.roi_dilate_mm, recursive_weight=a,
+                    before=before_map(frames, n_mask) if mode == "live" else None)
+    # last frame known to precede the injection (the start is searched after it)
+    t0 = float(frames[n_mask - 1].time_s) if mode == "live" else float(times[0])
+    lam, need = p.alarm_llr, p.min_frames
     for cmap, t in zip(maps, times, strict=True):
         f, m = frame_features(cmap, pixel_mm, t, p, origin)
         feats.append(f)
+        tc.add(cmap, t, m)
         last_mask = m
-        if f.area_mm2 <= 0:
+        if f.area_mm2 <= 0 and origin is None:
             continue
         if origin is None:
             rr, cc = np.nonzero(m)
@@ -202,59 +246,62 @@ def classify_sequence(frames: list[Frame], mode: str = "live", n_mask: int = 3,
             origin = (float(rr[k]), float(cc[k]))
             arrival = t
             f.spread_mm = float(np.hypot(rr - origin[0], cc - origin[1]).max() * pixel_mm)
-        if _intravascular_evidence(feats, arrival, p):
-            first = t if first is None else first
-            run += 1
-            if alarm is None and run >= need:
-                alarm = t
-        else:
-            run = 0
-    label, conf = _final_label(feats, arrival, alarm, first, p)
-    return ContrastResult(label, conf, alarm, arrival, last_mask, feats)
+        run = run + 1 if _vessel_shape(f, p) else 0
+        if alarm is None and run >= (p.shape_frames_live if mode == "live" else 1):
+            alarm, cause = t, "shape"
+        if mode == "dsa":
+            if alarm is None and _plateau(feats, arrival, p):
+                alarm, cause = t, "plateau"
+        elif alarm is None or record_all:
+            tt, sig, noise = tc.signal()
+            llr, _ = saturation_llr(tt, sig, noise, t0, min_frames=need)
+            llr_max = max(llr_max, llr)
+            f.llr = llr
+            if llr >= lam and alarm is None:
+                alarm, cause = t, "saturation"
+    label, conf = _final_label(feats, arrival, alarm, p)
+    return ContrastResult(label, conf, alarm, arrival, last_mask, feats, llr_max, cause)
 
 
-def _slope_ratio(feats: list[FrameFeatures], window_s: float) -> float | None:
-    """Signal slope over the latest ``window_s`` divided by the steepest earlier slope over
-    the same span (1 ≈ steady filling, → 0 plateau, < 0 washout); None if too early."""
+def _vessel_shape(f: FrameFeatures, p: ContrastParams) -> bool:
+    """A thin far-reaching opacification for little iodine (a vessel filled at once), or a
+    network reaching far whatever its iodine (a plexus); see :mod:`.contrast_shape`."""
+    r = f.spread_ratio
+    if not r == r:  # nan: nothing opacified
+        return False
+    return (r >= p.vessel_spread_ratio and f.eff_area_mm2 <= p.vessel_max_area_mm2) or \
+        r >= p.plexus_spread_ratio
+
+
+def _plateau(feats: list[FrameFeatures], arrival: float | None, p: ContrastParams) -> bool:
+    """DSA: the opacified signal stops growing (slope over the latest window below
+    ``plateau_ratio`` of the steepest earlier one) while contrast keeps arriving."""
+    cur = feats[-1]
+    if cur.area_mm2 <= 0 or arrival is None or cur.time_s - arrival < p.washout_min_s:
+        return False
     seen = [f for f in feats if f.area_mm2 > 0]
     if len(seen) < 3:
-        return None
+        return False
     t = np.array([f.time_s for f in seen])
     s = np.array([f.signal for f in seen])
-    dt = np.median(np.diff(t))
-    m = max(1, int(round(window_s / max(dt, 1e-6))))
+    m = max(1, int(round(p.washout_window_s / max(float(np.median(np.diff(t))), 1e-6))))
     if len(seen) < m + 2:
-        return None
+        return False
     slopes = (s[m:] - s[:-m]) / (t[m:] - t[:-m])
     peak = float(slopes[:-1].max())
-    if peak <= 0:
-        return None
-    return float(slopes[-1] / peak)
-
-
-def _intravascular_evidence(feats: list[FrameFeatures], arrival: float | None,
-                            p: ContrastParams) -> bool:
-    """The opacification stops growing (or washes out) while contrast keeps arriving: in
-    a vessel the inflow is carried away (in = out); outside one, iodine accumulates."""
-    cur = feats[-1]
-    if cur.area_mm2 <= 0 or arrival is None:
-        return False
-    if cur.time_s - arrival < p.washout_min_s:
-        return False
-    r = _slope_ratio(feats, p.washout_window_s)
-    return r is not None and r < p.plateau_ratio
+    return peak > 0 and float(slopes[-1]) < p.plateau_ratio * peak
 
 
 def _final_label(feats: list[FrameFeatures], arrival: float | None, alarm: float | None,
-                 first: float | None, p: ContrastParams) -> tuple[str, float]:
+                 p: ContrastParams) -> tuple[str, float]:
     seen = [f for f in feats if f.area_mm2 > 0]
     if not seen:
         return "soft_tissue", 0.2
     if alarm is not None:
-        if arrival is not None and first is not None and \
-                first - arrival <= p.arterial_plateau_s:
-            return "intravascular_arterial", 0.8
-        return "intravascular_venous", 0.7
+        ratios = [f.spread_ratio for f in seen if f.spread_ratio == f.spread_ratio]
+        if ratios and max(ratios) >= p.venous_spread_ratio:
+            return "intravascular_venous", 0.75
+        return "intravascular_arterial", 0.75
     big = max(seen, key=lambda f: f.signal)
     if big.area_mm2 <= p.articular_area_mm2:
         return "intra_articular", 0.65
