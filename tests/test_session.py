@@ -62,6 +62,25 @@ def test_us_medial_branch_within_tolerance():
     assert m["fluoro_time_s"] == 0.0 and m["dap_gy_cm2"] == 0.0 and m["contrast_ml"] == 0.0
 
 
+@pytest.mark.parametrize("modality", ["fluoro", "us"])
+def test_sij_within_tolerance_each_modality(modality):
+    """Right SIJ, standard phantom (BMI 28), seed 1: FL down the joint line, US in-plane
+    medial to lateral into the cleft; the operator steered on the analyser's outputs."""
+    cfg = SessionConfig.build(procedure="sacroiliac", side="right", modality=modality,
+                              bmi=28, seed=1, record_video=False)
+    r = run_session(cfg)
+    m = r.metrics
+    assert m["final_tip_error_mm"] <= m["tolerance_mm"] == 3.0, m
+    assert m["analyser"] and all(c["frames"] >= c["found"] for c in m["analyser"].values())
+    if modality == "fluoro":
+        assert any(s.detected for s in r.steps)  # steered on the analyser, not blind
+        assert r.extra["confirm"]["test_1"]["label"] == "intra_articular"
+        assert r.plan["blocked_mm"] == 0.0
+    else:  # 1 mL inside the joint: the echo change at the tip is seen (pixels only)
+        assert r.extra["confirm"]["test_1"]["visible"] is True
+        assert r.plan["blocked_mm"] == 0.0  # a way into the cleft without the ilium
+
+
 @pytest.mark.parametrize("modality,detected", [("fluoro", True), ("us", False)])
 def test_forced_intravascular_tip(modality, detected):
     cfg = SessionConfig.build(procedure="lumbar-transforaminal", level="L4-L5", side="right",
@@ -74,6 +93,8 @@ def test_forced_intravascular_tip(modality, detected):
     assert r.metrics["success"] is False
     if modality == "fluoro":  # the alarm came from the contrast classifier on the pixels
         assert r.extra["confirm"]["test_1"]["alarm_time_s"] is not None
+    else:  # intravascular injectate leaves no spread on B-mode
+        assert r.extra["confirm"]["test_1"]["visible"] is False
 
 
 def test_high_bmi_medial_branch_under_us_is_harder():

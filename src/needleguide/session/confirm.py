@@ -5,8 +5,9 @@ fluoroscopy (15 pulses/s) — or DSA (6 frames/s) — in the first view of the c
 the frames, without truth, go to ``guidance.contrast.classify_sequence``. Its
 intravascular alarm makes the operator withdraw 2 mm and repeat the test once; a second
 alarm aborts the injection. Ultrasound: 1 mL of local anaesthetic under live B-mode; the
-spread is "visible" when a darkened (anechoic) area of ≥ ``SPREAD_MIN_MM2`` appears within
-15 mm of the estimated tip (:func:`visible_spread`, pixels only). Intravascular injectate
+spread is "visible" when an area of ≥ ``SPREAD_MIN_MM2`` within 15 mm of the estimated tip
+changes its echo (anechoic fluid, enhancement below it) beyond the frame-to-frame speckle
+change (:func:`visible_spread`, pixels only). Intravascular injectate
 is invisible to ultrasound: such an event is recorded as not detected.
 
 The true compartment (``classify_tip`` on the true tip) is scoring only.
@@ -26,8 +27,8 @@ from needleguide.session.models import Event
 TEST_ML = 1.0
 RATE_ML_S = 0.5
 START_S = 0.5
-SPREAD_MIN_MM2 = 8.0
-SPREAD_DROP = 10.0  # grey levels (uint8) of darkening, after smoothing, that count as fluid
+SPREAD_MIN_MM2 = 5.0
+SPREAD_SD = 4.0  # echo change, in frame-to-frame standard deviations, that counts as fluid
 SPREAD_BLUR_PX = 15  # box smoothing (px) against frame-to-frame speckle
 
 
@@ -113,20 +114,27 @@ def confirm_fluoro(op, body, t: float, events: list[Event]) -> tuple[float, floa
 
 def visible_spread(pre: np.ndarray, post: np.ndarray, center_px, spacing_mm: float,
                    radius_mm: float = 15.0) -> float:
-    """Area (mm²) that darkened by ≥ ``SPREAD_DROP`` grey levels within ``radius_mm`` of
-    ``center_px`` between two B-mode frames (anechoic fluid), after a
-    ``SPREAD_BLUR_PX``² box smoothing. Thresholds set on the lumbar phantom, seed 1 (L5
-    medial branch, L4-5 foramen, SIJ; 0 / 1 / 3 mL): without injection ≤ 0.7 mm², 1 mL
-    at the medial branch 19 mm², behind bone (foramen) and in the SIJ cleft ≤ 6 mm²."""
+    """Area (mm²) within ``radius_mm`` of ``center_px`` whose echo changed between two
+    B-mode frames — darker (anechoic fluid) or brighter (the enhancement below it) — by
+    at least ``SPREAD_SD`` times the frame-to-frame change measured farther than
+    ``radius_mm`` + 5 mm from it (speckle and noise), after a ``SPREAD_BLUR_PX``² box
+    smoothing, inside the scan sector. Set on the lumbar phantom, BMI 28, 1 mL (SIJ seeds
+    0-3, L5 medial branch seeds 1-2, L4-5 foramen seed 1): injected 9-28 mm² (foramen,
+    behind bone: 0), not injected ≤ 1.7 mm²."""
     import cv2
 
     k = (SPREAD_BLUR_PX, SPREAD_BLUR_PX)
     a = cv2.blur(np.asarray(pre, np.float32), k)
     b = cv2.blur(np.asarray(post, np.float32), k)
+    inside = cv2.erode((np.asarray(pre) > 0).astype(np.uint8),
+                       np.ones(k, np.uint8)).astype(bool)
     rows, cols = np.indices(a.shape)
-    near = np.hypot(cols - center_px[0], rows - center_px[1]) * spacing_mm <= radius_mm
-    dark = (a - b >= SPREAD_DROP) & near
-    return float(dark.sum() * spacing_mm ** 2)
+    r = np.hypot(cols - center_px[0], rows - center_px[1]) * spacing_mm
+    d = a - b
+    far = inside & (r > radius_mm + 5.0)
+    sd = float(d[far].std()) if far.sum() > 100 else float(d[inside].std())
+    changed = (np.abs(d) >= SPREAD_SD * max(sd, 0.5)) & inside & (r <= radius_mm)
+    return float(changed.sum() * spacing_mm ** 2)
 
 
 def confirm_us(op, body, t: float, events: list[Event]) -> tuple[float, float]:
