@@ -268,8 +268,9 @@ def baseline_sweep(frames, res: SweepResult | None = None) -> list[SweepLabel]:
 
 
 def draw_sweep(res: SweepResult) -> np.ndarray:
-    """RGB panorama: bone line (green), counted interspaces (cyan lines, names), the
-    sacrum, every frame centre's label (green ≥ 0.8 confidence, amber below)."""
+    """RGB panorama: bone line (green), counted interspaces (cyan lines, names; grey:
+    inferred from a long step, no gap seen), the sacrum, every frame centre's label
+    (green ≥ 0.8 confidence, amber below)."""
     if res.panorama is None:
         raise ValueError("draw_sweep: the result has no panorama (with_panorama=False)")
     sp = res.spacing_mm
@@ -289,13 +290,16 @@ def draw_sweep(res: SweepResult) -> np.ndarray:
         if 0 <= r < img.shape[0] and 0 <= c < img.shape[1]:
             img[r, c] = (0, 255, 0)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    for k, gx in enumerate(res.gaps_mm):
-        if not np.isfinite(gx):
-            continue
+    g = np.asarray(res.gaps_mm, float)
+    seen = np.isfinite(g)
+    if seen.any() and not seen.all():  # levels inferred from a long step: interpolated
+        g[~seen] = np.interp(np.nonzero(~seen)[0], np.nonzero(seen)[0], g[seen])
+    for k, gx in enumerate(g):
         c = col(gx)
-        cv2.line(img, (c, top), (c, img.shape[0] - 1), (0, 220, 255), 1)
-        name = level_name(float(k))
-        cv2.putText(img, name, (c + 3, top + 16), font, 0.45, (0, 220, 255), 1, cv2.LINE_AA)
+        colour = (0, 220, 255) if seen[k] else (150, 150, 150)
+        cv2.line(img, (c, top), (c, img.shape[0] - 1), colour, 1)
+        name = level_name(float(k)) + ("" if seen[k] else " (inferred)")
+        cv2.putText(img, name, (c + 3, top + 16), font, 0.45, colour, 1, cv2.LINE_AA)
     if res.gaps_mm and np.isfinite(res.gaps_mm[0]):
         cv2.putText(img, "sacrum", (col(res.gaps_mm[0]) + 40, top + 36), font, 0.5,
                     (255, 160, 0), 1, cv2.LINE_AA)
