@@ -10,23 +10,29 @@ frame, ``settings['dsa_role'] == 'mask'``, is skipped).
 Per frame the opacification map (contrast darkening, robust-noise normalised) is
 thresholded into the opacified region; features: area (mm², at the detector), integrated
 signal, skeleton length and mean width (mm), spread from the first opacified point, and
-their growth over time. Rules (thresholds in :class:`ContrastParams`, tuned on seeds 0–2
-of the evaluation; docs/guidance_levels_contrast.md):
+the spread per unit iodine (:mod:`.contrast_shape`). Rules (thresholds in
+:class:`ContrastParams`, tuned on seeds 0–23 of the evaluation;
+docs/guidance_levels_contrast.md):
 
-* intravascular: the opacified signal stops growing (or falls) while the injection goes
-  on — in a vessel the inflow is carried away (in = out, washout), outside one iodine
-  accumulates at the injection rate; arterial if the plateau comes within
-  ``arterial_plateau_s`` of arrival (fast flow), else venous;
+* intravascular alarm, whichever fires first:
+  - *shape* (live: ``shape_frames_live`` consecutive frames, DSA: one): the main region
+    is thin and far-reaching for the iodine it holds (spread ratio ≥
+    ``vessel_spread_ratio`` while the effective area ≤ ``vessel_max_area_mm2``), or
+    reaches very far whatever it holds (≥ ``plexus_spread_ratio``, a venous network) — a
+    vessel fills along its lumen within a transit time, a collection stays compact;
+  - *saturation* (live): the ROI-integrated signal rises then levels off (likelihood ratio
+    ≥ ``alarm_llr``, :mod:`.contrast_timecourse`) — in a vessel the inflow is carried
+    away (in = out), outside one iodine accumulates at the injection rate;
+  - *plateau* (DSA): the thresholded signal's slope falls below half its peak;
+  arterial or venous: venous when the spread ratio ever reaches ``venous_spread_ratio``
+  (the plexus runs along the canal), else arterial;
 * intra-articular: compact, small (area ≤ ``articular_area_mm2``) outline;
 * epidural: a squat spread (vertical / horizontal extent < ``epidural_aspect``) over the
   interlaminar space;
 * intrathecal: a tall column (vertical extent ≥ ``intrathecal_height_mm``) layering in
   the thecal sac;
 * soft tissue: the rest (a persistent local collection).
-On the AP view alone these extravascular classes overlap (experts: 51–64%); the
-intravascular decision rests on the time course, not on the shape.
-
-The alarm fires at the first frame whose running evidence says intravascular.
+On the AP view alone these extravascular classes overlap (experts: 51–64%).
 """
 
 from __future__ import annotations
@@ -113,7 +119,9 @@ class FrameFeatures:
 @dataclass
 class ContrastResult:
     """Pattern label, its confidence, the alarm time (s, frame clock; None = no alarm),
-    the opacified mask of the last frame and the per-frame features."""
+    the time contrast was first seen, the opacified mask of the last frame, the per-frame
+    features, the largest saturation likelihood ratio, the cue that fired the alarm
+    ('shape', 'saturation', 'plateau'; '' = none) and the opacified mask at the alarm."""
 
     label: str
     confidence: float
@@ -123,6 +131,7 @@ class ContrastResult:
     features: list[FrameFeatures] = field(default_factory=list)
     evidence_llr: float = 0.0
     alarm_cause: str = ""
+    alarm_mask: np.ndarray | None = None
 
     @property
     def intravascular(self) -> bool:
@@ -225,6 +234,7 @@ def classify_sequence(frames: list[Frame], mode: str = "live", n_mask: int = 3,
     llr_max = 0.0
     run = 0
     cause = ""
+    alarm_mask = None
     a = float(frames[-1].settings.get("temporal_filter", p.temporal_filter)) \
         if mode == "live" else 1.0
     tc = TimeCourse(pixel_mm, p.roi_dilate_mm, recursive_weight=a,
@@ -248,19 +258,20 @@ def classify_sequence(frames: list[Frame], mode: str = "live", n_mask: int = 3,
             f.spread_mm = float(np.hypot(rr - origin[0], cc - origin[1]).max() * pixel_mm)
         run = run + 1 if _vessel_shape(f, p) else 0
         if alarm is None and run >= (p.shape_frames_live if mode == "live" else 1):
-            alarm, cause = t, "shape"
+            alarm, cause, alarm_mask = t, "shape", m
         if mode == "dsa":
             if alarm is None and _plateau(feats, arrival, p):
-                alarm, cause = t, "plateau"
+                alarm, cause, alarm_mask = t, "plateau", m
         elif alarm is None or record_all:
             tt, sig, noise = tc.signal()
             llr, _ = saturation_llr(tt, sig, noise, t0, min_frames=need)
             llr_max = max(llr_max, llr)
             f.llr = llr
             if llr >= lam and alarm is None:
-                alarm, cause = t, "saturation"
+                alarm, cause, alarm_mask = t, "saturation", m
     label, conf = _final_label(feats, arrival, alarm, p)
-    return ContrastResult(label, conf, alarm, arrival, last_mask, feats, llr_max, cause)
+    return ContrastResult(label, conf, alarm, arrival, last_mask, feats, llr_max, cause,
+                          alarm_mask)
 
 
 def _vessel_shape(f: FrameFeatures, p: ContrastParams) -> bool:
@@ -313,23 +324,33 @@ def _final_label(feats: list[FrameFeatures], arrival: float | None, alarm: float
 
 
 def draw_contrast(frame: Frame, result: ContrastResult) -> np.ndarray:
-    """RGB uint8 overlay: the opacified outline (red), the pattern label and, when the
-    alarm fired, a red "INTRAVASCULAR" banner with the alarm time."""
+    """RGB uint8 overlay: the opacified outline (red; the one at the alarm when ``frame`` is
+    the alarm frame), the pattern label and, on frames at or after the alarm, a red
+    "INTRAVASCULAR" banner with the alarm time, the delay after the contrast was first
+    seen and the cue that fired (shape: thin far-reaching; saturation; plateau)."""
     g = np.asarray(frame.pixels, np.float32)
     g = g / 255.0 if g.max() > 1.5 else g
     img = cv2.cvtColor((np.clip(g, 0, 1) * 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
     scale = max(1, 512 // img.shape[0])
     img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    if result.mask is not None and result.mask.any():
-        m = cv2.resize(result.mask.astype(np.uint8), (img.shape[1], img.shape[0]),
+    alarm = result.alarm_time_s
+    at_alarm = alarm is not None and abs(float(frame.time_s) - alarm) < 1e-6
+    mask = result.alarm_mask if at_alarm and result.alarm_mask is not None else result.mask
+    if mask is not None and mask.any():
+        m = cv2.resize(mask.astype(np.uint8), (img.shape[1], img.shape[0]),
                        interpolation=cv2.INTER_NEAREST)
         contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(img, contours, -1, (230, 40, 40), 1, cv2.LINE_AA)
     w = img.shape[1]
-    if result.alarm_time_s is not None:
+    if alarm is not None and float(frame.time_s) >= alarm - 1e-6:
+        seen = "" if result.arrival_time_s is None else \
+            f" (+{alarm - result.arrival_time_s:.2f} s)"
         cv2.rectangle(img, (0, 0), (w, 34), (200, 0, 0), -1)
-        cv2.putText(img, f"INTRAVASCULAR  t={result.alarm_time_s:.2f} s", (8, 24),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
-    cv2.putText(img, f"{result.label} ({result.confidence:.2f})", (8, img.shape[0] - 10),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 220, 60), 1, cv2.LINE_AA)
+        cv2.putText(img, f"INTRAVASCULAR  t={alarm:.2f} s{seen}", (8, 24),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.65, (255, 255, 255), 2, cv2.LINE_AA)
+        cv2.putText(img, result.alarm_cause, (w - 110, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (255, 230, 230), 1, cv2.LINE_AA)
+    cv2.putText(img, f"{result.label} ({result.confidence:.2f})  t={frame.time_s:.2f} s",
+                (8, img.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 220, 60), 1,
+                cv2.LINE_AA)
     return img

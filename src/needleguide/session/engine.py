@@ -238,7 +238,7 @@ def run_session(cfg: SessionConfig,
                     # side across the path (+1, -1, +2 steps of WALKOFF_DEG)
                     k = (1.0, -2.0, 3.0)[walkoffs - 1] * WALKOFF_DEG
                     body.steer(body.axis + np.tan(np.radians(k)) * op.across(), abs(k))
-                    how = f"by feel ({k:+.0f} deg across the path)"
+                    how = f"by feel (turned {k:+.0f} deg across the path)"
                 events.append(Event(t, "walk_off_bone", True,
                                     f"withdrawn {WALKOFF_MM:g} mm and re-angled {how}"))
                 t += T_STEP_S
