@@ -46,6 +46,10 @@ def main() -> None:
     ap.add_argument("--png", default=None, help="directory for side-by-side PNGs")
     ap.add_argument("--tag", default="", help="file name suffix of the PNGs")
     a = ap.parse_args()
+    if a.png:
+        import os
+
+        os.makedirs(a.png, exist_ok=True)
     keys = ("cnr", "contrast_db", "edge_mm", "shadow_db")
     rows = {22: [], 38: []}
     for seed in a.seeds:
