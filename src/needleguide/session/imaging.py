@@ -55,6 +55,35 @@ def triangulate(r1: tuple[np.ndarray, np.ndarray], r2: tuple[np.ndarray, np.ndar
     return ((o1 + s * d1) + (o2 + t * d2)) / 2.0
 
 
+def depth_along(ray: tuple[np.ndarray, np.ndarray], entry_mm, axis
+                ) -> tuple[float, float] | None:
+    """Where a tip ray meets the needle's line (``entry_mm`` + s·``axis``): (s in mm
+    along the shaft, sin² of the ray–shaft angle: how well the view sees depth), or None
+    for a ray along the shaft."""
+    o, d = ray
+    a = np.asarray(axis, float)
+    w = np.asarray(o, float) - np.asarray(entry_mm, float)
+    b = float(d @ a)
+    den = 1.0 - b * b
+    if den < 1e-4:
+        return None
+    return float((a @ w - b * (d @ w)) / den), den
+
+
+def combine_depths(depths: list[tuple[float, float] | None], agree_mm: float
+                   ) -> float | None:
+    """Depth (mm) from several views: the sin²-weighted mean when they agree within
+    ``agree_mm``, else the view that sees the shaft most nearly side-on."""
+    ok = [d for d in depths if d is not None]
+    if not ok:
+        return None
+    s = np.array([d[0] for d in ok])
+    w = np.array([d[1] for d in ok])
+    if s.max() - s.min() <= agree_mm:
+        return float(np.sum(s * w) / np.sum(w))
+    return float(s[int(np.argmax(w))])
+
+
 def ray_gap(r1: tuple[np.ndarray, np.ndarray], r2: tuple[np.ndarray, np.ndarray]) -> float:
     """Shortest distance (mm) between two rays (origin, unit direction)."""
     n = np.cross(r1[1], r2[1])

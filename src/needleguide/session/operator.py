@@ -29,6 +29,7 @@ from needleguide.session.plan import plan_fluoro_path, plan_in_plane_path
 CHECK_GAP_MM = 3.0  # the two check rays must pass this close to each other
 CHECK_FAR_MM = 10.0  # and meet this close to the planned tip position
 CHECK_MOVE_MM = 6.0  # largest depth correction after the check pair
+CHECK_AGREE_MM = 3.0  # two views' depths this close are averaged (else: the side-on view)
 
 
 class Operator:
@@ -182,7 +183,18 @@ class FluoroOperator(Operator):
             # two rays that do not meet, or meet far from where this needle can be, are
             # two detections of different things: the operator does not act on them
             ok = gap <= CHECK_GAP_MM and np.linalg.norm(est - expect) <= CHECK_FAR_MM
-            dz = float(np.dot(self.plan.target_mm - est, body.axis)) if ok else 0.0
+            # the depth along the shaft from the views that see the shaft side-on: a tip
+            # found along an anatomical line that continues the shaft (an end-plate in AP)
+            # moves along that view's shaft, so two views that disagree on the depth leave
+            # it to the one that sees the shaft most nearly side-on
+            s_views = [im.depth_along(r, self.plan.entry_mm, self.plan.axis) for r in rays]
+            s_exp = float(np.dot(expect - self.plan.entry_mm, self.plan.axis))
+            s_est = im.combine_depths(s_views, CHECK_AGREE_MM)
+            ok = ok and s_est is not None and abs(s_est - s_exp) <= CHECK_FAR_MM
+            self.confirm_info["check_depths_mm"] = [None if d is None else round(d[0], 2)
+                                                    for d in s_views]
+            s_tgt = float(np.dot(self.plan.target_mm - self.plan.entry_mm, self.plan.axis))
+            dz = s_tgt - s_est if ok else 0.0
             self.confirm_info["check_used"] = bool(ok)
             if abs(dz) > 1.0:
                 if dz > 0:
