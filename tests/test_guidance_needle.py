@@ -258,3 +258,170 @@ def test_us_bowed_bright_line_is_not_a_needle():
     assert not d.found, d.extra
     if d.extra:  # rejected by its bow or by the bright line going on past its "tip"
         assert abs(d.extra["sagitta_mm"]) > 0.3 or d.extra["bend"] > 0.5, d.extra
+
+
+# ---- the numba kernels equal the numpy / OpenCV / scipy code they replace -------------------
+def _ridge_ref(g: np.ndarray, s2: float) -> np.ndarray:
+    """Ridge strength from cv2.Sobel (float64 inside, as the kernel)."""
+    a, b, c = (cv2.Sobel(g, cv2.CV_32F, dx, dy, ksize=3).astype(np.float64)
+               for dx, dy in ((2, 0), (0, 2), (1, 1)))
+    m = 0.5 * (a + b)
+    d = np.sqrt(0.25 * (a - b) ** 2 + c * c)
+    lmin = m - d
+    return np.where((lmin < 0) & (-lmin > 2 * np.abs(m + d)), -lmin * s2, 0.0).astype(np.float32)
+
+
+def test_ridge_kernels_match_sobel_reference():
+    from needleguide.guidance import needle_kernels as NK
+
+    rng = np.random.default_rng(0)
+    img = rng.random((37, 53)).astype(np.float32)
+    cv2.line(img, (3, 30), (50, 4), 2.0, 2)
+    g1, g2 = cv2.GaussianBlur(img, (0, 0), 1.0), cv2.GaussianBlur(img, (0, 0), 2.5)
+    s1, s2 = np.float32(1.0), np.float32(6.25)
+    noise = (0.5 + rng.random(img.shape)).astype(np.float32)
+    mask = rng.random(img.shape) < 0.7
+    r1, r2 = _ridge_ref(g1, s1), _ridge_ref(g2, s2)
+    for two, use_noise, use_mask in ((False, True, False), (True, False, True)):
+        ref = r1 / noise if use_noise else r1
+        ref = np.maximum(ref, r2) if two else ref
+        ok = (ref > 0) & (mask if use_mask else True)
+        idx, val = NK.ridge_positive(g1, s1, g2, s2, two, noise, use_noise, mask, use_mask)
+        np.testing.assert_array_equal(idx, np.flatnonzero(ok))
+        np.testing.assert_allclose(val, ref.ravel()[idx], rtol=1e-5, atol=1e-5)  # (fastmath)
+    idx = np.flatnonzero(r1 > 0)
+    xx, yy, xy, r = NK.hessian_at(g1, s1, idx)
+    np.testing.assert_allclose(r, r1.ravel()[idx], rtol=1e-5, atol=1e-5)  # (fastmath)
+    # bit for bit where OpenCV's vector loop runs: every column when the width is a
+    # multiple of 16 (512² fluoroscopy, 256² half-resolution US); OpenCV's scalar tail of
+    # other widths adds in another order (float32 rounding)
+    for w, exact in ((64, True), (53, False)):
+        g = cv2.GaussianBlur(rng.random((37, w)).astype(np.float32), (0, 0), 1.0)
+        idx = np.arange(g.size)
+        for got, (dx, dy) in zip(NK.hessian_at(g, s1, idx)[:3], ((2, 0), (0, 2), (1, 1)),
+                                 strict=True):
+            ref = cv2.Sobel(g, cv2.CV_32F, dx, dy, ksize=3).ravel()
+            if exact:
+                np.testing.assert_array_equal(got, ref)
+            else:
+                np.testing.assert_allclose(got, ref, atol=1e-6)
+
+
+def test_accumulator_and_sum_kernels():
+    from needleguide.guidance import needle_kernels as NK
+    from needleguide.guidance import needle_runs as R
+
+    rng = np.random.default_rng(1)
+    acc = np.where(rng.random((9, 31)) < 0.3, rng.random((9, 31)), 0.0).astype(np.float32)
+    idx, val = NK.positive_cells(acc)
+    np.testing.assert_array_equal(idx, np.flatnonzero(acc > 0))
+    np.testing.assert_array_equal(val, acc.ravel()[idx])
+    for n in (1, 7, 8, 129, 1000, 5001):
+        for dt in (np.float32, np.float64):
+            a = (rng.standard_normal(n) * 100).astype(dt)
+            assert NK.pairwise_sum(a, 0, n) == np.sum(a)  # numpy's pairwise summation
+            assert R.std32(a.astype(np.float32)) == np.std(a.astype(np.float32))
+
+
+def test_near_fit_matches_numpy_refit():
+    from needleguide.guidance import needle_kernels as NK
+    from needleguide.guidance import needle_lines as NL
+
+    rng = np.random.default_rng(2)
+    a, rho = 40 * np.pi / 180, 60
+    s_ = rng.uniform(-60, 60, 300)  # points along the line (jittered) and elsewhere
+    xs = np.r_[np.round(rho * np.cos(a) - s_ * np.sin(a) + rng.normal(0, 1, 300)),
+               rng.integers(0, 100, 200)].astype(np.int64)
+    ys = np.r_[np.round(rho * np.sin(a) + s_ * np.cos(a) + rng.normal(0, 1, 300)),
+               rng.integers(0, 100, 200)].astype(np.int64)
+    ws = rng.random(500).astype(np.float32)
+    ths = (a + rng.normal(0, 0.2, 500)).astype(np.float32) % np.float32(np.pi)
+    m, c, cov = NK.near_fit(xs, ys, ws, ths, np.cos(a), np.sin(a), float(rho),
+                            np.float32(a), float(np.radians(12.0)), 2, 0.5)
+    near = np.abs(xs * np.cos(a) + ys * np.sin(a) - rho) <= 1.5
+    near &= np.abs(((ths - a) + np.pi / 2) % np.pi - np.pi / 2) <= np.radians(12.0)
+    assert m == near.sum() >= 5
+    c_ref, u_ref = NL.fit_line(2 * xs[near] + 0.5, 2 * ys[near] + 0.5, ws[near])
+    np.testing.assert_array_equal(c, c_ref)
+    np.testing.assert_array_equal(np.linalg.eigh(cov)[1][:, 1], u_ref)
+
+
+def _step_tip_ref(t, con, s_end, e_end, wdw, tip_first, min_step=None):
+    """The former numpy / scipy step_tip."""
+    from scipy.ndimage import maximum_filter1d
+
+    c = con[::-1] if tip_first else con
+    n = c.size
+    s, e = (n - 1 - s_end, n - 1 - e_end) if tip_first else (s_end, e_end)
+    cs = np.concatenate([[0.0], np.cumsum(c, dtype=np.float64)])
+    k = np.arange(max(s - wdw, wdw), min(e + wdw, n - wdw) + 1)
+    if k.size == 0:
+        k0 = min(max(s, 1), n - 1)
+        return float(t[n - 1 - k0] if tip_first else t[k0])
+    lo, hi = np.clip(k - wdw, 0, n), np.clip(k + wdw, 0, n)
+    resp = (cs[k] - cs[lo]) / np.maximum(k - lo, 1) - (cs[hi] - cs[k]) / np.maximum(hi - k, 1)
+    floor = 0.4 * resp.max() if min_step is None else min(min_step, 0.4 * resp.max())
+    loc = (resp >= maximum_filter1d(resp, size=max(3, wdw), mode="nearest")) & \
+        (resp >= floor) & (resp > 0)
+    cand = np.flatnonzero(loc)
+    m = int(cand[-1]) if cand.size else int(np.argmax(resp))
+    off = 0.0
+    if 0 < m < resp.size - 1:
+        a, b, d = resp[m - 1], resp[m], resp[m + 1]
+        den = a - 2 * b + d
+        off = float(np.clip(0.5 * (a - d) / den, -0.5, 0.5)) if den < 0 else 0.0
+    pos = k[m] - 0.5 + off
+    pos = float(np.clip(n - 1 - pos if tip_first else pos, 0, n - 1))
+    i = int(pos)
+    return float(t[i] + (pos - i) * (t[min(i + 1, n - 1)] - t[i]))
+
+
+def test_profile_kernels_match_numpy_reference():
+    from needleguide.guidance import needle_lines as NL
+    from needleguide.guidance import needle_runs as R
+
+    rng = np.random.default_rng(3)
+    for it in range(300):
+        n = int(rng.integers(8, 400))
+        con = (rng.standard_normal(n) * 0.05).astype(np.float32)
+        a, b = sorted(rng.integers(0, n, 2))
+        con[a:b] += np.float32(rng.uniform(0, 0.3))
+        t = 0.5 * np.arange(n) - 40.0
+        s_end = int(rng.integers(0, n))
+        e_end = int(np.clip(s_end + rng.integers(-30, 30), 0, n - 1))
+        wdw, tf = int(rng.integers(1, 10)), bool(it % 2)
+        ms = None if it % 3 == 0 else float(rng.uniform(0, 0.1))
+        assert NL.step_tip(t, con, s_end, e_end, wdw, tf, ms) == \
+            _step_tip_ref(t, con, s_end, e_end, wdw, tf, ms)
+        lo, hi = int(rng.integers(1, n // 2)), int(rng.integers(n // 2, n + 5))
+        bg = np.r_[con[:lo], con[hi:]]
+        med, mad = R.median_mad_outside(con, lo, hi)
+        assert med == np.median(bg) and mad == np.median(np.abs(bg - float(np.median(bg))))
+        ok = rng.random(n) < 0.6
+        gap = int(rng.integers(0, 4))
+        idx = np.flatnonzero(ok)  # the former numpy longest run
+        brk = np.flatnonzero(np.diff(idx) > gap + 1)
+        st, en = np.r_[idx[0], idx[brk + 1]], np.r_[idx[brk], idx[-1]]
+        j = int(np.argmax(en - st))
+        assert R.longest_run(ok, gap) == (st[j], en[j])
+    assert R.longest_run(np.zeros(5, bool), 1) == (-1, -1)
+    # the sample maps of the profiles and of the batched screen
+    img = rng.random((60, 80)).astype(np.float32)
+    p0, u = np.array([3.2, 50.7]), np.array([0.8, -0.6])
+    t, offs = np.arange(0.0, 50.0, 0.5), np.array([-2.5, 0.0, 1.0], np.float32)
+    nrm = np.array([-u[1], u[0]])
+    px = (p0[0] + t[None] * u[0] + offs[:, None] * nrm[0]).astype(np.float32)
+    py = (p0[1] + t[None] * u[1] + offs[:, None] * nrm[1]).astype(np.float32)
+    ref = cv2.remap(img, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=0)
+    np.testing.assert_array_equal(NL.line_profiles(img, p0, u, t, offs), ref)
+    mx, my, lens = NL._screen_maps(np.array([[*p0, *u], [500.0, -50.0, 1.0, 0.0]]), 2.5, 1.0,
+                                   80, 60)
+    s0, s1 = NL.clip_line(p0, u, 80, 60, 1.0)
+    assert lens[0] == int((s1 - s0) / 1.0) and lens[1] == 0
+    tt = s0 + np.arange(mx.shape[2]) * 1.0
+    o3 = np.array([-2.5, 0.0, 2.5])
+    np.testing.assert_array_equal(
+        mx[0], (p0[0] + tt[None] * u[0] + o3[:, None] * nrm[0]).astype(np.float32))
+    np.testing.assert_array_equal(
+        my[0], (p0[1] + tt[None] * u[1] + o3[:, None] * nrm[1]).astype(np.float32))

@@ -32,8 +32,9 @@ import cv2
 import numpy as np
 
 from needleguide.frame import Frame
+from needleguide.guidance import needle_kernels as NK
 from needleguide.guidance import needle_lines as NL
-from needleguide.guidance.needle_measure import measure_line
+from needleguide.guidance.needle_measure import measure_shaft, quick_detection, shaft
 from needleguide.guidance.needle_types import NOT_FOUND, NeedleDetection, NeedleParams
 
 US_PARAMS = NeedleParams(snr_threshold=23.0, side_mm=2.0, min_angle_deg=14.0, n_peaks=10,
@@ -45,6 +46,8 @@ FL_PARAMS = NeedleParams(snr_threshold=14.0, side_mm=1.2, min_length_mm=5.0, gap
                          scale=1, min_sigma_px=1.0, noise_norm=True, weight_cap_q=0.3,
                          k_candidates=6000, intensity_power=0.0, n_screen=6,
                          border_penalty=0.3, max_sagitta_mm=0.12)
+
+_NO_MASK = np.ones((1, 1), bool)
 
 __all__ = ["FL_PARAMS", "NOT_FOUND", "US_PARAMS", "NeedleDetection", "NeedleParams",
            "detect_needle"]
@@ -102,13 +105,6 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
     sc = prm.scale
     small = img if sc == 1 else cv2.resize(img, (w // sc, h // sc), interpolation=cv2.INTER_AREA)
     sigma = float(np.clip(0.5 * _needle_width_mm(frame) / (sc * sp), prm.min_sigma_px, 3.0))
-    r, der = NL.hessian_ridge(small, sigma)
-    if prm.noise_norm:  # ridge strength in units of the local noise (quantum noise varies)
-        r = r / NL.local_noise(small)
-    r2 = der2 = None
-    if frame.modality == "us":  # specular shafts look thicker than the axial resolution
-        r2, der2 = NL.hessian_ridge(small, 2.5 * sigma)
-        r = np.maximum(r, r2)
     mask = None
     if frame.modality == "us":
         # the scan sector (black outside), eroded: its border is not a needle
@@ -117,18 +113,10 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
     if prior is not None and prior.found and prior.shaft_px is not None:
         mask = _band(small.shape, prior, prm.prior_band_px / sc, sc) & \
             (mask if mask is not None else True)
-    idx = NL.top_candidates(r, mask, prm.k_candidates)
+    idx, ws, comp = _candidates(frame, small, sigma, prm, mask)
     if idx.size < 10:
         return NOT_FOUND
     ys, xs = np.divmod(idx, small.shape[1])
-    # specular steel is the brightest thing on the line: weight votes by intensity²
-    ws = r.ravel()[idx] * small.ravel()[idx] ** prm.intensity_power
-    if prm.weight_cap_q < 1.0:  # saturating votes: a long faint line beats a short edge
-        ws = np.minimum(ws, np.quantile(ws, prm.weight_cap_q))
-    comp = [x.ravel()[idx] for x in der]
-    if r2 is not None:
-        big = r2.ravel()[idx] >= r.ravel()[idx]
-        comp = [np.where(big, y.ravel()[idx], x) for x, y in zip(comp, der2, strict=True)]
     ths = NL.normal_angle(*comp)
     rho_max = int(np.hypot(*small.shape)) + 1
     acc = NL.hough_gated(xs.astype(np.float64), ys.astype(np.float64), ws.astype(np.float64),
@@ -148,34 +136,33 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
     g_full = cv2.GaussianBlur(img, (0, 0), 0.8)
     peaks = NL.hough_peaks(acc, prm.n_peaks, prm.peak_frac)
     o = 0.5 * (sc - 1)  # full-resolution pixel centres: full = sc·small + (sc - 1)/2
+    ks = np.array([k for k, _ in peaks], np.int64)
+    ang = ks * np.pi / NL.N_THETA  # line normals
+    cos, sin = np.cos(ang), np.sin(ang)
+    sel = range(len(peaks))
     if prm.n_screen < len(peaks):  # one batched quick SNR on the Hough lines: best go on
-        hl = []
-        for k, ir in peaks:
-            a = k * np.pi / NL.N_THETA
-            nrm = np.array([np.cos(a), np.sin(a)])
-            hl.append(((ir - rho_max) * sc * nrm + o, np.array([-nrm[1], nrm[0]])))
-        q = NL.screen_lines(g_full, hl, max(prm.side_mm / sp, 2.5),
-                            max(3, int(round(0.5 / sp))), prm.run_k,
-                            int(round(prm.gap_mm / sp)))
-        peaks = [peaks[i] for i in np.argsort(-q)[:prm.n_screen]]
+        rr = (np.array([ir for _, ir in peaks], np.int64) - rho_max) * sc
+        cu = np.stack([rr * cos + o, rr * sin + o, -sin, cos], axis=1)  # point, direction
+        q = NL.screen_cu(g_full, cu, max(prm.side_mm / sp, 2.5),
+                         max(3, int(round(0.5 / sp))), prm.run_k,
+                         int(round(prm.gap_mm / sp)))
+        sel = np.argsort(-q)[:prm.n_screen]
     cand = []
-    for k, ir in peaks:
-        a = k * np.pi / NL.N_THETA
-        rho = ir - rho_max
-        near = np.abs(xs * np.cos(a) + ys * np.sin(a) - rho) <= 1.5
-        dth = np.abs(((ths - a) + np.pi / 2) % np.pi - np.pi / 2)
-        near &= dth <= np.radians(12.0)
-        if near.sum() < 5:
+    gate = float(np.radians(12.0))
+    for i in sel:  # refit to the candidates near the line and along it
+        m, c, cov = NK.near_fit(xs, ys, ws, ths, cos[i], sin[i],
+                                float(peaks[i][1] - rho_max), np.float32(ang[i]), gate, sc, o)
+        if m < 5:
             continue
-        c_u = NL.fit_line(sc * xs[near] + o, sc * ys[near] + o, ws[near])
-        if _gated(frame, c_u[1], prm):  # the refit may move a line into a gate
-            cand.append(c_u)
-    found, lines = [], []
+        u = np.linalg.eigh(cov)[1][:, 1]
+        if _gated(frame, u, prm):  # the refit may move a line into a gate
+            cand.append((c, u))
+    found, shafts = [], []
     for c, u in cand:
-        d = measure_line(frame, g_full, c, u, sp, prm, inverted, quick=True)
-        if d.score > 0:
-            found.append(d)
-            lines.append((c, u))
+        sh = shaft(frame, g_full, c, u, sp, prm)
+        if sh is not None and sh.snr > 0:
+            found.append(quick_detection(sh))
+            shafts.append(sh)
     if not found:
         return NOT_FOUND
     factor = np.ones(len(found))
@@ -185,22 +172,54 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
         ang = np.array([d.angle_deg for d in found])
         sc = np.array([d.score for d in found])
         mids = np.array([np.mean(d.shaft_px, axis=0) for d in found])
+        da = np.abs((ang[None, :] - ang[:, None] + 90.0) % 180.0 - 90.0)
+        a = np.radians(ang)
+        nrm = np.stack([np.sin(a), np.cos(a)], axis=1)  # normals of the lines on screen
+        strong = sc[None, :] > 0.5 * sc[:, None]
         for i in range(len(found)):
-            da = np.abs((ang - ang[i] + 90.0) % 180.0 - 90.0)
-            a = np.radians(ang[i])
-            nrm = np.array([np.sin(a), np.cos(a)])  # normal of the line on screen
-            sep = np.abs((mids - mids[i]) @ nrm)  # duplicates of this line lie on it
-            m = int(np.sum((da < 4.0) & (sc > 0.5 * sc[i]) & (sep > 6.0)))
+            sep = np.abs((mids - mids[i]) @ nrm[i])  # duplicates of this line lie on it
+            m = int(np.sum((da[i] < 4.0) & strong[i] & (sep > 6.0)))
             factor[i] = 1.0 / (1.0 + prm.parallel_penalty * m)
     # the full measurement (tip) only for the best few lines
     order = np.argsort([-d.score * f for d, f in zip(found, factor, strict=True)])
     best = NOT_FOUND
     for i in order[:prm.n_full]:
-        d = measure_line(frame, g_full, *lines[i], sp, prm, inverted)
+        d = measure_shaft(frame, g_full, shafts[i], sp, prm, inverted)
         d = _rescore(d, d.score * factor[i], prm)
         if d.score > best.score:
             best = d
     return best
+
+
+def _candidates(frame: Frame, small: np.ndarray, sigma: float, prm: NeedleParams,
+                mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The ``k_candidates`` strongest ridge pixels (flat indices, inside ``mask``), their
+    Hough vote weights and Hessian components (Ixx, Iyy, Ixy) at the ridge's scale."""
+    s1 = np.float32(sigma * sigma)
+    g1 = cv2.GaussianBlur(small, (0, 0), sigma)
+    two = frame.modality == "us"  # specular shafts look thicker than the axial resolution
+    sg2 = 2.5 * sigma
+    s2 = np.float32(sg2 * sg2)
+    g2 = cv2.GaussianBlur(small, (0, 0), sg2) if two else g1
+    # fluoroscopy: ridge strength in units of the local noise (quantum noise varies)
+    noise = NL.local_noise(small) if prm.noise_norm else g1
+    m = mask if mask is not None else _NO_MASK
+    idx, val = NK.ridge_positive(g1, s1, g2, s2, two, noise, prm.noise_norm, m,
+                                 mask is not None)
+    if idx.size > prm.k_candidates:
+        top = np.argpartition(val, -prm.k_candidates)[-prm.k_candidates:]
+        idx, val = idx[top], val[top]
+    # specular steel is the brightest thing on the line: weight votes by intensity²
+    ws = val * small.ravel()[idx] ** prm.intensity_power
+    if prm.weight_cap_q < 1.0 and ws.size:  # saturating votes: long faint beats short edge
+        ws = np.minimum(ws, np.quantile(ws, prm.weight_cap_q))
+    xx, yy, xy, _ = NK.hessian_at(g1, s1, idx)
+    comp = [xx, yy, xy]
+    if two:
+        xx2, yy2, xy2, r2 = NK.hessian_at(g2, s2, idx)
+        big = r2 >= val
+        comp = [np.where(big, y, x) for x, y in zip(comp, (xx2, yy2, xy2), strict=True)]
+    return idx, ws, comp
 
 
 def _gated(frame: Frame, u: np.ndarray, prm: NeedleParams) -> bool:

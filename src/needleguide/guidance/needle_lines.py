@@ -8,21 +8,11 @@ import math
 import cv2
 import numpy as np
 from numba import njit
-from scipy.ndimage import maximum_filter1d
+
+from needleguide.guidance import needle_kernels as K
+from needleguide.guidance import needle_runs as R
 
 N_THETA = 180  # 1° bins of the line normal's angle
-
-
-def hessian_ridge(img: np.ndarray, sigma_px: float
-                  ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Bright-ridge strength ``-λ_min·σ²`` (0 where not an elongated bright ridge) of a
-    float32 image from Gaussian second derivatives, and the derivatives (Ixx, Iyy, Ixy)
-    for :func:`normal_angle`."""
-    g = cv2.GaussianBlur(img, (0, 0), sigma_px)
-    ixx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3)
-    iyy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3)
-    ixy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3)
-    return _ridge(ixx, iyy, ixy, np.float32(sigma_px * sigma_px)), (ixx, iyy, ixy)
 
 
 def local_noise(img: np.ndarray, block: int = 8) -> np.ndarray:
@@ -41,21 +31,6 @@ def local_noise(img: np.ndarray, block: int = 8) -> np.ndarray:
 def normal_angle(ixx: np.ndarray, iyy: np.ndarray, ixy: np.ndarray) -> np.ndarray:
     """Angle (rad, [0, π)) of the normal across a bright ridge (eigenvector of λ_min)."""
     return (0.5 * np.arctan2(2.0 * ixy, ixx - iyy) + 0.5 * np.pi) % np.pi
-
-
-@njit(cache=True, fastmath=True)
-def _ridge(ixx, iyy, ixy, s2):
-    h, w = ixx.shape
-    r = np.zeros((h, w), np.float32)
-    for i in range(h):
-        for j in range(w):
-            a, b, c = ixx[i, j], iyy[i, j], ixy[i, j]
-            m = 0.5 * (a + b)
-            d = math.sqrt(0.25 * (a - b) * (a - b) + c * c)
-            lmin = m - d
-            if lmin < 0.0 and -lmin > 2.0 * abs(m + d):  # elongated bright ridge
-                r[i, j] = -lmin * s2
-    return r
 
 
 @njit(cache=True, fastmath=True)
@@ -81,55 +56,84 @@ def hough_gated(xs, ys, ws, ths, rho_max, gate_bins, n_theta):
     return acc
 
 
-def top_candidates(r: np.ndarray, mask: np.ndarray | None, k: int) -> np.ndarray:
-    """Flat indices of the ``k`` strongest ridge pixels (inside ``mask`` if given)."""
-    flat = r.ravel()
-    pos = flat > 0
-    if mask is not None:
-        pos &= mask.ravel()
-    idx = np.flatnonzero(pos)
-    if idx.size <= k:
-        return idx
-    return idx[np.argpartition(flat[idx], -k)[-k:]]
-
-
 def line_profiles(img: np.ndarray, p0: np.ndarray, u: np.ndarray, t: np.ndarray,
                   offsets: np.ndarray) -> np.ndarray:
     """Bilinear samples (len(offsets), len(t)) of ``img`` at p0 + t·u + o·n (n ⟂ u),
     (x=col, y=row) pixels; outside the image reads 0."""
-    n = np.array([-u[1], u[0]])
-    px = p0[0] + t[None, :] * u[0] + offsets[:, None] * n[0]
-    py = p0[1] + t[None, :] * u[1] + offsets[:, None] * n[1]
-    return cv2.remap(img, px.astype(np.float32), py.astype(np.float32), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    px, py = _profile_maps(float(p0[0]), float(p0[1]), float(u[0]), float(u[1]),
+                           np.asarray(t, np.float64), np.asarray(offsets))
+    return cv2.remap(img, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                     borderValue=0)
+
+
+@njit(cache=True)
+def _profile_maps(x0, y0, ux, uy, t, offs):
+    px = np.empty((offs.shape[0], t.shape[0]), np.float32)
+    py = np.empty((offs.shape[0], t.shape[0]), np.float32)
+    for r in range(offs.shape[0]):
+        ox, oy = offs[r] * -uy, offs[r] * ux
+        for k in range(t.shape[0]):
+            px[r, k] = x0 + t[k] * ux + ox
+            py[r, k] = y0 + t[k] * uy + oy
+    return px, py
 
 
 def clip_line(p0: np.ndarray, u: np.ndarray, w: int, h: int, margin: float = 1.0
               ) -> tuple[float, float] | None:
     """Parameter interval [t0, t1] of p0 + t·u inside the image (shrunk by ``margin``)."""
+    ok, lo, hi = _clip(float(p0[0]), float(p0[1]), float(u[0]), float(u[1]), w, h,
+                       float(margin))
+    return (lo, hi) if ok else None
+
+
+@njit(cache=True)
+def _clip(cx, cy, ux, uy, w, h, margin):
     lo, hi = -1e9, 1e9
-    for c, d, m in ((p0[0], u[0], w), (p0[1], u[1], h)):
+    for k in range(2):
+        c, d, m = (cx, ux, w) if k == 0 else (cy, uy, h)
         a, b = margin, m - 1 - margin
         if abs(d) < 1e-9:
             if not a <= c <= b:
-                return None
+                return False, lo, hi
             continue
         t0, t1 = (a - c) / d, (b - c) / d
         lo, hi = max(lo, min(t0, t1)), min(hi, max(t0, t1))
-    return (lo, hi) if hi > lo else None
+    return hi > lo, lo, hi
 
 
-def longest_run(ok: np.ndarray, gap: int) -> tuple[int, int]:
-    """(start, end) indices (inclusive) of the longest run of True allowing gaps of up to
-    ``gap`` False samples; (-1, -1) if none."""
-    idx = np.flatnonzero(ok)
-    if idx.size == 0:
-        return -1, -1
-    breaks = np.flatnonzero(np.diff(idx) > gap + 1)
-    starts = np.r_[idx[0], idx[breaks + 1]]
-    ends = np.r_[idx[breaks], idx[-1]]
-    j = int(np.argmax(ends - starts))
-    return int(starts[j]), int(ends[j])
+@njit(cache=True)
+def _screen_maps(cu, side_px, step_px, w, h):
+    """Remap coordinates (n, 3, T) of each line's side / on-line / side samples every
+    ``step_px`` over its span in the image, and the number of samples per line (0
+    outside: those rows read outside the image)."""
+    n = cu.shape[0]
+    lens = np.zeros(n, np.int64)
+    t0 = np.zeros(n)
+    for i in range(n):
+        ok, lo, hi = _clip(cu[i, 0], cu[i, 1], cu[i, 2], cu[i, 3], w, h, 1.0)
+        if ok:
+            lens[i] = int((hi - lo) / step_px)
+            t0[i] = lo
+        else:
+            lens[i] = -1
+    T = 1
+    for i in range(n):
+        T = max(T, lens[i])
+    px = np.zeros((n, 3, T), np.float32)
+    py = np.full((n, 3, T), -10.0, np.float32)
+    offs = (-side_px, 0.0, side_px)
+    for i in range(n):
+        if lens[i] < 0:
+            lens[i] = 0
+            continue
+        cx, cy, ux, uy = cu[i, 0], cu[i, 1], cu[i, 2], cu[i, 3]
+        for r in range(3):
+            ox, oy = offs[r] * -uy, offs[r] * ux
+            for k in range(T):
+                t = t0[i] + k * step_px
+                px[i, r, k] = cx + t * ux + ox
+                py[i, r, k] = cy + t * uy + oy
+    return px, py, lens
 
 
 def fit_line(xs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,50 +154,24 @@ def step_tip(t: np.ndarray, con: np.ndarray, s_end: int, e_end: int, wdw: int,
     ``wdw`` samples inside the strong run's end ``s_end`` to ``wdw`` beyond the
     extended end ``e_end``; the most distal local maximum above ``min_step`` (default
     40% of the largest) wins, so a faint shaft beyond a bright part ends at its own end."""
-    c = con[::-1] if tip_first else con
-    n = c.size
-    s, e = (n - 1 - s_end, n - 1 - e_end) if tip_first else (s_end, e_end)
-    cs = np.concatenate([[0.0], np.cumsum(c, dtype=np.float64)])
-    k = np.arange(max(s - wdw, wdw), min(e + wdw, n - wdw) + 1)
-    if k.size == 0:
-        k = np.array([min(max(s, 1), n - 1)])
-        return float(t[n - 1 - k[0]] if tip_first else t[k[0]])
-    lo = np.clip(k - wdw, 0, n)
-    hi = np.clip(k + wdw, 0, n)
-    resp = (cs[k] - cs[lo]) / np.maximum(k - lo, 1) - (cs[hi] - cs[k]) / np.maximum(hi - k, 1)
-    # the most distal strong local maximum (a faint shaft beyond a bright part ends there)
-    floor = 0.4 * resp.max() if min_step is None else min(min_step, 0.4 * resp.max())
-    loc = (resp >= maximum_filter1d(resp, size=max(3, wdw), mode="nearest")) & \
-        (resp >= floor) & (resp > 0)
-    cand = np.flatnonzero(loc)
-    m = int(cand[-1]) if cand.size else int(np.argmax(resp))
-    off = 0.0
-    if 0 < m < resp.size - 1:
-        a, b, d = resp[m - 1], resp[m], resp[m + 1]
-        den = a - 2 * b + d
-        off = float(np.clip(0.5 * (a - d) / den, -0.5, 0.5)) if den < 0 else 0.0
-    pos = k[m] - 0.5 + off  # the step lies between samples k-1 and k
-    if tip_first:
-        pos = n - 1 - pos
-    pos = float(np.clip(pos, 0, n - 1))
-    i = int(pos)
-    f = pos - i
-    return float(t[i] + f * (t[min(i + 1, n - 1)] - t[i]))
+    return float(R.step_tip(t, con, s_end, e_end, wdw, tip_first,
+                            0.0 if min_step is None else float(min_step), min_step is not None))
 
 
 def hough_peaks(acc: np.ndarray, n: int, min_frac: float = 0.0) -> list[tuple[int, int]]:
     """The ``n`` strongest accumulator cells (each at least ``min_frac`` of the first),
     each at least 7° or 7 px from the stronger ones (angle wraps with the mirrored rho);
     greedy over the 40·n strongest cells."""
-    flat = acc.ravel()
-    idx = np.flatnonzero(flat > 0)  # (argpartition is slow on many tied zeros)
+    idx, val = K.positive_cells(acc)  # (argpartition is slow on many tied zeros)
     if idx.size == 0:
         return []
     k = min(idx.size, 40 * n)
-    idx = idx[np.argpartition(flat[idx], -k)[-k:]]
-    idx = idx[np.argsort(-flat[idx])]
+    top = np.argpartition(val, -k)[-k:]
+    idx, val = idx[top], val[top]
+    o = np.argsort(-val)
+    idx, val = idx[o], val[o]
     ks, irs = np.divmod(idx, acc.shape[1])
-    sel = _greedy_peaks(ks, irs, flat[idx].astype(np.float64), n, float(min_frac),
+    sel = _greedy_peaks(ks, irs, val.astype(np.float64), n, float(min_frac),
                         acc.shape[0], acc.shape[1])
     return [(int(ks[i]), int(irs[i])) for i in sel]
 
@@ -227,22 +205,20 @@ def screen_lines(img: np.ndarray, lines: list[tuple[np.ndarray, np.ndarray]], si
     remap every ``step_px``: on-line minus the brighter side profile (±``side_px``), the
     longest run above ``run_k``·σ after a ``box``-sample mean (gaps ≤ ``gap`` samples),
     SNR = mean contrast / σ · √(run length / 2 px). 0 for a line outside the image."""
+    cu = np.array([[c[0], c[1], u[0], u[1]] for c, u in lines], np.float64)
+    return screen_cu(img, cu.reshape(-1, 4), side_px, box, run_k, gap, step_px)
+
+
+def screen_cu(img: np.ndarray, cu: np.ndarray, side_px: float, box: int, run_k: float,
+              gap: int, step_px: float = 1.0) -> np.ndarray:
+    """:func:`screen_lines` of lines given as rows (x, y, ux, uy) of ``cu``."""
     h, w = img.shape
-    n = len(lines)
-    spans = [clip_line(c, u, w, h, 1.0) for c, u in lines]
-    lens = np.array([0 if s is None else int((s[1] - s[0]) / step_px) for s in spans])
-    T = max(int(lens.max()) if n else 0, 1)
-    px = np.zeros((n, 3, T), np.float32)
-    py = np.full((n, 3, T), -10.0, np.float32)
-    k = np.arange(T)
-    offs = np.array([-side_px, 0.0, side_px])
-    for i, ((c, u), s) in enumerate(zip(lines, spans, strict=True)):
-        if s is None:
-            continue
-        t = s[0] + k * step_px
-        nrm = np.array([-u[1], u[0]])
-        px[i] = c[0] + t[None] * u[0] + offs[:, None] * nrm[0]
-        py[i] = c[1] + t[None] * u[1] + offs[:, None] * nrm[1]
+    n = cu.shape[0]
+    if n == 0:
+        return np.zeros(0)
+    px, py, lens = _screen_maps(np.ascontiguousarray(cu, np.float64), float(side_px),
+                                float(step_px), w, h)
+    T = px.shape[2]
     pr = cv2.remap(img, px.reshape(-1, T), py.reshape(-1, T), cv2.INTER_LINEAR,
                    borderMode=cv2.BORDER_CONSTANT, borderValue=0).reshape(n, 3, T)
     return _screen(pr, lens, box, run_k, gap, step_px)

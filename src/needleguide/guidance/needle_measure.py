@@ -5,29 +5,80 @@ fainter shaft distally). Pixel units (col, row) unless named in mm."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from needleguide.frame import Frame
 from needleguide.guidance import needle_lines as NL
+from needleguide.guidance import needle_runs as R
 from needleguide.guidance.needle_types import NOT_FOUND, NeedleDetection, NeedleParams
 
 
+@dataclass(slots=True)
+class Shaft:
+    """One candidate line's profiles, strong run and score (what the tip search reuses)."""
+
+    c: np.ndarray
+    u: np.ndarray
+    t: np.ndarray
+    pr: np.ndarray
+    on: np.ndarray
+    s1: np.ndarray
+    s2: np.ndarray
+    con: np.ndarray
+    con_s: np.ndarray
+    sig: float
+    sd12: float
+    box: int
+    side: float
+    i0: int
+    i1: int
+    length_px: float
+    snr: float
+    p_a: np.ndarray
+    p_b: np.ndarray
+    tip_first: bool | None
+    gap_mm: float
+    ratio: float
+    entry_depth_mm: float
+
+
 def measure_line(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: float,
-             prm: NeedleParams, inverted: bool, quick: bool = False) -> NeedleDetection:
+                 prm: NeedleParams, inverted: bool, quick: bool = False) -> NeedleDetection:
     """Contrast profile along the line (c, u) on the lightly smoothed image ``g``;
     ``quick``: the score and the strong run only (no tip search)."""
+    s = shaft(frame, g, c, u, sp, prm)
+    if s is None:
+        return NOT_FOUND
+    return quick_detection(s) if quick else measure_shaft(frame, g, s, sp, prm, inverted)
+
+
+def quick_detection(s: Shaft) -> NeedleDetection:
+    """The quick result of a shaft: strong run, angle and score (not yet found)."""
+    ang = float(np.degrees(np.arctan2(-(s.p_b - s.p_a)[1], (s.p_b - s.p_a)[0])) % 180.0)
+    return NeedleDetection(False, shaft_px=(tuple(s.p_a), tuple(s.p_b)), angle_deg=ang,
+                           score=s.snr)
+
+
+def shaft(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: float,
+          prm: NeedleParams) -> Shaft | None:
+    """Profiles along the line (c, u) on ``g``, its strong run of contrast and the score
+    with the modality's penalties; None without a long enough run."""
     h, w = g.shape
     span = NL.clip_line(c, u, w, h, 1.0)
     if span is None:
-        return NOT_FOUND
+        return None
     t = np.arange(span[0], span[1], 0.5)
     if t.size < 8:
-        return NOT_FOUND
+        return None
     side = max(prm.side_mm / sp, 2.5)
     far = prm.shadow_mm / sp
     offs = np.array([-side, -0.5, 0.0, 0.5, side, -far, far,
                      -side - 1.0, -side + 1.0, side - 1.0, side + 1.0], np.float32)
-    pr = NL.line_profiles(g, c, u, t, offs)
+    # only the rows used: sides and on-line; US shadow rows; side bands
+    rows = 11 if prm.band_average else (7 if frame.modality == "us" else 5)
+    pr = NL.line_profiles(g, c, u, t, offs[:rows])
     if prm.band_average:  # side bands of 3 samples, mean on-line (less noise)
         on = pr[1:4].mean(axis=0)
         s1 = (pr[0] + pr[7] + pr[8]) / 3.0
@@ -39,25 +90,27 @@ def measure_line(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: 
     box = max(3, int(round(1.0 / sp)))  # ~1 mm smoothing along the line
     ker = np.ones(box, np.float32) / box
     con_s = np.convolve(con, ker, mode="same")
-    sig = float(np.std(s1 - s2)) / np.sqrt(2.0) / np.sqrt(box) + 1e-4
+    d_all = s1 - s2
+    sd_all = float(R.std32(d_all))  # (np.std, bit for bit)
+    sig = sd_all / np.sqrt(2.0) / np.sqrt(box) + 1e-4
     ok = con_s > prm.run_k * sig
     if frame.modality == "us":
         ok &= (s1 > 0) & (s2 > 0)  # inside the sector
-    i0, i1 = NL.longest_run(ok, int(round(prm.gap_mm / sp * 2)))
+    i0, i1 = R.longest_run(ok, int(round(prm.gap_mm / sp * 2)))
     if i0 < 0:
-        return NOT_FOUND
+        return None
     length_px = (i1 - i0) * 0.5
     if length_px * sp < prm.min_length_mm:
-        return NOT_FOUND
+        return None
     seg = con[i0:i1 + 1]
-    i0s, i1s = i0, i1
     # noise beside the run itself (the rest of the line may cross brighter speckle)
-    d12 = (s1 - s2)[i0:i1 + 1] if prm.local_noise else (s1 - s2)
-    snr = float(seg.mean() / (float(np.std(d12)) / np.sqrt(2.0) + 1e-4)
+    sd12 = float(R.std32(d_all[i0:i1 + 1])) if prm.local_noise else sd_all
+    snr = float(seg.mean() / (sd12 / np.sqrt(2.0) + 1e-4)
                 * np.sqrt(max(length_px, 1.0) / 2.0))
     p_a = c + t[i0] * u
     p_b = c + t[i1] * u
-    tip_first = tip_is_first(frame, p_a, p_b, w, h)
+    # (which end is the tip: needed here by US only, else on the full measurement)
+    tip_first = tip_is_first(frame, p_a, p_b, w, h) if frame.modality == "us" else None
     gap_mm = 0.0
     ratio = 1.0
     entry_depth_mm = 0.0
@@ -100,23 +153,36 @@ def measure_line(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: 
         below, above = (pr[6], pr[5]) if nrm_row > 0 else (pr[5], pr[6])
         ratio = float(below[i0:i1 + 1].mean() / (above[i0:i1 + 1].mean() + 1e-6))
         snr *= float(np.clip(ratio / prm.shadow_ratio, 0.2, 1.0))
-    if quick:
-        ang = float(np.degrees(np.arctan2(-(p_b - p_a)[1], (p_b - p_a)[0])) % 180.0)
-        return NeedleDetection(False, shaft_px=(tuple(p_a), tuple(p_b)), angle_deg=ang,
-                               score=snr)
+    return Shaft(c, u, t, pr, on, s1, s2, con, con_s, sig, sd12, box, side, i0, i1, length_px,
+                 snr, p_a, p_b, tip_first, gap_mm, ratio, entry_depth_mm)
+
+
+def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleParams,
+                  inverted: bool) -> NeedleDetection:
+    """The full measurement of a shaft: distal extension, tip, straightness (and US bend)
+    penalties, confidence."""
+    c, u, t, pr, on, s1, s2, con, con_s = s.c, s.u, s.t, s.pr, s.on, s.s1, s.s2, s.con, \
+        s.con_s
+    sig, box, side, i0, i1, snr, tip_first = s.sig, s.box, s.side, s.i0, s.i1, s.snr, \
+        s.tip_first
+    p_a, p_b, length_px = s.p_a, s.p_b, s.length_px
+    if tip_first is None:
+        tip_first = tip_is_first(frame, p_a, p_b, g.shape[1], g.shape[0])
+    seg = con[i0:i1 + 1]
+    i0s, i1s = i0, i1
     # hysteresis: follow a fainter shaft (e.g. past a fascia) distally, ~3 mm smoothing
     box3 = max(5, int(round(3.0 / sp * 2)))
     con3 = np.convolve(con, np.ones(box3, np.float32) / box3, mode="same")
     # weak support: above the speckle's own level of the 3-mm contrast (it is biased
     # negative by the max of the two sides), measured on the line away from the run
-    bg = np.r_[con3[:max(i0 - box3, 0)], con3[i1 + box3 + 1:]]
+    lo, hi = max(i0 - box3, 0), i1 + box3 + 1  # bg: con3[:lo] and con3[hi:]
     min_step = None
-    if bg.size >= 2 * box3:
-        mu = float(np.median(bg))
-        sd = 1.4826 * float(np.median(np.abs(bg - mu))) + 1e-4
+    if lo + max(con3.size - hi, 0) >= 2 * box3:
+        mu, mad = R.median_mad_outside(con3, lo, hi)
+        mu = float(mu)
+        sd = 1.4826 * float(mad) + 1e-4
         weak = con3 > mu + prm.weak_k * sd
-        raw = np.r_[con[:max(i0 - box3, 0)], con[i1 + box3 + 1:]]
-        sd1 = 1.4826 * float(np.median(np.abs(raw - np.median(raw)))) + 1e-4
+        sd1 = 1.4826 * float(R.median_mad_outside(con, lo, hi)[1]) + 1e-4
         min_step = prm.step_k * sd1 * np.sqrt(2.0 / max(3, int(round(2.0 / sp * 2))))
     else:
         weak = con3 > prm.weak_k * sig * np.sqrt(box / box3)
@@ -173,12 +239,13 @@ def measure_line(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: 
         tip_patient_mm=tuple(float(x) for x in tip_pat),
         shaft_px=((float(tail[0]), float(tail[1])), (float(tip[0]), float(tip[1]))),
         angle_deg=ang, confidence=conf, score=snr,
-        extra={"length_mm": float(length_px * sp), "entry_depth_mm": entry_depth_mm, "bend": bend,
-               "sagitta_mm": sag_mm,
-               "noise": float(np.std(d12) / np.sqrt(2.0)),
+        extra={"length_mm": float(length_px * sp), "entry_depth_mm": s.entry_depth_mm,
+               "bend": bend, "sagitta_mm": sag_mm,
+               "noise": float(s.sd12 / np.sqrt(2.0)),
                "cv": float(np.std(con_s[i0s:i1s + 1])
                            / (abs(con_s[i0s:i1s + 1].mean()) + 1e-6)), "inverted": inverted,
-               "entry_gap_mm": float(gap_mm), "shadow_ratio": ratio, "contrast": float(seg.mean()),
+               "entry_gap_mm": float(s.gap_mm), "shadow_ratio": s.ratio,
+               "contrast": float(seg.mean()),
                "on_level": float(np.median(on[i0:i1 + 1])),
                "side_balance": float(np.minimum(s1, s2)[i0:i1 + 1].mean()
                                      / (np.maximum(s1, s2)[i0:i1 + 1].mean() + 1e-6))})

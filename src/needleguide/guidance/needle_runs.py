@@ -1,0 +1,128 @@
+"""1-D numba kernels on the profiles along a candidate line: the longest run of
+significant contrast, the standard deviation of a float32 profile, the median and MAD of
+the profile away from the run, and the tip as the most distal strong step down. Each
+reproduces the numpy / scipy code it replaced bit for bit (tests/test_guidance_needle.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from needleguide.guidance.needle_kernels import pairwise_sum
+
+
+@njit(cache=True)
+def longest_run(ok, gap):
+    """(start, end) indices (inclusive) of the longest run of True allowing gaps of up to
+    ``gap`` False samples (the first of equally long runs); (-1, -1) if none."""
+    best_s, best_e = -1, -1
+    s, last = -1, -1
+    for j in range(ok.shape[0]):
+        if ok[j]:
+            if s >= 0 and j - last > gap + 1:
+                if best_s < 0 or last - s > best_e - best_s:
+                    best_s, best_e = s, last
+                s = j
+            elif s < 0:
+                s = j
+            last = j
+    if s >= 0 and (best_s < 0 or last - s > best_e - best_s):
+        best_s, best_e = s, last
+    return best_s, best_e
+
+
+@njit(cache=True)
+def _median32(a):
+    """``np.median`` of a float32 array (float32: the mean of the two middle values is
+    taken in float32, as numpy does); ``a`` is reordered."""
+    n = a.shape[0]
+    k = n // 2
+    p = np.partition(a, k)
+    if n % 2 == 1:
+        return p[k]
+    lo = p[0]
+    for i in range(1, k):
+        lo = max(lo, p[i])
+    return np.float32((lo + p[k]) / 2)
+
+
+@njit(cache=True)
+def median_mad_outside(a, lo, hi):
+    """Median and median absolute deviation (float32, as ``np.median``) of ``a`` outside
+    ``[lo, hi)`` (a[:lo] and a[hi:])."""
+    n = a.shape[0]
+    hi = min(hi, n)
+    m = lo + max(n - hi, 0)
+    b = np.empty(m, a.dtype)
+    b[:lo] = a[:lo]
+    b[lo:] = a[hi:]
+    med = _median32(b.copy())
+    for i in range(m):
+        b[i] = abs(b[i] - med)
+    return med, _median32(b)
+
+
+@njit(cache=True)
+def step_tip(t, con, s_end, e_end, wdw, tip_first, min_step, has_min):
+    """Kernel of ``needle_lines.step_tip`` (``has_min``: ``min_step`` given)."""
+    n = con.shape[0]
+    c = con[::-1] if tip_first else con
+    s, e = (n - 1 - s_end, n - 1 - e_end) if tip_first else (s_end, e_end)
+    cs = np.empty(n + 1)
+    cs[0] = 0.0
+    acc = 0.0
+    for i in range(n):
+        acc += np.float64(c[i])
+        cs[i + 1] = acc
+    k0, k1 = max(s - wdw, wdw), min(e + wdw, n - wdw) + 1
+    if k1 <= k0:
+        k = min(max(s, 1), n - 1)
+        return t[n - 1 - k] if tip_first else t[k]
+    nk = k1 - k0
+    resp = np.empty(nk)
+    for q in range(nk):
+        k = k0 + q
+        lo = min(max(k - wdw, 0), n)
+        hi = min(max(k + wdw, 0), n)
+        resp[q] = (cs[k] - cs[lo]) / max(k - lo, 1) - (cs[hi] - cs[k]) / max(hi - k, 1)
+    top = resp.max()
+    floor = 0.4 * top if not has_min else min(min_step, 0.4 * top)
+    size = max(3, wdw)  # scipy maximum_filter1d(size, mode="nearest") window
+    b0 = size // 2
+    m = -1
+    for q in range(nk):
+        mx = resp[min(max(q - b0, 0), nk - 1)]
+        for j in range(q - b0 + 1, q - b0 + size):
+            mx = max(mx, resp[min(max(j, 0), nk - 1)])
+        if resp[q] >= mx and resp[q] >= floor and resp[q] > 0:
+            m = q
+    if m < 0:
+        m = int(np.argmax(resp))
+    off = 0.0
+    if 0 < m < nk - 1:
+        a, b, d = resp[m - 1], resp[m], resp[m + 1]
+        den = a - 2 * b + d
+        if den < 0:
+            off = min(max(0.5 * (a - d) / den, -0.5), 0.5)
+    pos = (k0 + m) - 0.5 + off  # the step lies between samples k-1 and k
+    if tip_first:
+        pos = n - 1 - pos
+    pos = min(max(pos, 0.0), n - 1.0)
+    i = int(pos)
+    f = pos - i
+    return t[i] + f * (t[min(i + 1, n - 1)] - t[i])
+
+
+@njit(cache=True)
+def std32(a):
+    """``np.std`` of a 1-D float32 array (n ≥ 1), float32, bit for bit: pairwise sums,
+    the mean and the variance rounded to float32."""
+    n = a.shape[0]
+    mean = np.float32(pairwise_sum(a, 0, n) / n)
+    x = np.empty(n, np.float32)
+    for i in range(n):
+        d = a[i] - mean
+        x[i] = d * d
+    return np.float32(math.sqrt(np.float32(pairwise_sum(x, 0, n) / n)))
