@@ -104,6 +104,9 @@ class Procedure(BaseModel):
     avoid: tuple[str, ...] = ()  # tissue names of needleguide.anatomy.tissues
     avoid_other: tuple[str, ...] = ()  # structures with no tissue label (free text)
     tolerance_mm: float = Field(gt=0, le=20)
+    # the needle is advanced until it rests on the target bone (periosteal end point:
+    # medial branch, third occipital nerve on the pillar, hip head-neck junction)
+    bony_endpoint: bool = False
     tolerance_basis: Basis = "assumption"
     evidence: tuple[str, ...] = Field(min_length=1)
     notes: str = ""

@@ -39,6 +39,7 @@ REDIRECT_DEG = 8.0  # a larger needed turn means withdraw and re-insert
 MAX_WALKOFF = 3
 WALKOFF_MM = 5.0
 WALKOFF_DEG = 4.0  # re-angling after withdrawing from bone
+BONY_SLACK_MM = 3.0  # a periosteal target: bone felt this much (+ tolerance) short ends it
 REENTRY_MM = 20.0  # off the line shallower than this, beyond what steering can correct,
 # on two images in a row: re-insert rather than steer
 GATE_MM = 8.0  # estimates farther than this (+15% of the depth) from the aim are ignored
@@ -221,9 +222,14 @@ def run_session(cfg: SessionConfig,
                                 float(np.linalg.norm(tr)), None if est is None else
                                 float(np.linalg.norm(est - body.tip))))
         if touched_bone:
+            on_target = proc.bony_endpoint and \
+                depth_goal - body.inserted <= proc.tolerance_mm + BONY_SLACK_MM
             events.append(Event(t, "bone_contact", True,
                                 f"{patient.tissue_name_at(body.tip + body.axis)} at "
-                                f"{body.inserted:.0f} mm"))
+                                f"{body.inserted:.0f} mm"
+                                + (" (the target bone: end point)" if on_target else "")))
+            if on_target:
+                break  # a periosteal target: the needle rests on the bone it aimed at
             if depth_goal - body.inserted > 8.0 and passes < cfg.max_passes:
                 action = "redirect"
             elif depth_goal - body.inserted > 2.0 and walkoffs < MAX_WALKOFF:
