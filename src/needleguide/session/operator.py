@@ -111,7 +111,7 @@ class FluoroOperator(Operator):
         base = named_view(patient, "ap", lvl, side=side).beam if cleft else \
             self.carms[work].beam
         # the needle comes from the back: the skin side is the one the beam leaves toward
-        self.plan = plan_fluoro_path(patient, target, _posterior(base), proc.avoid,
+        self.plan = plan_fluoro_path(patient, target, _skin_side(base, side), proc.avoid,
                                      max_needle_mm=178.0, cleft=cleft)
         if cleft:
             # the joint-line view: the C-arm turned (obliquity and cranio-caudal tilt)
@@ -209,8 +209,14 @@ class FluoroOperator(Operator):
         return confirm_fluoro(self, body, t, events)
 
 
-def _posterior(v) -> np.ndarray:
+def _skin_side(v, side: str | None) -> np.ndarray:
+    """The working beam's direction pointing out of the body where the needle enters:
+    posterior for a beam nearer AP than lateral (the patient prone), toward the target's
+    side for a nearer-lateral beam (a lateral approach enters on the same side: RAS +x is
+    the patient's right)."""
     v = np.asarray(v, float)
+    if side in ("right", "left") and abs(v[0]) > abs(v[1]):
+        return v if v[0] * (1.0 if side == "right" else -1.0) > 0 else -v
     return v if v[1] < 0 else -v
 
 
