@@ -205,17 +205,14 @@ def _candidates(frame: Frame, small: np.ndarray, sigma: float, prm: NeedleParams
     noise = NL.local_noise(small) if prm.noise_norm else g1
     m = mask if mask is not None else _NO_MASK
     idx, val = NK.ridge_positive(g1, s1, g2, s2, two, noise, prm.noise_norm, m,
-                                 mask is not None)
-    if idx.size > prm.k_candidates:
-        top = np.argpartition(val, -prm.k_candidates)[-prm.k_candidates:]
-        idx, val = idx[top], val[top]
+                                 mask is not None, prm.k_candidates)
     # specular steel is the brightest thing on the line: weight votes by intensity²
     ws = val * small.ravel()[idx] ** prm.intensity_power
     if prm.weight_cap_q < 1.0 and ws.size:  # saturating votes: long faint beats short edge
         ws = np.minimum(ws, np.quantile(ws, prm.weight_cap_q))
     xx, yy, xy, _ = NK.hessian_at(g1, s1, idx)
     comp = [xx, yy, xy]
-    if two:
+    if two:  # the components at the stronger scale
         xx2, yy2, xy2, r2 = NK.hessian_at(g2, s2, idx)
         big = r2 >= val
         comp = [np.where(big, y, x) for x, y in zip(comp, (xx2, yy2, xy2), strict=True)]

@@ -1,7 +1,7 @@
 """Fused numba kernels of the needle analyser's candidate stage: Hessian ridge strength
 (second derivatives exactly as ``cv2.Sobel(ksize=3)`` of the Gaussian-blurred image) with
-the local-noise division and the positive-pixel compaction in one pass, the derivatives at
-the chosen pixels only, the Hough accumulator's positive cells, the line refit of one
+the local-noise division and the positive-pixel compaction in one pass, the derivatives
+at the chosen pixels, the Hough accumulator's strongest cells, and the line refit of one
 accumulator peak.
 
 Every kernel reproduces the numpy / OpenCV operations it replaces bit for bit (same
@@ -14,11 +14,13 @@ other widths OpenCV's scalar tail rounds differently, by float32 rounding.)"""
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from numba import njit
 
 _HALF_PI32 = np.float32(np.pi / 2)
+_TLS = threading.local()
 _PI32 = np.float32(np.pi)
 
 
@@ -74,19 +76,42 @@ def _ridge_row(g, i, s2, xx, yy, xy, r):
         r[j] = np.float32(_ridge_px(xx[j], yy[j], xy[j], s2))
 
 
-@njit(cache=True, error_model="numpy")  # (no zero-division branch: the division vectorises)
-def ridge_positive(g1, s1, g2, s2, two_scales, noise, use_noise, mask, use_mask):
+def scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A per-thread scratch array, reused from call to call: large fresh arrays cost
+    page faults on every frame (the allocator hands big blocks back to the system)."""
+    bufs = _TLS.__dict__.setdefault("bufs", {})
+    size = int(np.prod(shape))
+    b = bufs.get(name)
+    if b is None or b.size < size or b.dtype != np.dtype(dtype):
+        b = bufs[name] = np.empty(size, dtype)
+    return b[:size].reshape(shape)
+
+
+def ridge_positive(g1: np.ndarray, s1: np.float32, g2: np.ndarray, s2: np.float32,
+                   two_scales: bool, noise: np.ndarray, use_noise: bool, mask: np.ndarray,
+                   use_mask: bool, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Flat indices (ascending) and values (float32) of the pixels with a positive ridge
     strength: ridge of the blurred image ``g1`` (σ² = ``s1``), divided by ``noise`` if
     ``use_noise``, the larger of it and the ridge of ``g2`` (σ² = ``s2``) if
     ``two_scales``, only where ``mask`` if ``use_mask`` (pass any 2-D arrays when
-    unused). One pass over the rows; no full-size temporaries."""
+    unused). With ``k``: only the ``k`` strongest (``np.argpartition`` of those, in its
+    order, as before)."""
+    n = g1.size + 1
+    idx_b, val_b = scratch("ridge_idx", (n,), np.int64), scratch("ridge_val", (n,), np.float32)
+    m = _ridge_positive(g1, s1, g2, s2, two_scales, noise, use_noise, mask, use_mask,
+                        idx_b, val_b)
+    idx, val = idx_b[:m], val_b[:m]
+    if k is not None and m > k:
+        top = np.argpartition(val, -k)[-k:]
+        return idx[top], val[top]
+    return idx.copy(), val.copy()
+
+
+@njit(cache=True, error_model="numpy")  # (no zero-division branch: the division vectorises)
+def _ridge_positive(g1, s1, g2, s2, two_scales, noise, use_noise, mask, use_mask, idx, val):
+    """One pass over the rows of :func:`ridge_positive` into the buffers; the count."""
     h, w = g1.shape
-    idx = np.empty(h * w + 1, np.int64)
-    val = np.empty(h * w + 1, np.float32)
-    xx = np.empty(w, np.float32)
-    yy = np.empty(w, np.float32)
-    xy = np.empty(w, np.float32)
+    xx, yy, xy = np.empty(w, np.float32), np.empty(w, np.float32), np.empty(w, np.float32)
     r = np.empty(w, np.float32)
     r2 = np.empty(w, np.float32)
     n = 0
@@ -108,12 +133,13 @@ def ridge_positive(g1, s1, g2, s2, two_scales, noise, use_noise, mask, use_mask)
             if use_mask:
                 ok = ok & (mask[i, j] != 0)
             n += 1 if ok else 0
-    return idx[:n].copy(), val[:n].copy()
+    return n
 
 
 @njit(cache=True)
 def hessian_at(g, s2, idx):
-    """(Ixx, Iyy, Ixy) (float32) and the ridge strength (σ² = ``s2``) at flat indices."""
+    """(Ixx, Iyy, Ixy) (float32) and the ridge strength (σ² = ``s2``) at flat indices
+    (cheaper than keeping the derivatives of every positive pixel)."""
     w = g.shape[1]
     n = idx.shape[0]
     xx = np.empty(n, np.float32)
@@ -128,18 +154,35 @@ def hessian_at(g, s2, idx):
     return xx, yy, xy, r
 
 
-@njit(cache=True)
-def positive_cells(acc):
+def top_cells(acc: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices and values of the ``k`` strongest accumulator cells > 0
+    (``np.argpartition`` of the positive cells in index order, as before)."""
+    n = acc.size + 1
+    idx_b, val_b = scratch("cells_idx", (n,), np.int64), scratch("cells_val", (n,), acc.dtype)
+    m = _positive_cells(acc.ravel(), idx_b, val_b)
+    if m == 0:
+        return idx_b[:0].copy(), val_b[:0].copy()
+    k = min(m, k)
+    top = np.argpartition(val_b[:m], -k)[-k:]
+    return idx_b[:m][top], val_b[:m][top]
+
+
+def positive_cells(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Flat indices (ascending) and values of the accumulator cells > 0."""
-    flat = acc.ravel()
-    idx = np.empty(flat.shape[0] + 1, np.int64)
-    val = np.empty(flat.shape[0] + 1, flat.dtype)
+    n = acc.size + 1
+    idx_b, val_b = scratch("cells_idx", (n,), np.int64), scratch("cells_val", (n,), acc.dtype)
+    m = _positive_cells(acc.ravel(), idx_b, val_b)
+    return idx_b[:m].copy(), val_b[:m].copy()
+
+
+@njit(cache=True)
+def _positive_cells(flat, idx, val):
     n = 0
     for i in range(flat.shape[0]):  # branch-free compaction
         idx[n] = i
         val[n] = flat[i]
         n += 1 if flat[i] > 0 else 0
-    return idx[:n].copy(), val[:n].copy()
+    return n
 
 
 @njit(cache=True)

@@ -33,26 +33,41 @@ def normal_angle(ixx: np.ndarray, iyy: np.ndarray, ixy: np.ndarray) -> np.ndarra
     return (0.5 * np.arctan2(2.0 * ixy, ixx - iyy) + 0.5 * np.pi) % np.pi
 
 
-@njit(cache=True, fastmath=True)
-def hough_gated(xs, ys, ws, ths, rho_max, gate_bins, n_theta):
+def hough_gated(xs: np.ndarray, ys: np.ndarray, ws: np.ndarray, ths: np.ndarray,
+                rho_max: int, gate_bins: int, n_theta: int) -> np.ndarray:
     """Weighted Hough accumulator (n_theta, 2·rho_max+1): each point votes for the normal
-    angles within ``gate_bins`` of its own ridge normal, with a triangular angle weight."""
+    angles within ``gate_bins`` of its own ridge normal, with a triangular angle weight.
+    (A per-thread scratch array: valid until the next call.)"""
+    acc = K.scratch("hough", (n_theta, 2 * rho_max + 1), np.float32)
+    return _hough_gated(xs, ys, ws, ths, rho_max, gate_bins, n_theta, acc)
+
+
+@njit(cache=True, fastmath=True)
+def _hough_gated(xs, ys, ws, ths, rho_max, gate_bins, n_theta, acc):
     n_rho = 2 * rho_max + 1
-    acc = np.zeros((n_theta, n_rho), np.float32)
+    acc[:] = 0.0
     cs = np.empty(n_theta)
     sn = np.empty(n_theta)
     for k in range(n_theta):
         a = k * math.pi / n_theta
         cs[k] = math.cos(a)
         sn[k] = math.sin(a)
+    tri = np.empty(2 * gate_bins + 1)  # triangular angle weights
+    for dk in range(-gate_bins, gate_bins + 1):
+        tri[dk + gate_bins] = 1.0 - abs(dk) / (gate_bins + 1.0)
     for i in range(xs.shape[0]):
-        k0 = int(ths[i] / math.pi * n_theta + 0.5)
+        k0 = int(ths[i] / math.pi * n_theta + 0.5)  # in [0, n_theta]
+        x, y, wi = xs[i], ys[i], ws[i]
         for dk in range(-gate_bins, gate_bins + 1):
-            k = (k0 + dk) % n_theta  # (θ+π, -ρ) is the same line as (θ, ρ)
-            rho = xs[i] * cs[k] + ys[i] * sn[k]
+            k = k0 + dk  # (θ+π, -ρ) is the same line as (θ, ρ): wrap (no modulo: slow)
+            if k < 0:
+                k += n_theta
+            elif k >= n_theta:
+                k -= n_theta
+            rho = x * cs[k] + y * sn[k]
             ir = int(rho + rho_max + 0.5)
             if 0 <= ir < n_rho:
-                acc[k, ir] += ws[i] * (1.0 - abs(dk) / (gate_bins + 1.0))
+                acc[k, ir] += wi * tri[dk + gate_bins]
     return acc
 
 
@@ -162,12 +177,9 @@ def hough_peaks(acc: np.ndarray, n: int, min_frac: float = 0.0) -> list[tuple[in
     """The ``n`` strongest accumulator cells (each at least ``min_frac`` of the first),
     each at least 7° or 7 px from the stronger ones (angle wraps with the mirrored rho);
     greedy over the 40·n strongest cells."""
-    idx, val = K.positive_cells(acc)  # (argpartition is slow on many tied zeros)
+    idx, val = K.top_cells(acc, 40 * n)  # (argpartition is slow on many tied zeros)
     if idx.size == 0:
         return []
-    k = min(idx.size, 40 * n)
-    top = np.argpartition(val, -k)[-k:]
-    idx, val = idx[top], val[top]
     o = np.argsort(-val)
     idx, val = idx[o], val[o]
     ks, irs = np.divmod(idx, acc.shape[1])

@@ -83,29 +83,27 @@ def shaft(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: float,
         on = pr[1:4].mean(axis=0)
         s1 = (pr[0] + pr[7] + pr[8]) / 3.0
         s2 = (pr[4] + pr[9] + pr[10]) / 3.0
-    else:
-        on = pr[1:4].max(axis=0)
+        con = on - np.maximum(s1, s2)
+        d_all = s1 - s2
+        sd_all = float(np.std(d_all))
+    else:  # (numba, as the numpy above bit for bit)
+        on, con, d_all, sd_all = R.side_contrast(pr)
         s1, s2 = pr[0], pr[4]
-    con = on - np.maximum(s1, s2)
     box = max(3, int(round(1.0 / sp)))  # ~1 mm smoothing along the line
     ker = np.ones(box, np.float32) / box
     con_s = np.convolve(con, ker, mode="same")
-    d_all = s1 - s2
-    sd_all = float(R.std32(d_all))  # (np.std, bit for bit)
     sig = sd_all / np.sqrt(2.0) / np.sqrt(box) + 1e-4
-    ok = con_s > prm.run_k * sig
-    if frame.modality == "us":
-        ok &= (s1 > 0) & (s2 > 0)  # inside the sector
-    i0, i1 = R.longest_run(ok, int(round(prm.gap_mm / sp * 2)))
+    # strong run: con_s > run_k·σ (and inside the US sector)
+    i0, i1 = R.strong_run(con_s, float(prm.run_k * sig), s1, s2, frame.modality == "us",
+                          int(round(prm.gap_mm / sp * 2)))
     if i0 < 0:
         return None
     length_px = (i1 - i0) * 0.5
     if length_px * sp < prm.min_length_mm:
         return None
-    seg = con[i0:i1 + 1]
     # noise beside the run itself (the rest of the line may cross brighter speckle)
     sd12 = float(R.std32(d_all[i0:i1 + 1])) if prm.local_noise else sd_all
-    snr = float(seg.mean() / (sd12 / np.sqrt(2.0) + 1e-4)
+    snr = float(np.float32(R.mean32(con[i0:i1 + 1])) / (sd12 / np.sqrt(2.0) + 1e-4)
                 * np.sqrt(max(length_px, 1.0) / 2.0))
     p_a = c + t[i0] * u
     p_b = c + t[i1] * u
@@ -168,7 +166,7 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
     p_a, p_b, length_px = s.p_a, s.p_b, s.length_px
     if tip_first is None:
         tip_first = tip_is_first(frame, p_a, p_b, g.shape[1], g.shape[0])
-    seg = con[i0:i1 + 1]
+    seg_mean = np.float32(R.mean32(con[i0:i1 + 1]))  # (seg.mean())
     i0s, i1s = i0, i1
     # hysteresis: follow a fainter shaft (e.g. past a fascia) distally, ~3 mm smoothing
     box3 = max(5, int(round(3.0 / sp * 2)))
@@ -224,7 +222,7 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
     if check and frame.modality == "us" and prm.bend_penalty < 1.0:
         # a needle ends; a curved fascia or bone line goes on beside the fitted line
         bend = NL.bend_contrast(g, tip, -u if tip_first else u, side, 6.0 / sp,
-                                prm.bend_angles_deg) / (float(seg.mean()) + 1e-6)
+                                prm.bend_angles_deg) / (float(seg_mean) + 1e-6)
         if bend > prm.bend_frac:
             snr *= prm.bend_penalty
     tail = p_b if tip_first else p_a
@@ -234,6 +232,10 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
     ang = float(np.degrees(np.arctan2(-d[1], d[0])) % 180.0)
     tip_img = (float(tip[0] * frame.spacing_mm[1]), float(tip[1] * frame.spacing_mm[0]))
     tip_pat = frame.pixel_to_patient(tip[0], tip[1])
+    # float32 statistics as numpy's: std / mean of con_s over the strong run, median of
+    # the on-line level and means of the darker / brighter side over the extended run
+    cs_sd, cs_mean, on_med, lo_mean, hi_mean = (
+        np.float32(v) for v in R.run_extras(con_s, i0s, i1s, on, s1, s2, i0, i1))
     return NeedleDetection(
         found=conf >= 0.5, tip_px=(float(tip[0]), float(tip[1])), tip_image_mm=tip_img,
         tip_patient_mm=tuple(float(x) for x in tip_pat),
@@ -242,13 +244,10 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
         extra={"length_mm": float(length_px * sp), "entry_depth_mm": s.entry_depth_mm,
                "bend": bend, "sagitta_mm": sag_mm,
                "noise": float(s.sd12 / np.sqrt(2.0)),
-               "cv": float(np.std(con_s[i0s:i1s + 1])
-                           / (abs(con_s[i0s:i1s + 1].mean()) + 1e-6)), "inverted": inverted,
+               "cv": float(cs_sd / (abs(cs_mean) + 1e-6)), "inverted": inverted,
                "entry_gap_mm": float(s.gap_mm), "shadow_ratio": s.ratio,
-               "contrast": float(seg.mean()),
-               "on_level": float(np.median(on[i0:i1 + 1])),
-               "side_balance": float(np.minimum(s1, s2)[i0:i1 + 1].mean()
-                                     / (np.maximum(s1, s2)[i0:i1 + 1].mean() + 1e-6))})
+               "contrast": float(seg_mean), "on_level": float(on_med),
+               "side_balance": float(lo_mean / (hi_mean + 1e-6))})
 
 
 def tip_is_first(frame: Frame, p_a: np.ndarray, p_b: np.ndarray, w: int, h: int) -> bool:

@@ -126,3 +126,51 @@ def std32(a):
         d = a[i] - mean
         x[i] = d * d
     return np.float32(math.sqrt(np.float32(pairwise_sum(x, 0, n) / n)))
+
+
+@njit(cache=True)
+def mean32(a):
+    """``a.mean()`` of a 1-D float32 array (n ≥ 1), bit for bit."""
+    return np.float32(pairwise_sum(a, 0, a.shape[0]) / a.shape[0])
+
+
+@njit(cache=True)
+def side_contrast(pr):
+    """From the profiles (rows: side, on-line −0.5 / 0 / +0.5, side, …): the on-line
+    level (max of rows 1–3), the contrast over the brighter side, the side difference
+    and its standard deviation (``np.std``)."""
+    n = pr.shape[1]
+    on = np.empty(n, np.float32)
+    con = np.empty(n, np.float32)
+    d = np.empty(n, np.float32)
+    for j in range(n):
+        o = max(max(pr[1, j], pr[2, j]), pr[3, j])
+        on[j] = o
+        con[j] = o - max(pr[0, j], pr[4, j])
+        d[j] = pr[0, j] - pr[4, j]
+    return on, con, d, std32(d)
+
+
+@njit(cache=True)
+def strong_run(con_s, thr, s1, s2, sector, gap):
+    """:func:`longest_run` of ``con_s > thr`` (and, if ``sector``, both sides > 0)."""
+    n = con_s.shape[0]
+    ok = np.empty(n, np.bool_)
+    for j in range(n):
+        ok[j] = con_s[j] > thr and (not sector or (s1[j] > 0 and s2[j] > 0))
+    return longest_run(ok, gap)
+
+
+@njit(cache=True)
+def run_extras(con_s, i0s, i1s, on, s1, s2, i0, i1):
+    """float32 statistics of a measured shaft (as numpy): std and mean of ``con_s`` over
+    the strong run, median of ``on`` and means of the darker / brighter side over the
+    extended run."""
+    cs = con_s[i0s:i1s + 1]
+    m = i1 - i0 + 1
+    lo = np.empty(m, np.float32)
+    hi = np.empty(m, np.float32)
+    for k in range(m):
+        lo[k] = min(s1[i0 + k], s2[i0 + k])
+        hi[k] = max(s1[i0 + k], s2[i0 + k])
+    return std32(cs), mean32(cs), _median32(on[i0:i1 + 1].copy()), mean32(lo), mean32(hi)
