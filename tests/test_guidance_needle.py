@@ -53,7 +53,8 @@ def us_frame(seed: int, tip=(170.0, 160.0), angle_deg: float = 35.0, needle: boo
                  modality="us", settings={"axial_resolution_mm": 0.3}, truth=truth)
 
 
-def fl_frame(seed: int, display: str, needle: bool = True) -> Frame:
+def fl_frame(seed: int, display: str, needle: bool = True, tip=(120.0, 140.0),
+             hub=(20.0, 30.0)) -> Frame:
     """A fluoroscopy-like frame: smooth background + noise, a thin steel line (bright in
     white-bone, dark in black-bone)."""
     rng = np.random.default_rng(seed)
@@ -62,7 +63,6 @@ def fl_frame(seed: int, display: str, needle: bool = True) -> Frame:
     img += rng.normal(0, 0.03, (N, N)).astype(np.float32)
     truth = FrameTruth()
     if needle:
-        tip, hub = (120.0, 140.0), (20.0, 30.0)
         m = np.zeros((N, N), np.uint8)
         cv2.line(m, (int(hub[0]), int(hub[1])), (int(tip[0]), int(tip[1])), 255, 2)
         img = img + 0.35 * cv2.GaussianBlur(m.astype(np.float32) / 255, (0, 0), 0.7)
@@ -74,6 +74,19 @@ def fl_frame(seed: int, display: str, needle: bool = True) -> Frame:
                  ImageToPatient=np.eye(4), time_s=0.0, modality="fluoro",
                  settings={"display": display, "sid_mm": 1000.0, "sod_mm": 650.0},
                  truth=truth)
+
+
+def test_fluoro_axis_gate_lifted_along_a_prior():
+    # a horizontal needle (a planned lateral approach seen in AP) lies inside the axis gate:
+    # not searched without a prior, found along a prior that runs the same way
+    f = fl_frame(5, "white-bone", tip=(150.0, 128.0), hub=(10.0, 128.0))
+    assert not detect_needle(f.without_truth()).found
+    prior = NeedleDetection(True, tip_px=(146.0, 129.5), shaft_px=((10.0, 131.0), (146.0, 129.5)))
+    d = detect_needle(f.without_truth(), prior=prior)
+    assert d.found and _err_px(d, f) < 3.0  # the drawn line's cap adds ~1 px
+    # a prior at 30° to it does not lift the gate for the horizontal line
+    off = NeedleDetection(True, tip_px=(146.0, 50.0), shaft_px=((10.0, 128.0), (146.0, 50.0)))
+    assert not detect_needle(f.without_truth(), prior=off).found
 
 
 @pytest.fixture(scope="session")

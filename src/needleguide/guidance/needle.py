@@ -56,8 +56,9 @@ def _gray(frame: Frame) -> np.ndarray:
     p = frame.pixels
     if p.ndim == 3:
         p = cv2.cvtColor(np.ascontiguousarray(p[..., :3]), cv2.COLOR_RGB2GRAY)
-    if p.dtype == np.uint8:
-        return p.astype(np.float32) * np.float32(1.0 / 255.0)
+    if p.dtype == np.uint8:  # (scratch arrays: no fresh pages per frame)
+        return np.multiply(p, np.float32(1.0 / 255.0),
+                           out=NK.scratch("gray", p.shape, np.float32))
     return np.ascontiguousarray(p, dtype=np.float32)
 
 
@@ -92,7 +93,9 @@ def detect_needle(frame: Frame, prior: NeedleDetection | None = None,
     img = _gray(frame)
     best = NOT_FOUND
     for inv in _polarities(frame):
-        d = _detect(frame, 1.0 - img if inv else img, prior, prm, inv)
+        g = np.subtract(1.0, img, out=NK.scratch("inverted", img.shape, np.float32)) \
+            if inv else img
+        d = _detect(frame, g, prior, prm, inv)
         if d.score > best.score:
             best = d
     return best
@@ -103,7 +106,9 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
     h, w = img.shape
     sp = float(np.mean(frame.spacing_mm))
     sc = prm.scale
-    small = img if sc == 1 else cv2.resize(img, (w // sc, h // sc), interpolation=cv2.INTER_AREA)
+    small = img if sc == 1 else cv2.resize(
+        img, (w // sc, h // sc), dst=NK.scratch("small", (h // sc, w // sc), np.float32),
+        interpolation=cv2.INTER_AREA)
     sigma = float(np.clip(0.5 * _needle_width_mm(frame) / (sc * sp), prm.min_sigma_px, 3.0))
     mask = None
     if frame.modality == "us":
@@ -121,19 +126,28 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
     rho_max = int(np.hypot(*small.shape)) + 1
     acc = NL.hough_gated(xs.astype(np.float64), ys.astype(np.float64), ws.astype(np.float64),
                          ths.astype(np.float64), rho_max, prm.gate_deg, NL.N_THETA)
+    prior_dir = _prior_direction(prior)
     if frame.modality == "fluoro" and prm.axis_gate_deg > 0:
         # standard C-arm views square the end-plates: end-plates, spinous processes and
-        # canal walls lie along the image axes (*assumption*: needles rarely do)
+        # canal walls lie along the image axes (*assumption*: needles rarely do). A prior
+        # along an axis (a planned needle seen side-on in AP) lifts the gate within
+        # ``prior_gate_deg`` of its own direction: the band around it holds the search.
         g = int(round(prm.axis_gate_deg))
         q = NL.N_THETA // 2
+        keep = acc.copy() if prior_dir is not None else None
         acc[:g + 1] = 0.0
         acc[NL.N_THETA - g:] = 0.0
         acc[q - g:q + g + 1] = 0.0
+        if keep is not None:
+            k = np.arange(NL.N_THETA)
+            near = np.abs((k - _normal_bin(prior_dir) + q) % NL.N_THETA - q) \
+                <= prm.prior_gate_deg
+            acc[near] = keep[near]
     if frame.modality == "us" and prm.min_angle_deg > 0:
         # in-plane needles come in from the side: no lines within min_angle of horizontal
         g = int(round(prm.min_angle_deg))
         acc[NL.N_THETA // 2 - g:NL.N_THETA // 2 + g + 1] = 0.0
-    g_full = cv2.GaussianBlur(img, (0, 0), 0.8)
+    g_full = cv2.GaussianBlur(img, (0, 0), 0.8, dst=NK.scratch("g_full", img.shape, np.float32))
     peaks = NL.hough_peaks(acc, prm.n_peaks, prm.peak_frac)
     o = 0.5 * (sc - 1)  # full-resolution pixel centres: full = sc·small + (sc - 1)/2
     ks = np.array([k for k, _ in peaks], np.int64)
@@ -155,7 +169,7 @@ def _detect(frame: Frame, img: np.ndarray, prior: NeedleDetection | None, prm: N
         if m < 5:
             continue
         u = np.linalg.eigh(cov)[1][:, 1]
-        if _gated(frame, u, prm):  # the refit may move a line into a gate
+        if _gated(frame, u, prm, prior_dir):  # the refit may move a line into a gate
             cand.append((c, u))
     found, shafts = [], []
     for c, u in cand:
@@ -196,11 +210,12 @@ def _candidates(frame: Frame, small: np.ndarray, sigma: float, prm: NeedleParams
     """The ``k_candidates`` strongest ridge pixels (flat indices, inside ``mask``), their
     Hough vote weights and Hessian components (Ixx, Iyy, Ixy) at the ridge's scale."""
     s1 = np.float32(sigma * sigma)
-    g1 = cv2.GaussianBlur(small, (0, 0), sigma)
+    g1 = cv2.GaussianBlur(small, (0, 0), sigma, dst=NK.scratch("g1", small.shape, np.float32))
     two = frame.modality == "us"  # specular shafts look thicker than the axial resolution
     sg2 = 2.5 * sigma
     s2 = np.float32(sg2 * sg2)
-    g2 = cv2.GaussianBlur(small, (0, 0), sg2) if two else g1
+    g2 = cv2.GaussianBlur(small, (0, 0), sg2, dst=NK.scratch("g2", small.shape, np.float32)) \
+        if two else g1
     # fluoroscopy: ridge strength in units of the local noise (quantum noise varies)
     noise = NL.local_noise(small) if prm.noise_norm else g1
     m = mask if mask is not None else _NO_MASK
@@ -219,16 +234,41 @@ def _candidates(frame: Frame, small: np.ndarray, sigma: float, prm: NeedleParams
     return idx, ws, comp
 
 
-def _gated(frame: Frame, u: np.ndarray, prm: NeedleParams) -> bool:
+def _gated(frame: Frame, u: np.ndarray, prm: NeedleParams,
+           prior_dir: np.ndarray | None = None) -> bool:
     """Whether a line of direction ``u`` passes the modality's angle gates (the same as
     the Hough transform's: US not within ``min_angle_deg`` of the horizontal, fluoroscopy
-    not within ``axis_gate_deg`` of the image axes)."""
+    not within ``axis_gate_deg`` of the image axes unless within ``prior_gate_deg`` of
+    the prior's direction ``prior_dir``)."""
     a = float(np.degrees(np.arctan2(abs(u[1]), abs(u[0]))))  # 0..90 from the horizontal
     if frame.modality == "us":
         return a >= prm.min_angle_deg
     if frame.modality == "fluoro" and prm.axis_gate_deg > 0:
+        if prior_dir is not None and _angle_between_deg(u, prior_dir) <= prm.prior_gate_deg:
+            return True
         return prm.axis_gate_deg <= a <= 90.0 - prm.axis_gate_deg
     return True
+
+
+def _prior_direction(prior: NeedleDetection | None) -> np.ndarray | None:
+    """Unit direction (col, row) of a prior's shaft; None without a prior or for a dot."""
+    if prior is None or not prior.found or prior.shaft_px is None:
+        return None
+    (c0, r0), (c1, r1) = prior.shaft_px
+    d = np.array([c1 - c0, r1 - r0], float)
+    n = float(np.linalg.norm(d))
+    return d / n if n > 1e-6 else None
+
+
+def _normal_bin(u: np.ndarray) -> int:
+    """Hough bin (1° steps) of the normal of a line of direction ``u`` (col, row)."""
+    return int(round(float(np.degrees(np.arctan2(u[0], -u[1]))) % 180.0)) % NL.N_THETA
+
+
+def _angle_between_deg(u: np.ndarray, v: np.ndarray) -> float:
+    """Angle (0–90°) between two undirected lines."""
+    c = abs(float(u @ v)) / (float(np.linalg.norm(u) * np.linalg.norm(v)) + 1e-12)
+    return float(np.degrees(np.arccos(min(1.0, c))))
 
 
 def _rescore(d: NeedleDetection, score: float, prm: NeedleParams) -> NeedleDetection:

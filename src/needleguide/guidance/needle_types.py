@@ -13,7 +13,8 @@ class NeedleParams:
     snr_threshold: score at confidence 0.5; snr_scale: logistic width; min_length_mm:
     shortest accepted shaft; gap_mm: largest gap inside a shaft run; side_mm: distance of
     the side profiles from the line; run_k: contrast (× noise σ) for a sample to support
-    the shaft; prior_band_px: half width of the search band around a prior line."""
+    the shaft; prior_band_px: half width of the search band around a prior line;
+    prior_gate_deg: the fluoroscopy axis gate is lifted this close to a prior's direction."""
 
     k_candidates: int = 1500
     gate_deg: int = 4
@@ -24,6 +25,7 @@ class NeedleParams:
     side_mm: float = 1.2
     run_k: float = 1.5
     prior_band_px: float = 25.0
+    prior_gate_deg: float = 6.0
     n_peaks: int = 6
     min_angle_deg: float = 12.0
     weak_k: float = 1.5
