@@ -17,15 +17,21 @@ N_THETA = 180  # 1° bins of the line normal's angle
 
 def local_noise(img: np.ndarray, block: int = 8) -> np.ndarray:
     """Local noise σ map (same shape as ``img``): RMS of the 3×3 high-pass of every second
-    pixel, averaged over about 5·``block`` pixels (computed at 1/``block`` resolution)."""
+    pixel, averaged over about 5·``block`` pixels (computed at 1/``block`` resolution).
+    (A per-thread scratch array: valid until the next call.)"""
     h, w = img.shape
-    sub = np.ascontiguousarray(img[::2, ::2])
-    hp = sub - cv2.blur(sub, (3, 3))
+    sub = K.scratch("noise_sub", ((h + 1) // 2, (w + 1) // 2), img.dtype)
+    sub[...] = img[::2, ::2]
+    hp = np.subtract(sub, cv2.blur(sub, (3, 3), dst=K.scratch("noise_blur", sub.shape,
+                                                               img.dtype)),
+                     out=K.scratch("noise_hp", sub.shape, img.dtype))
     b2 = max(block // 2, 1)
-    sm = cv2.resize(hp * hp, (max(sub.shape[1] // b2, 1), max(sub.shape[0] // b2, 1)),
+    sm = cv2.resize(np.multiply(hp, hp, out=hp),
+                    (max(sub.shape[1] // b2, 1), max(sub.shape[0] // b2, 1)),
                     interpolation=cv2.INTER_AREA)
     sm = np.sqrt(cv2.blur(sm, (5, 5))) + np.float32(1e-4)
-    return cv2.resize(sm, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(sm, (w, h), dst=K.scratch("noise", (h, w), sm.dtype),
+                      interpolation=cv2.INTER_LINEAR)
 
 
 def normal_angle(ixx: np.ndarray, iyy: np.ndarray, ixy: np.ndarray) -> np.ndarray:
