@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 import os
 
-# Idle OpenMP threads sleep instead of spinning at the barriers between kernels: on a
-# machine shared with other work, spinning made 2-thread frames 5–10× slower (measured
-# 28 ms vs 4.9 ms median); on a quiet machine the cost is a few µs per barrier. Only takes
-# effect if set before the process's first parallel launch; a user's setting wins.
+# If numba's OpenMP layer is chosen (NUMBA_THREADING_LAYER=omp; the package default is the
+# work queue, see needleguide/__init__.py): idle threads sleep instead of spinning at the
+# barriers between kernels (spinning made 2-thread frames 5–10× slower on a shared machine).
+# Only takes effect before the process's first parallel launch; a user's setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
