@@ -31,8 +31,9 @@ INJECTION_START_S = 0.6
 #: clinical live contrast runs 7.5–15 /s (``evaluate_contrast(pulse_rate=7.5)``)
 LIVE_PULSE_RATE = 15.0
 DSA_FPS = 2.0
-#: the baseline's single spot image: its one frame may alarm on shape alone; spot images
-#: have no recursive filter
+#: the baseline's single spot image: its one frame may alarm on shape (or pieces) alone;
+#: spot images have no recursive filter; the ridge cue needs ``ridge_frames`` (3) frames,
+#: which one spot cannot give (on one frame it false-alarms: seeds 0–23, 13 of 96)
 BASELINE_PARAMS = ContrastParams(shape_frames_live=1, temporal_filter=1.0)
 PATTERNS = ("arterial", "venous", "epidural", "intrathecal", "intra-articular", "soft-tissue")
 #: volume (mL) and rate (mL/s) per pattern (as cli/contrast.py; arterial/venous: test dose)
@@ -132,6 +133,11 @@ def _summary(rows: list[dict]) -> dict:
     lat_a = [r["latency_after_arrival_s"] for r in pos
              if r["alarm"] and r["latency_after_arrival_s"] is not None]
     correct = sum(r["pred"] == r["truth"] for r in rows)
+    causes: dict[str, dict[str, int]] = {"positives": {}, "negatives": {}}
+    for r in rows:
+        if r["alarm"]:
+            d = causes["positives" if r["truth"] in INTRAVASCULAR else "negatives"]
+            d[r["cause"]] = d.get(r["cause"], 0) + 1
     return {
         "confusion": {t: {p: c for p, c in row.items() if c} for t, row in confusion.items()
                       if any(row.values())},
@@ -143,6 +149,7 @@ def _summary(rows: list[dict]) -> dict:
         "alarm_latency_after_arrival_s": _stats(lat_a),
         "alarm_within_1s_of_arrival": (sum(x <= 1.0 for x in lat_a) / len(pos)) if pos
         else None,
+        "alarm_causes": causes,
     }
 
 
@@ -153,7 +160,7 @@ def _stats(x: list[float]) -> dict:
 
 def _score(res, truth: str, arrival_s: float | None) -> dict:
     alarm = res.alarm_time_s is not None
-    return {"truth": truth, "pred": res.label, "alarm": alarm,
+    return {"truth": truth, "pred": res.label, "alarm": alarm, "cause": res.alarm_cause,
             "latency_s": (res.alarm_time_s - INJECTION_START_S) if alarm else None,
             "latency_after_arrival_s": (res.alarm_time_s - arrival_s)
             if alarm and arrival_s is not None else None}
@@ -205,13 +212,29 @@ def evaluate_contrast(n: int, seed: int, progress: Callable[[int, int], None] | 
             if progress:
                 progress(done, total)
     out = {k: _summary(v) for k, v in rows.items()}
+    out["side_by_side"] = side_by_side(out)
     out["cases"] = len(rows["live"])
+    out["held_out"] = seed >= 1000
     out["skipped"] = skipped
     out["seeds"] = [seed, seed + n - 1]
     out["live_pulse_rate"] = pulse_rate
     out["dsa_frame_rate"] = DSA_FPS
     out["fps"] = analyser_fps()
     return out
+
+
+def side_by_side(out: dict) -> dict[str, dict[str, float | None]]:
+    """The goal's figures for live, DSA and the one-spot baseline in one table: metric →
+    {live, dsa, baseline} (latencies in s after the truth-side vessel arrival)."""
+    rows = {"intravascular_sensitivity": lambda d: d["intravascular"]["sensitivity"],
+            "intravascular_specificity": lambda d: d["intravascular"]["specificity"],
+            "latency_after_arrival_median_s":
+                lambda d: d["alarm_latency_after_arrival_s"]["median"],
+            "latency_after_arrival_p95_s": lambda d: d["alarm_latency_after_arrival_s"]["p95"],
+            "alarm_within_1s_of_arrival": lambda d: d["alarm_within_1s_of_arrival"],
+            "accuracy_6_class": lambda d: d["accuracy"]}
+    return {name: {k: get(out[k]) for k in ("live", "dsa", "baseline")}
+            for name, get in rows.items()}
 
 
 def _overlay(folder, name: str, frames, res) -> None:
