@@ -138,3 +138,19 @@ def test_simulated_injection(lumbar_small, pattern, expect_alarm):
     else:
         assert case["arrival_s"] is None
         assert live.label not in INTRAVASCULAR
+
+
+def test_clipped_air_beside_the_body_does_not_shrink_the_noise():
+    # half the field is air clipped at white (no noise, as beside a neck): the noise is
+    # measured on the body only, so body noise is not taken for contrast, and an
+    # accumulating collection in the body stays extravascular
+    fr = _frames(lambda t: 0.05 * max(t, 0) + 0.01)
+    out = []
+    for f in fr:
+        img = np.array(f.pixels)
+        img[:, 60:] = 1.0
+        out.append(Frame(pixels=img, spacing_mm=f.spacing_mm, ImageToPatient=f.ImageToPatient,
+                         time_s=f.time_s, modality="fluoro", settings=f.settings))
+    r = classify_sequence(out, "live", 3)
+    assert r.alarm_time_s is None and r.label not in INTRAVASCULAR
+    assert r.mask is not None and r.mask[:, :48].sum() < 0.5 * r.mask.size / 2

@@ -60,6 +60,7 @@ from needleguide.guidance.contrast_features import (
     frame_features,
     noise_map,
     opacification,
+    unclipped,
 )
 from needleguide.guidance.contrast_line import LineParams, ridge_length
 from needleguide.guidance.contrast_timecourse import TimeCourse, saturation_llr
@@ -181,16 +182,20 @@ def classify_sequence(frames: list[Frame], mode: str = "live", n_mask: int = 3,
     pixel_mm = float(f0.spacing_mm[0])
     st = _State()
     a = float(frames[-1].settings.get("temporal_filter", p.temporal_filter)) if live else 1.0
+    # pixels clipped at the display's black / white (air beside the neck) carry no signal
+    valid = unclipped(frames[0] if live else next(
+        (f for f in frames if f.settings.get("dsa_role") == "mask"), f0))
     tc = TimeCourse(pixel_mm, p.roi_dilate_mm, recursive_weight=a,
-                    before=before_map(frames, n_mask) if live else None)
+                    before=before_map(frames, n_mask) if live else None, valid=valid)
     # last frame known to precede the injection (the start is searched after it)
     t0 = float(frames[n_mask - 1].time_s) if live else float(times[0])
-    nmap = noise_map(frames[:n_mask], pixel_mm, p) if live and p.local_noise else None
+    nmap = noise_map(frames[:n_mask], pixel_mm, p, valid) if live and p.local_noise \
+        else None
     need_shape = p.shape_frames_live if live else 1
     r = max(1, int(round(p.ridge_exclude_mm / pixel_mm)))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     for cmap, t in zip(maps, times, strict=True):
-        f, m, z = frame_features(cmap, pixel_mm, t, p, st.origin, nmap)
+        f, m, z = frame_features(cmap, pixel_mm, t, p, st.origin, nmap, valid)
         st.feats.append(f)
         tc.add(cmap, t, m)
         st.last_mask = m

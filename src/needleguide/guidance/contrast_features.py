@@ -86,11 +86,26 @@ def before_map(frames: list[Frame], n_mask: int) -> np.ndarray:
     return _sign(frames) * (stack.mean(axis=0) - stack[-1])
 
 
-def noise_map(frames: list[Frame], pixel_mm: float, p: ContrastParams) -> np.ndarray | None:
-    """Relative noise σ map (median 1) of the smoothed contrast map, from the frame-to-frame
-    differences of the pre-injection ``frames`` (quantum noise grows behind thick anatomy:
-    ≈ 3× across an AP lumbar field), smoothed over ``noise_map_mm``; None with fewer than
-    3 frames (a single spot pair, DSA: one global σ)."""
+CLIP_MARGIN = 0.005  # display values this close to 0 or 1 are clipped (no signal)
+
+
+def unclipped(frame: Frame) -> np.ndarray | None:
+    """Pixels of ``frame`` that carry signal: not clipped at the display's black or white
+    (air beside a neck or a limb saturates and has no noise; statistics over it would make
+    the body's noise look tiny). None when nothing is clipped."""
+    v = np.asarray(frame.pixels, np.float32)
+    top = 255.0 if v.max() > 1.5 else 1.0
+    ok = (v > CLIP_MARGIN * top) & (v < (1.0 - CLIP_MARGIN) * top)
+    return None if ok.all() or ok.mean() < 0.05 else ok
+
+
+def noise_map(frames: list[Frame], pixel_mm: float, p: ContrastParams,
+              valid: np.ndarray | None = None) -> np.ndarray | None:
+    """Relative noise σ map (median 1 over the ``valid`` pixels) of the smoothed contrast
+    map, from the frame-to-frame differences of the pre-injection ``frames`` (quantum noise
+    grows behind thick anatomy: ≈ 3× across an AP lumbar field), smoothed over
+    ``noise_map_mm``; None with fewer than 3 frames (a single spot pair, DSA: one global
+    σ)."""
     if len(frames) < 3:
         return None
     s = max(p.smooth_mm / pixel_mm, 0.5)
@@ -98,30 +113,32 @@ def noise_map(frames: list[Frame], pixel_mm: float, p: ContrastParams) -> np.nda
     d2 = np.mean([(b - a) ** 2 for a, b in zip(sm, sm[1:], strict=False)], axis=0)
     v = cv2.GaussianBlur(d2.astype(np.float32), (0, 0), p.noise_map_mm / pixel_mm)
     r = np.sqrt(np.maximum(v, 0.0))
-    med = float(np.median(r))
+    med = float(np.median(r if valid is None else r[valid]))
     if med <= 0:
         return None
     return np.maximum(r / med, 0.2).astype(np.float32)
 
 
-def _noise_sigma(img: np.ndarray) -> float:
-    """Robust σ (median absolute deviation) of a map, on every second pixel."""
-    v = img[::2, ::2]
+def _noise_sigma(img: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """Robust σ (median absolute deviation) of a map, on every second (valid) pixel."""
+    v = img[::2, ::2] if valid is None else img[::2, ::2][valid[::2, ::2]]
     med = float(np.median(v))
     return 1.4826 * float(np.median(np.abs(v - med))) + 1e-6
 
 
 def frame_features(cmap: np.ndarray, pixel_mm: float, t_s: float, p: ContrastParams,
                    origin: tuple[float, float] | None = None,
-                   noise: np.ndarray | None = None
+                   noise: np.ndarray | None = None, valid: np.ndarray | None = None
                    ) -> tuple[FrameFeatures, np.ndarray, np.ndarray]:
     """Features, opacified mask and z map (unit noise) of one contrast map; ``origin``:
     the first opacified point (row, col px) or None; ``noise``: relative noise σ map
-    (:func:`noise_map`; None = uniform)."""
+    (:func:`noise_map`; None = uniform); ``valid``: the pixels that carry signal
+    (:func:`unclipped`; None = all): the noise statistics use only them."""
     sm = cv2.GaussianBlur(cmap.astype(np.float32), (0, 0), max(p.smooth_mm / pixel_mm, 0.5))
-    dev = sm - float(np.median(sm[::2, ::2]))
+    sub = sm[::2, ::2] if valid is None else sm[::2, ::2][valid[::2, ::2]]
+    dev = sm - float(np.median(sub))
     zr = dev if noise is None else dev / noise
-    z = zr / _noise_sigma(zr)
+    z = zr / _noise_sigma(zr, valid)
     m = z > p.z_threshold
     lab, n = ndi.label(m)
     f = FrameFeatures(time_s=t_s)

@@ -42,7 +42,8 @@ class TimeCourse:
     so the region sums are unfiltered exactly, x_k = (y_k − (1 − a)·y_{k−1}) / a, which
     undoes its lag (≈ (1 − a)/a frames) and whitens the noise. before: the contrast map of
     the frame just before the first one added (the last pre-injection frame), the y_{−1}
-    of the first step.
+    of the first step. valid: the pixels that carry signal (not clipped at the display's
+    black or white); the noise is measured only where they are.
     """
 
     pixel_mm: float
@@ -52,6 +53,7 @@ class TimeCourse:
     maps: list[np.ndarray] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     union: np.ndarray | None = None
+    valid: np.ndarray | None = None
 
     def add(self, cmap: np.ndarray, t_s: float, mask: np.ndarray) -> None:
         """Add one contrast map (positive = iodine) at ``t_s`` with its opacified mask."""
@@ -73,11 +75,16 @@ class TimeCourse:
         return cv2.dilate(self.union.astype(np.uint8), k).astype(bool)
 
     def _far_roi(self, roi: np.ndarray) -> np.ndarray | None:
-        """The region shifted by half the image (the shift whose copy misses it)."""
+        """The region shifted by half (or a quarter of) the image: the first shift whose
+        copy misses it and lies on pixels that carry signal (≥ 90 % valid)."""
         h, w = roi.shape
-        for dy, dx in ((0, w // 2), (h // 2, 0), (h // 2, w // 2)):
+        n = max(int(roi.sum()), 1)
+        for dy, dx in ((0, w // 2), (h // 2, 0), (h // 2, w // 2), (h // 4, 0), (-h // 4, 0),
+                       (0, w // 4), (0, -w // 4)):
             sh = np.roll(roi, (dy, dx), axis=(0, 1))
-            if not (sh & roi).any():
+            if (sh & roi).any():
+                continue
+            if self.valid is None or (sh & self.valid).sum() >= 0.9 * n:
                 return sh
         return None
 
@@ -96,7 +103,8 @@ class TimeCourse:
             d = np.diff(far * px2)
             sig = float(np.sqrt(np.mean(d * d) / 2.0))
         else:
-            sig = float(np.std(self.maps[-1][~roi]) * np.sqrt(roi.sum())) * px2
+            rest = ~roi if self.valid is None else (~roi & self.valid)
+            sig = float(np.std(self.maps[-1][rest]) * np.sqrt(roi.sum())) * px2
         return np.asarray(self.times), s, max(sig, 1e-9)
 
 
