@@ -100,7 +100,12 @@ def _table(target: str, r: dict) -> None:
                 ("intravascular sensitivity", lambda d: d["intravascular"]["sensitivity"]),
                 ("intravascular specificity", lambda d: d["intravascular"]["specificity"]),
                 ("alarm latency median (s)", lambda d: d["alarm_latency_s"]["median"]),
-                ("alarm latency p95 (s)", lambda d: d["alarm_latency_s"]["p95"])]
+                ("alarm latency p95 (s)", lambda d: d["alarm_latency_s"]["p95"]),
+                ("alarm after arrival median (s)",
+                 lambda d: d["alarm_latency_after_arrival_s"]["median"]),
+                ("alarm after arrival p95 (s)",
+                 lambda d: d["alarm_latency_after_arrival_s"]["p95"]),
+                ("alarm within 1 s of arrival", lambda d: d["alarm_within_1s_of_arrival"])]
         for name, get in rows:
             t.add_row(name, *[_fmt(get(r[k])) for k in ("live", "dsa", "baseline")])
         out.print(t)
