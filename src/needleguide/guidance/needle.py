@@ -38,7 +38,6 @@ from needleguide.guidance.needle_measure import measure_shaft, quick_detection, 
 from needleguide.guidance.needle_types import NOT_FOUND, NeedleDetection, NeedleParams
 
 US_PARAMS = NeedleParams(snr_threshold=23.0, side_mm=2.0, min_angle_deg=14.0, n_peaks=10,
-                         tip_point_ratio=5.0,
                          parallel_penalty=1.0, linear_tip=True, tip_offset_mm=0.6,
                          entry_depth_mm=5.0, entry_reach_mm=25.0, bend_penalty=0.3,
                          max_sagitta_mm=0.3)

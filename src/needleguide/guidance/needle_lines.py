@@ -8,7 +8,6 @@ import math
 import cv2
 import numpy as np
 from numba import njit
-from scipy.ndimage import maximum_filter1d
 
 from needleguide.guidance import needle_kernels as K
 from needleguide.guidance import needle_runs as R
@@ -352,29 +351,3 @@ def sagitta_px(img: np.ndarray, p0: np.ndarray, u: np.ndarray, t0: float, t1: fl
                 else 0.0
         pos.append(float(offs[j]) + 0.5 * f)
     return pos[1] - 0.5 * (pos[0] + pos[2])
-
-
-def point_end_tip(g: np.ndarray, c: np.ndarray, u: np.ndarray, t: np.ndarray, i_tail: int,
-                  tip_first: bool, sp_mm: float, dr_db: float, ratio: float,
-                  on_mm: float = 0.5, side_mm: tuple[float, float] = (2.0, 3.0),
-                  win_mm: float = 4.0) -> float | None:
-    """US tip as the most distal point-like echo on the line c + t·u (t in px, samples
-    0.5 px apart; ``i_tail``: index of the shaft's proximal end): where the echo intensity
-    (display ``g`` mapped back through the log compression of ``dr_db``) on the line (max
-    over ±``on_mm``) is ≥ ``ratio`` × the brightest of the parallel lines ``side_mm``
-    either side within ±``win_mm``/2 along it. The bevel echo is angle independent, so it
-    marks the tip after a steep shaft has faded; a surface crossing the line is bright on
-    the parallel lines too and does not count. Returns t of the tip (px) or None."""
-    k = float(dr_db) / 20.0 * np.log(10.0)
-    o, a, b = on_mm / sp_mm, side_mm[0] / sp_mm, side_mm[1] / sp_mm
-    offs = np.array([0.0, -o, o, a, b, -a, -b], np.float32)
-    pr = line_profiles(g, c, u, t, offs)
-    inten = np.exp(2.0 * k * (pr - 1.0)) * (pr > 0)
-    on = inten[:3].max(axis=0)
-    w = int(round(win_mm / sp_mm * 2.0)) | 1
-    side = maximum_filter1d(inten[3:].max(axis=0), size=w)
-    ok = (on > ratio * (side + 1e-12)) & (pr[0] > 0)
-    idx = np.flatnonzero(ok[:i_tail + 1] if tip_first else ok[i_tail:])
-    if idx.size == 0:
-        return None
-    return float(t[idx[0]] if tip_first else t[i_tail + idx[-1]])

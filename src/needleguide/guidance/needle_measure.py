@@ -210,16 +210,7 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
         tt += (1.0 if tip_first else -1.0) * prm.tip_offset_mm / sp
     else:
         tt = NL.step_tip(t, con, s_end, e_end, wdw, tip_first, min_step)
-    tip = c + tt * u  # the end of the shaft's echo (the bend check looks past it)
-    tip_out = tip
-    if dr and prm.tip_point_ratio is not None:
-        # a steep shaft fades below the first fascia, the bevel echo does not: the most
-        # distal point-like echo on the line is the tip (less the PSF's reach)
-        tp = NL.point_end_tip(g, c, u, t, i1 if tip_first else i0, tip_first, sp,
-                              float(dr), prm.tip_point_ratio)
-        if tp is not None:
-            tip_out = c + (tp + (1.0 if tip_first else -1.0) * prm.tip_point_offset_mm
-                           / sp) * u
+    tip = c + tt * u
     bend = 0.0
     # a needle is straight: a bowed ridge (fascia, bone surface) along the fit is not
     sag_mm = 0.0
@@ -235,7 +226,6 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
         if bend > prm.bend_frac:
             snr *= prm.bend_penalty
     tail = p_b if tip_first else p_a
-    tip = tip_out
     i0, i1 = (min(i0, e_end), i1) if tip_first else (i0, max(i1, e_end))
     conf = float(1.0 / (1.0 + np.exp(-(snr - prm.snr_threshold) / prm.snr_scale)))
     d = tip - tail

@@ -14,10 +14,7 @@ class NeedleParams:
     shortest accepted shaft; gap_mm: largest gap inside a shaft run; side_mm: distance of
     the side profiles from the line; run_k: contrast (× noise σ) for a sample to support
     the shaft; prior_band_px: half width of the search band around a prior line;
-    prior_gate_deg: the fluoroscopy axis gate is lifted this close to a prior's direction;
-    tip_point_ratio: US tip = the most distal point-like echo this much brighter than the
-    parallel lines 2–3 mm away (None: the step / half-maximum tip), less
-    tip_point_offset_mm."""
+    prior_gate_deg: the fluoroscopy axis gate is lifted this close to a prior's direction."""
 
     k_candidates: int = 1500
     gate_deg: int = 4
@@ -29,8 +26,6 @@ class NeedleParams:
     run_k: float = 1.5
     prior_band_px: float = 25.0
     prior_gate_deg: float = 6.0
-    tip_point_ratio: float | None = None
-    tip_point_offset_mm: float = 0.6
     n_peaks: int = 6
     min_angle_deg: float = 12.0
     weak_k: float = 1.5
