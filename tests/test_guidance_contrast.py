@@ -154,3 +154,228 @@ def test_clipped_air_beside_the_body_does_not_shrink_the_noise():
     r = classify_sequence(out, "live", 3)
     assert r.alarm_time_s is None and r.label not in INTRAVASCULAR
     assert r.mask is not None and r.mask[:, :48].sum() < 0.5 * r.mask.size / 2
+
+
+# --- kernels against the straightforward numpy / scipy / OpenCV steps (bit for bit) -----
+
+def _blobs(seed=3, size=120, noise=None):
+    """A smoothed noise field with a few opacified blobs (one at the border) and a thin
+    line, as a contrast map, a noise map and a valid mask with a clipped strip."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    img = rng.normal(0, 1, (size, size)).astype(np.float32)
+    for (r, c, rad, a) in ((40, 50, 9, 4.0), (80, 85, 4, 6.0), (3, 60, 6, 5.0)):
+        img += a * ((yy - r) ** 2 + (xx - c) ** 2 < rad ** 2)
+    img[20:100, 20:22] += 3.0
+    cmap = cv2.GaussianBlur(img, (0, 0), 1.5).astype(np.float32)
+    nmap = (1.0 + 0.5 * xx / size).astype(np.float32)
+    valid = np.ones((size, size), bool)
+    valid[:, -10:] = False
+    return cmap, nmap, valid
+
+
+def _features_reference(cmap, pixel_mm, p, origin, noise, valid):
+    """The former whole-image frame_features (numpy / scipy / skimage)."""
+    import cv2
+    from scipy import ndimage as ndi
+    from skimage.morphology import skeletonize
+
+    from needleguide.guidance.contrast_features import FrameFeatures, _noise_sigma
+    from needleguide.guidance.contrast_shape import spread_near, spread_per_mass
+
+    sm = cv2.GaussianBlur(cmap.astype(np.float32), (0, 0), max(p.smooth_mm / pixel_mm, 0.5))
+    sub = sm[::2, ::2] if valid is None else sm[::2, ::2][valid[::2, ::2]]
+    dev = sm - float(np.median(sub))
+    zr = dev if noise is None else dev / noise
+    z = zr / _noise_sigma(zr, valid)
+    m = z > p.z_threshold
+    lab, n = ndi.label(m)
+    f = FrameFeatures(time_s=0.0)
+    px2 = pixel_mm * pixel_mm
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:] * px2
+    peak = ndi.maximum(z, lab, np.arange(1, n + 1))
+    keep = np.flatnonzero((sizes >= p.min_area_mm2) & (np.asarray(peak) >= p.z_seed)) + 1
+    if n == 0 or keep.size == 0:
+        return f, np.zeros_like(m), z
+    m = np.isin(lab, keep)
+    rr, cc = np.nonzero(m)
+    f.area_mm2 = float(rr.size * px2)
+    f.signal = float(np.clip(dev[m], 0, None).sum() * px2)
+    f.height_mm = float((rr.max() - rr.min() + 1) * pixel_mm)
+    f.breadth_mm = float((cc.max() - cc.min() + 1) * pixel_mm)
+    f.length_mm = float(max(int(skeletonize(m).sum()), 1) * pixel_mm)
+    f.width_mm = f.area_mm2 / max(f.length_mm, pixel_mm)
+    if origin is None:
+        k = int(np.argmax(cmap[rr, cc]))
+        origin = (float(rr[k]), float(cc[k]))
+    f.spread_mm = float(np.hypot(rr - origin[0], cc - origin[1]).max() * pixel_mm)
+    f.spread_ratio, f.eff_area_mm2 = spread_per_mass(dev, m, pixel_mm)
+    f.near_ratio, f.near_eff_mm2 = spread_near(dev, m, pixel_mm, origin, p.near_reach_mm)
+    return f, m, z
+
+
+def _same(a, b):
+    from dataclasses import astuple
+
+    return all(x == y or (x != x and y != y) for x, y in zip(astuple(a), astuple(b),
+                                                             strict=True))
+
+
+def test_median32_matches_numpy_median():
+    from needleguide.guidance.contrast_kernels import median32
+
+    rng = np.random.default_rng(4)
+    for n in [*range(1, 30), 999, 1000, 4097]:
+        x = (rng.normal(size=n) * 10 ** rng.uniform(-3, 3)).astype(np.float32)
+        assert median32(x) == float(np.median(x))
+        x = np.round(x, 0).astype(np.float32)  # ties
+        assert median32(x) == float(np.median(x))
+
+
+@pytest.mark.parametrize("with_noise,with_valid", [(False, False), (True, True)])
+def test_frame_features_match_the_whole_image_reference(with_noise, with_valid):
+    from needleguide.guidance.contrast import ContrastParams, frame_features
+
+    cmap, nmap, valid = _blobs()
+    p = ContrastParams(min_area_mm2=10.0, z_seed=5.0)
+    noise, val = (nmap if with_noise else None), (valid if with_valid else None)
+    for origin in (None, (40.0, 50.0), (100.0, 10.0)):
+        f, m, z = frame_features(cmap, 1.0, 0.0, p, origin, noise, val)
+        f_ref, m_ref, z_ref = _features_reference(cmap, 1.0, p, origin, noise, val)
+        assert np.array_equal(z, z_ref) and np.array_equal(m, m_ref)
+        assert m.sum() > 100 and m[0].any()  # several regions, one on the border
+        assert _same(f, f_ref)
+    f, m, _ = frame_features(np.zeros_like(cmap), 1.0, 0.0, p)  # nothing opacified
+    assert not m.any() and f.area_mm2 == 0.0
+
+
+def test_ridge_kernels_match_the_numpy_reference():
+    import numba
+    from scipy import ndimage as ndi
+
+    from needleguide.guidance.contrast_kernels import label_max_min
+    from needleguide.guidance.contrast_line import LineParams, ridge_z, ridge_z_reference
+
+    cmap, _, _ = _blobs(seed=5, size=96)
+    threads = numba.get_num_threads()
+    try:
+        for n in {1, threads}:  # one thread, and the orientations split over two
+            numba.set_num_threads(n)
+            for px in (1.0, 1.4):
+                assert np.array_equal(ridge_z(cmap, px, LineParams()),
+                                      ridge_z_reference(cmap, px, LineParams()))
+    finally:
+        numba.set_num_threads(threads)
+    lab, n = ndi.label(cmap > 1.0)
+    dist = np.hypot(*np.mgrid[:96, :96] - 30.0)
+    mx, mn = label_max_min(lab, n, cmap, dist)
+    idx = np.arange(1, n + 1)
+    assert np.array_equal(mx, ndi.maximum(cmap, lab, idx))
+    assert np.array_equal(mn, ndi.minimum(dist, lab, idx))
+
+
+def test_region_kernels_match_numpy_and_opencv():
+    import cv2
+
+    from needleguide.guidance.contrast_kernels import (
+        bbox,
+        dilate_mask,
+        grow_dilated,
+        region_runs,
+        row_runs,
+        runs_sum,
+    )
+
+    rng = np.random.default_rng(6)
+    img = rng.normal(0, 1, (90, 110)).astype(np.float32)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
+    union, roi = np.zeros(img.shape, bool), np.zeros(img.shape, bool)
+    ref_union = np.zeros(img.shape, bool)
+    for step in range(6):  # a growing, flickering region that reaches the border
+        m = cv2.GaussianBlur(rng.normal(0, 1, img.shape).astype(np.float32), (0, 0), 3) \
+            > 0.25 - 0.05 * step
+        m[:, :40] = False
+        box = bbox(m)
+        assert np.array_equal(dilate_mask(m, k), cv2.dilate(m.astype(np.uint8), k) > 0)
+        runs = region_runs(m, box)
+        assert runs_sum(img, runs, np.empty(m.sum(), np.float32)) == float(img[m].sum())
+        grow_dilated(union, m, *box, row_runs(k), roi)
+        ref_union |= m
+        assert np.array_equal(union, ref_union)
+        assert np.array_equal(roi, cv2.dilate(ref_union.astype(np.uint8), k) > 0)
+    assert row_runs(np.ones((3, 4), np.uint8)) is None
+
+
+def test_spread_on_a_crop_matches_the_whole_image():
+    from needleguide.guidance.contrast_shape import spread_near, spread_per_mass
+
+    cmap, _, _ = _blobs(seed=7)
+    m = cmap > 2.0
+    r, c = np.nonzero(m)
+    y0, y1, x0, x1 = r.min(), r.max() + 1, c.min(), c.max() + 1
+    crop, mc = cmap[y0:y1, x0:x1], m[y0:y1, x0:x1]
+    assert spread_per_mass(cmap, m, 0.7) == spread_per_mass(crop, mc, 0.7, (y0, x0))
+    for origin in ((40.0, 50.0), (80.0, 85.0)):
+        assert spread_near(cmap, m, 0.7, origin, 30.0) == \
+            spread_near(crop, mc, 0.7, origin, 30.0, (y0, x0))
+
+
+def _signal_reference(tc):
+    """The former TimeCourse.signal: the union dilated on the whole image, every region
+    sum by numpy, the noise region by np.roll."""
+    import cv2
+
+    px2 = tc.pixel_mm ** 2
+    r = max(1, int(round(tc.roi_dilate_mm / tc.pixel_mm)))
+    roi = cv2.dilate(tc.union.astype(np.uint8), cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool)
+    s = tc._unfilter([float(m[roi].sum()) for m in tc.maps],
+                     None if tc.before is None else float(tc.before[roi].sum())) * px2
+    h, w = roi.shape
+    off = None
+    for dy, dx in ((0, w // 2), (h // 2, 0), (h // 2, w // 2), (h // 4, 0), (-h // 4, 0),
+                   (0, w // 4), (0, -w // 4)):
+        sh = np.roll(roi, (dy, dx), axis=(0, 1))
+        if not (sh & roi).any() and (tc.valid is None or
+                                     (sh & tc.valid).sum() >= 0.9 * max(roi.sum(), 1)):
+            off = sh
+            break
+    far = tc._unfilter([float(m[off].sum()) for m in tc.maps],
+                       None if tc.before is None else float(tc.before[off].sum()))
+    d = np.diff(far * px2)
+    return roi, s, float(np.sqrt(np.mean(d * d) / 2.0))
+
+
+def test_timecourse_signal_matches_the_whole_image_reference():
+    from needleguide.guidance.contrast_timecourse import TimeCourse
+
+    rng = np.random.default_rng(8)
+    yy, xx = np.mgrid[:100, :120]
+    valid = xx < 110
+    tc = TimeCourse(1.0, 6.0, recursive_weight=0.3, valid=valid,
+                    before=rng.normal(0, 1, (100, 120)).astype(np.float32))
+    for k in range(8):
+        cmap = (rng.normal(0, 1, (100, 120)) + 3.0 * (xx < 60)).astype(np.float32)
+        mask = ((yy - 30) ** 2 + (xx - 30) ** 2 < (3 + 2 * k) ** 2) & (rng.random(xx.shape)
+                                                                      > 0.1)
+        tc.add(cmap, k / 15.0, mask)
+        if k >= 2:
+            _, s, sig = tc.signal()
+            roi, s_ref, sig_ref = _signal_reference(tc)
+            assert np.array_equal(tc.roi(), roi)
+            assert np.array_equal(s, s_ref) and sig == sig_ref
+
+
+def test_saturation_llr_matches_the_one_start_reference():
+    from needleguide.guidance.contrast_timecourse import (
+        saturation_llr,
+        saturation_llr_reference,
+    )
+
+    rng = np.random.default_rng(9)
+    t = np.arange(20) / 15.0
+    for y in (np.minimum(t, 0.5), 0.3 * t + 0.5 * t * t):
+        y = y + rng.normal(0, 0.01, t.size)
+        assert saturation_llr(t, y, 0.01, 0.1) == saturation_llr_reference(t, y, 0.01, 0.1)

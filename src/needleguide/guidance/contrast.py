@@ -62,6 +62,7 @@ from needleguide.guidance.contrast_features import (
     opacification,
     unclipped,
 )
+from needleguide.guidance.contrast_kernels import dilate_mask
 from needleguide.guidance.contrast_line import LineParams, ridge_length
 from needleguide.guidance.contrast_timecourse import TimeCourse, saturation_llr
 
@@ -201,7 +202,7 @@ def classify_sequence(frames: list[Frame], mode: str = "live", n_mask: int = 3,
         st.last_mask = m
         looking = st.alarm is None or record_all
         if live and looking:
-            ex = cv2.dilate(m.astype(np.uint8), disc).astype(bool) if m.any() else None
+            ex = dilate_mask(m, disc) if m.any() else None
             f.ridge_mm, ridge = ridge_length(z, pixel_mm, st.origin, p.line, ex)
             st.ridge_run = st.ridge_run + 1 if f.ridge_mm >= p.ridge_min_mm else 0
             if st.ridge_run >= p.ridge_frames:

@@ -20,6 +20,7 @@ from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
 
 from needleguide.frame import Frame
+from needleguide.guidance import contrast_kernels as K
 from needleguide.guidance.contrast_shape import spread_near, spread_per_mass
 
 if TYPE_CHECKING:
@@ -64,12 +65,12 @@ def opacification(frames: list[Frame], mode: str = "live", n_mask: int = 3,
     if len(frames) <= n_mask:
         return [], []
     sign = _sign(frames)
-    stack = np.stack([np.asarray(f.pixels, np.float32) for f in frames])
-    mask = stack[:n_mask].mean(axis=0)
+    px = [np.asarray(f.pixels, np.float32) for f in frames]
+    mask = np.stack(px[:n_mask]).mean(axis=0)
     maps, times = [], []
     for k in range(n_mask, len(frames)):
         lo = max(n_mask, k - live_average + 1)
-        cur = stack[lo:k + 1].mean(axis=0)
+        cur = px[k] if lo == k else np.stack(px[lo:k + 1]).mean(axis=0)  # (the same bits)
         maps.append(sign * (mask - cur))
         times.append(float(frames[k].time_s))
     return maps, times
@@ -113,14 +114,15 @@ def noise_map(frames: list[Frame], pixel_mm: float, p: ContrastParams,
     d2 = np.mean([(b - a) ** 2 for a, b in zip(sm, sm[1:], strict=False)], axis=0)
     v = cv2.GaussianBlur(d2.astype(np.float32), (0, 0), p.noise_map_mm / pixel_mm)
     r = np.sqrt(np.maximum(v, 0.0))
-    med = float(np.median(r if valid is None else r[valid]))
+    med = K.median32((r if valid is None else r[valid]).ravel())  # = np.median
     if med <= 0:
         return None
     return np.maximum(r / med, 0.2).astype(np.float32)
 
 
 def _noise_sigma(img: np.ndarray, valid: np.ndarray | None = None) -> float:
-    """Robust σ (median absolute deviation) of a map, on every second (valid) pixel."""
+    """Robust σ (median absolute deviation) of a map, on every second (valid) pixel (the
+    reference of :func:`.contrast_kernels.z_map`)."""
     v = img[::2, ::2] if valid is None else img[::2, ::2][valid[::2, ::2]]
     med = float(np.median(v))
     return 1.4826 * float(np.median(np.abs(v - med))) + 1e-6
@@ -133,37 +135,41 @@ def frame_features(cmap: np.ndarray, pixel_mm: float, t_s: float, p: ContrastPar
     """Features, opacified mask and z map (unit noise) of one contrast map; ``origin``:
     the first opacified point (row, col px) or None; ``noise``: relative noise σ map
     (:func:`noise_map`; None = uniform); ``valid``: the pixels that carry signal
-    (:func:`unclipped`; None = all): the noise statistics use only them."""
+    (:func:`unclipped`; None = all): the noise statistics use only them.
+
+    The z map and the hysteresis threshold run in numba kernels (:mod:`.contrast_kernels`,
+    bit for bit the numpy / scipy steps); the features are measured on the bounding box of
+    the opacified region, in the same pixel order as on the whole image."""
     sm = cv2.GaussianBlur(cmap.astype(np.float32), (0, 0), max(p.smooth_mm / pixel_mm, 0.5))
-    sub = sm[::2, ::2] if valid is None else sm[::2, ::2][valid[::2, ::2]]
-    dev = sm - float(np.median(sub))
-    zr = dev if noise is None else dev / noise
-    z = zr / _noise_sigma(zr, valid)
-    m = z > p.z_threshold
-    lab, n = ndi.label(m)
+    dev_med, z = K.z_map(sm, noise, valid)
     f = FrameFeatures(time_s=t_s)
-    if n == 0:
+    m, box = K.hysteresis(z, np.float32(p.z_threshold), np.float32(p.z_seed),
+                          pixel_mm * pixel_mm, p.min_area_mm2)
+    if box is None:
         return f, m, z
+    y0, y1, x0, x1 = box
+    mc = m[y0:y1, x0:x1]
+    dev = sm[y0:y1, x0:x1] - dev_med  # float32, as the whole-image map
     px2 = pixel_mm * pixel_mm
-    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:] * px2
-    peak = ndi.maximum(z, lab, np.arange(1, n + 1))
-    keep = np.flatnonzero((sizes >= p.min_area_mm2) & (np.asarray(peak) >= p.z_seed)) + 1
-    if keep.size == 0:
-        return f, np.zeros_like(m), z
-    m = np.isin(lab, keep)
-    rr, cc = np.nonzero(m)
+    rr, cc = np.nonzero(mc)
+    rr += y0
+    cc += x0
     f.area_mm2 = float(rr.size * px2)
-    f.signal = float(np.clip(dev[m], 0, None).sum() * px2)
+    f.signal = float(np.clip(dev[mc], 0, None).sum() * px2)
     f.height_mm = float((rr.max() - rr.min() + 1) * pixel_mm)
     f.breadth_mm = float((cc.max() - cc.min() + 1) * pixel_mm)
-    f.length_mm = float(max(int(skeletonize(m).sum()), 1) * pixel_mm)
+    # Zhang-Suen thinning is local (3x3) and zero-padded: a 1 px margin gives the same
+    b0, b1, c0, c1 = max(y0 - 1, 0), y1 + 1, max(x0 - 1, 0), x1 + 1
+    f.length_mm = float(max(int(skeletonize(m[b0:b1, c0:c1]).sum()), 1) * pixel_mm)
     f.width_mm = f.area_mm2 / max(f.length_mm, pixel_mm)
     if origin is None:  # this is the first opacified frame: the origin is its peak
         k = int(np.argmax(cmap[rr, cc]))
         origin = (float(rr[k]), float(cc[k]))
     f.spread_mm = float(np.hypot(rr - origin[0], cc - origin[1]).max() * pixel_mm)
-    f.spread_ratio, f.eff_area_mm2 = spread_per_mass(dev, m, pixel_mm)
-    f.near_ratio, f.near_eff_mm2 = spread_near(dev, m, pixel_mm, origin, p.near_reach_mm)
+    lab, n = ndi.label(mc)
+    f.spread_ratio, f.eff_area_mm2 = spread_per_mass(dev, mc, pixel_mm, (y0, x0), (lab, n))
+    f.near_ratio, f.near_eff_mm2 = spread_near(dev, mc, pixel_mm, origin, p.near_reach_mm,
+                                               (y0, x0), (lab, n))
     return f, m, z
 
 

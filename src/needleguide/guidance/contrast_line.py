@@ -18,13 +18,17 @@ opacified point.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
+import numba
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
+
+from needleguide.guidance import contrast_kernels as K
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,37 @@ def _shift(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
 
 def ridge_z(znorm: np.ndarray, pixel_mm: float, lp: LineParams) -> np.ndarray:
     """Ridge z map (max over orientations) of a noise-normalised contrast map (iodine
-    positive, unit noise)."""
+    positive, unit noise). With two threads allowed (OpenCV and numba thread counts
+    both ≥ 2) the orientations are split between two threads (OpenCV and the kernels
+    release the GIL); the maximum is exact, so the map is the same."""
+    img = znorm.astype(np.float32)
+    ks = _kernels(float(pixel_mm), lp)
+    if img.size < 4096 or min(cv2.getNumThreads(), numba.get_num_threads()) < 2:
+        return _ridge_part(img, ks)
+    other = _pool().submit(_ridge_part, img, ks[1::2])
+    best = _ridge_part(img, ks[::2])
+    return np.maximum(best, other.result(), out=best)
+
+
+def _ridge_part(img: np.ndarray, ks: tuple[tuple[np.ndarray, float, float], ...]
+                ) -> np.ndarray:
+    """Max over the orientations ``ks`` (kernel, side offsets) of the normalised ridge
+    response."""
+    best = np.full(img.shape, -np.inf, np.float32)
+    buf = np.empty(((img.shape[0] + 1) // 2) * ((img.shape[1] + 1) // 2), np.float32)
+    for w, dx, dy in ks:
+        c = cv2.filter2D(img, -1, w, borderType=cv2.BORDER_REFLECT)
+        K.ridge_update(c, _shift(c, dx, dy), _shift(c, -dx, -dy), best, buf)
+    return best
+
+
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="ridge")
+
+
+def ridge_z_reference(znorm: np.ndarray, pixel_mm: float, lp: LineParams) -> np.ndarray:
+    """:func:`ridge_z` in numpy (the reference its kernel is tested against)."""
     img = znorm.astype(np.float32)
     best = np.full(img.shape, -np.inf, np.float32)
     for w, dx, dy in _kernels(float(pixel_mm), lp):
@@ -140,17 +174,13 @@ def _ridges(zn: np.ndarray, px: float, lp: LineParams, geom: tuple[int, int, int
     lab, n = ndi.label((z > lp.z_low) & (zn > lp.z_pixel))
     if n == 0:
         return None, 0.0
-    idx = np.arange(1, n + 1)
-    peak = np.asarray(ndi.maximum(z, lab, idx))
-    if origin is not None:
-        dist = np.hypot(rows - origin[0], cols - origin[1]) * (px / k)
-        near = np.asarray(ndi.minimum(dist, lab, idx)) <= lp.reach_mm
-    else:
-        near = np.ones(n, bool)
-    keep = idx[(peak >= lp.z_high) & near]
-    if keep.size == 0:
+    dist = None if origin is None else np.hypot(rows - origin[0], cols - origin[1]) * (px / k)
+    peak, dmin = K.label_max_min(lab, n, z, dist)  # ndi.maximum / ndi.minimum
+    near = np.ones(n, bool) if origin is None else dmin <= lp.reach_mm
+    keep = (peak >= lp.z_high) & near
+    if not keep.any():
         return None, 0.0
-    m = np.isin(lab, keep)
+    m = np.concatenate([[False], keep])[lab]  # np.isin(lab, idx[keep])
     sk = skeletonize(m)
     if ex is not None:
         sk &= ~ex
