@@ -12,7 +12,7 @@ import numpy as np
 from needleguide.frame import Frame
 from needleguide.guidance import needle_lines as NL
 from needleguide.guidance import needle_runs as R
-from needleguide.guidance.needle_types import NOT_FOUND, NeedleDetection, NeedleParams
+from needleguide.guidance.needle_types import NeedleDetection, NeedleParams
 
 
 @dataclass(slots=True)
@@ -42,16 +42,6 @@ class Shaft:
     gap_mm: float
     ratio: float
     entry_depth_mm: float
-
-
-def measure_line(frame: Frame, g: np.ndarray, c: np.ndarray, u: np.ndarray, sp: float,
-                 prm: NeedleParams, inverted: bool, quick: bool = False) -> NeedleDetection:
-    """Contrast profile along the line (c, u) on the lightly smoothed image ``g``;
-    ``quick``: the score and the strong run only (no tip search)."""
-    s = shaft(frame, g, c, u, sp, prm)
-    if s is None:
-        return NOT_FOUND
-    return quick_detection(s) if quick else measure_shaft(frame, g, s, sp, prm, inverted)
 
 
 def quick_detection(s: Shaft) -> NeedleDetection:

@@ -188,7 +188,7 @@ def run_session(cfg: SessionConfig,
         if est is not None and np.linalg.norm(est - guess) > gate:
             est = None  # not where this needle can be: the operator ignores it
         if est is not None:
-            depth_est = float(np.dot(est - plan.entry_mm, plan.axis))
+            depth_est = plan.depth_of(est)
             off = float(np.linalg.norm(est - plan.point_at(depth_est)))
             # the needle's direction: from the previous estimate of this pass, else the aim
             a_est = Body._unit(est - plan.entry_mm)
@@ -216,7 +216,7 @@ def run_session(cfg: SessionConfig,
         else:
             far_off_before = False
         early_off_before = est is not None and early_off
-        tr = body.tip - plan.point_at(float(np.dot(body.tip - plan.entry_mm, plan.axis)))
+        tr = body.tip - plan.point_at(plan.depth_of(body.tip))
         steps.append(StepRecord(t, passes, body.inserted, err_true, off,
                                 est is not None, op.dose.dap_gy_cm2, op.dose.air_kerma_mgy,
                                 float(np.linalg.norm(tr)), None if est is None else

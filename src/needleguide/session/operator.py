@@ -188,12 +188,12 @@ class FluoroOperator(Operator):
             # moves along that view's shaft, so two views that disagree on the depth leave
             # it to the one that sees the shaft most nearly side-on
             s_views = [im.depth_along(r, self.plan.entry_mm, self.plan.axis) for r in rays]
-            s_exp = float(np.dot(expect - self.plan.entry_mm, self.plan.axis))
+            s_exp = self.plan.depth_of(expect)
             s_est = im.combine_depths(s_views, CHECK_AGREE_MM)
             ok = ok and s_est is not None and abs(s_est - s_exp) <= CHECK_FAR_MM
             self.confirm_info["check_depths_mm"] = [None if d is None else round(d[0], 2)
                                                     for d in s_views]
-            s_tgt = float(np.dot(self.plan.target_mm - self.plan.entry_mm, self.plan.axis))
+            s_tgt = self.plan.depth_of(self.plan.target_mm)
             dz = s_tgt - s_est if ok else 0.0
             self.confirm_info["check_used"] = bool(ok)
             if abs(dz) > 1.0:

@@ -43,6 +43,11 @@ class PathPlan:
         """Planned tip position after ``inserted_mm`` of insertion."""
         return self.entry_mm + self.axis * float(inserted_mm)
 
+    def depth_of(self, point_mm) -> float:
+        """Depth (mm) along the planned line of a point's projection on it (the inverse
+        of :meth:`point_at`)."""
+        return float(np.dot(np.asarray(point_mm, float) - self.entry_mm, self.axis))
+
 
 def _name_of(patient: Patient, label: int) -> str:
     """Tissue name of a label id."""
