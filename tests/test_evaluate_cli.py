@@ -49,7 +49,7 @@ def test_needle_without_its_evaluation_is_one_clear_error(capsys, monkeypatch):
 
 
 def test_needle_json_and_overlays(capsys, tmp_path):
-    assert main(["evaluate", "needle", "--n", "1", "--seed", "1003", "--json",
+    assert main(["evaluate", "needle", "--n", "1", "--seed", "2003", "--json",
                  "--overlays", str(tmp_path)]) == 0
     out = json.loads(capsys.readouterr().out)
     for mod in ("us", "fluoro"):

@@ -124,6 +124,13 @@ def _table(target: str, r: dict) -> None:
                           _fmt(base.get(key, {}).get(q)))
         for key in ("detection_rate", "false_positive_rate", "fps"):
             t.add_row(key, mod, _fmt(ours.get(key)), _fmt(base.get(key)))
+        so, sb = ours.get("tip_seen", {}), base.get("tip_seen", {})
+        t.add_row("tip seen: share of needle frames", mod, _fmt(so.get("rate")),
+                  _fmt(sb.get("rate")))
+        for q in ("median", "p95"):
+            t.add_row(f"tip seen: tip_error_mm {q}", mod,
+                      _fmt(so.get("tip_error_mm", {}).get(q)),
+                      _fmt(sb.get("tip_error_mm", {}).get(q)))
     out.print(t)
     for mod in ("us", "fluoro"):
         for band, m in r.get(mod, {}).get("breakdown", {}).get("angle_band", {}).items():

@@ -40,7 +40,8 @@ from needleguide.guidance.needle_types import NOT_FOUND, NeedleDetection, Needle
 US_PARAMS = NeedleParams(snr_threshold=23.0, side_mm=2.0, min_angle_deg=14.0, n_peaks=10,
                          parallel_penalty=1.0, linear_tip=True, tip_offset_mm=0.6,
                          entry_depth_mm=5.0, entry_reach_mm=25.0, bend_penalty=0.3,
-                         max_sagitta_mm=0.3)
+                         max_sagitta_mm=0.3, parallel_bg=True,
+                         tip_visible_z=3.0)
 FL_PARAMS = NeedleParams(snr_threshold=14.0, side_mm=1.2, min_length_mm=5.0, gap_mm=3.0,
                          n_peaks=20, peak_frac=0.0, parallel_penalty=2.0, axis_gate_deg=4.0,
                          scale=1, min_sigma_px=1.0, noise_norm=True, weight_cap_q=0.3,

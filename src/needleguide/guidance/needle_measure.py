@@ -165,7 +165,15 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
     # negative by the max of the two sides), measured on the line away from the run
     lo, hi = max(i0 - box3, 0), i1 + box3 + 1  # bg: con3[:lo] and con3[hi:]
     min_step = None
-    if lo + max(con3.size - hi, 0) >= 2 * box3:
+    if prm.parallel_bg:
+        # the same 3-mm contrast on two lines parallel to this one (4 mm either side):
+        # what speckle and crossing structures give without a needle (the line beyond the
+        # strong run may hold a faint shaft, which would raise its own statistics)
+        mu, sd = parallel_level(g, c, u, t, side, prm.shadow_mm / sp, box3)
+        weak = con3 > mu + prm.weak_k * sd
+        sd1 = 1.4826 * float(R.median_mad_outside(con, lo, hi)[1]) + 1e-4
+        min_step = prm.step_k * sd1 * np.sqrt(2.0 / max(3, int(round(2.0 / sp * 2))))
+    elif lo + max(con3.size - hi, 0) >= 2 * box3:
         mu, mad = R.median_mad_outside(con3, lo, hi)
         mu = float(mu)
         sd = 1.4826 * float(mad) + 1e-4
@@ -198,8 +206,15 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
                              max(1, int(round(prm.hm_box_mm / sp * 2))))
         # the half-maximum still lies beyond the tip by part of the PSF and the bevel echo
         tt += (1.0 if tip_first else -1.0) * prm.tip_offset_mm / sp
+        inside = (pr[2] > 0) & (pr[0] > 0) & (pr[4] > 0)
+        tip_z = tip_step_z(t, con_t, amp[3] - amp[4], float(tt), tip_first, sp, inside)
     else:
         tt = NL.step_tip(t, con, s_end, e_end, wdw, tip_first, min_step)
+        if frame.modality == "us":  # no dynamic range given: on the display values
+            inside = (pr[2] > 0) & (pr[0] > 0) & (pr[4] > 0)
+            tip_z = tip_step_z(t, con, pr[0] - pr[4], float(tt), tip_first, sp, inside)
+        else:
+            tip_z = float("inf")  # fluoroscopy: the tip is seen at any depth
     tip = c + tt * u
     bend = 0.0
     # a needle is straight: a bowed ridge (fascia, bone surface) along the fit is not
@@ -237,7 +252,49 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
                "cv": float(cs_sd / (abs(cs_mean) + 1e-6)), "inverted": inverted,
                "entry_gap_mm": float(s.gap_mm), "shadow_ratio": s.ratio,
                "contrast": float(seg_mean), "on_level": float(on_med),
-               "side_balance": float(lo_mean / (hi_mean + 1e-6))})
+               "side_balance": float(lo_mean / (hi_mean + 1e-6)),
+               "tip_step_z": tip_z},
+        tip_visible=bool(tip_z >= prm.tip_visible_z))
+
+
+def parallel_level(g: np.ndarray, c: np.ndarray, u: np.ndarray, t: np.ndarray, side: float,
+                   far: float, box: int) -> tuple[float, float]:
+    """Median and robust σ of the ``box``-smoothed contrast (on-line minus the brighter of
+    the two sides ``side`` px away) of the two lines ``far`` px either side, inside the
+    image."""
+    offs = np.array([far - side, far, far + side, -far - side, -far, -far + side], np.float32)
+    pr = NL.line_profiles(g, c, u, t, offs)
+    ker = np.ones(box, np.float32) / box
+    vals = []
+    for a, o, b in ((0, 1, 2), (3, 4, 5)):
+        ok = (pr[a] > 0) & (pr[o] > 0) & (pr[b] > 0)
+        cc = np.convolve(pr[o] - np.maximum(pr[a], pr[b]), ker, mode="same")
+        vals.append(cc[ok])
+    v = np.concatenate(vals)
+    if v.size < 2 * box:
+        return 0.0, 1.0
+    med = float(np.median(v))
+    return med, 1.4826 * float(np.median(np.abs(v - med))) + 1e-4
+
+
+def tip_step_z(t: np.ndarray, con: np.ndarray, side_diff: np.ndarray, tt: float,
+               tip_first: bool, sp: float, inside: np.ndarray,
+               before_mm: tuple[float, float] = (0.3, 3.0),
+               after_mm: tuple[float, float] = (0.5, 3.0)) -> float:
+    """How sharply the echo ends at the tip: mean contrast 0.3–3 mm before the tip (on the
+    shaft) minus 0.5–3 mm beyond it, over the noise of the two side profiles' difference
+    (amplitude units). A shaft that fades into speckle short of its real tip ends
+    gradually (≈ 0–2); a tip seen to its end steps down by ≥ 5. ``inside``: samples whose
+    three profiles lie in the field of view; an echo that ends at the edge of the image
+    is not seen to end (0)."""
+    toward = 1.0 if tip_first else -1.0  # +t runs from the tip toward the hub
+    d_mm = (t - tt) * toward * sp
+    pre = (d_mm >= before_mm[0]) & (d_mm < before_mm[1])
+    post = (d_mm <= -after_mm[0]) & (d_mm > -after_mm[1])
+    if not pre.any() or not post.any() or not inside[post].all() or not inside[pre].all():
+        return 0.0
+    sd = float(np.std(side_diff[inside])) + 1e-6
+    return float((con[pre].mean() - con[post].mean()) / sd)
 
 
 def tip_is_first(frame: Frame, p_a: np.ndarray, p_b: np.ndarray, w: int, h: int) -> bool:

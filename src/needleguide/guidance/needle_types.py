@@ -61,6 +61,10 @@ class NeedleParams:
     min_sigma_px: float = 0.8
     noise_norm: bool = False
     weight_cap_q: float = 1.0
+    tip_visible_z: float = 0.0
+    cross_k: float = 0.0
+    parallel_bg: bool = False
+    cross_max_mm: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,11 @@ class NeedleDetection:
     fluoroscopy); shaft_px ((col, row) proximal end, (col, row) tip end); angle_deg: shaft
     orientation 0–180° from the image horizontal, counter-clockwise on screen (for US
     with the probe face on top, the insertion angle to the skin line is
-    ``min(angle_deg, 180 - angle_deg)``); confidence 0..1; score: the raw SNR."""
+    ``min(angle_deg, 180 - angle_deg)``); confidence 0..1; score: the raw SNR;
+    tip_visible: the echo is seen to end at the tip (US: a sharp step down of the shaft's
+    echo, ``extra['tip_step_z']`` ≥ ``NeedleParams.tip_visible_z``; always true in
+    fluoroscopy). When false in US the needle is found but its tip lies somewhere beyond
+    the reported point (the distal shaft has faded into the speckle): do not advance on it."""
 
     found: bool
     tip_px: tuple[float, float] | None = None
@@ -83,6 +91,7 @@ class NeedleDetection:
     confidence: float = 0.0
     score: float = 0.0
     extra: dict = field(default_factory=dict)
+    tip_visible: bool = False
 
     @property
     def insertion_angle_deg(self) -> float | None:

@@ -52,14 +52,28 @@ def draw_banner(img: np.ndarray, text: str, color=RED) -> None:
 
 def draw_needle(img: np.ndarray, det, truth_tip: tuple[float, float] | None = None) -> None:
     """Overlay of a needle detection (``guidance.needle.NeedleDetection``): shaft line,
-    tip cross, confidence text; the true tip as a cyan circle if given. In place."""
+    tip cross (red when the tip is seen to its end; yellow, the line ahead dashed and
+    "tip not seen" when the shaft fades before its tip), confidence text; the true tip as
+    a cyan circle if given. In place."""
     if truth_tip is not None:
         cv2.circle(img, (int(round(truth_tip[0])), int(round(truth_tip[1]))), 6, CYAN, 1,
                    cv2.LINE_AA)
     if det.shaft_px is not None and det.found:
         draw_segment(img, det.shaft_px[0], det.shaft_px[1], GREEN, 1)
+    seen = det.found and det.tip_visible
     if det.tip_px is not None and det.found:
-        draw_cross(img, det.tip_px, RED, 8, 1)
-    label = (f"needle {det.confidence:.2f}  {det.angle_deg:.0f} deg" if det.found
+        draw_cross(img, det.tip_px, RED if seen else YELLOW, 8, 1)
+        if not seen and det.shaft_px is not None:
+            # the tip lies somewhere on, beyond the last seen point: the line ahead dashed
+            (c0, r0), (c1, r1) = det.shaft_px
+            d = np.array([c1 - c0, r1 - r0], float)
+            n = float(np.hypot(*d))
+            if n > 1.0:
+                d /= n
+                for k in range(2, int(0.6 * n), 12):
+                    a = np.array([c1, r1]) + d * k
+                    draw_segment(img, tuple(a), tuple(a + d * 6), YELLOW, 1)
+    label = (f"needle {det.confidence:.2f}  {det.angle_deg:.0f} deg"
+             + ("" if seen else "  tip not seen") if det.found
              else f"no needle ({det.confidence:.2f})")
     draw_text(img, label)

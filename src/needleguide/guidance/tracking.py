@@ -116,7 +116,8 @@ class NeedleTracker:
             tip_patient_mm=tuple(float(v) for v in frame.pixel_to_patient(c, r)),
             shaft_px=(tail, (c, r)), angle_deg=a % 180.0,
             confidence=det.confidence if det.found else det.confidence * 0.5,
-            score=det.score, extra={"raw": det, "misses": self.misses})
+            score=det.score, extra={"raw": det, "misses": self.misses},
+            tip_visible=bool(det.found and det.tip_visible))
 
 
 def track(frames, params: NeedleParams | None = None) -> list[NeedleDetection]:
