@@ -164,6 +164,7 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
     # weak support: above the speckle's own level of the 3-mm contrast (it is biased
     # negative by the max of the two sides), measured on the line away from the run
     lo, hi = max(i0 - box3, 0), i1 + box3 + 1  # bg: con3[:lo] and con3[hi:]
+    n_bg = lo + max(con3.size - hi, 0)
     min_step = None
     if prm.parallel_bg:
         # the same 3-mm contrast on two lines parallel to this one (4 mm either side):
@@ -171,15 +172,14 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
         # strong run may hold a faint shaft, which would raise its own statistics)
         mu, sd = parallel_level(g, c, u, t, side, prm.shadow_mm / sp, box3)
         weak = con3 > mu + prm.weak_k * sd
-        sd1 = 1.4826 * float(R.median_mad_outside(con, lo, hi)[1]) + 1e-4
-        min_step = prm.step_k * sd1 * np.sqrt(2.0 / max(3, int(round(2.0 / sp * 2))))
-    elif lo + max(con3.size - hi, 0) >= 2 * box3:
+        if n_bg > 0:
+            min_step = _min_step(con, lo, hi, sp, prm)
+    elif n_bg >= 2 * box3:
         mu, mad = R.median_mad_outside(con3, lo, hi)
         mu = float(mu)
         sd = 1.4826 * float(mad) + 1e-4
         weak = con3 > mu + prm.weak_k * sd
-        sd1 = 1.4826 * float(R.median_mad_outside(con, lo, hi)[1]) + 1e-4
-        min_step = prm.step_k * sd1 * np.sqrt(2.0 / max(3, int(round(2.0 / sp * 2))))
+        min_step = _min_step(con, lo, hi, sp, prm)
     else:
         weak = con3 > prm.weak_k * sig * np.sqrt(box / box3)
     gap = int(round(prm.ext_gap_mm / sp * 2))  # a fascia crossing the side profiles
@@ -206,15 +206,15 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
                              max(1, int(round(prm.hm_box_mm / sp * 2))))
         # the half-maximum still lies beyond the tip by part of the PSF and the bevel echo
         tt += (1.0 if tip_first else -1.0) * prm.tip_offset_mm / sp
-        inside = (pr[2] > 0) & (pr[0] > 0) & (pr[4] > 0)
-        tip_z = tip_step_z(t, con_t, amp[3] - amp[4], float(tt), tip_first, sp, inside)
+        con_z, diff_z = con_t, amp[3] - amp[4]
     else:
         tt = NL.step_tip(t, con, s_end, e_end, wdw, tip_first, min_step)
-        if frame.modality == "us":  # no dynamic range given: on the display values
-            inside = (pr[2] > 0) & (pr[0] > 0) & (pr[4] > 0)
-            tip_z = tip_step_z(t, con, pr[0] - pr[4], float(tt), tip_first, sp, inside)
-        else:
-            tip_z = float("inf")  # fluoroscopy: the tip is seen at any depth
+        con_z, diff_z = con, pr[0] - pr[4]  # (US without a dynamic range: display values)
+    if frame.modality == "us":
+        inside = (pr[2] > 0) & (pr[0] > 0) & (pr[4] > 0)
+        tip_z = tip_step_z(t, con_z, diff_z, float(tt), tip_first, sp, inside)
+    else:
+        tip_z = float("inf")  # fluoroscopy: the tip is seen at any depth
     tip = c + tt * u
     bend = 0.0
     # a needle is straight: a bowed ridge (fascia, bone surface) along the fit is not
@@ -257,6 +257,13 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
         tip_visible=bool(tip_z >= prm.tip_visible_z))
 
 
+def _min_step(con: np.ndarray, lo: int, hi: int, sp: float, prm: NeedleParams) -> float:
+    """Smallest step down that can be the tip: ``step_k`` × the robust σ of the contrast
+    off the run (``con`` outside [lo, hi)), for two 2-mm windows."""
+    sd1 = 1.4826 * float(R.median_mad_outside(con, lo, hi)[1]) + 1e-4
+    return prm.step_k * sd1 * np.sqrt(2.0 / max(3, int(round(2.0 / sp * 2))))
+
+
 def parallel_level(g: np.ndarray, c: np.ndarray, u: np.ndarray, t: np.ndarray, side: float,
                    far: float, box: int) -> tuple[float, float]:
     """Median and robust σ of the ``box``-smoothed contrast (on-line minus the brighter of
@@ -273,8 +280,8 @@ def parallel_level(g: np.ndarray, c: np.ndarray, u: np.ndarray, t: np.ndarray, s
     v = np.concatenate(vals)
     if v.size < 2 * box:
         return 0.0, 1.0
-    med = float(np.median(v))
-    return med, 1.4826 * float(np.median(np.abs(v - med))) + 1e-4
+    med, mad = R.median_mad_outside(v, 0, 0)
+    return float(med), 1.4826 * float(mad) + 1e-4
 
 
 def tip_step_z(t: np.ndarray, con: np.ndarray, side_diff: np.ndarray, tt: float,
