@@ -51,7 +51,7 @@ def baseline_detect(frame, min_length_px: int = 40) -> NeedleDetection:
     edges = cv2.Canny(cv2.GaussianBlur(img8, (5, 5), 1.2), 50, 150)
     lines = cv2.HoughLinesP(edges, 1, np.pi / 180, 60, minLineLength=min_length_px,
                             maxLineGap=5)
-    if lines is None:
+    if lines is None or len(lines) == 0:  # OpenCV < 5 gives None, 5.x an empty array
         return NeedleDetection(False)
     seg = np.asarray(lines, float).reshape(-1, 4)
     k = int(np.argmax(np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])))
