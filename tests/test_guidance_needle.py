@@ -11,7 +11,7 @@ import pytest
 
 from needleguide.frame import Frame, FrameTruth
 from needleguide.guidance.eval_needle import baseline_detect, score_cases
-from needleguide.guidance.needle import NeedleDetection, detect_needle
+from needleguide.guidance.needle import US_PARAMS, NeedleDetection, detect_needle
 from needleguide.guidance.needle_cases import Case, shaft_angle_deg
 from needleguide.guidance.overlay import draw_needle, to_rgb8
 from needleguide.guidance.tracking import NeedleTracker
@@ -504,3 +504,36 @@ def test_us_sharp_needle_ends_are_seen_and_overlay_says_when_not():
     im = to_rgb8(f.pixels)
     draw_needle(im, d)
     assert (im[..., 0] > 200).any() and (im[..., 2] < 50).any()  # yellow cross drawn
+
+
+def test_us_tip_short_of_a_fascia_the_line_crosses():
+    # a bright fascia crosses the needle's line 4 mm beyond its sharp tip: the extension
+    # bridges the gap and its step down is the most distal one; the tip is the proximal
+    # step, an echo seen to end with no support beyond and no step of the background
+    old = dataclasses.replace(US_PARAMS, end_z=0.0, ext_long_mm=0.0)
+    for s in range(4):
+        f = us_frame(300 + s, tip=(160.0, 150.0), angle_deg=30.0)
+        img = f.pixels.astype(np.float32)
+        row = 150 + int(round(4.0 / SP * 0.5))  # 4 mm along a 30° line
+        cv2.line(img, (0, row), (N - 1, row), 175.0, 2, cv2.LINE_AA)
+        f = dataclasses.replace(f, pixels=np.clip(img, 0, 255).astype(np.uint8),
+                                settings={**f.settings, "dynamic_range_db": 60.0})
+        d = detect_needle(f.without_truth())
+        assert d.found and d.tip_visible and _err_px(d, f) * SP < 1.0
+        d0 = detect_needle(f.without_truth(), params=old)  # the most distal step alone
+        assert _err_px(d0, f) * SP > 3.0 and not d0.tip_visible
+
+
+def test_step_candidates_end_with_step_tip():
+    from needleguide.guidance import needle_lines as NL
+
+    rng = np.random.default_rng(5)
+    t = np.arange(0.0, 300.0, 0.5)
+    con = np.where(t < 100, 1.0, np.where(t < 200, 0.4, 0.0)) + rng.normal(0, 0.03, t.size)
+    for tf in (False, True):
+        c = con[::-1].copy() if tf else con
+        s_end, e_end = (t.size - 1 - 150, t.size - 1 - 450) if tf else (150, 450)
+        cands = NL.step_candidates(t, c, s_end, e_end, 8, tf, 0.2)
+        assert cands[-1] == NL.step_tip(t, c, s_end, e_end, 8, tf, 0.2)
+        ends = np.sort(t[::-1][np.searchsorted(t, cands)] if tf else cands)
+        assert len(cands) == 2 and np.allclose(ends, [100.0, 200.0], atol=2.0)

@@ -41,7 +41,7 @@ US_PARAMS = NeedleParams(snr_threshold=23.0, side_mm=2.0, min_angle_deg=14.0, n_
                          parallel_penalty=1.0, linear_tip=True, tip_offset_mm=0.6,
                          entry_depth_mm=5.0, entry_reach_mm=25.0, bend_penalty=0.3,
                          max_sagitta_mm=0.3, parallel_bg=True,
-                         tip_visible_z=3.0)
+                         tip_visible_z=3.0, end_z=2.0, ext_long_mm=12.0)
 FL_PARAMS = NeedleParams(snr_threshold=14.0, side_mm=1.2, min_length_mm=5.0, gap_mm=3.0,
                          n_peaks=20, peak_frac=0.0, parallel_penalty=2.0, axis_gate_deg=4.0,
                          scale=1, min_sigma_px=1.0, noise_norm=True, weight_cap_q=0.3,

@@ -168,15 +168,22 @@ def fit_line(xs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> tuple[np.ndarray
     return c, evecs[:, 1]
 
 
+def step_candidates(t: np.ndarray, con: np.ndarray, s_end: int, e_end: int, wdw: int,
+                    tip_first: bool, min_step: float | None = None) -> np.ndarray:
+    """Line parameters of the drops of ``con`` going toward the tip (mean over ``wdw``
+    samples on the shaft side minus mean over ``wdw`` beyond), proximal to distal:
+    searched from ``wdw`` samples inside the strong run's end ``s_end`` to ``wdw`` beyond
+    the extended end ``e_end``, each a local maximum above ``min_step`` (default 40% of
+    the largest); the largest alone if none is."""
+    return R.step_candidates(t, con, s_end, e_end, wdw, tip_first,
+                             0.0 if min_step is None else float(min_step), min_step is not None)
+
+
 def step_tip(t: np.ndarray, con: np.ndarray, s_end: int, e_end: int, wdw: int,
-              tip_first: bool, min_step: float | None = None) -> float:
-    """Line parameter of the largest drop of ``con`` going toward the tip (mean over
-    ``wdw`` samples on the shaft side minus mean over ``wdw`` beyond), searched from
-    ``wdw`` samples inside the strong run's end ``s_end`` to ``wdw`` beyond the
-    extended end ``e_end``; the most distal local maximum above ``min_step`` (default
-    40% of the largest) wins, so a faint shaft beyond a bright part ends at its own end."""
-    return float(R.step_tip(t, con, s_end, e_end, wdw, tip_first,
-                            0.0 if min_step is None else float(min_step), min_step is not None))
+             tip_first: bool, min_step: float | None = None) -> float:
+    """The most distal of ``step_candidates``: a faint shaft beyond a bright part ends at
+    its own end."""
+    return float(step_candidates(t, con, s_end, e_end, wdw, tip_first, min_step)[-1])
 
 
 def hough_peaks(acc: np.ndarray, n: int, min_frac: float = 0.0) -> list[tuple[int, int]]:

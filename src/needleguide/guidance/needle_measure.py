@@ -184,16 +184,19 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
         weak = con3 > prm.weak_k * sig * np.sqrt(box / box3)
     gap = int(round(prm.ext_gap_mm / sp * 2))  # a fascia crossing the side profiles
     s_end = i0 if tip_first else i1
-    j, miss = s_end, 0
     step = -1 if tip_first else 1
-    while 0 < j < t.size - 1 and miss <= gap:
-        j += step
-        miss = 0 if weak[j] else miss + 1
-    e_end = j - step * miss
+    e_end = _extend(weak, s_end, step, gap)
+    if prm.ext_long_mm > 0 and prm.parallel_bg:
+        # then the faintest deep shafts: the contrast over ~12 mm against the parallel lines
+        boxl = min(max(box3, int(round(prm.ext_long_mm / sp * 2))), t.size)
+        conl = np.convolve(con, np.ones(boxl, np.float32) / boxl, mode="same")
+        mul, sdl = parallel_level(g, c, u, t, side, prm.shadow_mm / sp, boxl)
+        e_end = _extend(conl > mul + prm.ext_long_k * sdl, e_end, step, gap)
     # tip: the strongest step down of the contrast (shaft -> tissue) between the strong
     # run's end and the extended end, ± 2 mm; two 2-mm windows, sub-sample parabola
     wdw = max(3, int(round(2.0 / sp * 2)))
     dr = frame.settings.get("dynamic_range_db") if frame.modality == "us" else None
+    inside = (pr[2] > 0) & (pr[0] > 0) & (pr[4] > 0)  # (US: the three rows in the sector)
     if dr and prm.linear_tip:
         # log compression blooms a bright echo far into its PSF's tail: locate the step
         # on the echo amplitude (display v ∝ dB / dynamic range), where a blurred step's
@@ -201,17 +204,34 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
         k = np.float32(float(dr) / 20.0 * np.log(10.0))
         amp = np.exp(k * (pr[[1, 2, 3, 0, 4]] - 1.0))
         con_t = amp[:3].max(axis=0) - np.maximum(amp[3], amp[4])
-        tt = NL.step_tip(t, con, s_end, e_end, wdw, tip_first, min_step)
-        tt = NL.half_max_tip(t, con_t, tt, tip_first, prm.hm_back_mm / sp, prm.hm_ahead_mm / sp,
-                             max(1, int(round(prm.hm_box_mm / sp * 2))))
-        # the half-maximum still lies beyond the tip by part of the PSF and the bevel echo
-        tt += (1.0 if tip_first else -1.0) * prm.tip_offset_mm / sp
         con_z, diff_z = con_t, amp[3] - amp[4]
+        cands = NL.step_candidates(t, con, s_end, e_end, wdw, tip_first, min_step)
+        box_hm = max(1, int(round(prm.hm_box_mm / sp * 2)))
+
+        def refined(tc: float) -> float:  # half maximum of the amplitude, less the bias
+            # (the half-maximum still lies beyond the tip by part of the PSF and the bevel)
+            return NL.half_max_tip(t, con_t, tc, tip_first, prm.hm_back_mm / sp,
+                                   prm.hm_ahead_mm / sp, box_hm) \
+                + (1.0 if tip_first else -1.0) * prm.tip_offset_mm / sp
+        tt = refined(float(cands[-1]))  # the most distal: a faint shaft ends at its own end
+        # ... unless a more proximal step is an echo seen to end (stepping down sharply,
+        # ≥ end_z) with little weak support beyond it: the distal ones are then speckle
+        # bridged by the extension's gaps or a fascia the line crosses past the tip. Not
+        # where the background beside the line steps too (≥ end_bg_z): a tissue layer's
+        # boundary, where the shaft's echo fades and goes on
+        bg = amp[3] + amp[4]
+        for tc in cands[:-1] if prm.end_z > 0 else ():
+            t2 = refined(float(tc))
+            if tip_step_z(t, con_z, diff_z, t2, tip_first, sp, inside) >= prm.end_z and \
+                    _support_beyond(t, weak, t2, tip_first, sp, prm.end_beyond_mm) \
+                    <= prm.end_weak_frac and \
+                    abs(tip_step_z(t, bg, diff_z, t2, tip_first, sp, inside)) < prm.end_bg_z:
+                tt = t2
+                break
     else:
         tt = NL.step_tip(t, con, s_end, e_end, wdw, tip_first, min_step)
         con_z, diff_z = con, pr[0] - pr[4]  # (US without a dynamic range: display values)
     if frame.modality == "us":
-        inside = (pr[2] > 0) & (pr[0] > 0) & (pr[4] > 0)
         tip_z = tip_step_z(t, con_z, diff_z, float(tt), tip_first, sp, inside)
     else:
         tip_z = float("inf")  # fluoroscopy: the tip is seen at any depth
@@ -255,6 +275,25 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
                "side_balance": float(lo_mean / (hi_mean + 1e-6)),
                "tip_step_z": tip_z},
         tip_visible=bool(tip_z >= prm.tip_visible_z))
+
+
+def _extend(ok: np.ndarray, start: int, step: int, gap: int) -> int:
+    """Index where the run of ``ok`` from ``start`` in direction ``step`` ends, bridging up
+    to ``gap`` samples without support."""
+    j, miss = start, 0
+    while 0 < j < ok.size - 1 and miss <= gap:
+        j += step
+        miss = 0 if ok[j] else miss + 1
+    return j - step * miss
+
+
+def _support_beyond(t: np.ndarray, weak: np.ndarray, tt: float, tip_first: bool, sp: float,
+                    beyond_mm: float) -> float:
+    """Share of the samples 0.5 mm to ``beyond_mm`` beyond the tip ``tt`` (distal) that
+    have weak support (a faint shaft going on); 0 if there are none."""
+    d_mm = (t - tt) * (-1.0 if tip_first else 1.0) * sp
+    b = (d_mm > 0.5) & (d_mm <= beyond_mm)
+    return float(weak[b].mean()) if b.any() else 0.0
 
 
 def _min_step(con: np.ndarray, lo: int, hi: int, sp: float, prm: NeedleParams) -> float:

@@ -1,6 +1,6 @@
 """1-D numba kernels on the profiles along a candidate line: the longest run of
 significant contrast, the standard deviation of a float32 profile, the median and MAD of
-the profile away from the run, and the tip as the most distal strong step down. Each
+the profile away from the run, and the strong steps down (tip candidates). Each
 reproduces the numpy / scipy code it replaced bit for bit (tests/test_guidance_needle.py)."""
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ def median_mad_outside(a, lo, hi):
 
 
 @njit(cache=True)
-def step_tip(t, con, s_end, e_end, wdw, tip_first, min_step, has_min):
-    """Kernel of ``needle_lines.step_tip`` (``has_min``: ``min_step`` given)."""
+def step_candidates(t, con, s_end, e_end, wdw, tip_first, min_step, has_min):
+    """Kernel of ``needle_lines.step_candidates`` (``has_min``: ``min_step`` given): line
+    parameters of the step-down maxima, proximal to distal."""
     n = con.shape[0]
     c = con[::-1] if tip_first else con
     s, e = (n - 1 - s_end, n - 1 - e_end) if tip_first else (s_end, e_end)
@@ -79,7 +80,9 @@ def step_tip(t, con, s_end, e_end, wdw, tip_first, min_step, has_min):
     k0, k1 = max(s - wdw, wdw), min(e + wdw, n - wdw) + 1
     if k1 <= k0:
         k = min(max(s, 1), n - 1)
-        return t[n - 1 - k] if tip_first else t[k]
+        out = np.empty(1)
+        out[0] = t[n - 1 - k] if tip_first else t[k]
+        return out
     nk = k1 - k0
     resp = np.empty(nk)
     for q in range(nk):
@@ -91,28 +94,35 @@ def step_tip(t, con, s_end, e_end, wdw, tip_first, min_step, has_min):
     floor = 0.4 * top if not has_min else min(min_step, 0.4 * top)
     size = max(3, wdw)  # scipy maximum_filter1d(size, mode="nearest") window
     b0 = size // 2
-    m = -1
+    ms = np.empty(nk, np.int64)
+    nm = 0
     for q in range(nk):
         mx = resp[min(max(q - b0, 0), nk - 1)]
         for j in range(q - b0 + 1, q - b0 + size):
             mx = max(mx, resp[min(max(j, 0), nk - 1)])
         if resp[q] >= mx and resp[q] >= floor and resp[q] > 0:
-            m = q
-    if m < 0:
-        m = int(np.argmax(resp))
-    off = 0.0
-    if 0 < m < nk - 1:
-        a, b, d = resp[m - 1], resp[m], resp[m + 1]
-        den = a - 2 * b + d
-        if den < 0:
-            off = min(max(0.5 * (a - d) / den, -0.5), 0.5)
-    pos = (k0 + m) - 0.5 + off  # the step lies between samples k-1 and k
-    if tip_first:
-        pos = n - 1 - pos
-    pos = min(max(pos, 0.0), n - 1.0)
-    i = int(pos)
-    f = pos - i
-    return t[i] + f * (t[min(i + 1, n - 1)] - t[i])
+            ms[nm] = q
+            nm += 1
+    if nm == 0:
+        ms[0] = int(np.argmax(resp))
+        nm = 1
+    out = np.empty(nm)
+    for r in range(nm):
+        m = ms[r]
+        off = 0.0
+        if 0 < m < nk - 1:
+            a, b, d = resp[m - 1], resp[m], resp[m + 1]
+            den = a - 2 * b + d
+            if den < 0:
+                off = min(max(0.5 * (a - d) / den, -0.5), 0.5)
+        pos = (k0 + m) - 0.5 + off  # the step lies between samples k-1 and k
+        if tip_first:
+            pos = n - 1 - pos
+        pos = min(max(pos, 0.0), n - 1.0)
+        i = int(pos)
+        f = pos - i
+        out[r] = t[i] + f * (t[min(i + 1, n - 1)] - t[i])
+    return out
 
 
 @njit(cache=True)

@@ -14,7 +14,13 @@ class NeedleParams:
     shortest accepted shaft; gap_mm: largest gap inside a shaft run; side_mm: distance of
     the side profiles from the line; run_k: contrast (× noise σ) for a sample to support
     the shaft; prior_band_px: half width of the search band around a prior line;
-    prior_gate_deg: the fluoroscopy axis gate is lifted this close to a prior's direction."""
+    prior_gate_deg: the fluoroscopy axis gate is lifted this close to a prior's direction;
+    end_z (0: off), end_weak_frac, end_beyond_mm, end_bg_z: a step short of the most distal
+    one is the tip when its echo is seen to end (``tip_step_z`` ≥ end_z), at most
+    end_weak_frac of the end_beyond_mm (mm) beyond it has weak support and the background
+    beside the line steps by < end_bg_z σ there; ext_long_mm (0: off), ext_long_k: a second
+    distal extension on the contrast smoothed over ext_long_mm (mm), above the parallel
+    lines' level by ext_long_k σ."""
 
     k_candidates: int = 1500
     gate_deg: int = 4
@@ -62,9 +68,13 @@ class NeedleParams:
     noise_norm: bool = False
     weight_cap_q: float = 1.0
     tip_visible_z: float = 0.0
-    cross_k: float = 0.0
     parallel_bg: bool = False
-    cross_max_mm: float = 10.0
+    end_z: float = 0.0
+    end_weak_frac: float = 0.5
+    end_beyond_mm: float = 10.0
+    end_bg_z: float = 2.5
+    ext_long_mm: float = 0.0
+    ext_long_k: float = 2.0
 
 
 @dataclass(frozen=True)
