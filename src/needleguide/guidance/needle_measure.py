@@ -196,7 +196,8 @@ def measure_shaft(frame: Frame, g: np.ndarray, s: Shaft, sp: float, prm: NeedleP
     # run's end and the extended end, ± 2 mm; two 2-mm windows, sub-sample parabola
     wdw = max(3, int(round(2.0 / sp * 2)))
     dr = frame.settings.get("dynamic_range_db") if frame.modality == "us" else None
-    inside = (pr[2] > 0) & (pr[0] > 0) & (pr[4] > 0)  # (US: the three rows in the sector)
+    # (US: samples whose three rows lie in the sector; fluoroscopy does not use it)
+    inside = (pr[2] > 0) & (pr[0] > 0) & (pr[4] > 0) if frame.modality == "us" else None
     if dr and prm.linear_tip:
         # log compression blooms a bright echo far into its PSF's tail: locate the step
         # on the echo amplitude (display v ∝ dB / dynamic range), where a blurred step's
