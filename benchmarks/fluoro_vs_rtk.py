@@ -36,7 +36,6 @@ def make_volume() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
     try:
         from needleguide.anatomy.patient import resample_labels
         from needleguide.anatomy.phantom import build_phantom
-        from needleguide.fluoro.volume import mu_lut
 
         p = build_phantom("lumbar", spacing_mm=1.0)
         _PATIENT.append(p)
@@ -44,8 +43,9 @@ def make_volume() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
         a = aff.copy()
         a[:3, 3] += c
         labels = resample_labels(p.labels, p.VoxelToPatient, SHAPE, a)
-        codes, lut = basis_volume(Patient(labels=labels, VoxelToPatient=a, tissues=p.tissues))
-        mu = mu_lut(p.tissues, 60.0)[labels].astype(np.float32)
+        codes, lut, _ = basis_volume(Patient(labels=labels, VoxelToPatient=a, tissues=p.tissues,
+                                             meta=p.meta), extend_mm=0.0)
+        mu = code_mu(lut)[codes]
         return mu, codes, lut, a, "lumbar phantom around L4"
     except Exception as e:  # noqa: BLE001 - fall back to a synthetic torso
         print(f"(phantom unavailable: {type(e).__name__}: {e}; using a synthetic torso)")
@@ -62,8 +62,9 @@ def make_volume() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
     codes = np.where(vol > 0.03, 58, np.where(vol > 0, 48, 0)).astype(np.uint8)
     from needleguide.anatomy.tissues import default_tissue_table
 
-    _, lut = basis_volume(Patient(labels=codes[:2, :2, :2], VoxelToPatient=aff,
-                                  tissues=default_tissue_table()), cortex_mm=0.0)
+    _, lut, _ = basis_volume(Patient(labels=codes[:2, :2, :2], VoxelToPatient=aff,
+                                     tissues=default_tissue_table()), cortex_mm=0.0,
+                             extend_mm=0.0)
     return vol, codes, lut, aff, "synthetic torso"
 
 
@@ -95,11 +96,12 @@ def rtk_projector(vol, aff, src, p00, dcol, drow):
     from itk import RTK as rtk
 
     iso = src + np.array([0.0, -SOD, 0.0])
+    sp = np.diag(aff)[:3]
     # numpy order for itk is (z_itk, y_itk, x_itk) = (j, reversed k, i)
     arr = np.ascontiguousarray(vol.transpose(1, 2, 0)[:, ::-1, :], dtype=np.float32)
     img = itk.image_from_array(arr)
-    img.SetSpacing((SPACING[0], SPACING[2], SPACING[1]))
-    first = aff[:3, 3] + np.array([0.0, 0.0, (SHAPE[2] - 1) * SPACING[2]])  # i=0, j=0, k=last
+    img.SetSpacing((float(sp[0]), float(sp[2]), float(sp[1])))
+    first = aff[:3, 3] + np.array([0.0, 0.0, (vol.shape[2] - 1) * sp[2]])  # i=0, j=0, k=last
     rel = first - iso
     img.SetOrigin((float(rel[0]), float(-rel[2]), float(rel[1])))
     g = rtk.ThreeDCircularProjectionGeometry.New()
@@ -123,20 +125,56 @@ def rtk_projector(vol, aff, src, p00, dcol, drow):
     return run
 
 
+def code_mu(lut: np.ndarray, energy_kev: float = 60.0) -> np.ndarray:
+    """μ (1/mm) at ``energy_kev`` of every material code (soft + bone basis table)."""
+    from needleguide.fluoro.materials import mass_attenuation
+    from needleguide.fluoro.volume import BASIS
+
+    return ((lut[:, 0] * float(mass_attenuation(BASIS[0], energy_kev))
+             + lut[:, 1] * float(mass_attenuation(BASIS[1], energy_kev))) / 10.0
+            ).astype(np.float32)
+
+
+def ct_volume(folder: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """As :func:`make_volume` for an ``import-ct`` folder, on the CT's own grid: μ (1/mm)
+    at 60 keV of every voxel from its Hounsfield units (the imager's material
+    decomposition), the imager's codes and table, the affine, a description."""
+    from needleguide.anatomy.folder import load_patient_dir
+    from needleguide.fluoro.volume import basis_volume
+
+    p = load_patient_dir(folder)
+    if getattr(p, "hu", None) is None:
+        sys.exit(f"--ct: {folder} holds no ct.nii.gz (an `import-ct` output folder is needed)")
+    aff = np.asarray(p.VoxelToPatient, float)
+    off = np.abs(aff[:3, :3] - np.diag(np.diag(aff)[:3])).max()
+    if off > 1e-3 or (np.diag(aff)[:3] <= 0).any():
+        sys.exit("--ct: the benchmark needs an axis-aligned RAS grid (import-ct writes one)")
+    codes, lut, _ = basis_volume(p, extend_mm=0.0)
+    vol = code_mu(lut)[codes]
+    return vol, codes, lut, aff, f"imported CT {folder} {codes.shape} at " \
+        f"{np.round(np.diag(aff)[:3], 3).tolist()} mm, from its HU"
+
+
 def main() -> None:
+    import argparse
+
     from needleguide.fluoro.projector import ProjectionVolume
 
-    vol, codes, lut, aff, what = make_volume()
-    iso = aff[:3, 3] + (np.array(SHAPE) - 1) / 2 * np.array(SPACING)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ct", help="an `import-ct` output folder: project its HU-derived μ "
+                                 "volume (default: the lumbar phantom)")
+    args = ap.parse_args()
+    vol, codes, lut, aff, what = ct_volume(args.ct) if args.ct else make_volume()
+    iso = aff[:3, 3] + (np.array(vol.shape) - 1) / 2 * np.diag(aff)[:3]
     src, p00, dcol, drow = detector(iso)
-    print(f"volume {SHAPE} at {SPACING} mm ({what}); detector {NPIX}² over {DET} mm, "
+    print(f"volume: {what}; detector {NPIX}² over {DET} mm, "
           f"SID {SID}, SOD {SOD}; {REPS} repetitions; threads: numba "
           f"{__import__('numba').get_num_threads()}")
     pv = ProjectionVolume(vol, aff)
     ours_fn = lambda: pv.project(src, p00, dcol, drow, NPIX, NPIX)[..., 0]  # noqa: E731
     two = ProjectionVolume(codes, aff, lut=lut)
-    two_ms, _ = time_it(lambda: two.project(src, p00, dcol, drow, NPIX, NPIX), REPS)
-    print(f"needleguide Joseph, 2 channels (soft + bone basis, uint8 codes + table): "
+    two_ms, two_img = time_it(lambda: two.project(src, p00, dcol, drow, NPIX, NPIX), REPS)
+    print(f"needleguide Joseph, 2 channels (soft + bone basis, {codes.dtype} codes + table): "
           f"min {two_ms.min():.1f} ms, median {np.median(two_ms):.1f} ms")
     fps = [live_fps() for _ in range(3)]
     print(f"live frames 512² (needle moving, contrast changing, noise on): min {min(fps):.1f},"
@@ -177,6 +215,18 @@ def main() -> None:
     inside = ref > 0.05 * ref.max()
     print(f"agreement: median |RTK - ours| / RTK = "
           f"{np.median(diff[inside] / ref[inside]):.4f} over {inside.sum()} pixels")
+    # the imager's own path: two basis channels → μ line integral at 60 keV
+    from needleguide.fluoro.materials import mass_attenuation
+    from needleguide.fluoro.volume import BASIS
+
+    mu2 = (two_img[..., 0] * float(mass_attenuation(BASIS[0], 60.0))
+           + two_img[..., 1] * float(mass_attenuation(BASIS[1], 60.0))) / 10.0
+    r1 = float(np.corrcoef(ref.ravel(), ours.ravel())[0, 1])
+    r2 = float(np.corrcoef(ref.ravel(), mu2.ravel())[0, 1])
+    print(f"pearson_r (RTK vs ours, same μ volume): {r1:.5f}; "
+          f"(RTK vs the imager's two-channel basis path at 60 keV): {r2:.5f}")
+    print(f"ratio_two_channel_over_rtk: {np.median(two_ms) / np.median(rtk_ms):.3f}")
+    print(f"pearson_r: {min(r1, r2):.5f}")
     print(f"ratio_ours_over_rtk: {np.median(ours_ms) / np.median(rtk_ms):.3f}")
 
 

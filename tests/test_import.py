@@ -200,6 +200,13 @@ def test_ct_patient_roi_resamples_hu(toy, tmp_path):
 
 # ---- TotalSegmentator --------------------------------------------------------------------
 def test_totalseg_class_map_and_names():
+    v1 = totalseg.TOTAL_V1  # TotalSegmentator v1.5.7 map_to_binary.class_map["total"]
+    assert len(v1) == 104 and v1[7] == "aorta" and v1[18] == "vertebrae_L5"
+    assert v1[22] == "vertebrae_L1" and v1[41] == "vertebrae_C1" and v1[58] == "rib_left_1"
+    assert v1[81] == "rib_right_12" and v1[92] == "sacrum" and v1[100] == "autochthon_left"
+    assert v1[104] == "urinary_bladder"
+    assert all(totalseg.tissue_for(n) in T for n in v1.values() if n not in totalseg.FROM_HU)
+    assert totalseg.tissue_for("heart_ventricle_left") == "blood_vessel"
     m = totalseg.TOTAL_V2
     assert len(m) == 117 and m[25] == "sacrum" and m[26] == "vertebrae_S1"
     assert m[27] == "vertebrae_L5" and m[50] == "vertebrae_C1" and m[63] == "inferior_vena_cava"
@@ -229,8 +236,8 @@ def _ts_masks(toy: Patient) -> dict[str, np.ndarray]:
     mus = toy.labels == L("paraspinal_muscle")
     masks.update({"spinal_cord": toy.labels == L("spinal_cord"),
                   "aorta": toy.labels == L("aorta"),
-                  "autochthon_left": mus & (x < 0)[:, None, None],
-                  "autochthon_right": mus & (x >= 0)[:, None, None],
+                  "autochthon_left": mus & (x >= 0)[:, None, None],  # patient left: +x
+                  "autochthon_right": mus & (x < 0)[:, None, None],
                   "mystery_structure": (toy.labels == L("subcutaneous_fat"))
                   & (x > 40)[:, None, None],
                   "liver": np.zeros(toy.shape, bool)})
@@ -357,15 +364,18 @@ def test_labelmap_on_another_grid_and_explicit_names_file(toy, tmp_path):
     ml = np.where(coarse == T.label("aorta"), 7, 0).astype(np.uint8)
     nib.save(nib.Nifti1Image(ml, aff), tmp_path / "seg.nii.gz")
     (tmp_path / "names.json").write_text(json.dumps({"7": "aorta"}))
-    p = import_ct(tmp_path / "ct.nii.gz", tmp_path / "seg.nii.gz",
+    with pytest.raises(UserError, match="another grid.*--resample-labels"):
+        import_ct(tmp_path / "ct.nii.gz", tmp_path / "seg.nii.gz",
                   label_names=tmp_path / "names.json")
+    p = import_ct(tmp_path / "ct.nii.gz", tmp_path / "seg.nii.gz",
+                  label_names=tmp_path / "names.json", resample_labels=True)
     assert p.shape == toy.shape and p.meta["structures"] == {"aorta": "aorta"}
     assert p.tissue_name_at([0, 25, 0]) == "aorta"  # aorta centre, resampled onto the CT grid
     got, want = p.labels == T.label("aorta"), toy.labels == T.label("aorta")
     assert dice(got, want) > 0.7
     with pytest.raises(UserError, match="label_names"):
         import_ct(tmp_path / "ct.nii.gz", tmp_path / "seg.nii.gz",
-                  label_names=tmp_path / "missing.json")
+                  label_names=tmp_path / "missing.json", resample_labels=True)
 
 
 def test_hu_to_density():

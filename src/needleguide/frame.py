@@ -48,7 +48,9 @@ class FrameTruth:
     tip_px: needle tip (col, row) in pixels or None; tip_mm: tip in patient RAS mm;
     shaft_px: ((col, row), (col, row)) visible shaft end points in pixels; needle_visible:
     whether the needle is in the image; labels_visible: tissue label names in view;
-    compartment: injectate compartment name (or None); extra: anything else, JSON-able.
+    compartment: injectate compartment name (or None); vertebrae_px: each vertebra whose
+    body centre projects into the image, name → (col, row) of that centre in pixels
+    (fluoroscopy); extra: anything else, JSON-able.
     """
 
     tip_px: tuple[float, float] | None = None
@@ -57,6 +59,7 @@ class FrameTruth:
     needle_visible: bool = False
     labels_visible: tuple[str, ...] = ()
     compartment: str | None = None
+    vertebrae_px: dict[str, tuple[float, float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

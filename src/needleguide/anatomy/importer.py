@@ -10,7 +10,8 @@ blankets fall away; lungs and bowel gas stay inside).
 
 With a labelmap (our label ids, or TotalSegmentator structure names: a folder of
 ``NAME.nii.gz`` masks, or a multilabel NIfTI named by a ``{id: name}`` JSON sidecar, by its
-header label table, or by the TotalSegmentator v2 class map) the named voxels get their
+header label table, or by the TotalSegmentator v1 or v2 class map, decided from the ids
+and the CT by ``label_tables``) the named voxels get their
 mapped tissue and the unlabelled ones the HU classification. ``vertebrae_*`` masks give
 ``Patient.vertebrae`` and ``<level>.body`` / ``<level>.canal`` landmarks; with our own ids,
 ``landmarks.json`` / ``vertebrae.json`` beside the labelmap are read back.
@@ -23,7 +24,6 @@ nearest). The returned :class:`CTPatient` keeps the HU volume on the label grid 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,13 @@ import numpy as np
 from scipy import ndimage
 
 from needleguide.anatomy import totalseg
+from needleguide.anatomy.importer_checks import (
+    check_affine,
+    check_finite,
+    check_label_grid,
+    load_nifti,
+)
+from needleguide.anatomy.label_tables import check_label_names, names_for
 from needleguide.anatomy.patient import Patient, resample_labels
 from needleguide.anatomy.tissues import TissueTable, default_tissue_table
 from needleguide.errors import UserError, check_range
@@ -79,7 +86,8 @@ def _is_nifti(p: Path) -> bool:
 
 def read_ct(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
     """HU volume (float32), voxel -> RAS affine and info from a NIfTI file, a DICOM series
-    folder or one file of a DICOM series. Bad input raises one clear UserError."""
+    folder or one file of a DICOM series. Bad input (unreadable, NaN or infinite voxels,
+    zero/negative/NaN voxel size, degenerate affine) raises one clear UserError."""
     p = Path(path)
     if not p.exists():
         raise UserError(f"ct: {p} does not exist")
@@ -89,16 +97,12 @@ def read_ct(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
         if p.is_file() and not _looks_like_dicom(p):
             raise UserError(f"ct: {p} is neither NIfTI (.nii, .nii.gz) nor DICOM")
         hu, aff, info = read_dicom_series(p)
-        return hu, aff, {**info, "format": "dicom"}
-    import nibabel as nib
-
-    try:
-        img = nib.load(str(p))
-        hu = np.asarray(img.get_fdata(dtype=np.float32))
-    except Exception as e:  # nibabel raises many types for bad files
-        raise UserError(f"ct: cannot read {p} as NIfTI ({type(e).__name__}: {e})") from None
-    hu = _as_3d(hu, p)
-    return hu, np.asarray(img.affine, dtype=float), {"format": "nifti", "file": str(p)}
+        info = {**info, "format": "dicom"}
+    else:
+        img, hu = load_nifti(p, "ct", as_float=True)
+        hu, aff, info = _as_3d(hu, p), img.affine, {"format": "nifti", "file": str(p)}
+    check_finite(hu, "ct", p)
+    return hu, check_affine(aff, "ct", p), info
 
 
 def _looks_like_dicom(p: Path) -> bool:
@@ -115,59 +119,23 @@ def _as_3d(vol: np.ndarray, p: Path) -> np.ndarray:
     return vol
 
 
-def _load_nifti(p: Path, what: str):
-    import nibabel as nib
-
-    try:
-        img = nib.load(str(p))
-        data = np.asanyarray(img.dataobj)
-    except Exception as e:
-        raise UserError(f"{what}: cannot read {p} as NIfTI ({type(e).__name__}: {e})") from None
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise UserError(f"{what}: {p} holds shape {data.shape}; expected a 3D labelmap")
-    return img, data
-
-
-def _onto_grid(data, aff, shape, ct_aff) -> np.ndarray:
-    if data.shape == tuple(shape) and np.allclose(aff, ct_aff, atol=1e-3):
+def _onto_grid(p: Path, data, aff, shape, ct_aff, resample: bool) -> np.ndarray:
+    if not check_label_grid(p, data.shape, aff, shape, ct_aff, resample):
         return np.asarray(data)
     return resample_labels(np.asarray(data), aff, tuple(shape), ct_aff)
-
-
-def _names_for(seg: Path, img, label_names: str | Path | None) -> dict[int, str] | None:
-    """id -> name for a multilabel file, or None for 'our own label ids'."""
-    if label_names not in (None, "ours", "totalseg"):
-        src = Path(label_names)
-    else:
-        stem = seg.name[:-7] if seg.name.lower().endswith(".nii.gz") else seg.with_suffix("").name
-        src = seg.with_name(stem + ".json")
-        if label_names is not None or not src.exists():
-            src = None
-    if src is not None:
-        try:
-            raw = json.loads(src.read_text(encoding="utf-8"))
-            return {int(k): str(v) for k, v in raw.items()}
-        except (OSError, ValueError, AttributeError) as e:
-            raise UserError(f"label_names: {src} is not a JSON object {{id: name}} ({e})"
-                            ) from None
-    if label_names == "totalseg":
-        return dict(totalseg.TOTAL_V2)
-    if label_names is None:
-        table = totalseg.parse_label_table_extension(img.header.extensions)
-        if table:
-            return table
-    return None
 
 
 def read_labelmap(
     labels_path: str | Path, hu: np.ndarray, ct_affine: np.ndarray,
     tissues: TissueTable, label_names: str | Path | None = None,
-    air_hu: float = HUThresholds.fat,
+    air_hu: float = HUThresholds.fat, resample: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """A labelmap on the CT grid: (tissue ids, 255 = unlabelled; level volume, v > 0 =
-    ``totalseg.LEVELS[v-1]``; info with the structures found and the unknown ones)."""
+    ``totalseg.LEVELS[v-1]``; info with the structures found and the unknown ones).
+
+    A map on another grid than the CT is refused unless ``resample`` (nearest; then at
+    least 95 % of its extent must lie on the CT); which table names a multilabel map's ids
+    is decided by :func:`label_tables.names_for` (refused when the evidence does not)."""
     p = Path(labels_path)
     if not p.exists():
         raise UserError(f"labels: {p} does not exist")
@@ -176,11 +144,15 @@ def read_labelmap(
     levels = np.zeros(shape, dtype=np.uint8)
     unknown: dict[str, int] = {}
     found: dict[str, str] = {}
+    ribs: dict[str, list[float]] = {}
     soft = tissues.label("soft_tissue")
 
     def paint(mask: np.ndarray, name: str, box: tuple = (slice(None),) * 3) -> None:
         """Give ``name``'s tissue to ``mask`` (a boolean sub-volume at ``box``)."""
         if not mask.any():
+            return
+        if name in totalseg.FROM_HU:
+            found[name] = "(HU classification)"
             return
         tname = name if name in tissues else totalseg.tissue_for(name)
         sub = ids[box]
@@ -195,28 +167,35 @@ def read_labelmap(
         lv = totalseg.level_of(name)
         if lv is not None:
             levels[box][mask] = totalseg.LEVELS.index(lv) + 1
+        if totalseg.is_rib(name):  # the rib number survives in meta["ribs"]
+            c = np.argwhere(mask).mean(axis=0) + [s.start or 0 for s in box]
+            ribs[name] = np.round(ct_affine[:3, :3] @ c + ct_affine[:3, 3], 1).tolist()
 
+    extra: dict = {}
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if _is_nifti(f) and not f.name.startswith("."))
         if not files:
             raise UserError(f"labels: no NIfTI masks (NAME.nii.gz) in the folder {p}")
         for f in files:
-            img, data = _load_nifti(f, "labels")
+            img, data = load_nifti(f, "labels")
             name = f.name[: -7 if f.name.lower().endswith(".gz") else -4]
-            mask = _onto_grid((data > 0.5).astype(np.uint8), img.affine, shape, ct_affine)
-            paint(mask.astype(bool), name)
+            mask = (np.asarray(data) > 0.5).astype(np.uint8)
+            paint(_onto_grid(f, mask, img.affine, shape, ct_affine, resample).astype(bool),
+                  name)
         mode = "masks"
     else:
-        img, data = _load_nifti(p, "labels")
+        img, data = load_nifti(p, "labels")
         if not np.issubdtype(data.dtype, np.integer):
+            check_finite(np.asarray(data), "labels", p)
             data = np.rint(data).astype(np.int32)
-        data = _onto_grid(data, img.affine, shape, ct_affine)
-        names = _names_for(p, img, label_names)
+        if data.size and (data.min() < 0 or data.max() > 65535):
+            raise UserError(f"labels: {p} holds label ids outside 0-65535 "
+                            f"({int(data.min())}..{int(data.max())})")
+        data = _onto_grid(p, data, img.affine, shape, ct_affine, resample)
+        names, extra = names_for(p, img, label_names, data, hu, ct_affine, tissues, air_hu)
         if names is None:
             mode = "ids"
             present = np.unique(data)
-            if (present < 0).any():
-                raise UserError(f"labels: {p} holds negative label ids")
             ok = np.array([int(v) in tissues and v != UNLABELLED for v in present], dtype=bool)
             lut = np.full(int(max(present.max(), 0)) + 1, soft, dtype=np.uint8)
             lut[present[ok]] = present[ok].astype(np.uint8)
@@ -226,16 +205,16 @@ def read_labelmap(
             found = {str(int(v)): tissues[int(v)].name for v in present[ok]}
         else:
             mode = "names"
-            if data.min() < 0:
-                raise UserError(f"labels: {p} holds negative label ids")
             for v, box in enumerate(ndimage.find_objects(data), start=1):
                 if box is not None:  # bounding box of id v: one pass per structure's box
                     paint(data[box] == v, names.get(v, f"id {v}"), box)
     if unknown:
         log.warning("%d unknown structure(s) in %s mapped to soft_tissue (%d voxels): %s",
                     len(unknown), p, sum(unknown.values()), ", ".join(sorted(unknown)))
-    info = {"labels_mode": mode, "labels_path": str(p), "structures": found,
+    info = {"labels_mode": mode, "labels_path": str(p), **extra, "structures": found,
             "unknown_structures": unknown, "unknown_voxels": int(sum(unknown.values()))}
+    if ribs:
+        info["ribs"] = dict(sorted(ribs.items()))
     return ids, levels, info
 
 
@@ -288,7 +267,10 @@ def to_closest_ras(vols: list[np.ndarray], affine: np.ndarray):
     """Permute/flip volumes so that axes run along +x, +y, +z as closely as possible."""
     from nibabel import orientations as ornt_mod
 
-    ornt = ornt_mod.io_orientation(affine)
+    try:
+        ornt = ornt_mod.io_orientation(affine)
+    except Exception as e:  # nibabel OrientationError: an affine check let it through
+        raise UserError(f"ct: cannot orient the volume ({type(e).__name__}: {e})") from None
     out = [np.ascontiguousarray(ornt_mod.apply_orientation(v, ornt)) for v in vols]
     return out, affine @ ornt_mod.inv_ornt_aff(ornt, vols[0].shape)
 
@@ -311,21 +293,28 @@ def import_ct(
     thresholds: HUThresholds = HUThresholds(),
     skin_mm: float = 2.0,
     tissues: TissueTable | None = None,
+    resample_labels: bool = False,
 ) -> CTPatient:
     """Import a CT (NIfTI file, DICOM folder or DICOM file) and an optional labelmap.
 
     labels_path: our label ids (NIfTI), a TotalSegmentator multilabel NIfTI, or a folder of
     TotalSegmentator masks; label_names: None (auto: sidecar JSON, header table, else our
-    ids), 'ours', 'totalseg' (v2 class map) or a JSON file {id: name};
+    ids, or the TotalSegmentator v1/v2 class map decided from the ids and HU; refused when
+    that does not decide), 'ours', 'totalseg' (v1 or v2, decided), 'totalseg-v1',
+    'totalseg-v2' or a JSON file {id: name}; resample_labels: allow a labelmap on another
+    grid (resampled nearest onto the CT's; >= 95 % of it must lie on the CT);
     spacing_mm: resample to isotropic voxels (0.25-5 mm), None keeps the CT grid.
     """
     t = tissues or default_tissue_table()
     if spacing_mm is not None:
         check_range("spacing_mm", spacing_mm, 0.25, 5.0, " mm")
+    if label_names is not None:
+        check_label_names(label_names)
     hu, aff, info = read_ct(ct_path)
     vols = [hu]
     if labels_path is not None:
-        ids, levels, linfo = read_labelmap(labels_path, hu, aff, t, label_names, thresholds.fat)
+        ids, levels, linfo = read_labelmap(labels_path, hu, aff, t, label_names, thresholds.fat,
+                                           resample_labels)
         vols += [ids, levels]
         info.update(linfo)
     vols, aff = to_closest_ras(vols, aff)

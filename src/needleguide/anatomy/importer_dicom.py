@@ -30,6 +30,17 @@ def _dicom_candidates(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
+def _numbers(ds, tag: str, n: int, f: Path) -> np.ndarray:
+    """``n`` finite numbers from a multi-valued DICOM attribute, else one clear UserError."""
+    try:
+        v = np.array([float(x) for x in ds.get(tag)], dtype=float)
+    except (TypeError, ValueError):
+        v = np.array([])
+    if v.shape != (n,) or not np.all(np.isfinite(v)):
+        raise UserError(f"ct: {tag} of {f} must be {n} finite numbers, got {ds.get(tag)!r}")
+    return v
+
+
 def read_dicom_series(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
     """Read a CT series from a folder (or the folder of one of its files).
 
@@ -67,13 +78,23 @@ def read_dicom_series(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
     if len(items) < 2:
         raise UserError(f"ct: the DICOM series in {folder} has a single slice; need a volume")
     ds0 = items[0][1]
-    iop = np.asarray([float(v) for v in ds0.ImageOrientationPatient], dtype=float)
+    iop = _numbers(ds0, "ImageOrientationPatient", 6, items[0][0])
     row_dir, col_dir = iop[:3], iop[3:]
+    if (abs(np.linalg.norm(row_dir) - 1) > 0.01 or abs(np.linalg.norm(col_dir) - 1) > 0.01
+            or abs(row_dir @ col_dir) > 0.01):
+        raise UserError(f"ct: ImageOrientationPatient {iop.tolist()} of {items[0][0]} is not "
+                        "two orthogonal unit vectors")
     normal = np.cross(row_dir, col_dir)
-    for _, ds in items:
-        if not np.allclose([float(v) for v in ds.ImageOrientationPatient], iop, atol=1e-4):
+    spacing = _numbers(ds0, "PixelSpacing", 2, items[0][0])
+    if np.any(spacing <= 0):
+        raise UserError(f"ct: PixelSpacing {spacing.tolist()} of {items[0][0]} must be two "
+                        "positive numbers (mm)")
+    for f, ds in items:
+        if not np.allclose(_numbers(ds, "ImageOrientationPatient", 6, f), iop, atol=1e-4):
             raise UserError(f"ct: slices of the series in {folder} have different orientations")
-    ipp = np.array([[float(v) for v in ds.ImagePositionPatient] for _, ds in items])
+        if not np.allclose(_numbers(ds, "PixelSpacing", 2, f), spacing, rtol=1e-4):
+            raise UserError(f"ct: slices of the series in {folder} have different PixelSpacing")
+    ipp = np.array([_numbers(ds, "ImagePositionPatient", 3, f) for f, ds in items])
     order = np.argsort(ipp @ normal)
     ipp = ipp[order]
     items = [items[i] for i in order]
@@ -85,7 +106,7 @@ def read_dicom_series(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
         raise UserError(
             f"ct: slice spacing varies in {folder} ({gaps.min():.3f}-{gaps.max():.3f} mm); "
             "resample the series to uniform spacing first")
-    dr, dc = (float(v) for v in ds0.PixelSpacing)
+    dr, dc = (float(v) for v in spacing)
     step = (ipp[-1] - ipp[0]) / (len(ipp) - 1)
     lps = np.eye(4)
     lps[:3, 0] = row_dir * dc

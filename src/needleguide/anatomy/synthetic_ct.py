@@ -42,6 +42,9 @@ HU_BY_TISSUE: dict[str, float] = {
 }
 
 
+CORTEX_HU = 1000.0  # cortical shell of a 1 mm voxel (0.5–1 mm cortex at ~1500 HU, averaged)
+
+
 def hu_lut(tissues: TissueTable) -> np.ndarray:
     """256-entry float32 lookup: label id -> nominal HU (unknown labels: soft tissue 40)."""
     lut = np.full(256, 40.0, dtype=np.float32)
@@ -55,16 +58,39 @@ def synthetic_ct(
     noise_hu: float = 0.0,
     blur_mm: float = 0.0,
     seed: int | np.random.Generator | None = 0,
+    cortex_mm: float = 0.0,
+    texture_hu: float = 0.0,
 ) -> np.ndarray:
     """HU volume (float32, same grid as ``patient.labels``) rendered from the labelmap.
 
     noise_hu: standard deviation of additive Gaussian noise (HU, 0-500);
     blur_mm: standard deviation of a Gaussian point-spread function (mm, 0-10);
-    seed: seed or Generator for the noise (same seed, same voxels).
+    seed: seed or Generator for the noise (same seed, same voxels);
+    cortex_mm: bone voxels within this distance of non-bone are cortex, at least
+    ``CORTEX_HU`` (0: off); texture_hu: σ of the trabecular texture inside bone whose
+    nominal CT number is below 700 HU (0: off; ``anatomy.bone``, seeded by the patient).
     """
     check_range("noise_hu", noise_hu, 0.0, 500.0, " HU")
     check_range("blur_mm", blur_mm, 0.0, 10.0, " mm")
+    check_range("cortex_mm", cortex_mm, 0.0, 4.0, " mm")
+    check_range("texture_hu", texture_hu, 0.0, 400.0, " HU")
     hu = hu_lut(patient.tissues)[patient.labels]
+    if cortex_mm > 0 or texture_hu > 0:
+        from needleguide.anatomy.bone import cortical_shell, trabecular_texture
+
+        found = cortical_shell(patient.labels, patient.tissues, patient.spacing_mm,
+                               max(cortex_mm, 1e-3))
+        if found is not None:
+            sl, sub, shell = found
+            h = hu[sl]
+            if cortex_mm > 0:
+                h[shell] = np.maximum(h[shell], CORTEX_HU)
+            if texture_hu > 0:
+                inner = sub & ~shell if cortex_mm > 0 else sub.copy()
+                inner &= h < 700.0
+                tex = trabecular_texture(sub.shape, patient.spacing_mm,
+                                         int(patient.meta.get("seed", 0)))
+                h[inner] += np.float32(texture_hu) * tex[inner]
     if blur_mm > 0:
         from scipy import ndimage
 
@@ -99,3 +125,51 @@ def save_ct_dicom(hu: np.ndarray, VoxelToPatient: np.ndarray, folder: str | Path
     from needleguide.anatomy.importer_dicom import write_dicom_series
 
     return write_dicom_series(hu, VoxelToPatient, folder, **kw)
+
+
+def totalseg_masks(patient: Patient) -> dict[str, np.ndarray]:
+    """What TotalSegmentator would output for the phantom: boolean masks by its names
+    (``vertebrae_T11`` … ``vertebrae_L5`` / ``vertebrae_C*`` — each spine bone voxel given to
+    the level whose end-plate slab holds it —, ``sacrum``, ``spinal_cord``, ``hip_left`` /
+    ``hip_right``, ``iliopsoas_*``, ``autochthon_*``, ``gluteus_maximus_*``), on the
+    patient's grid. For testing the CT path on anatomy whose truth is known."""
+    from needleguide import geometry
+
+    t = patient.tissues
+    labels = patient.labels
+    spine = [n for n in ("vertebral_body", "pedicle", "lamina", "spinous_process",
+                         "transverse_process", "superior_articular_process",
+                         "inferior_articular_process", "anterior_tubercle") if n in t]
+    names = [n for n in patient.vertebrae if n[0] in "CTL"]
+    out: dict[str, np.ndarray] = {}
+    idx = np.argwhere(np.isin(labels, [t.label(n) for n in spine]))
+    if names and idx.size:
+        pts = geometry.apply(patient.VoxelToPatient, idx.astype(float))
+        slab = np.stack([np.abs((pts - patient.vertebrae[n].center_mm)
+                                @ patient.vertebrae[n].superior) for n in names], axis=1)
+        who = np.argmin(slab, axis=1)
+        for q, n in enumerate(names):
+            m = np.zeros(labels.shape, bool)
+            m[tuple(idx[who == q].T)] = True
+            out[f"vertebrae_{n}"] = m
+    x_mid = float(np.median(geometry.apply(patient.VoxelToPatient,
+                                           np.argwhere(labels > 0)[::997].astype(float))[:, 0]))
+    xs = geometry.apply(patient.VoxelToPatient,
+                        np.stack([np.arange(labels.shape[0]), np.zeros(labels.shape[0]),
+                                  np.zeros(labels.shape[0])], axis=1).astype(float))[:, 0]
+    right = (xs > x_mid)[:, None, None]
+    for ours, theirs, sided in (("sacrum", "sacrum", False), ("spinal_cord", "spinal_cord", False),
+                                ("ilium", "hip", True), ("psoas", "iliopsoas", True),
+                                ("paraspinal_muscle", "autochthon", True),
+                                ("gluteal_muscle", "gluteus_maximus", True)):
+        if ours not in t:
+            continue
+        m = labels == t.label(ours)
+        if not m.any():
+            continue
+        if sided:
+            out[f"{theirs}_right"] = m & right
+            out[f"{theirs}_left"] = m & ~right
+        else:
+            out[theirs] = m
+    return out

@@ -2,11 +2,13 @@
 
 TotalSegmentator (Wasserthal et al., Radiology: AI 2023) writes either one binary mask per
 structure (``segmentations/NAME.nii.gz``, its default) or, with ``--ml``, one multilabel
-NIfTI whose integer ids are named by its class map (task ``total``, v2: 117 classes) and,
-since v2, by an XML label table in a NIfTI header extension. This module holds:
+NIfTI whose integer ids are named by its class map (task ``total``: v1 104 classes, v2
+117) and, since v1.5, by an XML label table in a NIfTI header extension. This module holds:
 
-* ``TOTAL_V2``: the v2 ``total`` class map (id -> name), used when a multilabel file carries
-  neither a sidecar JSON nor the header table;
+* ``TOTAL_V1`` / ``TOTAL_V2``: the v1 / v2 ``total`` class maps (id -> name, data in
+  ``totalseg_ids``), used when a multilabel file carries neither a sidecar JSON nor the
+  header table (``label_tables`` decides which);
+* ``FROM_HU``: names known but left to the HU classification (v1 ``face``);
 * ``tissue_for(name)``: the needleguide tissue a structure maps to (or ``None``: unknown);
 * ``AIR_SPLIT``: structures whose mask contains air (airway, lung, bowel): their voxels
   below the air threshold become ``internal_air``, the rest the mapped tissue.
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 import re
 
+from needleguide.anatomy import totalseg_ids as _ids
+
 LEVELS: tuple[str, ...] = (
     *(f"C{i}" for i in range(1, 8)),
     *(f"T{i}" for i in range(1, 13)),
@@ -29,36 +33,13 @@ LEVELS: tuple[str, ...] = (
 """Vertebral levels in cranio-caudal order (TotalSegmentator names them ``vertebrae_<L>``)."""
 
 
-def _total_v2() -> dict[int, str]:
-    names = [
-        "spleen", "kidney_right", "kidney_left", "gallbladder", "liver", "stomach",
-        "pancreas", "adrenal_gland_right", "adrenal_gland_left", "lung_upper_lobe_left",
-        "lung_lower_lobe_left", "lung_upper_lobe_right", "lung_middle_lobe_right",
-        "lung_lower_lobe_right", "esophagus", "trachea", "thyroid_gland", "small_bowel",
-        "duodenum", "colon", "urinary_bladder", "prostate", "kidney_cyst_left",
-        "kidney_cyst_right", "sacrum",
-        *(f"vertebrae_{lv}" for lv in reversed(LEVELS)),  # 26 S1 ... 50 C1
-        "heart", "aorta", "pulmonary_vein", "brachiocephalic_trunk",
-        "subclavian_artery_right", "subclavian_artery_left", "common_carotid_artery_right",
-        "common_carotid_artery_left", "brachiocephalic_vein_left",
-        "brachiocephalic_vein_right", "atrial_appendage_left", "superior_vena_cava",
-        "inferior_vena_cava", "portal_vein_and_splenic_vein", "iliac_artery_left",
-        "iliac_artery_right", "iliac_vena_left", "iliac_vena_right", "humerus_left",
-        "humerus_right", "scapula_left", "scapula_right", "clavicula_left", "clavicula_right",
-        "femur_left", "femur_right", "hip_left", "hip_right", "spinal_cord",
-        "gluteus_maximus_left", "gluteus_maximus_right", "gluteus_medius_left",
-        "gluteus_medius_right", "gluteus_minimus_left", "gluteus_minimus_right",
-        "autochthon_left", "autochthon_right", "iliopsoas_left", "iliopsoas_right", "brain",
-        "skull",
-        *(f"rib_left_{i}" for i in range(1, 13)),
-        *(f"rib_right_{i}" for i in range(1, 13)),
-        "sternum", "costal_cartilages",
-    ]
-    return {i + 1: n for i, n in enumerate(names)}
-
-
-TOTAL_V2: dict[int, str] = _total_v2()
+TOTAL_V1: dict[int, str] = _ids.TOTAL_V1
+"""TotalSegmentator v1 task ``total``: multilabel id -> structure name (1..104)."""
+TOTAL_V2: dict[int, str] = _ids.TOTAL_V2
 """TotalSegmentator v2 task ``total``: multilabel id -> structure name (1..117)."""
+
+FROM_HU: frozenset[str] = frozenset({"face"})
+"""Known names left to the HU classification (v1 ``face``: bone, soft tissue and air)."""
 
 # Exact names -> tissue. Side suffixes (_left/_right) are stripped before lookup.
 _EXACT: dict[str, str] = {
@@ -84,7 +65,8 @@ _EXACT: dict[str, str] = {
     "intermuscular_fat": "subcutaneous_fat", "skeletal_muscle": "soft_tissue",
     "brain": "soft_tissue",
 }
-_VESSELS = ("heart", "pulmonary_vein", "brachiocephalic_trunk", "subclavian_artery",
+_VESSELS = ("heart", "heart_myocardium", "heart_atrium", "heart_ventricle",
+            "pulmonary_vein", "brachiocephalic_trunk", "subclavian_artery",
             "brachiocephalic_vein", "atrial_appendage", "superior_vena_cava",
             "portal_vein_and_splenic_vein", "iliac_artery", "iliac_vena", "pulmonary_artery")
 _ORGANS = ("spleen", "gallbladder", "liver", "stomach", "pancreas", "adrenal_gland",
@@ -110,6 +92,11 @@ def level_of(name: str) -> str | None:
     """Vertebral level of a TotalSegmentator name (``vertebrae_L4`` -> ``L4``), else None."""
     m = _VERT.match(name.strip())
     return m.group(1) if m and m.group(1) in LEVELS else None
+
+
+def is_rib(name: str) -> bool:
+    """Whether ``name`` is a numbered rib (``rib_left_1`` ... ``rib_right_12``)."""
+    return bool(_RIB.match(name.strip()))
 
 
 def tissue_for(name: str) -> str | None:

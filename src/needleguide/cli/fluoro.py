@@ -22,8 +22,14 @@ def register(app: typer.Typer) -> None:
                                                "right | left."),
         bmi: float = typer.Option(24.0, help="Body-mass index (kg/m²)."),
         seed: int = typer.Option(0, help="Random seed (anatomy and quantum noise)."),
-        kvp: float = typer.Option(70.0, help="Tube voltage, 60–120 kVp."),
-        ma: float = typer.Option(8.0, help="Tube current during a pulse (mA)."),
+        aec: bool = typer.Option(None, "--aec/--no-aec",
+                                 help="Automatic exposure control (default on): kVp and mA "
+                                      "chosen per view from the patient. --no-aec: manual "
+                                      "technique (--kvp, --ma; 70 kVp, 8 mA if not given)."),
+        kvp: float = typer.Option(None, help="Manual tube voltage, 60–120 kVp (selects "
+                                             "manual mode: AEC off)."),
+        ma: float = typer.Option(None, help="Manual tube current during a pulse, mA "
+                                            "(selects manual mode: AEC off)."),
         pulse_rate: float = typer.Option(15.0, help="Pulses per second: 7.5 | 15 | 30."),
         pixels: int = typer.Option(512, help="Detector matrix (64–1024)."),
         display: str = typer.Option("white-bone", help="white-bone (radiographic) | "
@@ -31,6 +37,11 @@ def register(app: typer.Typer) -> None:
         spacing: float = typer.Option(1.0, help="Phantom voxel size (mm)."),
         needle_to: str = typer.Option(None, help="Landmark: also write the needle advance "
                                                  "(advance.mp4, advance.json)."),
+        patient_dir: Path = typer.Option(None, "--patient",
+                                         help="Render this patient folder (an `import-ct` "
+                                              "or `phantom` output) instead of building "
+                                              "the phantom; --region, --bmi and --spacing "
+                                              "are then ignored."),
         out: Path = typer.Option(..., help="Output folder."),
     ) -> None:
         """Simulate a fluoroscopy image of a named C-arm view: DIR/fluoro.png (spot image in
@@ -45,12 +56,31 @@ def register(app: typer.Typer) -> None:
         from needleguide.fluoro.sequences import advance_sequence, plan_needle
         from needleguide.scene import Scene
 
-        settings = make_settings(kvp=kvp, ma=ma, pulse_rate=pulse_rate, display=display,
+        manual = {k: v for k, v in (("kvp", kvp), ("ma", ma)) if v is not None}
+        if manual and aec:
+            from needleguide.errors import UserError
+
+            raise UserError(f"--{'/--'.join(manual)}: a manual technique cannot be combined "
+                            "with --aec (the automatic exposure control chooses kVp and mA); "
+                            "drop --aec: --kvp/--ma alone select manual mode")
+        if manual and aec is None:
+            console.print("manual technique (--kvp/--ma given): automatic exposure control off")
+        settings = make_settings(**manual, aec=aec if aec is not None else not manual,
+                                 pulse_rate=pulse_rate, display=display,
                                  geometry=CArmGeometry(pixels=pixels))
-        d = out_dir(out)
-        console.print(f"building the {region} phantom (BMI {bmi:g}) …")
-        patient = build_phantom(region, bmi=bmi, seed=seed, spacing_mm=spacing)
+        if patient_dir is not None:
+            from needleguide.anatomy.folder import load_patient_dir
+
+            console.print(f"loading the patient in {patient_dir} …")
+            patient = load_patient_dir(patient_dir)
+            region = str(patient.meta.get("region", "imported"))
+        else:
+            console.print(f"building the {region} phantom (BMI {bmi:g}) …")
+            patient = build_phantom(region, bmi=bmi, seed=seed, spacing_mm=spacing)
         carm = named_view(patient, view, level, side=side, geometry_=settings.geometry)
+        if needle_to:
+            patient.landmark(needle_to)  # unknown names fail before anything is written
+        d = out_dir(out)
         fl = Fluoroscope(patient, settings, seed=seed, carm=carm)
         scene = Scene(patient)
         summary = None

@@ -3,11 +3,57 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
 from needleguide.cli._common import console, out_dir
+
+IMPORT_FILES = ("labels.nii.gz", "tissues.json", "landmarks.json", "vertebrae.json",
+                "centerlines.json", "meta.json", "ct.nii.gz", "overview.png")
+
+
+def check_out(out: Path, force: bool) -> None:
+    """Refuse an --out that is a file, or a folder holding files of another command that
+    import-ct would overwrite (unless ``force``); a previous import-ct's folder is fine."""
+    import json
+
+    from needleguide.errors import UserError
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out: {out} exists and is not a folder")
+    if force or not out.is_dir():
+        return
+    clash = [n for n in IMPORT_FILES if (out / n).exists()]
+    if not clash:
+        return
+    try:
+        writer = json.loads((out / "meta.json").read_text(encoding="utf-8")).get("command")
+    except (OSError, ValueError, AttributeError):
+        writer = None
+    if writer != "import-ct":
+        raise UserError(f"--out: {out} already holds files of another command "
+                        f"({', '.join(clash)}); choose another folder or pass --force to "
+                        "overwrite them")
+
+
+def staged_write(out: Path, write: Callable[[Path], None]) -> None:
+    """Run ``write(folder)`` on a temporary folder beside ``out``, then move its files into
+    ``out`` (created only now): the outputs appear together, or none on an error."""
+    import os
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write(tmp)
+        out.mkdir(exist_ok=True)
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _jsonable(o):
@@ -103,17 +149,29 @@ def register(app: typer.Typer) -> None:
                                     help="labelmap: our ids (NIfTI), TotalSegmentator "
                                          "multilabel NIfTI, or a folder of NAME.nii.gz masks"),
         label_names: str = typer.Option(None, "--label-names",
-                                        help="ours | totalseg | FILE.json {id: name}"),
+                                        help="ours | totalseg | totalseg-v1 | totalseg-v2 | "
+                                             "FILE.json {id: name}; default: sidecar JSON, "
+                                             "header table, else decided from the ids"),
         spacing: float = typer.Option(None, "--spacing", help="resample to MM isotropic"),
+        resample_labels: bool = typer.Option(False, "--resample-labels",
+                                             help="allow a labelmap on another grid than "
+                                                  "the CT (resampled nearest)"),
+        force: bool = typer.Option(False, "--force",
+                                   help="overwrite another command's files in --out"),
     ) -> None:
         """Import a CT (+ optional labelmap) and write labels, tissues, landmarks, PNG."""
+        import dataclasses
+        import logging
+
         from needleguide.anatomy.importer import import_ct
 
-        if out.exists() and not out.is_dir():
-            out_dir(out)  # raises the clear error before the (long) import
-        p = import_ct(ct, labels, spacing_mm=spacing, label_names=label_names)
-        d = out_dir(out)
-        write_patient_files(p, d, p.hu)
+        check_out(out, force)  # before the (long) import; nothing is written on an error
+        lg = logging.getLogger("needleguide.anatomy.importer")
+        if not any(isinstance(h, logging.NullHandler) for h in lg.handlers):
+            lg.addHandler(logging.NullHandler())  # the warning below is the one line
+        p = import_ct(ct, labels, spacing_mm=spacing, label_names=label_names,
+                      resample_labels=resample_labels)
+        p = dataclasses.replace(p, meta={**p.meta, "command": "import-ct"})
         center = None
         if p.vertebrae:
             center = next(iter(p.vertebrae.values())).center_mm
@@ -121,15 +179,23 @@ def register(app: typer.Typer) -> None:
                 if name in p.vertebrae:
                     center = p.vertebrae[name].center_mm
                     break
-        overlay_png(p, p.hu, d / "overview.png", center)
+
+        def write(d: Path) -> None:
+            write_patient_files(p, d, p.hu)
+            overlay_png(p, p.hu, d / "overview.png", center)
+
+        staged_write(out, write)
         unk = p.meta.get("unknown_structures") or {}
-        msg = f"imported {p.shape} at {p.spacing_mm.round(3).tolist()} mm -> {d}"
+        msg = f"imported {p.shape} at {p.spacing_mm.round(3).tolist()} mm -> {out}"
+        if p.meta.get("label_table_from") == "detected":
+            msg += f"; label ids read as {p.meta['label_table']} (decided from ids and HU)"
         if p.vertebrae:
             msg += f"; vertebrae {', '.join(p.vertebrae)}"
-        console.print(msg)
+        console.print(msg, soft_wrap=True, markup=False, highlight=False)
         if unk:
             console.print(f"warning: {len(unk)} unknown structure(s) -> soft_tissue "
-                          f"({p.meta['unknown_voxels']} voxels): {', '.join(sorted(unk))}")
+                          f"({p.meta['unknown_voxels']} voxels): {', '.join(sorted(unk))}",
+                          soft_wrap=True, markup=False, highlight=False)
 
     @app.command("synth-ct")
     def synth_ct_cmd(

@@ -1,35 +1,74 @@
 """The fluoroscope: scene + C-arm pose → Frame (pixels, geometry, settings, dose, truth).
 
 Per C-arm pose (cached): the anatomy's two basis areal densities by the Joseph projector,
-their polyenergetic transmission through the beam-hardening table, the scatter field and
-the display window. Per frame: needle (steel + hub chords) and iodine (sub-volume march)
-added with the exact spectral sum on the pixels they touch; absorbed quanta; focal-spot
-blur; Poisson noise (seeded per frame); scintillator blur; log; window; edge enhancement;
-collimator. Doses per exposure are counted in a cumulative :class:`Dose`.
+the exposure technique (automatic exposure control: kVp and mA from the anatomy in the
+central ROI, fluoro/aec.py; or the manual kvp/ma), the polyenergetic transmission through
+that kVp's beam-hardening table, the scatter field and the display window. Per frame:
+needle (steel + hub chords) and iodine (sub-volume march) added with the exact spectral
+sum on the pixels they touch (same beam); absorbed quanta; focal-spot blur; Poisson noise
+(seeded per frame); scintillator blur; log; window; edge enhancement; collimator. Doses
+per exposure are counted in a cumulative :class:`Dose`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from needleguide.anatomy.patient import Patient
+from needleguide.fluoro import aec as aec_control
 from needleguide.fluoro.beam import EXTRA, BeamModel
 from needleguide.fluoro.carm import CArm
+from needleguide.fluoro.field import field_mask
 from needleguide.fluoro.materials import density_g_cm3
 from needleguide.fluoro.noise import poisson_counts
 from needleguide.fluoro.overlays import iodine_mg_cm2, needle_paths_mm
 from needleguide.fluoro.projector import ProjectionVolume
 from needleguide.fluoro.settings import FluoroSettings
-from needleguide.fluoro.spectra import tube_spectrum
+from needleguide.fluoro.spectra import Spectrum, tube_spectrum
 from needleguide.fluoro.volume import basis_volume
 from needleguide.frame import Dose, Frame, FrameTruth
 from needleguide.scene.scene import Scene
 
 MODES = ("pulsed", "spot", "dsa")
 RUN_GAP_S = 0.5  # a longer pause between pulses starts a new run (lag filter restarts)
+# settings read at every exposure / display: changing them keeps the cached poses
+PER_FRAME_SETTINGS = frozenset({"ma", "spot_mas", "dsa_dose_factor", "dsa_rate_fps",
+                                "display", "edge_enhance", "temporal_filter", "noise"})
+
+
+@lru_cache(maxsize=64)
+def beam_for(kvp: float, added_al_mm: float, added_cu_mm: float, csi_um: float
+             ) -> tuple[BeamModel, float, float]:
+    """(BeamModel, HVL mm Al, mean energy keV) of a tube spectrum, cached per kVp and
+    filtration (≈ 45 ms to build; the AEC asks for whole kV only)."""
+    spec = tube_spectrum(kvp, added_al_mm, added_cu_mm)
+    return (BeamModel(spec, csi_um=csi_um), round(spec.hvl_mm_al(), 3),
+            round(spec.mean_energy_kev(), 2))
+
+
+@dataclass(frozen=True)
+class Technique:
+    """Exposure technique of one pose: kVp, pulse tube current (mA), the beam model, and the
+    AEC's measure — detector air kerma per mAs over the central ROI, behind the grid,
+    scatter included (the air kerma of the unattenuated beam × Tp × mean(T + S))."""
+
+    kvp: float
+    ma: float
+    aec: bool
+    beam: BeamModel
+    hvl_mm_al: float
+    mean_energy_kev: float
+    detector_ugy_per_mas: float
+    limited: str | None = None
+
+    @property
+    def spectrum(self) -> Spectrum:
+        return self.beam.spectrum
 
 
 @dataclass
@@ -41,9 +80,10 @@ class _PoseCache:
     window: tuple[float, float]  # (lo, hi) of the log image for the display
     low_pass: np.ndarray  # large-scale part of the anatomy's log image (range compression)
     t_anat: np.ndarray  # float32 transmission of the anatomy
-    t_centre: float  # median transmission over the central quarter (detector dose)
+    tech: Technique  # kVp / mA (AEC or manual) and beam of this pose
     flat64: tuple[np.ndarray, np.ndarray]  # a_soft, a_bone flat float64 (exact patches)
     field: np.ndarray  # float32 collimator weight 0..1 (soft edge)
+    field_fraction: float = 1.0  # irradiated share of the collimated field (scan shutters)
 
 
 @dataclass
@@ -70,41 +110,79 @@ class Fluoroscope:
         self.settings = settings or FluoroSettings()
         self.seed = int(seed)
         self.carm = carm or CArm(geometry=self.settings.geometry)
-        s = self.settings
-        self.spectrum = tube_spectrum(s.kvp, s.added_al_mm, s.added_cu_mm)
-        self.beam = BeamModel(self.spectrum, csi_um=s.csi_um)
-        self._hvl = round(self.spectrum.hvl_mm_al(), 3)
         self._volume: ProjectionVolume | None = None
+        self._skey: tuple | None = None  # (settings object, its pose-relevant fields)
         self._poses: dict[tuple, _PoseCache] = {}
         self.dose_total = Dose()
         self.exposures = 0
         # (pose key, filtered log image, scene time) of the last pulsed frame
         self._last: tuple[tuple, np.ndarray, float] | None = None
 
-    # ---- dose --------------------------------------------------------------------------
-    def exposure_mas(self, mode: str = "pulsed") -> float:
-        """Tube load (mAs) of one exposure in ``mode``."""
+    # ---- technique -----------------------------------------------------------------------
+    def _manual_beam(self) -> tuple[BeamModel, float, float]:
         s = self.settings
-        if mode == "pulsed":
-            return s.pulse_mas
-        if mode == "spot":
-            return s.spot_mas
-        if mode == "dsa":
-            return s.dsa_dose_factor * s.pulse_mas * s.pulse_rate / s.dsa_rate_fps
-        raise ValueError(f"mode: {mode!r}; choose one of {MODES}")
+        return beam_for(float(s.kvp), s.added_al_mm, s.added_cu_mm, s.csi_um)
 
-    def air_kerma_mgy(self, mas: float, distance_mm: float) -> float:
-        """Free-in-air kerma (mGy) at ``distance_mm`` from the focal spot for ``mas``."""
-        return self.spectrum.kerma_ugy_per_mas_1m() * mas * (1000.0 / distance_mm) ** 2 / 1000.0
+    def technique(self, carm: CArm | None = None) -> Technique:
+        """kVp, mA and beam at pose ``carm`` (default: the current pose): chosen by the AEC
+        from the anatomy (``settings.aec``), or the manual ``kvp`` / ``ma``."""
+        tech = self._pose(carm or self.carm).tech
+        if not tech.aec and tech.ma != self.settings.ma:  # manual mA changed since
+            tech = dataclasses.replace(tech, ma=self.settings.ma)
+        return tech
+
+    def _beam_at(self, carm: CArm | None) -> BeamModel:
+        # manual mode needs no projection: the beam is the settings' kVp on every pose
+        return self.technique(carm).beam if self.settings.aec else self._manual_beam()[0]
+
+    @property
+    def beam(self) -> BeamModel:
+        """Beam model (spectrum + detector) of the current pose's technique."""
+        return self._beam_at(self.carm)
+
+    @property
+    def spectrum(self) -> Spectrum:
+        """Tube spectrum of the current pose's technique."""
+        return self.beam.spectrum
+
+    # ---- dose --------------------------------------------------------------------------
+    def pulse_mas(self, carm: CArm | None = None) -> float:
+        """Tube load (mAs) of one fluoroscopy pulse at pose ``carm`` (AEC or manual)."""
+        s = self.settings
+        ma = self.technique(carm).ma if s.aec else s.ma
+        return ma * s.pulse_width_ms / 1000.0
+
+    def exposure_mas(self, mode: str = "pulsed", carm: CArm | None = None) -> float:
+        """Tube load (mAs) of one exposure in ``mode`` at pose ``carm``. Spot and DSA keep
+        their ratio to the fluoroscopy pulse at the same kVp: a spot is
+        spot_mas / (ma × pulse_width) pulses (the manual technique's ratio; 12.5 by
+        default), a DSA frame dsa_dose_factor × pulse_rate / dsa_rate_fps pulses."""
+        s = self.settings
+        if mode not in MODES:
+            raise ValueError(f"mode: {mode!r}; choose one of {MODES}")
+        pulse = self.pulse_mas(carm)
+        if mode == "pulsed":
+            return pulse
+        if mode == "spot":
+            return s.spot_mas * pulse / s.pulse_mas
+        return s.dsa_dose_factor * pulse * s.pulse_rate / s.dsa_rate_fps
+
+    def air_kerma_mgy(self, mas: float, distance_mm: float, carm: CArm | None = None
+                      ) -> float:
+        """Free-in-air kerma (mGy) at ``distance_mm`` from the focal spot for ``mas`` at the
+        kVp of pose ``carm`` (default: the current pose)."""
+        k1 = self._beam_at(carm).spectrum.kerma_ugy_per_mas_1m()
+        return k1 * mas * (1000.0 / distance_mm) ** 2 / 1000.0
 
     def exposure_dose(self, mode: str = "pulsed", carm: CArm | None = None) -> Dose:
         """Dose of one exposure: reference air kerma (IEC interventional reference point,
-        150 mm before the isocentre), DAP (= K_ref × field area there), fluoro time
+        150 mm before the isocentre), DAP (= K_ref × irradiated field area there: the
+        collimator, narrowed by the shutters to a CT's scanned range), fluoro time
         (pulse interval for pulsed fluoroscopy; 0 for spot and DSA acquisitions)."""
         carm = carm or self.carm
         d_ref = carm.geometry.reference_point_mm
-        k = self.air_kerma_mgy(self.exposure_mas(mode), d_ref)
-        dap = k / 1000.0 * carm.field_area_cm2_at(d_ref)
+        k = self.air_kerma_mgy(self.exposure_mas(mode, carm), d_ref, carm)
+        dap = k / 1000.0 * carm.field_area_cm2_at(d_ref) * self._pose(carm).field_fraction
         t = 1.0 / self.settings.pulse_rate if mode == "pulsed" else 0.0
         return Dose(air_kerma_mgy=k, dap_gy_cm2=dap, fluoro_time_s=t)
 
@@ -115,43 +193,116 @@ class Fluoroscope:
     # ---- pose cache ------------------------------------------------------------------------
     def volume(self) -> ProjectionVolume:
         if self._volume is None:
-            codes, lut = basis_volume(self.patient, cortex_mm=self.settings.cortex_mm)
-            self._volume = ProjectionVolume(codes, self.patient.VoxelToPatient, lut=lut)
+            codes, lut, aff = basis_volume(self.patient, cortex_mm=self.settings.cortex_mm)
+            self._volume = ProjectionVolume(codes, aff, lut=lut)
         return self._volume
+
+    def anatomy_areal_g_cm2(self, carm: CArm) -> tuple[np.ndarray, np.ndarray]:
+        """Soft-tissue- and bone-equivalent areal densities (g/cm²) of everything fixed in
+        the room along each pixel's ray at pose ``carm`` (patient anatomy)."""
+        n = carm.geometry.pixels
+        src, p00, dd = carm.pixel_rays()
+        vol = self.volume()
+        li = vol.project(src, p00, dd[0], dd[1], n, n)  # g/cm³ × mm
+        a_soft = np.maximum(li[..., 0] / 10.0, 0.0)
+        a_bone = np.maximum(li[..., 1] / 10.0, 0.0)
+        s = self.settings
+        if s.table and s.table_g_cm2 > 0 and vol.bounds_mm() is not None:
+            from needleguide.fluoro.table import table_chord_g_cm2
+            from needleguide.fluoro.volume import material_basis
+
+            lo, hi = vol.bounds_mm()
+            pix = p00 + np.arange(n)[None, :, None] * dd[0] + np.arange(n)[:, None, None] * dd[1]
+            cf = table_chord_g_cm2(src, pix, float(hi[1]), float((lo[0] + hi[0]) / 2),
+                                   s.table_thickness_mm, s.table_width_mm, s.table_g_cm2)
+            ta, tb = material_basis("carbon_fibre")
+            a_soft = a_soft + np.float32(ta) * cf
+            a_bone = a_bone + np.float32(tb) * cf
+        return a_soft, a_bone
 
     @staticmethod
     def _key(carm: CArm) -> tuple:
         return (carm.isocenter_mm, round(carm.orbit_deg, 6), round(carm.tilt_deg, 6),
                 carm.geometry)
 
+    def _settings_key(self) -> tuple:
+        """The settings a pose depends on (technique, beam, AEC curve, scatter, table,
+        window): a pose is recomputed when they change (``fl.settings`` may be replaced);
+        the per-frame ones (manual mA, display, noise, spot / DSA loads) do not count."""
+        s = self.settings
+        if self._skey is None or self._skey[0] is not s:
+            self._skey = (s, tuple(getattr(s, f) for f in type(s).model_fields
+                                   if f not in PER_FRAME_SETTINGS))
+        return self._skey[1]
+
     def _pose(self, carm: CArm) -> _PoseCache:
-        key = self._key(carm)
+        key = (self._key(carm), self._settings_key())
         if key in self._poses:
             return self._poses[key]
         g = carm.geometry
-        n = g.pixels
-        src, p00, dd = carm.pixel_rays()
-        li = self.volume().project(src, p00, dd[0], dd[1], n, n)  # g/cm³ × mm
-        a_soft = np.maximum(li[..., 0] / 10.0, 0.0)
-        a_bone = np.maximum(li[..., 1] / 10.0, 0.0)
-        ln_t = self.beam.ln_transmission(a_soft, a_bone)
-        t = np.exp(ln_t).astype(np.float32)
-        mask = carm.collimator_mask().astype(np.float32)
-        scatter = self.scatter_field(t, ln_t, mask, g.detector_mm)
+        a_soft, a_bone = self.anatomy_areal_g_cm2(carm)
+        mask = field_mask(carm, self.patient).astype(np.float32)
+        tech, ln_t, t, scatter = self._choose_technique(carm, a_soft, a_bone, mask)
         fieldw = cv2.GaussianBlur(mask, (0, 0), 1.0)
         ell = -np.log(np.maximum(t + scatter, 1e-12)).astype(np.float32)
         low, (lo, hi) = self._display_window(ell, mask, g.pixel_mm)
         pc = _PoseCache(a_soft=a_soft.astype(np.float32), a_bone=a_bone.astype(np.float32),
                         ln_t=ln_t, scatter_rel=scatter.astype(np.float32),
                         window=(float(lo), float(hi)), low_pass=low, field=fieldw,
-                        t_anat=t, t_centre=float(np.median(t[n * 3 // 8:n * 5 // 8,
-                                                            n * 3 // 8:n * 5 // 8])),
+                        t_anat=t, tech=tech,
                         flat64=(a_soft.astype(np.float64).ravel(),
-                                a_bone.astype(np.float64).ravel()))
+                                a_bone.astype(np.float64).ravel()),
+                        field_fraction=float(mask.sum()
+                                             / max(carm.collimator_mask().sum(), 1)))
         if len(self._poses) > 8:
             self._poses.pop(next(iter(self._poses)))
         self._poses[key] = pc
         return pc
+
+    def _choose_technique(self, carm: CArm, a_soft: np.ndarray, a_bone: np.ndarray,
+                          mask: np.ndarray):
+        """Technique of a pose and the anatomy's ln T, T and scatter at its kVp.
+
+        The AEC measures the detector air kerma per mAs over the central square ROI
+        (``aec_roi_fraction`` of the detector side, inside the collimated field): air kerma
+        of the unattenuated beam at the detector × grid primary transmission × mean(T + S),
+        and walks the control curve (fluoro/aec.py) to the set point."""
+        s = self.settings
+        g = carm.geometry
+        n = g.pixels
+        r = max(1, int(round(s.aec_roi_fraction * n / 2.0)))
+        c = n // 2
+        roi = (slice(max(c - r, 0), c + r), slice(max(c - r, 0), c + r))
+        w = mask[roi]
+        if w.sum() < 1.0:  # ROI collimated away: the whole field
+            roi, w = (slice(None), slice(None)), mask
+        geo = (1000.0 / g.sid_mm) ** 2 * s.primary_transmission
+        evals: dict[float, tuple] = {}
+
+        def at(kvp: float) -> tuple:
+            if kvp not in evals:
+                beam, hvl, mean_kev = beam_for(kvp, s.added_al_mm, s.added_cu_mm, s.csi_um)
+                ln_t = beam.ln_transmission(a_soft, a_bone)
+                t = np.exp(ln_t).astype(np.float32)
+                scatter = self.scatter_field(t, ln_t, mask, g.detector_mm, beam)
+                sig = float(np.sum((t[roi] + scatter[roi]) * w) / max(float(w.sum()), 1e-9))
+                per_mas = beam.spectrum.kerma_ugy_per_mas_1m() * geo * sig
+                evals[kvp] = (beam, hvl, mean_kev, ln_t, t, scatter, per_mas)
+            return evals[kvp]
+
+        if s.aec:
+            res = aec_control.solve(
+                s, lambda k: at(float(k))[6],
+                lambda k: beam_for(float(k), s.added_al_mm, s.added_cu_mm, s.csi_um)[0]
+                .spectrum.kerma_ugy_per_mas_1m(), g.sid_mm)
+            kvp, ma, limited = res.kvp, res.ma, res.limited
+        else:
+            kvp, ma, limited = float(s.kvp), s.ma, None
+        beam, hvl, mean_kev, ln_t, t, scatter, per_mas = at(kvp)
+        tech = Technique(kvp=kvp, ma=ma, aec=s.aec, beam=beam, hvl_mm_al=hvl,
+                         mean_energy_kev=mean_kev, detector_ugy_per_mas=per_mas,
+                         limited=limited)
+        return tech, ln_t, t, scatter
 
     def _display_window(self, ell: np.ndarray, mask: np.ndarray, pixel_mm: float
                         ) -> tuple[np.ndarray, tuple[float, float]]:
@@ -186,7 +337,7 @@ class Fluoroscope:
         return low.astype(np.float32), (float(lo), float(max(hi, lo + 1e-3)))
 
     def scatter_field(self, t: np.ndarray, ln_t: np.ndarray, mask: np.ndarray,
-                      detector_mm: float) -> np.ndarray:
+                      detector_mm: float, beam: BeamModel | None = None) -> np.ndarray:
         """Scatter at the detector behind the grid, in units of the unattenuated primary
         behind the grid (so SPR = scatter / T).
 
@@ -194,7 +345,8 @@ class Fluoroscope:
         pixel T·ln(1/T) inside the collimated field (scatter-kernel superposition form;
         air beside the body, T = 1, scatters nothing); spread by a two-Gaussian kernel on a
         64² grid with zero outside the field; × ``scatter_coefficient`` (no-grid SPR per
-        unit ln attenuation, wide field); × grid scatter / primary transmission."""
+        unit ln attenuation, wide field); × grid scatter / primary transmission. ``beam``:
+        the pose's beam (only the legacy ``scatter_to_primary`` override needs it)."""
         s = self.settings
         n = t.shape[0]
         if s.scatter_to_primary == 0.0 or s.scatter_coefficient == 0.0:
@@ -213,21 +365,23 @@ class Fluoroscope:
         scatter = cv2.resize(blur, (n, n), interpolation=cv2.INTER_LINEAR)
         k = s.scatter_coefficient * s.scatter_transmission / s.primary_transmission
         if s.scatter_to_primary is not None:
-            k = s.scatter_to_primary / self.reference_tau()
+            k = s.scatter_to_primary / self.reference_tau(beam)
         if a > 0:
             scatter *= np.power(t, a).astype(np.float32)
         return (scatter * np.float32(k) * mask).astype(np.float32)
 
-    def reference_tau(self) -> float:
-        """ln(1/T) of 20 g/cm² of soft tissue (≈ 20 cm water) for this beam."""
-        return float(-self.beam.ln_transmission(np.array([20.0]), np.array([0.0]))[0])
+    def reference_tau(self, beam: BeamModel | None = None) -> float:
+        """ln(1/T) of 20 g/cm² of soft tissue (≈ 20 cm water) for ``beam`` (default: the
+        current pose's)."""
+        beam = beam or self.beam
+        return float(-beam.ln_transmission(np.array([20.0]), np.array([0.0]))[0])
 
-    def scatter_to_primary_slab(self) -> float:
+    def scatter_to_primary_slab(self, beam: BeamModel | None = None) -> float:
         """Model SPR behind the grid for a wide 20 cm water slab (no field-edge loss)."""
         s = self.settings
         if s.scatter_to_primary is not None:
             return float(s.scatter_to_primary)
-        return s.scatter_coefficient * self.reference_tau() * s.scatter_transmission \
+        return s.scatter_coefficient * self.reference_tau(beam) * s.scatter_transmission \
             / s.primary_transmission
 
     # ---- imaging --------------------------------------------------------------------------
@@ -243,6 +397,7 @@ class Fluoroscope:
         g = carm.geometry
         n = g.pixels
         s = self.settings
+        beam = pc.tech.beam
         t_img = pc.t_anat
         ln_t, flat64 = pc.ln_t, pc.flat64
         if shift_px != (0.0, 0.0):
@@ -268,18 +423,18 @@ class Fluoroscope:
         if extra is not None:
             flat = extra.reshape(len(EXTRA), -1)
             # pixels where the extra materials attenuate by more than 1e-4 (ln units)
-            att = flat[0] * np.float32(self.beam.mu_extra[0].max()) \
-                + flat[1] * np.float32(self.beam.mu_extra[1].max()) \
-                + flat[2] * np.float32(self.beam.mu_extra[2].max())
+            att = flat[0] * np.float32(beam.mu_extra[0].max()) \
+                + flat[1] * np.float32(beam.mu_extra[1].max()) \
+                + flat[2] * np.float32(beam.mu_extra[2].max())
             idx = np.flatnonzero(att > 1e-4)
             if idx.size:
                 lnp = np.empty(n * n, np.float64)
-                self.beam.patch(idx, flat64[0], flat64[1], flat, lnp)
+                beam.patch(idx, flat64[0], flat64[1], flat, lnp)
                 t_img = t_img.copy()
                 t_img.ravel()[idx] = np.exp(lnp[idx])
-        mas = self.exposure_mas(mode)
+        mas = self.exposure_mas(mode, carm)
         # absorbed quanta per pixel without patient, behind the grid
-        q0 = np.float32(self.beam.weights.sum() / 100.0 * (1000.0 / g.sid_mm) ** 2 * mas
+        q0 = np.float32(beam.weights.sum() / 100.0 * (1000.0 / g.sid_mm) ** 2 * mas
                         * g.pixel_mm ** 2 * s.primary_transmission)
         mean = (t_img + pc.scatter_rel) * q0
         sig_fs = (g.focal_spot_mm / 2.355) * (g.sid_mm - g.sod_mm) / g.sod_mm / g.pixel_mm
@@ -300,7 +455,7 @@ class Fluoroscope:
         dose = self.exposure_dose(mode, carm)
         self.dose_total = self.dose_total + dose
         self.exposures += 1
-        k_det = self.air_kerma_mgy(mas, g.sid_mm) * 1000.0 * pc.t_centre
+        k_det = pc.tech.detector_ugy_per_mas * mas  # the AEC's ROI measure (µGy)
         return Exposure(log_image, counts, dose, mas, k_det)
 
     def display(self, log_image: np.ndarray, carm: CArm | None = None) -> np.ndarray:
@@ -341,21 +496,27 @@ class Fluoroscope:
     def _frame(self, scene: Scene, carm: CArm, pixels: np.ndarray, exp: Exposure,
                mode: str, extra_settings: dict | None = None) -> Frame:
         g = carm.geometry
+        tech = self.technique(carm)
+        aec = {"aec": tech.aec}
+        if tech.aec:
+            aec.update(aec_setpoint_ugy=self.settings.aec_setpoint_ugy,
+                       aec_limited=tech.limited)
         settings = {
-            "mode": mode, "kvp": self.settings.kvp, "ma": self.settings.ma,
+            "mode": mode, "kvp": tech.kvp,
+            "ma": round(tech.ma, 4) if tech.aec else tech.ma, **aec,
             "pulse_width_ms": self.settings.pulse_width_ms,
             "pulse_rate": self.settings.pulse_rate, "mas": exp.mas,
             "filtration": {"inherent_al_mm": 2.5, "added_al_mm": self.settings.added_al_mm,
                            "added_cu_mm": self.settings.added_cu_mm},
-            "hvl_mm_al": self._hvl,
-            "mean_energy_kev": round(self.spectrum.mean_energy_kev(), 2),
+            "hvl_mm_al": tech.hvl_mm_al,
+            "mean_energy_kev": tech.mean_energy_kev,
             "display": self.settings.display, "edge_enhance": self.settings.edge_enhance,
             "detector_air_kerma_ugy": round(exp.detector_kerma_ugy, 5),
             "anti_scatter_grid": ({"ratio": self.settings.grid_ratio,
                                    "primary_transmission": self.settings.primary_transmission,
                                    "scatter_transmission": self.settings.scatter_transmission}
                                   if self.settings.grid else None),
-            "scatter_to_primary_20cm_water": round(self.scatter_to_primary_slab(), 3),
+            "scatter_to_primary_20cm_water": round(self.scatter_to_primary_slab(tech.beam), 3),
             "cumulative_dose": {"air_kerma_mgy": self.dose_total.air_kerma_mgy,
                                 "dap_gy_cm2": self.dose_total.dap_gy_cm2,
                                 "fluoro_time_s": self.dose_total.fluoro_time_s},
@@ -368,11 +529,31 @@ class Fluoroscope:
                      truth=needle_truth(carm, scene))
 
 
+def vertebrae_in_view(carm: CArm, patient: Patient) -> dict[str, tuple[float, float]]:
+    """Each vertebra whose body centre projects inside the collimated field (and, for a
+    CT, inside its scanned range):
+    name → (col, row) in pixels, cranio-caudal order as the patient lists them."""
+    if not patient.vertebrae:
+        return {}
+    names = list(patient.vertebrae)
+    px = carm.project(np.array([patient.vertebrae[k].center_mm for k in names]))
+    mask = field_mask(carm, patient)
+    n = carm.geometry.pixels
+    out = {}
+    for name, (c, r) in zip(names, px, strict=True):
+        ci, ri = int(round(c)), int(round(r))
+        if 0 <= ci < n and 0 <= ri < n and mask[ri, ci]:
+            out[name] = (round(float(c), 2), round(float(r), 2))
+    return out
+
+
 def needle_truth(carm: CArm, scene: Scene) -> FrameTruth:
-    """Projected needle tip and visible shaft (skin entry → tip) of the scene."""
+    """Projected needle tip and visible shaft (skin entry → tip) of the scene, and the
+    vertebrae in view."""
     nd = scene.needle
+    vert = vertebrae_in_view(carm, scene.patient)
     if nd is None:
-        return FrameTruth()
+        return FrameTruth(vertebrae_px=vert)
     n = carm.geometry.pixels
     tip_px = carm.project(nd.tip)
     entry_px = carm.project(nd.hub_mm)
@@ -381,4 +562,4 @@ def needle_truth(carm: CArm, scene: Scene) -> FrameTruth:
                       tip_mm=tuple(float(x) for x in nd.tip),
                       shaft_px=((float(entry_px[0]), float(entry_px[1])),
                                 (float(tip_px[0]), float(tip_px[1]))),
-                      needle_visible=inside)
+                      needle_visible=inside, vertebrae_px=vert)

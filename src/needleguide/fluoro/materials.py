@@ -46,6 +46,8 @@ COMPOSITIONS: dict[str, tuple[dict[str, float], float, str]] = {
                "C": 0.0008}, 8.0, "stainless steel AISI 304"),
     "polycarbonate": ({"H": 0.055, "C": 0.756, "O": 0.189}, 1.20,
                       "polycarbonate C16H14O3 (needle hub)"),
+    "carbon_fibre": ({"C": 0.90, "H": 0.02, "O": 0.08}, 1.55,
+                     "carbon-fibre/epoxy composite (table top, *assumption*: 90 % C)"),
     "aluminium": ({"Al": 1.0}, 2.699, "element"),
     "copper": ({"Cu": 1.0}, 8.96, "element"),
     "csi": ({"Cs": 0.5115, "I": 0.4885}, 4.51, "CsI scintillator"),

@@ -8,9 +8,10 @@ detector column direction follows the fastest axis: neighbouring rays of a detec
 read neighbouring memory. Rays are clipped to the bounding box of the volume's non-zero
 voxels (air contributes nothing), then detector rows run in parallel. float32 throughout.
 
-Two-channel anatomy (soft-tissue- and bone-equivalent densities) is stored as a uint8
-material-code volume read through a 256-entry table inside the march: both channels share
-all the index arithmetic and the volume stays 1 byte per voxel.
+Two-channel anatomy (soft-tissue- and bone-equivalent densities) is stored as a uint8 or
+uint16 material-code volume (tissue labels, CT numbers) read through a table inside the
+march: both channels share all the index arithmetic and the volume stays 1–2 bytes per
+voxel.
 """
 
 from __future__ import annotations
@@ -66,6 +67,26 @@ def _setup_row(r, ncols, src, p00, dcol, drow, lo, hi, nk, a0, sa, b0,
     return kmin, kmax
 
 
+@nb.njit(cache=True, inline="always")
+def _positions(k, ncols, a0, sa, b0, sb, na, nbb, idx, fa_, fb_):  # pragma: no cover - jit
+    """First pass of one slice: each ray's flat index of its bilinear cell (clamped into
+    the padded slice: a ray outside the box reads the zero border) and its fractions.
+    No memory gathers here, so this loop vectorises."""
+    kf = np.float32(k)
+    amax = np.float32(na - 1.001)
+    bmax = np.float32(nbb - 1.001)
+    zero = np.float32(0.0)
+    base = np.int64(k) * na * nbb
+    for c in range(ncols):
+        a = min(max(a0[c] + kf * sa[c], zero), amax)
+        b = min(max(b0[c] + kf * sb[c], zero), bmax)
+        ia = np.int32(a)
+        ib = np.int32(b)
+        fa_[c] = a - np.float32(ia)
+        fb_[c] = b - np.float32(ib)
+        idx[c] = base + ia * nbb + ib
+
+
 @nb.njit(cache=True, parallel=True, fastmath=True, boundscheck=False)
 def _joseph_f32(vol, shape, src, p00, dcol, drow, nrows, ncols, lo, hi,
                 out):  # pragma: no cover - jit
@@ -73,35 +94,29 @@ def _joseph_f32(vol, shape, src, p00, dcol, drow, nrows, ncols, lo, hi,
     carry a border of zeros. src, p00, dcol, drow: geometry in that index space (order k,
     a, b); lo, hi: index box of non-zero voxels; out (nrows, ncols): sum of one bilinear
     sample per slice k. Each detector row marches its rays together slice by slice, so the
-    inner loop over columns reads neighbouring memory; positions are clamped into the
-    padded slice (a ray outside the box reads the zero border), so the loop has no
-    branches and vectorises (gathers)."""
+    inner loops over columns read neighbouring memory; per slice, a first pass computes
+    the cells and fractions (vectorised), a second gathers and interpolates."""
     nk, na, nbb = shape[0], shape[1], shape[2]
-    amax = np.float32(na - 1.001)
-    bmax = np.float32(nbb - 1.001)
-    zero = np.float32(0.0)
     for r in nb.prange(nrows):
         a0 = np.empty(ncols, np.float32)
         sa = np.empty(ncols, np.float32)
         b0 = np.empty(ncols, np.float32)
         sb = np.empty(ncols, np.float32)
         acc = np.zeros(ncols, np.float32)
+        idx = np.empty(ncols, np.int64)
+        fa_ = np.empty(ncols, np.float32)
+        fb_ = np.empty(ncols, np.float32)
         kmin, kmax = _setup_row(r, ncols, src, p00, dcol, drow, lo, hi, nk, a0, sa, b0, sb)
         for k in range(kmin, kmax + 1):
-            kf = np.float32(k)
-            sl = vol[k * na * nbb:(k + 1) * na * nbb]  # slice k (view: small offsets)
+            _positions(k, ncols, a0, sa, b0, sb, na, nbb, idx, fa_, fb_)
             for c in range(ncols):
-                a = min(max(a0[c] + kf * sa[c], zero), amax)
-                b = min(max(b0[c] + kf * sb[c], zero), bmax)
-                ia = int(a)
-                ib = int(b)
-                fa = a - np.float32(ia)
-                fb = b - np.float32(ib)
-                p = ia * nbb + ib
-                v00 = sl[p]
-                v01 = sl[p + 1]
-                v10 = sl[p + nbb]
-                v11 = sl[p + nbb + 1]
+                p = idx[c]
+                fa = fa_[c]
+                fb = fb_[c]
+                v00 = vol[p]
+                v01 = vol[p + 1]
+                v10 = vol[p + nbb]
+                v11 = vol[p + nbb + 1]
                 top = v00 + fb * (v01 - v00)
                 bot = v10 + fb * (v11 - v10)
                 acc[c] += top + fa * (bot - top)
@@ -112,13 +127,10 @@ def _joseph_f32(vol, shape, src, p00, dcol, drow, nrows, ncols, lo, hi,
 @nb.njit(cache=True, parallel=True, fastmath=True, boundscheck=False)
 def _joseph_lut2(lab, lut0, lut1, shape, src, p00, dcol, drow, nrows, ncols, lo, hi,
                  out):  # pragma: no cover - jit
-    """As :func:`_joseph_f32` for a flat uint8 code volume whose two channels are read
-    through the tables ``lut0`` / ``lut1`` (256,) float32 (code 0 → 0) before bilinear
-    interpolation; out (nrows, ncols, 2)."""
+    """As :func:`_joseph_f32` for a flat uint8 or uint16 code volume whose two channels
+    are read through the tables ``lut0`` / ``lut1`` (N,) float32 (code 0 → 0) before
+    bilinear interpolation; out (nrows, ncols, 2)."""
     nk, na, nbb = shape[0], shape[1], shape[2]
-    amax = np.float32(na - 1.001)
-    bmax = np.float32(nbb - 1.001)
-    zero = np.float32(0.0)
     for r in nb.prange(nrows):
         a0 = np.empty(ncols, np.float32)
         sa = np.empty(ncols, np.float32)
@@ -126,22 +138,20 @@ def _joseph_lut2(lab, lut0, lut1, shape, src, p00, dcol, drow, nrows, ncols, lo,
         sb = np.empty(ncols, np.float32)
         acc0 = np.zeros(ncols, np.float32)
         acc1 = np.zeros(ncols, np.float32)
+        idx = np.empty(ncols, np.int64)
+        fa_ = np.empty(ncols, np.float32)
+        fb_ = np.empty(ncols, np.float32)
         kmin, kmax = _setup_row(r, ncols, src, p00, dcol, drow, lo, hi, nk, a0, sa, b0, sb)
         for k in range(kmin, kmax + 1):
-            kf = np.float32(k)
-            sl = lab[k * na * nbb:(k + 1) * na * nbb]
+            _positions(k, ncols, a0, sa, b0, sb, na, nbb, idx, fa_, fb_)
             for c in range(ncols):
-                a = min(max(a0[c] + kf * sa[c], zero), amax)
-                b = min(max(b0[c] + kf * sb[c], zero), bmax)
-                ia = int(a)
-                ib = int(b)
-                fa = a - np.float32(ia)
-                fb = b - np.float32(ib)
-                p = ia * nbb + ib
-                l00 = sl[p]
-                l01 = sl[p + 1]
-                l10 = sl[p + nbb]
-                l11 = sl[p + nbb + 1]
+                p = idx[c]
+                fa = fa_[c]
+                fb = fb_[c]
+                l00 = lab[p]
+                l01 = lab[p + 1]
+                l10 = lab[p + nbb]
+                l11 = lab[p + nbb + 1]
                 w00 = (1 - fa) * (1 - fb)
                 w01 = (1 - fa) * fb
                 w10 = fa * (1 - fb)
@@ -160,9 +170,9 @@ class ProjectionVolume:
     """A voxel volume ready for projection, with its ``VoxelToPatient`` affine.
 
     Either float ``values`` (i, j, k): one channel of per-mm quantities (μ in 1/mm ...);
-    or uint8 ``values`` (i, j, k) plus ``lut`` (256, 2): two channels read through the
-    table (e.g. soft- and bone-equivalent densities, g/cm³, of each material code) — 8×
-    less memory than two float channels. :meth:`project` returns line integrals
+    or uint8 / uint16 material codes ``values`` (i, j, k) plus ``lut`` (N, 2): two
+    channels read through the table (e.g. soft- and bone-equivalent densities, g/cm³, of
+    each code) — 4–8× less memory than two float channels. :meth:`project` returns line integrals
     (value × mm), shape (rows, cols, C). One transposed copy is cached.
     """
 
@@ -173,8 +183,14 @@ class ProjectionVolume:
 
     def __post_init__(self) -> None:
         if self.lut is not None:
-            self.values = np.asarray(self.values, dtype=np.uint8)
-            self.lut = np.ascontiguousarray(self.lut, dtype=np.float32).reshape(256, 2)
+            self.lut = np.ascontiguousarray(self.lut, dtype=np.float32).reshape(-1, 2)
+            if not 2 <= len(self.lut) <= 65536:
+                raise ValueError("lut must have 2 to 65536 rows (one per material code)")
+            dt = np.uint8 if len(self.lut) <= 256 and self.values.dtype == np.uint8 \
+                else np.uint16
+            if np.asarray(self.values).max(initial=0) >= len(self.lut):
+                raise ValueError("a material code has no row in lut")
+            self.values = np.asarray(self.values, dtype=dt)
             if np.any(self.lut[0] != 0):
                 raise ValueError("lut[0] must be zero (code 0 pads the volume)")
             nz = np.any(self.lut != 0, axis=1)[self.values]
@@ -190,6 +206,16 @@ class ProjectionVolume:
             for d in range(3):
                 idx = np.flatnonzero(nz.any(axis=tuple(a for a in range(3) if a != d)))
                 self._lo[d], self._hi[d] = idx[0], idx[-1]
+
+    def bounds_mm(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """RAS bounding box (min, max) of the non-zero voxels' centres, or None if empty."""
+        if self._hi[0] < self._lo[0]:
+            return None
+        corners = np.array([[a, b, c] for a in (self._lo[0], self._hi[0])
+                            for b in (self._lo[1], self._hi[1])
+                            for c in (self._lo[2], self._hi[2])])
+        pts = geometry.apply(self.VoxelToPatient, corners)
+        return pts.min(axis=0), pts.max(axis=0)
 
     @property
     def channels(self) -> int:
@@ -230,7 +256,9 @@ class ProjectionVolume:
         hi = self._hi[idx] + pad
         args = (shape, s[idx] + pad, p0[idx] + pad, dc[idx], dr[idx], rows, cols, lo, hi)
         if self.lut is None:
-            _joseph_f32(vol.ravel(), *args, out[..., 0])
+            out1 = np.zeros((rows, cols), np.float32)
+            _joseph_f32(vol.ravel(), *args, out1)
+            out[..., 0] = out1
         else:
             _joseph_lut2(vol.ravel(), np.ascontiguousarray(self.lut[:, 0]),
                          np.ascontiguousarray(self.lut[:, 1]), *args, out)

@@ -11,7 +11,17 @@ Cortex (*assumption*, labels unchanged): bone voxels within ``cortex_mm`` of non
 become cortical bone at ``max(label density, cortex_density)``; the interior keeps the
 label's mass (density lowered so that the label's mean density stays the table's, clamped
 to [1.0, table]) as cancellous bone (ICRU-46 spongiosa). This gives end-plates, the
-pedicle ring ("eye") and laminar edges their radiographic cortical line.
+pedicle ring ("eye") and laminar edges their radiographic cortical line. The interior
+is not one value: its density carries a trabecular texture (``anatomy.bone``),
+written as CT numbers (:mod:`needleguide.fluoro.hu_materials`).
+
+An imported CT (``patient.hu``) is rendered from its Hounsfield units instead: every voxel
+inside the body (label ≠ 0) is a CT-number code; labels add only what HU cannot say (the
+``metal`` label is steel). Codes are uint16 (see ``hu_materials``).
+
+Anatomy beyond the volume's cranial and caudal ends (a CT covers only part of the trunk) is
+extended with soft tissue: ``extend_mm`` of slices replicating the end slice with bone
+replaced by soft tissue, so the cone beam never sees a black cut-off.
 """
 
 from __future__ import annotations
@@ -19,7 +29,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy import ndimage
 
 from needleguide.anatomy.patient import Patient
 from needleguide.anatomy.tissues import TissueTable
@@ -70,45 +79,71 @@ def mu_lut(tissues: TissueTable, energy_kev: float) -> np.ndarray:
 
 
 SHELL_CODE = 128  # material code of a bone label's cortical shell: label + 128
+TEXTURE_HU = 80.0  # σ of the trabecular density texture (HU, *assumption*)
+EXTEND_MM = 120.0  # soft-tissue extension beyond the volume's z ends (mm)
+
+
+def code_lut(tissues: TissueTable) -> np.ndarray:
+    """(N_CODES, 2) float32: soft- and bone-equivalent densities (g/cm³) of every code:
+    tissue labels (< 128), their cortical shells (label + 128) and CT numbers (outside
+    and inside bone, see ``hu_materials``)."""
+    from needleguide.fluoro.hu_materials import HU_BONE_CODE0, HU_CODE0, N_CODES, hu_basis_table
+
+    lut = np.zeros((N_CODES, 2), np.float32)
+    soft_lut, bone_lut = basis_luts(tissues)
+    lut[:256, 0] = soft_lut
+    lut[:256, 1] = bone_lut
+    lut[HU_CODE0:HU_BONE_CODE0] = hu_basis_table()
+    lut[HU_BONE_CODE0:] = hu_basis_table(bone=True)
+    return lut
 
 
 def basis_volume(patient: Patient, cortex_mm: float = 1.0,
-                 cortex_density_g_cm3: float = 1.85) -> tuple[np.ndarray, np.ndarray]:
-    """Material codes (uint8, shape of the labels) and their table (256, 2) of soft- and
-    bone-equivalent densities (g/cm³). Code = label, or label + 128 for the cortical shell
-    of bone (see module docstring)."""
+                 cortex_density_g_cm3: float = 1.85, texture_hu: float = TEXTURE_HU,
+                 extend_mm: float = EXTEND_MM, seed: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Material codes (uint16), their table (N_CODES, 2) of soft- and bone-equivalent
+    densities (g/cm³), and the codes' VoxelToPatient (the volume may be extended along
+    axis 2, see the module docstring). A patient with ``hu`` is rendered from its CT
+    numbers; otherwise code = label, label + 128 for the cortical shell of bone, and a
+    textured CT-number code inside bone."""
+    from needleguide.fluoro.hu_materials import hu_codes
+
+    tissues = patient.tissues
+    lut = code_lut(tissues)
+    hu = getattr(patient, "hu", None)
+    if hu is not None:
+        from needleguide.anatomy.bone import bone_ids
+
+        codes = hu_codes(hu, bone=np.isin(patient.labels, bone_ids(tissues)))
+        codes[patient.labels == 0] = 0  # outside the body: the scanner's table, blankets
+        if "metal" in tissues:
+            codes[patient.labels == tissues.label("metal")] = tissues.label("metal")
+    else:
+        codes = _label_codes(patient, lut, cortex_mm, cortex_density_g_cm3, texture_hu,
+                             patient.meta.get("seed", 0) if seed is None else seed)
+    codes, aff = _extend(codes, patient, lut, extend_mm)
+    return codes, lut, aff
+
+
+def _label_codes(patient: Patient, lut: np.ndarray, cortex_mm: float,
+                 cortex_density_g_cm3: float, texture_hu: float, seed: int) -> np.ndarray:
+    from needleguide.anatomy.bone import bone_ids, cortical_shell, trabecular_texture
+    from needleguide.fluoro.hu_materials import HU_BONE_CODE0, HU_MAX, HU_MIN, hu_of
+
     labels = patient.labels
     tissues = patient.tissues
-    soft_lut, bone_lut = basis_luts(tissues)
-    lut = np.zeros((256, 2), np.float32)
-    lut[:, 0] = soft_lut
-    lut[:, 1] = bone_lut
-    codes = np.asarray(labels, dtype=np.uint8).copy()
-    bone_ids = [t.label for t in tissues if t.is_bone and t.label < SHELL_CODE]
-    if cortex_mm <= 0 or not bone_ids:
-        return codes, lut
-    is_bone = np.isin(labels, bone_ids)
-    if not is_bone.any():
-        return codes, lut
-    sl = ndimage.find_objects(is_bone.astype(np.uint8))[0]
-    sl = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
-    sub = is_bone[sl]
-    # shell: bone voxels within cortex_mm of non-bone (erosion by an ellipsoid of radius
-    # cortex_mm in voxel units; at least one voxel)
-    sp = np.asarray(patient.spacing_mm, float)
-    rad = np.maximum(np.round(cortex_mm / sp), 1).astype(int)
-    grid = np.ogrid[tuple(slice(-r, r + 1) for r in rad)]
-    ball = sum((g * s_ / cortex_mm) ** 2 for g, s_ in zip(grid, sp, strict=True)) <= 1.0 + 1e-9
-    if ball.sum() <= 1:
-        ball = ndimage.generate_binary_structure(3, 1)
-    core = ndimage.binary_erosion(sub, structure=ball, border_value=1)
-    shell = sub & ~core
+    codes = np.asarray(labels, dtype=np.uint16).copy()
+    found = cortical_shell(labels, tissues, patient.spacing_mm, cortex_mm)
+    if found is None:
+        return codes
+    sl, sub, shell = found
     lab = codes[sl]
-    n_all = np.bincount(lab[sub], minlength=256)
-    n_shell = np.bincount(lab[shell], minlength=256)
+    n_all = np.bincount(labels[sl][sub], minlength=256)
+    n_shell = np.bincount(labels[sl][shell], minlength=256)
     ca, cb = material_basis("cortical_bone")
-    pa, pb = material_basis("cancellous_bone")
-    for lid in bone_ids:
+    interior_hu = np.zeros(256, np.float32)
+    for lid in bone_ids(tissues):
         n, ns = int(n_all[lid]), int(n_shell[lid])
         if n == 0:
             continue
@@ -116,7 +151,50 @@ def basis_volume(patient: Patient, cortex_mm: float = 1.0,
         rho_c = max(rho, cortex_density_g_cm3)
         ni = n - ns
         rho_i = float(np.clip((rho * n - rho_c * ns) / ni, 1.0, rho)) if ni else rho
-        lut[lid] = (pa * rho_i, pb * rho_i)
+        interior_hu[lid] = hu_of("cancellous_bone", rho_i)
         lut[lid + SHELL_CODE] = (ca * rho_c, cb * rho_c)
+    inner = sub & ~shell
+    h = interior_hu[labels[sl][inner]]
+    if texture_hu > 0:
+        h = h + texture_hu * trabecular_texture(sub.shape, patient.spacing_mm, seed)[inner]
     lab[shell] += SHELL_CODE
-    return codes, lut
+    lab[inner] = (np.clip(np.rint(h), HU_MIN, HU_MAX) - HU_MIN + HU_BONE_CODE0
+                  ).astype(np.uint16)
+    return codes
+
+
+def _extend(codes: np.ndarray, patient: Patient, lut: np.ndarray,
+            extend_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pad axis 2 at each end whose slice holds body with ``extend_mm`` of that slice's
+    non-bone copy (bone codes → soft tissue). Returns codes and their VoxelToPatient."""
+    from needleguide.fluoro.hu_materials import HU_CODE0, HU_MIN, hu_of
+
+    aff = np.asarray(patient.VoxelToPatient, float)
+    if extend_mm <= 0 or codes.shape[2] < 2:
+        return codes, aff
+    dz = float(np.linalg.norm(aff[:3, 2]))
+    n = int(np.ceil(extend_mm / dz))
+    soft = np.uint16(int(round(hu_of("soft_tissue"))) - HU_MIN + HU_CODE0)
+    bony = lut[:, 1] > 0.3 * np.maximum(lut[:, 0] + lut[:, 1], 1e-6)  # bone-dominated codes
+
+    def cap(sl: np.ndarray) -> np.ndarray | None:
+        if not sl.any():
+            return None
+        c = sl.copy()
+        c[bony[c]] = soft
+        return c
+
+    lo, hi = cap(codes[:, :, 0]), cap(codes[:, :, -1])
+    if lo is None and hi is None:
+        return codes, aff
+    parts = []
+    n_lo = n if lo is not None else 0
+    if lo is not None:
+        parts.append(np.repeat(lo[:, :, None], n, axis=2))
+    parts.append(codes)
+    if hi is not None:
+        parts.append(np.repeat(hi[:, :, None], n, axis=2))
+    out = np.concatenate(parts, axis=2)
+    shift = np.eye(4)
+    shift[2, 3] = -n_lo
+    return out, aff @ shift
