@@ -22,8 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
+import numpy as np
+
+from needleguide.fluoro.beam import BeamModel
 from needleguide.fluoro.settings import FluoroSettings
+from needleguide.fluoro.spectra import Spectrum, tube_spectrum
 
 # 21 CFR 1020.32: a C-arm's air-kerma rate is measured 30 cm from the image receptor
 REGULATION_POINT_BEFORE_DETECTOR_MM = 300.0
@@ -90,3 +95,78 @@ def solve(s: FluoroSettings, signal_ugy_per_mas: Callable[[int], float],
     if m <= c_rate:
         return AECResult(float(k1), m, None)
     return AECResult(float(k1), c_rate, "kerma_rate" if c_rate < c_tube else "max_technique")
+
+
+@lru_cache(maxsize=64)
+def beam_for(kvp: float, added_al_mm: float, added_cu_mm: float, csi_um: float
+             ) -> tuple[BeamModel, float, float]:
+    """(BeamModel, HVL mm Al, mean energy keV) of a tube spectrum, cached per kVp and
+    filtration (≈ 45 ms to build; the AEC asks for whole kV only)."""
+    spec = tube_spectrum(kvp, added_al_mm, added_cu_mm)
+    return (BeamModel(spec, csi_um=csi_um), round(spec.hvl_mm_al(), 3),
+            round(spec.mean_energy_kev(), 2))
+
+
+@dataclass(frozen=True)
+class Technique:
+    """Exposure technique of one pose: kVp, pulse tube current (mA), the beam model, and the
+    AEC's measure — detector air kerma per mAs over the central ROI, behind the grid,
+    scatter included (the air kerma of the unattenuated beam × Tp × mean(T + S))."""
+
+    kvp: float
+    ma: float
+    aec: bool
+    beam: BeamModel
+    hvl_mm_al: float
+    mean_energy_kev: float
+    detector_ugy_per_mas: float
+    limited: str | None = None
+
+    @property
+    def spectrum(self) -> Spectrum:
+        return self.beam.spectrum
+
+
+def choose_technique(s: FluoroSettings, g, a_soft: np.ndarray, a_bone: np.ndarray,
+                     mask: np.ndarray, scatter_field: Callable) -> tuple:
+    """Technique of a pose (C-arm geometry ``g``) and the anatomy's ln T, T and scatter
+    at its kVp; ``scatter_field(t, ln_t, mask, detector_mm, beam)`` gives the scatter.
+
+    The AEC measures the detector air kerma per mAs over the central square ROI
+    (``aec_roi_fraction`` of the detector side, inside the collimated field): air kerma
+    of the unattenuated beam at the detector × grid primary transmission × mean(T + S),
+    and walks the control curve (fluoro/aec.py) to the set point."""
+    n = g.pixels
+    r = max(1, int(round(s.aec_roi_fraction * n / 2.0)))
+    c = n // 2
+    roi = (slice(max(c - r, 0), c + r), slice(max(c - r, 0), c + r))
+    w = mask[roi]
+    if w.sum() < 1.0:  # ROI collimated away: the whole field
+        roi, w = (slice(None), slice(None)), mask
+    geo = (1000.0 / g.sid_mm) ** 2 * s.primary_transmission
+    evals: dict[float, tuple] = {}
+
+    def at(kvp: float) -> tuple:
+        if kvp not in evals:
+            beam, hvl, mean_kev = beam_for(kvp, s.added_al_mm, s.added_cu_mm, s.csi_um)
+            ln_t = beam.ln_transmission(a_soft, a_bone)
+            t = np.exp(ln_t).astype(np.float32)
+            scatter = scatter_field(t, ln_t, mask, g.detector_mm, beam)
+            sig = float(np.sum((t[roi] + scatter[roi]) * w) / max(float(w.sum()), 1e-9))
+            per_mas = beam.spectrum.kerma_ugy_per_mas_1m() * geo * sig
+            evals[kvp] = (beam, hvl, mean_kev, ln_t, t, scatter, per_mas)
+        return evals[kvp]
+
+    if s.aec:
+        res = solve(
+            s, lambda k: at(float(k))[6],
+            lambda k: beam_for(float(k), s.added_al_mm, s.added_cu_mm, s.csi_um)[0]
+            .spectrum.kerma_ugy_per_mas_1m(), g.sid_mm)
+        kvp, ma, limited = res.kvp, res.ma, res.limited
+    else:
+        kvp, ma, limited = float(s.kvp), s.ma, None
+    beam, hvl, mean_kev, ln_t, t, scatter, per_mas = at(kvp)
+    tech = Technique(kvp=kvp, ma=ma, aec=s.aec, beam=beam, hvl_mm_al=hvl,
+                     mean_energy_kev=mean_kev, detector_ugy_per_mas=per_mas,
+                     limited=limited)
+    return tech, ln_t, t, scatter

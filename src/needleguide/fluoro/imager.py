@@ -14,24 +14,26 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from needleguide.anatomy.patient import Patient
 from needleguide.fluoro import aec as aec_control
+from needleguide.fluoro.aec import Technique, beam_for
 from needleguide.fluoro.beam import EXTRA, BeamModel
 from needleguide.fluoro.carm import CArm
 from needleguide.fluoro.field import field_mask
 from needleguide.fluoro.materials import density_g_cm3
 from needleguide.fluoro.noise import poisson_counts
 from needleguide.fluoro.overlays import iodine_mg_cm2, needle_paths_mm
+from needleguide.fluoro.processing import display_window, reference_tau, scatter_field
 from needleguide.fluoro.projector import ProjectionVolume
 from needleguide.fluoro.settings import FluoroSettings
-from needleguide.fluoro.spectra import Spectrum, tube_spectrum
+from needleguide.fluoro.spectra import Spectrum
+from needleguide.fluoro.truth import needle_truth
 from needleguide.fluoro.volume import basis_volume
-from needleguide.frame import Dose, Frame, FrameTruth
+from needleguide.frame import Dose, Frame
 from needleguide.scene.scene import Scene
 
 MODES = ("pulsed", "spot", "dsa")
@@ -39,36 +41,6 @@ RUN_GAP_S = 0.5  # a longer pause between pulses starts a new run (lag filter re
 # settings read at every exposure / display: changing them keeps the cached poses
 PER_FRAME_SETTINGS = frozenset({"ma", "spot_mas", "dsa_dose_factor", "dsa_rate_fps",
                                 "display", "edge_enhance", "temporal_filter", "noise"})
-
-
-@lru_cache(maxsize=64)
-def beam_for(kvp: float, added_al_mm: float, added_cu_mm: float, csi_um: float
-             ) -> tuple[BeamModel, float, float]:
-    """(BeamModel, HVL mm Al, mean energy keV) of a tube spectrum, cached per kVp and
-    filtration (≈ 45 ms to build; the AEC asks for whole kV only)."""
-    spec = tube_spectrum(kvp, added_al_mm, added_cu_mm)
-    return (BeamModel(spec, csi_um=csi_um), round(spec.hvl_mm_al(), 3),
-            round(spec.mean_energy_kev(), 2))
-
-
-@dataclass(frozen=True)
-class Technique:
-    """Exposure technique of one pose: kVp, pulse tube current (mA), the beam model, and the
-    AEC's measure — detector air kerma per mAs over the central ROI, behind the grid,
-    scatter included (the air kerma of the unattenuated beam × Tp × mean(T + S))."""
-
-    kvp: float
-    ma: float
-    aec: bool
-    beam: BeamModel
-    hvl_mm_al: float
-    mean_energy_kev: float
-    detector_ugy_per_mas: float
-    limited: str | None = None
-
-    @property
-    def spectrum(self) -> Spectrum:
-        return self.beam.spectrum
 
 
 @dataclass
@@ -261,120 +233,27 @@ class Fluoroscope:
 
     def _choose_technique(self, carm: CArm, a_soft: np.ndarray, a_bone: np.ndarray,
                           mask: np.ndarray):
-        """Technique of a pose and the anatomy's ln T, T and scatter at its kVp.
-
-        The AEC measures the detector air kerma per mAs over the central square ROI
-        (``aec_roi_fraction`` of the detector side, inside the collimated field): air kerma
-        of the unattenuated beam at the detector × grid primary transmission × mean(T + S),
-        and walks the control curve (fluoro/aec.py) to the set point."""
-        s = self.settings
-        g = carm.geometry
-        n = g.pixels
-        r = max(1, int(round(s.aec_roi_fraction * n / 2.0)))
-        c = n // 2
-        roi = (slice(max(c - r, 0), c + r), slice(max(c - r, 0), c + r))
-        w = mask[roi]
-        if w.sum() < 1.0:  # ROI collimated away: the whole field
-            roi, w = (slice(None), slice(None)), mask
-        geo = (1000.0 / g.sid_mm) ** 2 * s.primary_transmission
-        evals: dict[float, tuple] = {}
-
-        def at(kvp: float) -> tuple:
-            if kvp not in evals:
-                beam, hvl, mean_kev = beam_for(kvp, s.added_al_mm, s.added_cu_mm, s.csi_um)
-                ln_t = beam.ln_transmission(a_soft, a_bone)
-                t = np.exp(ln_t).astype(np.float32)
-                scatter = self.scatter_field(t, ln_t, mask, g.detector_mm, beam)
-                sig = float(np.sum((t[roi] + scatter[roi]) * w) / max(float(w.sum()), 1e-9))
-                per_mas = beam.spectrum.kerma_ugy_per_mas_1m() * geo * sig
-                evals[kvp] = (beam, hvl, mean_kev, ln_t, t, scatter, per_mas)
-            return evals[kvp]
-
-        if s.aec:
-            res = aec_control.solve(
-                s, lambda k: at(float(k))[6],
-                lambda k: beam_for(float(k), s.added_al_mm, s.added_cu_mm, s.csi_um)[0]
-                .spectrum.kerma_ugy_per_mas_1m(), g.sid_mm)
-            kvp, ma, limited = res.kvp, res.ma, res.limited
-        else:
-            kvp, ma, limited = float(s.kvp), s.ma, None
-        beam, hvl, mean_kev, ln_t, t, scatter, per_mas = at(kvp)
-        tech = Technique(kvp=kvp, ma=ma, aec=s.aec, beam=beam, hvl_mm_al=hvl,
-                         mean_energy_kev=mean_kev, detector_ugy_per_mas=per_mas,
-                         limited=limited)
-        return tech, ln_t, t, scatter
+        """Technique of a pose and the anatomy's ln T, T and scatter at its kVp
+        (``aec.choose_technique``)."""
+        return aec_control.choose_technique(self.settings, carm.geometry, a_soft, a_bone,
+                                            mask, self.scatter_field)
 
     def _display_window(self, ell: np.ndarray, mask: np.ndarray, pixel_mm: float
                         ) -> tuple[np.ndarray, tuple[float, float]]:
-        """Automatic range compression and window/level of a pose, from the anatomy only.
-
-        Body = collimated pixels whose noise-free signal is attenuated by more than
-        ``body_log_threshold`` (the raw beam beside the body and thin skin folds are out).
-        Range compression (clinical unsharp-mask "harmonisation"): the body's large-scale
-        log image (normalised Gaussian of σ ``range_compression_mm``, so air does not drag
-        it) is removed by ``range_compression``. Window: ``window_percentiles`` of the
-        compressed log image over the body eroded by 10 mm (no skin-edge ramp), widened by
-        10 % below and 5 % above."""
-        s = self.settings
-        body = ((mask > 0) & (ell > s.body_log_threshold)).astype(np.float32)
-        if body.sum() < 0.02 * body.size:  # no patient in the field: use the whole field
-            body = (mask > 0).astype(np.float32)
-        sig = s.range_compression_mm / pixel_mm
-        num = cv2.GaussianBlur(ell * body, (0, 0), sig)
-        den = cv2.GaussianBlur(body, (0, 0), sig)
-        low = num / np.maximum(den, np.float32(1e-3))
-        inb = body > 0
-        low = np.float32(s.range_compression) * (low - np.float32(np.mean(low[inb])))
-        # the window ignores the skin-edge ramp: body eroded by 10 mm (if enough is left)
-        r = max(1, int(round(10.0 / pixel_mm)))
-        core = cv2.erode(body, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
-                                                         (2 * r + 1, 2 * r + 1))) > 0
-        if core.sum() < 0.02 * core.size:
-            core = inb
-        comp = (ell - low)[core]
-        lo, hi = np.percentile(comp, s.window_percentiles) if comp.size else (0.0, 1.0)
-        lo, hi = lo - 0.10 * (hi - lo), hi + 0.05 * (hi - lo)
-        return low.astype(np.float32), (float(lo), float(max(hi, lo + 1e-3)))
+        """Range compression and window of a pose (``processing.display_window``)."""
+        return display_window(ell, mask, pixel_mm, self.settings)
 
     def scatter_field(self, t: np.ndarray, ln_t: np.ndarray, mask: np.ndarray,
                       detector_mm: float, beam: BeamModel | None = None) -> np.ndarray:
-        """Scatter at the detector behind the grid, in units of the unattenuated primary
-        behind the grid (so SPR = scatter / T).
-
-        Source: the primary photons that interact in the patient and still leave it, per
-        pixel T·ln(1/T) inside the collimated field (scatter-kernel superposition form;
-        air beside the body, T = 1, scatters nothing); spread by a two-Gaussian kernel on a
-        64² grid with zero outside the field; × ``scatter_coefficient`` (no-grid SPR per
-        unit ln attenuation, wide field); × grid scatter / primary transmission. ``beam``:
-        the pose's beam (only the legacy ``scatter_to_primary`` override needs it)."""
-        s = self.settings
-        n = t.shape[0]
-        if s.scatter_to_primary == 0.0 or s.scatter_coefficient == 0.0:
-            return np.zeros_like(t, dtype=np.float32)
-        a = s.scatter_exit_exponent
-        tau = np.maximum(-ln_t, 0.0)
-        src = (np.power(t, 1.0 - a) * tau * mask).astype(np.float32)
-        m = 64
-        small = cv2.resize(src, (m, m), interpolation=cv2.INTER_AREA)
-        px = detector_mm / m
-        (s1, s2), w1 = s.scatter_kernel_mm, s.scatter_kernel_mix
-        blur = np.float32(w1) * cv2.GaussianBlur(small, (0, 0), s1 / px,
-                                                 borderType=cv2.BORDER_CONSTANT) \
-            + np.float32(1.0 - w1) * cv2.GaussianBlur(small, (0, 0), s2 / px,
-                                                      borderType=cv2.BORDER_CONSTANT)
-        scatter = cv2.resize(blur, (n, n), interpolation=cv2.INTER_LINEAR)
-        k = s.scatter_coefficient * s.scatter_transmission / s.primary_transmission
-        if s.scatter_to_primary is not None:
-            k = s.scatter_to_primary / self.reference_tau(beam)
-        if a > 0:
-            scatter *= np.power(t, a).astype(np.float32)
-        return (scatter * np.float32(k) * mask).astype(np.float32)
+        """Scatter behind the grid in units of the unattenuated primary
+        (``processing.scatter_field``); ``beam``: the pose's (default: current)."""
+        if beam is None and self.settings.scatter_to_primary is not None:
+            beam = self.beam
+        return scatter_field(t, ln_t, mask, detector_mm, self.settings, beam)
 
     def reference_tau(self, beam: BeamModel | None = None) -> float:
-        """ln(1/T) of 20 g/cm² of soft tissue (≈ 20 cm water) for ``beam`` (default: the
-        current pose's)."""
-        beam = beam or self.beam
-        return float(-beam.ln_transmission(np.array([20.0]), np.array([0.0]))[0])
+        """ln(1/T) of 20 g/cm² of soft tissue for ``beam`` (default: the current pose's)."""
+        return reference_tau(beam or self.beam)
 
     def scatter_to_primary_slab(self, beam: BeamModel | None = None) -> float:
         """Model SPR behind the grid for a wide 20 cm water slab (no field-edge loss)."""
@@ -527,39 +406,3 @@ class Fluoroscope:
                      ImageToPatient=carm.ImageToPatient, time_s=scene.time_s,
                      modality="fluoro", settings=settings, dose=exp.dose,
                      truth=needle_truth(carm, scene))
-
-
-def vertebrae_in_view(carm: CArm, patient: Patient) -> dict[str, tuple[float, float]]:
-    """Each vertebra whose body centre projects inside the collimated field (and, for a
-    CT, inside its scanned range):
-    name → (col, row) in pixels, cranio-caudal order as the patient lists them."""
-    if not patient.vertebrae:
-        return {}
-    names = list(patient.vertebrae)
-    px = carm.project(np.array([patient.vertebrae[k].center_mm for k in names]))
-    mask = field_mask(carm, patient)
-    n = carm.geometry.pixels
-    out = {}
-    for name, (c, r) in zip(names, px, strict=True):
-        ci, ri = int(round(c)), int(round(r))
-        if 0 <= ci < n and 0 <= ri < n and mask[ri, ci]:
-            out[name] = (round(float(c), 2), round(float(r), 2))
-    return out
-
-
-def needle_truth(carm: CArm, scene: Scene) -> FrameTruth:
-    """Projected needle tip and visible shaft (skin entry → tip) of the scene, and the
-    vertebrae in view."""
-    nd = scene.needle
-    vert = vertebrae_in_view(carm, scene.patient)
-    if nd is None:
-        return FrameTruth(vertebrae_px=vert)
-    n = carm.geometry.pixels
-    tip_px = carm.project(nd.tip)
-    entry_px = carm.project(nd.hub_mm)
-    inside = bool(np.all((tip_px >= -0.5) & (tip_px <= n - 0.5)))
-    return FrameTruth(tip_px=(float(tip_px[0]), float(tip_px[1])),
-                      tip_mm=tuple(float(x) for x in nd.tip),
-                      shaft_px=((float(entry_px[0]), float(entry_px[1])),
-                                (float(tip_px[0]), float(tip_px[1]))),
-                      needle_visible=inside, vertebrae_px=vert)
