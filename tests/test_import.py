@@ -236,8 +236,8 @@ def _ts_masks(toy: Patient) -> dict[str, np.ndarray]:
     mus = toy.labels == L("paraspinal_muscle")
     masks.update({"spinal_cord": toy.labels == L("spinal_cord"),
                   "aorta": toy.labels == L("aorta"),
-                  "autochthon_left": mus & (x >= 0)[:, None, None],  # patient left: +x
-                  "autochthon_right": mus & (x < 0)[:, None, None],
+                  "autochthon_left": mus & (x < 0)[:, None, None],  # RAS: patient left −x
+                  "autochthon_right": mus & (x >= 0)[:, None, None],
                   "mystery_structure": (toy.labels == L("subcutaneous_fat"))
                   & (x > 40)[:, None, None],
                   "liver": np.zeros(toy.shape, bool)})

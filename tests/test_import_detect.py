@@ -31,14 +31,14 @@ def lumbar_scene() -> tuple[Patient, dict[str, np.ndarray]]:
         lab[body & (np.hypot(x - 28 * sx, y - 2) <= 7) & (z < 40)] = L("psoas")
         lab[body & (((x - 40 * sx) / 6) ** 2 + ((y + 8) / 10) ** 2 + ((z - 30) / 25) ** 2
                     <= 1)] = L("kidney")
-    liver = body & (x < -22) & (x > -50) & (y > 10) & (z > 45)
+    liver = body & (x > 22) & (x < 50) & (y > 10) & (z > 45)
     lab[liver] = L("soft_tissue")
     colon = body & (np.hypot(x - 35, y - 22) <= 7) & (z > -40) & (z < 10)
     lab[colon] = L("soft_tissue")
     lab[colon & (np.hypot(x - 35, y - 22) <= 4)] = L("internal_air")
     sacrum = body & ((x / 20) ** 2 + ((y - 10) / 14) ** 2 <= 1) & (z < -72)
     lab[sacrum] = L("sacrum")
-    left, right = x > 0, x < 0
+    left, right = x < 0, x > 0  # RAS: the patient's left is −x
     bone = np.isin(lab, [L("vertebral_body"), L("lamina"), L("spinous_process")])
     masks = {f"vertebrae_{n}": bone & (np.abs(z - zc) <= 17) for n, zc in LEVELS.items()}
     muscle, psoas, kidney = (lab == L(n) for n in ("paraspinal_muscle", "psoas", "kidney"))

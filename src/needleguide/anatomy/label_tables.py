@@ -16,7 +16,7 @@ under them, and refused when the evidence does not decide:
    and spinal cord -150..150; lung < -300; solid organs -150..400; our fat -400..0;
    vessels, bowel and the rest are not checked); the vertebrae it names must lie in
    cranio-caudal order (centroid z falls from C1 to S1); a ``*_left`` structure must lie
-   to the patient's left (+x) of its ``*_right`` partner.
+   to the patient's left (−x in RAS) of its ``*_right`` partner.
 4. A table *fits* when at most 10 % of its checks fail. It is used when it is the only
    one that fits (or all that fit give the same names) and at least 3 of its checks
    passed; otherwise the map is refused and ``--label-names`` must say.
@@ -171,7 +171,7 @@ def evaluate(table: str, st: IdStats, tissues: TissueTable) -> Evidence:
         w = by_name.get(name.replace("_left", "_right")) if "_left" in name else None
         if w is None:
             continue
-        if st.center[v][0] > st.center[w][0]:
+        if st.center[v][0] < st.center[w][0]:  # RAS: the patient's left is −x
             ev.passed += 1
         else:
             ev.failed.append(f"{name} right of its partner")
