@@ -12,7 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from needleguide.anatomy.patient import Centerline, Vertebra
-from needleguide.anatomy.phantom import landmarks_lumbar, neuraxis, pelvis, softtissue, vessels
+from needleguide.anatomy.phantom import (
+    ilium,
+    landmarks_lumbar,
+    neuraxis,
+    pelvis,
+    softtissue,
+    vessels,
+)
 from needleguide.anatomy.phantom.anthropometry import DEGENERATION, LEVELS, sample_dimensions
 from needleguide.anatomy.phantom.body import LayeredPhantomModel
 from needleguide.anatomy.phantom.model import PhantomParams
@@ -65,10 +72,7 @@ def build(params: PhantomParams) -> LayeredPhantomModel:
     for u, b in pairs + [("L5", "S1")]:
         U, B = allv[u], allv[b]
         key = f"{u}-{b}"
-        if b != "S1":
-            ph.add("disc", disc_shape(U, B), "disc")
-        else:
-            ph.add("disc", disc_shape(U, B), "disc")
+        ph.add("disc", disc_shape(U, B), "disc", never_into=(LAB["vertebral_body"],))
         ang = U.dims.facet_angle_below
         for side, s in SIDES:
             fp = facet_strokes(ph, U, B, s, ang, deg)
@@ -90,8 +94,8 @@ def build(params: PhantomParams) -> LayeredPhantomModel:
             cand.append((f"{u}.drg.{side}", drg, "drg", f"{u} dorsal root ganglion, {side}"))
     pelvis.sacrum_strokes(ph, pv, deg)
     sac = pelvis.sacral_canal_strokes(ph, pv)
-    ipts = pelvis.ilium_strokes(ph, pv, pdims, crest_z)
-    hpts = pelvis.hip_strokes(ph, pv, pdims, z_bottom)
+    ipts = ilium.ilium_strokes(ph, pv, pdims, crest_z)
+    hpts = ilium.hip_strokes(ph, pv, pdims, z_bottom)
     neuraxis.canal_strokes(ph, [lv[n] for n in LEVELS], pv)
 
     # sacral roots from the sac to the sacral foramina

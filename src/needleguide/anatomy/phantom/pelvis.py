@@ -145,7 +145,7 @@ def sacrum_strokes(ph: Phases, pv: Pelvis, deg: dict) -> None:
         cuts.append(HalfSpace(c - n * 1.0, n, extent_mm=200.0))
         # lateral mass (auricular surface) along the whole joint
         shapes.append(Ellipsoid(frame(c - n * 10.0 - ax * 5.0, ax, n),
-                                radii=(25.0, 13.0, 44.0)))
+                                radii=(23.0, 12.0, 40.0)))
     # (union of parts) ∩ cuts − the L5–S1 interlaminar notch, painted part by part
     notch = s1_interlaminar_notch(pv)
     ph.add("bone", Union([Subtract(Intersect([sh, *cuts]), notch) for sh in shapes]),
@@ -172,6 +172,11 @@ def sacrum_strokes(ph: Phases, pv: Pelvis, deg: dict) -> None:
     pv.points["coccyx_tip"] = base - up * 32.0 + ant * 8.0
 
 
+# sacral foramina, S1..S4, radii (mediolateral, craniocaudal) mm: S1–S2 after Saluja et al.,
+# J Clin Diagn Res 2018;12(6):AC01 (108 sacra; S1 PSF ~8 mm wide also Kim et al., Korean J
+# Pain 2023;36:98); S3–S4 *assumption* (smaller caudally)
+SACRAL_FORAMEN_DORSAL = ((3.8, 5.0), (3.6, 3.5), (3.1, 3.1), (2.7, 2.7))
+SACRAL_FORAMEN_VENTRAL = ((6.0, 6.3), (6.3, 6.2), (5.0, 4.8), (3.9, 3.7))
 LIGAMENT_Y = 5.0  # sacrococcygeal ligament centre, mm in front of the S5 segment's back
 
 
@@ -188,19 +193,34 @@ def sacral_canal_strokes(ph: Phases, pv: Pelvis) -> dict:
                                          radii=(cw, cd), half_height_mm=pv.seg_half_h + 1.5),
                lab)
         pts[f"S{i + 1}.canal"] = _seg(pv, i, 0, yc, 0)
-        # foramina: posterior and anterior openings from the canal, at the segment junction
+        # foramina at the segment junction: a short lateral channel from the canal, then
+        # a dorsal and a larger ventral foramen running (nearly) anteroposteriorly, so that
+        # the AP view shows round lucencies (Saluja 2018: ASF ~13 x 12, PSF ~10 x 8 mm at S1)
         for s, side in ((1, "right"), (-1, "left")):
             xf = cw + 9.0 - 1.0 * i
             zf = -pv.seg_half_h + 2.0
-            r = 5.0 - 0.6 * i
-            post = _seg(pv, i, s * xf, -pv.thick[i] + 18.0, zf)
-            ant = _seg(pv, i, s * (xf + 4.0), 26.0, zf - 4.0)
+            rd, rv = SACRAL_FORAMEN_DORSAL[i], SACRAL_FORAMEN_VENTRAL[i]
             mid = _seg(pv, i, s * (cw - 2.0), yc, zf)
-            ph.add("canal", Union([Capsule(mid, post + (post - mid) * 0.5, r),
-                                   Capsule(mid, ant, r)]), "sacral_foramen",
+            junction = _seg(pv, i, s * xf, yc, zf)
+            # dorsal foramen: backwards, slightly medially and down; ventral foramen:
+            # forwards, laterally and down (the two openings are not coaxial)
+            y_back = -pv.thick[i] + 12.0
+            d_ax = T[:3, :3] @ np.array([-s * 0.06, -1.0, -0.06])
+            dl = 0.5 * (yc - y_back)
+            dors = EllipticCylinder(frame(junction + d_ax * dl, d_ax, T[:3, 2]), radii=rd,
+                                    half_height_mm=float(np.linalg.norm(d_ax)) * dl + 1.0,
+                                    round_mm=0.5)
+            v_ax = T[:3, :3] @ np.array([s * 0.12, 1.0, -0.1])
+            vl = 0.5 * (20.0 - yc)
+            vc = _seg(pv, i, s * (xf + 2.0), yc, zf + 2.5) + v_ax * vl
+            vent = EllipticCylinder(frame(vc, v_ax, T[:3, 2]), radii=rv,
+                                    half_height_mm=float(np.linalg.norm(v_ax)) * vl + 1.0,
+                                    round_mm=0.5)
+            chan = Capsule(mid, junction, 0.75 * min(rd))
+            ph.add("canal", Union([chan, dors, vent]), "sacral_foramen",
                    never_into=("epidural_fat", "sacral_hiatus"))
-            pts[f"S{i + 1}.foramen.{side}"] = post + (mid - post) * 0.15
-            pts[f"S{i + 1}.foramen_ventral.{side}"] = ant
+            pts[f"S{i + 1}.foramen.{side}"] = junction + d_ax * (yc + pv.thick[i] - 19.5)
+            pts[f"S{i + 1}.foramen_ventral.{side}"] = vc + v_ax * (vl - 1.5)
     # L5–S1 window: ligamentum flavum closing it behind, epidural fat in front
     T0 = pv.segments[0]
     yw = -pv.thick[0] + 30.0 - 7.0
@@ -226,106 +246,4 @@ def sacral_canal_strokes(ph: Phases, pv: Pelvis) -> dict:
     ph.add("ligament", lig, "sacrococcygeal_ligament", never_into=BONE)
     pts["sacral_hiatus"] = _seg(pv, 4, 0, -th4 + 10.0, 4.0)
     pts["sacral_hiatus_apex"] = _seg(pv, 4, 0, -th4 + 8.0, hz + 2.0)
-    return pts
-
-
-def ilium_strokes(ph: Phases, pv: Pelvis, p: PelvisDims, z_crest: float) -> dict:
-    """Ilium (wing, crest, posterior tuberosity, body), ischium/pubis, SIJ space."""
-    pts: dict[str, np.ndarray] = {}
-    for s, side in ((1, "right"), (-1, "left")):
-        c, n, t, ax = sij_frame(pv, s)
-        keep = HalfSpace(c + n * 1.0, -n, extent_mm=300.0)
-        hip = pv.hips[side]
-        parts = []
-        # posterior ilium: thick block lateral to the joint
-        parts.append(Ellipsoid(frame(c + n * 10.0 - ax * 4.0, ax, n), radii=(24.0, 12.0, 40.0)))
-        # wing: a flared elliptic plate from the PSIS to the ASIS, its upper rim (the crest)
-        # thickened; top at the intercristal line
-        crest_post = c + n * 10.0 - t * 12.0
-        crest_post[2] = z_crest - 8.0
-        asis = np.array([s * p.asis_width / 2, hip[1] + 48.0, hip[2] + 70.0])
-        crest_lat = np.array([s * p.iliac_crest_width / 2 - s * 8.0, hip[1] + 5.0, z_crest])
-        e1 = asis - crest_post
-        e1[2] = 0.0
-        e1 /= np.linalg.norm(e1)
-        wz = np.array([s * 0.45, 0.0, 1.0])
-        e3 = wz - e1 * (wz @ e1)
-        e3 /= np.linalg.norm(e3)
-        e2 = np.cross(e1, e3)
-        a_w, b_w = 0.5 * float(np.linalg.norm((asis - crest_post)[:2])) + 10.0, 75.0
-        top = 0.5 * (crest_post + asis)
-        top[2] = z_crest
-        wing_c = top - e3 * b_w
-        wf = frame(wing_c, e3, e2)
-        parts.append(Ellipsoid(wf, radii=(a_w, 3.5, b_w)))
-        rim = Subtract(Ellipsoid(wf, radii=(a_w, 7.0, b_w)),
-                       Ellipsoid(wf, radii=(a_w - 11.0, 8.0, b_w - 11.0)))
-        parts.append(Intersect([rim, HalfSpace(wing_c, -e3, extent_mm=150.0)]))
-        # anterior superior iliac spine: a tubercle at the front end of the crest
-        e1s = e1 if (e1 @ np.array([0.0, 1.0, 0.0])) > 0 else -e1
-        asis = wing_c + e1s * (a_w - 5.0) + e3 * 8.0
-        parts.append(Ellipsoid(frame(asis, e3, e2), radii=(7.0, 6.0, 9.0)))
-        crest_lat = top - e3 * 3.0
-        # body of the ilium down to the acetabulum, ischium and pubis
-        sciatic = c + n * 12.0 - ax * 30.0
-        parts.append(Capsule(sciatic, hip, 16.0, 22.0))
-        parts.append(Capsule(wing_c - e3 * 30.0, hip, 10.0, 18.0))
-        isch = hip + np.array([-s * 8.0, -28.0, -52.0])
-        parts.append(Capsule(hip, isch, 15.0, 13.0))
-        sym = np.array([s * 9.0, hip[1] + 52.0, hip[2] - 22.0])
-        parts.append(Capsule(hip + np.array([-s * 10.0, 18.0, 8.0]), sym, 11.0, 9.0))
-        parts.append(Capsule(sym + np.array([0, 0, -8.0]), isch, 8.0, 9.0))
-        R = p.femoral_head_diameter / 2 + 2 * p.cartilage_mm
-        ball = Ellipsoid(frame(hip, (0, 0, 1), (0, 1, 0)), radii=(R, R, R))
-        ilium = Union([Subtract(Intersect([pt, keep]), ball) for pt in parts])
-        ph.add("bone", ilium, "ilium")
-        ph.add("joint", Box(frame(c - ax * 2.0, ax, n), half_mm=(16.0, 1.1, 30.0),
-                            round_mm=1.0), "sij_space")
-        pts[f"sij.{side}.inferior"] = c - ax * 24.0 + t * 8.0
-        pts[f"sij.{side}.superior"] = c + ax * 18.0 + t * 4.0
-        pts[f"asis.{side}"] = asis
-        pts[f"iliac_crest.{side}"] = crest_lat
-        pts[f"psis.{side}"] = crest_post
-    return pts
-
-
-def hip_strokes(ph: Phases, pv: Pelvis, p: PelvisDims, z_bottom: float) -> dict:
-    """Acetabulum, capsule, cartilage, femoral head, neck, trochanters and upper shaft."""
-    pts: dict[str, np.ndarray] = {}
-    R = p.femoral_head_diameter / 2
-    cart = p.cartilage_mm
-    for s, side in ((1, "right"), (-1, "left")):
-        h = pv.hips[side]
-        v = pv.neck_axis[side]
-        base = h + v * (R + p.neck_length)
-        opening = np.array([s * 0.72, 0.32, -0.62])
-        opening /= np.linalg.norm(opening)
-        sph = frame(h, (0, 0, 1), (0, 1, 0))
-        socket = Subtract(Intersect([Ellipsoid(sph, radii=(R + 12.0,) * 3),
-                                     HalfSpace(h + opening * 6.0, opening, extent_mm=80.0)]),
-                          Ellipsoid(sph, radii=(R + 2 * cart,) * 3))
-        ph.add("bone", socket, "acetabulum")
-        ph.add("joint", Capsule(h, base - v * 4.0, R + 4.5, 18.5), "hip_capsule",
-               never_into=BONE)
-        ph.add("joint", Ellipsoid(sph, radii=(R + 2 * cart,) * 3), "hip_cartilage",
-               never_into=(*BONE,))
-        ph.add("joint", Ellipsoid(sph, radii=(R,) * 3), "femoral_head")
-        shaft_top = base + np.array([s * 6.0, -2.0, -14.0])
-        shaft_bot = np.array([shaft_top[0] - s * 10.0, shaft_top[1] + 4.0, z_bottom - 20.0])
-        neck = Union([
-            Capsule(h + v * (R * 0.55), base, 14.5, 17.0),
-            Ellipsoid(frame(base + np.array([s * 10.0, -8.0, 8.0]), (0, 0, 1), (0, 1, 0)),
-                      radii=(13.0, 16.0, 24.0)),  # greater trochanter
-            Capsule(shaft_top, shaft_bot, 16.0, 14.0),
-            Ellipsoid(frame(shaft_top + np.array([-s * 12.0, -8.0, -28.0]), (0, 0, 1),
-                            (0, 1, 0)), radii=(9.0, 9.0, 11.0)),  # lesser trochanter
-        ])
-        ph.add("joint", neck, "femoral_neck", never_into=("femoral_head",))
-        # the anterior head-neck junction, inside the capsule (the hip injection target)
-        ant = np.array([0.0, 1.0, 0.0]) - v * v[1]
-        ant /= np.linalg.norm(ant)
-        pts[f"hip.{side}.femoral_neck"] = h + v * (R * 1.15) + ant * 18.5
-        pts[f"hip.{side}.center"] = h
-        pts[f"hip.{side}.neck_base"] = base
-        pts[f"greater_trochanter.{side}"] = base + np.array([s * 10.0, -8.0, 8.0])
     return pts

@@ -12,7 +12,6 @@ import numpy as np
 from needleguide.anatomy.phantom.painter import Stroke
 from needleguide.anatomy.phantom.sdf import (
     Box,
-    Ellipsoid,
     EllipticCylinder,
     HalfSpace,
     Intersect,
@@ -21,6 +20,16 @@ from needleguide.anatomy.phantom.sdf import (
     Union,
 )
 from needleguide.anatomy.phantom.spine import Level, frame
+from needleguide.anatomy.phantom.vertebra_parts import (
+    CUP_INFERIOR,
+    CUP_SUPERIOR,
+    articular_shapes,
+    body_shape,
+    pedicle_shape,
+    pillar_shapes,
+    spinous_shape,
+    transverse_shape,
+)
 from needleguide.anatomy.tissues import default_tissue_table
 
 _T = default_tissue_table()
@@ -48,10 +57,6 @@ class Phases:
 
     def ordered(self) -> list[Stroke]:
         return [s for k in self.ORDER for s in self.by[k]]
-
-
-def _box(lv: Level, c, half, z_axis=(0, 0, 1), y_axis=(0, 1, 0), round_mm=1.5) -> Box:
-    return Box(lv.sub(c, z_axis, y_axis), half_mm=tuple(half), round_mm=round_mm)
 
 
 def geometry(lv: Level, growth: float = 0.0) -> dict:
@@ -122,22 +127,8 @@ def vertebra_strokes(ph: Phases, lv: Level, deg: dict) -> dict:
     g = geometry(lv, deg["facet_growth"])
     W, D, H = d.body_width, d.body_depth, d.body_height
     yc, yp, zp, xp = g["yc"], g["yp"], g["zp"], g["xp"]
-    # --- body: ellipse section with a flattened posterior half, osteophyte rims
-    # the waist is ~2 mm narrower than the end-plate rims (ring apophyses)
-    waist = 2.0
-    parts = [
-        EllipticCylinder(lv.pose, radii=(W / 2 - waist, D / 2 - 0.6 * waist),
-                         half_height_mm=H / 2, round_mm=2.0),
-        _box(lv, (0, -D / 4, 0), (0.4 * W, D / 4, H / 2), round_mm=3.0),
-    ]
-    k = (W / 2) / (W / 2 - waist)  # flare from the waist to the rim over 8 mm
-    parts.append(EllipticCylinder(lv.sub((0, 0, H / 2 - 4.0), (0, 0, 1), (0, 1, 0)),
-                                  radii=(W / 2 - waist, D / 2 - 0.6 * waist),
-                                  half_height_mm=4.0, top_scale=k, round_mm=1.5))
-    parts.append(EllipticCylinder(lv.sub((0, 0, -H / 2 + 4.0), (0, 0, 1), (0, 1, 0)),
-                                  radii=(W / 2, D / 2), half_height_mm=4.0, top_scale=1 / k,
-                                  round_mm=1.5))
-    body = Union(parts)
+    # --- body: waisted, cupped end plates inside the ring apophysis; osteophyte rims
+    body = body_shape(lv)
     ost = deg["osteophyte_mm"]
     if ost > 0:
         rims = []
@@ -150,20 +141,12 @@ def vertebra_strokes(ph: Phases, lv: Level, deg: dict) -> dict:
     ph.add("bone", body, "vertebral_body")
     pts: dict[str, np.ndarray] = {}
     for s, side in ((1, "right"), (-1, "left")):
-        # pedicle: rounded box converging medially towards the body
-        a = np.radians(d.pedicle_angle)
-        length = d.canal_depth + 10.0
-        yc_ped = yc + 1.0
-        ax = (-s * np.sin(a), np.cos(a), 0.0)
-        ped = Box(lv.sub((s * xp, yc_ped, zp), (0, 0, 1), ax),
-                  half_mm=(d.pedicle_width / 2, length / 2, d.pedicle_height / 2),
-                  round_mm=min(d.pedicle_width, d.pedicle_height) / 2 - 0.3)
-        ph.add("bone", ped, "pedicle")
-        pts[f"pedicle_{side}"] = lv.P(s * xp, yc_ped, zp)
-        # pars / articular pillar (lamina label)
-        pill = _box(lv, (s * (xp + 1.0), yp - 2.5, zp - 0.25 * H),
-                    (d.pedicle_width / 2 + 1.5, 5.0, 0.45 * H + 3), round_mm=2.5)
-        ph.add("bone", pill, "lamina")
+        # pedicle: elliptic cylinder converging medially towards the body
+        ped_c = (s * xp, yc + 1.0, zp)
+        ph.add("bone", pedicle_shape(lv, s, ped_c), "pedicle")
+        pts[f"pedicle_{side}"] = lv.P(*ped_c)
+        # articular pillar with the pars interarticularis (lamina label)
+        ph.add("bone", Union(pillar_shapes(lv, s, g)), "lamina")
         # lamina: plate from the pillar to the midline, sloping down and back
         p0, p1, t, n_in = lamina_line(lv, s)
         lam_h, zc = g["lam_h"], g["lam_zc"]
@@ -172,27 +155,16 @@ def vertebra_strokes(ph: Phases, lv: Level, deg: dict) -> dict:
                   round_mm=2.4)
         ph.add("bone", lam, "lamina")
         pts[f"lamina_{side}"] = lv.P(*((p0 + p1) / 2 - n_in * 0.5 + np.array([0, 0, zc])))
-        # transverse process
-        x0, x1 = g["x_tp_root"] - 2.0, g["x_tp_tip"]
-        back = np.radians(12.0)
-        cx = s * (x0 + x1) / 2
-        tp = Box(lv.sub((cx, g["y_tp"] - np.sin(back) * (x1 - x0) / 2, g["z_tp"]), (0, 0, 1),
-                        (np.sin(back) * s, np.cos(back), 0)),
-                 half_mm=((x1 - x0) / 2, 3.0 if lv.name != "L5" else 4.5, g["tp_h"] / 2),
-                 round_mm=2.4)
+        # transverse process: tapered, swept back
+        tp, _tip = transverse_shape(lv, s, g)
         ph.add("bone", tp, "transverse_process")
-        pts[f"tp_tip_{side}"] = lv.P(s * (x1 - 3.0), g["y_tp"] - np.sin(back) * (x1 - x0),
+        x0, x1 = g["x_tp_root"] - 2.0, g["x_tp_tip"]
+        pts[f"tp_tip_{side}"] = lv.P(s * (x1 - 3.0),
+                                     g["y_tp"] - np.tan(np.radians(12.0)) * (x1 - 3.0 - x0),
                                      g["z_tp"])
-    # spinous process: blade from the laminar junction backwards, tip slightly caudal
-    L = d.spinous_length
-    tilt = np.radians(8.0)
-    sp_c = (0.0, yp - 4.0 - L / 2 + 2.0, g["z_sp"] - np.sin(tilt) * L / 2)
-    sp = Box(lv.sub(sp_c, (0, -np.sin(tilt), np.cos(tilt)), (0, np.cos(tilt), np.sin(tilt))),
-             half_mm=(3.0, L / 2, d.spinous_height / 2), round_mm=2.5)
-    tip_local = (0.0, yp - 4.0 - L + 3.0, g["z_sp"] - np.sin(tilt) * L)
-    tip = Ellipsoid(lv.sub(tip_local, (0, 0, 1), (0, 1, 0)),
-                    radii=(4.5, 4.0, d.spinous_height / 2))
-    ph.add("bone", Union([sp, tip]), "spinous_process")
+    # spinous process: one blade per level with a thickened tip (gaps between levels)
+    sp, tip_local = spinous_shape(lv, g)
+    ph.add("bone", sp, "spinous_process")
     pts["spinous_tip"] = lv.P(tip_local[0], tip_local[1] - 2.0, tip_local[2])
     pts["lamina_center"] = lv.P(*g["lamina_c"])
     pts["spinous_base"] = lv.P(0.0, yp - 6.0, g["z_sp"])
@@ -221,11 +193,9 @@ def facet_strokes(ph: Phases, U: Level, B: Level, s: int, angle_deg: float, deg:
     hs = 1.0  # half width of the joint space (cartilage + synovial space)
 
     def fr(centre):
-        return frame(centre, up, n)  # local x = n × up ... built from (z=up, y=n)
+        return frame(centre, up, n)  # local frame: z = up, y = n (towards the SAP)
 
-    # local frame: z = up, y = n (towards SAP), x = y × z = in-plane horizontal
-    sap = Box(fr(c + n * (hs + T / 2) - up * 4.0), half_mm=(9.0, T / 2, 12.5), round_mm=2.5)
-    iap = Box(fr(c - n * (hs + T / 2) + up * 3.0), half_mm=(8.5, T / 2, 12.0), round_mm=2.5)
+    sap, iap = articular_shapes(c, n, up, T, hs)
     ph.add("bone", sap, "superior_articular_process")
     ph.add("bone", iap, "inferior_articular_process")
     cap = Box(fr(c), half_mm=(11.0, T + hs + 0.5, 10.5), round_mm=3.0)
@@ -237,7 +207,8 @@ def facet_strokes(ph: Phases, U: Level, B: Level, s: int, angle_deg: float, deg:
 
 
 def disc_shape(U: Level, B: Level, bulge_mm: float = 1.0):
-    """The disc between U (above) and B (below): the body outline between the end plates."""
+    """The disc between U (above) and B (below): the body outline between the end plates,
+    filling their central cups."""
     du, db = U.dims, B.dims
     W = 0.5 * (du.body_width + db.body_width) + 2 * bulge_mm
     D = 0.5 * (du.body_depth + db.body_depth) + 2 * bulge_mm
@@ -247,8 +218,11 @@ def disc_shape(U: Level, B: Level, bulge_mm: float = 1.0):
     cyl = EllipticCylinder(frame(mid, up, ant), radii=(W / 2, D / 2),
                            half_height_mm=float(np.linalg.norm(U.center - B.center)) / 2,
                            round_mm=2.0)
-    top = HalfSpace(U.center - U.up * du.body_height / 2, U.up, extent_mm=60.0)
-    bot = HalfSpace(B.center + B.up * db.body_height / 2, -B.up, extent_mm=60.0)
+    # reaching into the cupped end plates (paint it never into the vertebral bodies)
+    top = HalfSpace(U.center - U.up * (du.body_height / 2 - CUP_INFERIOR - 0.3), U.up,
+                    extent_mm=60.0)
+    bot = HalfSpace(B.center + B.up * (db.body_height / 2 - CUP_SUPERIOR - 0.3), -B.up,
+                    extent_mm=60.0)
     return Intersect([cyl, top, bot])
 
 
