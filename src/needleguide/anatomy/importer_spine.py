@@ -1,8 +1,10 @@
 """Vertebra poses from per-level vertebra masks (e.g. TotalSegmentator ``vertebrae_L4``).
 
 For each level present, in cranio-caudal order:
-- superior axis: direction of the column through the neighbouring levels' centroids
-  (central difference; one-sided at the ends; +z with a single level);
+- superior axis: direction of the column through the neighbouring levels' centroids; a
+  level cut by the scan's first or last slice (``extra["truncated"]``) is left out of that
+  and takes the axis of the nearest complete level (central difference; one-sided at the
+  ends); with fewer than two complete levels, the scanner's long axis (+z);
 - canal centre: the spinal cord mask inside the level's slab when there is one, else the
   largest hole of the vertebra projected along the superior axis (the vertebral foramen);
 - anterior axis: from the canal towards the vertebra's centroid (the body outweighs the
@@ -80,16 +82,28 @@ def vertebrae_from_levels(
         return {}
     pts = [pts_all[s0:s0 + n] for s0, n in zip(starts, counts, strict=True)]
     cents = np.array([p.mean(axis=0) for p in pts])
+    # a level cut by the scan's first or last slice has a displaced centroid (often just
+    # its posterior elements): it takes its superior axis from the complete levels
+    k_all = np.stack(idx, axis=1)[order][:, 2]
+    k_lo, k_hi = 0, level_volume.shape[2] - 1
+    cut = np.array([bool(np.any((k_all[s0:s0 + n] == k_lo) | (k_all[s0:s0 + n] == k_hi)))
+                    for s0, n in zip(starts, counts, strict=True)])
+    whole = np.flatnonzero(~cut)
     cord_pts = None
     if cord_mask is not None and cord_mask.any():
         cord_pts = geometry.apply(VoxelToPatient, np.argwhere(cord_mask).astype(float))
     out: dict[str, Vertebra] = {}
     m = len(present)
     for n in range(m):
-        if m == 1:
+        if whole.size >= 2:
+            j = int(whole[np.argmin(np.abs(whole - n))])  # n itself when complete
+            q = int(np.searchsorted(whole, j))
+            up, down = whole[max(q - 1, 0)], whole[min(q + 1, whole.size - 1)]
+            s = _unit(cents[up] - cents[down])  # caudal -> cranial
+            axis_from = "levels"
+        else:  # fewer than two complete levels: the scanner's long axis (RAS +z)
             s = np.array([0.0, 0.0, 1.0])
-        else:
-            s = _unit(cents[max(n - 1, 0)] - cents[min(n + 1, m - 1)])  # caudal -> cranial
+            axis_from = "scanner"
         p, c = pts[n], cents[n]
         along = (p - c) @ s
         half = max(0.5 * _extent(along, float(spacing.min())), 5.0)
@@ -125,6 +139,7 @@ def vertebrae_from_levels(
             body_width_mm=round(_extent((body - bc) @ r, v), 2),
             body_depth_mm=round(_extent((body - bc) @ a, v), 2),
             extra={"source": "labelmap", "volume_ml": round(float(counts[n]) * voxel_mm3 / 1e3, 2),
+                   "truncated": bool(cut[n]), "axis_from": axis_from,
                    "canal_from": canal_src,
                    "canal_mm": None if canal is None else np.round(canal, 3).tolist()},
         )

@@ -20,8 +20,9 @@ inside the body (label ≠ 0) is a CT-number code; labels add only what HU canno
 ``metal`` label is steel). Codes are uint16 (see ``hu_materials``).
 
 Anatomy beyond the volume's cranial and caudal ends (a CT covers only part of the trunk) is
-extended with soft tissue: ``extend_mm`` of slices replicating the end slice with bone
-replaced by soft tissue, so the cone beam never sees a black cut-off.
+extended with soft tissue: ``extend_mm`` of slices repeating the end slice's (smoothed)
+body outline filled uniformly with its mean attenuation (bone counted as soft tissue), so
+the cone beam never sees a black cut-off and the extension draws no streaks.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def mu_lut(tissues: TissueTable, energy_kev: float) -> np.ndarray:
 SHELL_CODE = 128  # material code of a bone label's cortical shell: label + 128
 TEXTURE_HU = 80.0  # σ of the trabecular density texture (HU, *assumption*)
 EXTEND_MM = 120.0  # soft-tissue extension beyond the volume's z ends (mm)
+EXTEND_BLUR_MM = 10.0  # smoothing of the extension's body outline (mm)
 
 
 def code_lut(tissues: TissueTable) -> np.ndarray:
@@ -165,8 +167,9 @@ def _label_codes(patient: Patient, lut: np.ndarray, cortex_mm: float,
 
 def _extend(codes: np.ndarray, patient: Patient, lut: np.ndarray,
             extend_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pad axis 2 at each end whose slice holds body with ``extend_mm`` of that slice's
-    non-bone copy (bone codes → soft tissue). Returns codes and their VoxelToPatient."""
+    """Pad axis 2 at each end whose slice holds body with ``extend_mm`` of uniform soft
+    tissue: that slice's body outline (smoothed by ``EXTEND_BLUR_MM``) filled with its mean
+    attenuation (bone → soft tissue). Returns codes and their VoxelToPatient."""
     from needleguide.fluoro.hu_materials import HU_CODE0, HU_MIN, hu_of
 
     aff = np.asarray(patient.VoxelToPatient, float)
@@ -177,12 +180,30 @@ def _extend(codes: np.ndarray, patient: Patient, lut: np.ndarray,
     soft = np.uint16(int(round(hu_of("soft_tissue"))) - HU_MIN + HU_CODE0)
     bony = lut[:, 1] > 0.3 * np.maximum(lut[:, 0] + lut[:, 1], 1e-6)  # bone-dominated codes
 
+    from scipy import ndimage
+
+    # μ at 60 keV of every code, and the soft-tissue-table CT numbers that reproduce it
+    mu = lut[:, 0] * float(mass_attenuation(BASIS[0], 60.0)) \
+        + lut[:, 1] * float(mass_attenuation(BASIS[1], 60.0))
+    h_grid = np.arange(-989, int(round(hu_of("soft_tissue"))) + 1)
+    mu_grid = mu[h_grid - HU_MIN + HU_CODE0]
+    sig = EXTEND_BLUR_MM / np.linalg.norm(aff[:3, :2], axis=0)
+
     def cap(sl: np.ndarray) -> np.ndarray | None:
-        if not sl.any():
+        """The end slice as uniform soft tissue: its body outline (smoothed) filled with
+        the slice's mean attenuation (bone counted as soft tissue), as CT numbers: no
+        in-plane detail, so the extension draws no streaks in tilted views."""
+        body = sl != 0
+        if not body.any():
             return None
         c = sl.copy()
         c[bony[c]] = soft
-        return c
+        mean_mu = float(np.mean(mu[c[body]]))
+        body = ndimage.gaussian_filter(body.astype(float), sig) >= 0.5
+        h = float(np.interp(mean_mu, mu_grid, h_grid))
+        out = np.zeros(sl.shape, np.uint16)
+        out[body] = np.uint16(int(round(h)) - HU_MIN + HU_CODE0)
+        return out
 
     lo, hi = cap(codes[:, :, 0]), cap(codes[:, :, -1])
     if lo is None and hi is None:
