@@ -61,9 +61,11 @@ def measure(bmis, spacing: float, pixels: int, manual: bool):
                 tech = fl.technique(carm)
                 d = fl.exposure_dose("pulsed", carm)
                 k_det = tech.detector_ugy_per_mas * fl.pulse_mas(carm)
+                k_ent = tech.entrance_ugy_per_mas * fl.pulse_mas(carm)
                 rows.append({"bmi": bmi, "mode": mode, "view": view, "kvp": tech.kvp,
                              "ma": tech.ma, "dap": d.dap_gy_cm2 * n,
                              "kref": d.air_kerma_mgy * n, "det_ngy": k_det * 1000.0,
+                             "ent_ngy": k_ent * 1000.0,
                              "limited": tech.limited or ""})
     return rows
 
@@ -81,8 +83,9 @@ def main() -> None:
     print(f"lumbar L4-L5, phantom seed 0 at {a.spacing:g} mm, {a.pixels}², 15 pulses/s × "
           f"10 ms, {SECONDS:g} s of fluoroscopy per row\n")
     print("| BMI | view | mode | kVp | mA | DAP / 36 s (Gy·cm²) | K_ref / 36 s (mGy) | "
-          f"DAP ÷ AP | DAP ÷ BMI {b0:g} | detector (nGy/pulse) | limit | published |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          f"DAP ÷ AP | DAP ÷ BMI {b0:g} | detector behind grid (nGy/pulse) | detector entrance "
+          "(nGy/pulse) | limit | published |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         base_ap = aec[r["bmi"], "ap"]["dap"] if r["mode"] == "AEC" else None
         base_b = aec[b0, r["view"]]["dap"] if r["mode"] == "AEC" else None
@@ -90,7 +93,7 @@ def main() -> None:
               f"{r['dap']:.2f} | {r['kref']:.1f} | "
               f"{(r['dap'] / base_ap) if base_ap else float('nan'):.2f} | "
               f"{(r['dap'] / base_b) if base_b else float('nan'):.2f} | "
-              f"{r['det_ngy']:.2f} | {r['limited']} | "
+              f"{r['det_ngy']:.2f} | {r['ent_ngy']:.1f} | {r['limited']} | "
               f"{published(r['bmi'], r['view']) if r['mode'] == 'AEC' else ''} |")
     print("\npublished (PHYSICS.md):")
     for v in PUBLISHED.values():

@@ -20,7 +20,11 @@ def test_bad_n_is_a_user_error(capsys):
 def test_levels_json_has_the_fixed_keys(capsys):
     assert main(["evaluate", "levels", "--n", "1", "--seed", "5", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out["accuracy"]) == {"fluoro_ap", "fluoro_lateral", "us_sweep"}
+    assert set(out["accuracy"]) == {"fluoro_ap", "fluoro_lateral", "us_sweep", "with_anchor"}
+    for k in ("cervical", "thoracic", "lumbar", "all"):
+        assert set(out["accuracy"]["with_anchor"][k]) == {"ap", "lateral", "oblique"}
+        assert k in out["abstention"]["without_anchor"] and k in out["ece"]
+        assert k in out["baseline"]["ece"]
     assert set(out["baseline"]["accuracy"]) >= {"fluoro_ap", "fluoro_lateral"}
     assert 0.0 <= out["accuracy"]["fluoro_ap"] <= 1.0
     assert out["fps"] > 0

@@ -31,7 +31,13 @@ def test_phantom_cli_writes_everything(tmp_path, capsys):
                  "coronal"):
         png = out / f"{stem}.png"
         assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
-    assert not list(out.glob(".*"))  # no temporary leftovers
+    # no temporary leftovers: only the output set's manifest, listing every file
+    assert [p.name for p in out.glob(".*")] == [".needleguide.json"]
+    manifest = json.loads((out / ".needleguide.json").read_text())
+    assert manifest["command"] == "phantom"
+    assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir()
+                                               if not p.name.startswith("."))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.parametrize("args, field", [

@@ -39,7 +39,8 @@ from needleguide.anatomy.importer_checks import (
     load_nifti,
 )
 from needleguide.anatomy.label_tables import check_label_names, names_for
-from needleguide.anatomy.patient import Patient, resample_labels
+from needleguide.anatomy.patient import Patient
+from needleguide.anatomy.patient import resample_labels as resample_nearest
 from needleguide.anatomy.tissues import TissueTable, default_tissue_table
 from needleguide.errors import UserError, check_range
 
@@ -122,7 +123,7 @@ def _as_3d(vol: np.ndarray, p: Path) -> np.ndarray:
 def _onto_grid(p: Path, data, aff, shape, ct_aff, resample: bool) -> np.ndarray:
     if not check_label_grid(p, data.shape, aff, shape, ct_aff, resample):
         return np.asarray(data)
-    return resample_labels(np.asarray(data), aff, tuple(shape), ct_aff)
+    return resample_nearest(np.asarray(data), aff, tuple(shape), ct_aff)
 
 
 def read_labelmap(
@@ -321,7 +322,7 @@ def import_ct(
     if spacing_mm is not None:
         shape, new = resample_grid(vols[0].shape, aff, spacing_mm)
         vols = [_resample_linear(vols[0], aff, shape, new)] + [
-            resample_labels(v, aff, shape, new) for v in vols[1:]]
+            resample_nearest(v, aff, shape, new) for v in vols[1:]]
         aff = new
     hu = vols[0].astype(np.float32, copy=False)
     labels = hu_to_labels(hu, aff, t, thresholds, skin_mm)

@@ -65,7 +65,8 @@ def load_nifti(p: Path, what: str, as_float: bool = False):
                 raw = type(img.header).from_fileobj(f, check=False)
             data = img.get_fdata(dtype=np.float32) if as_float else np.asanyarray(img.dataobj)
     except Exception as e:  # nibabel raises many types for bad files
-        raise UserError(f"{what}: cannot read {p} as NIfTI ({type(e).__name__}: {e})"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise UserError(f"{what}: cannot read {p} as NIfTI ({type(e).__name__}: {first})"
                         ) from None
     finally:
         quiet.setLevel(level)

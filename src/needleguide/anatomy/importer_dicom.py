@@ -49,7 +49,6 @@ def read_dicom_series(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
     series of the file given). A folder without readable image slices is a UserError.
     """
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     p = Path(path)
     if not p.exists():
@@ -59,16 +58,16 @@ def read_dicom_series(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
     if p.is_file():
         try:
             wanted_series = str(pydicom.dcmread(p, stop_before_pixels=True).SeriesInstanceUID)
-        except (InvalidDicomError, AttributeError, OSError) as e:
+        except Exception as e:  # pydicom raises many types for corrupted files
             raise UserError(f"ct: cannot read {p} as DICOM ({type(e).__name__})") from None
     series: dict[str, list] = {}
     for f in _dicom_candidates(folder):
         try:
             ds = pydicom.dcmread(f)
-        except (InvalidDicomError, OSError, ValueError, TypeError, EOFError):
+        except Exception:  # corrupted or not DICOM (pydicom raises many types): skipped
             continue
         if not all(t in ds for t in ("ImagePositionPatient", "ImageOrientationPatient",
-                                     "PixelSpacing", "PixelData")):
+                                     "PixelSpacing", "PixelData", "Rows", "Columns")):
             continue
         series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append((f, ds))
     if not series:

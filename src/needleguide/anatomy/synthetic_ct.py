@@ -38,7 +38,7 @@ HU_BY_TISSUE: dict[str, float] = {
     "spinous_process": 1000.0, "transverse_process": 1000.0,
     "superior_articular_process": 1200.0, "inferior_articular_process": 1200.0,
     "anterior_tubercle": 1000.0, "occiput": 1300.0, "rib": 900.0, "bone_cortical": 1400.0,
-    "metal": 3000.0,
+    "metal": 3000.0, "lung": -750.0, "clavicle": 900.0, "sternum": 300.0,
 }
 
 

@@ -156,6 +156,11 @@ TISSUES: tuple[Tissue, ...] = (
        "other named vessel or heart chamber (imported labelmap)"),
     _t(61, "muscle", "muscle", "muscle", 1.05, *_MUSCLE, 0, (175, 85, 75),
        "other skeletal muscle: abdominal wall, quadratus lumborum, iliacus, thigh"),
+    # Whole-spine phantom (chest)
+    _t(62, "lung", "air", "soft_tissue", 0.26, *_AIR, -60, (60, 70, 90),
+       "lung parenchyma: air with its tissue, about -750 HU (acoustically air)"),
+    _t(63, "clavicle", "bone", "cortical_bone", 1.4, *_CORT, 0, (230, 220, 190)),
+    _t(64, "sternum", "bone", "cancellous_bone", 1.25, *_CANC, 0, (220, 205, 170)),
 )
 
 

@@ -2,17 +2,24 @@
 
 Each module in this package that defines ``register(app)`` adds its command(s); modules
 keep heavy imports inside the command functions so that ``needleguide --help`` is fast.
-A :class:`needleguide.errors.UserError` anywhere is printed as one line (exit status 2).
+Whatever goes wrong for a user reason ends as one line on stderr:
+
+* a :class:`needleguide.errors.UserError` (or a usage error) — exit status 2;
+* an input file that cannot be read — exit status 2;
+* SIGINT / SIGTERM — temporary files removed, exit status 130 / 143 (also when some library
+  swallowed the interrupt on the way: :mod:`needleguide.interrupts` remembers it).
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import signal
 import sys
 
 import typer
 
+from needleguide import __version__, interrupts
 from needleguide.errors import UserError
 
 app = typer.Typer(
@@ -23,6 +30,20 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"needleguide {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version,
+                                       is_eager=True, help="Print the version and exit.")
+          ) -> None:
+    """Image guidance for interventional pain and MSK injections: ultrasound and
+    fluoroscopy simulated from physics on one virtual patient."""
 
 
 def _register_all() -> None:
@@ -38,19 +59,49 @@ def _register_all() -> None:
 _register_all()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit status."""
+def _say(msg: str) -> None:
+    """One line on stderr, whatever the message holds (a library's text may span lines)."""
+    print("error: " + " ".join(msg.split()), file=sys.stderr, flush=True)
+
+
+def _signal_exit(signum: int) -> int:
+    interrupts.ignore()
+    name = signal.Signals(signum).name
+    print(f"interrupted by {name}: stopped; temporary files removed, nothing half-written "
+          "left", file=sys.stderr, flush=True)
+    return 128 + signum
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         app(args=argv, standalone_mode=True)
-    except SystemExit as e:  # typer/click exit
-        return int(e.code or 0) if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except SystemExit as e:  # typer/click exit (usage errors print their own lines)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _say(str(e))
         return 2
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        print(f"error: {e.strerror}: {e.filename}", file=sys.stderr)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
+        _say(f"{e.strerror}: {e.filename}" if e.filename else str(e))
         return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    with interrupts.handlers():
+        try:
+            rc = _run(argv)
+            interrupts.ignore()  # done: a late Ctrl-C no longer interrupts the exit
+            sig = interrupts.received()  # raised, then swallowed somewhere on the way
+        except interrupts.Interrupted as e:
+            sig = e.signum
+        except KeyboardInterrupt:
+            sig = signal.SIGINT
+        except BaseException:
+            sig = interrupts.received()  # an error on the way out of a signal
+            if sig is None:
+                raise
+        return rc if sig is None else _signal_exit(sig)
 
 
 def run() -> None:  # pragma: no cover - used by ``python -m needleguide``

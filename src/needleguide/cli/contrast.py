@@ -3,62 +3,92 @@ inject contrast, and write a live-fluoroscopy clip, a contact sheet (AP and late
 and subtracted, several times) and DSA frames.
 
 Images come from the cone-beam fluoroscope (``needleguide.fluoro``: two C-arms, AP and
-lateral, biplane-style, black-bone display, DSA by log subtraction) — or, with
+lateral, biplane-style, in the --display polarity, DSA by log subtraction) — or, with
 ``--renderer simple``, from a parallel-beam Beer–Lambert projection at an effective 60 keV
-(μ/ρ from PHYSICS.md) with Poisson noise, kept as a dependency-light stand-in.
+(μ/ρ from PHYSICS.md) with Poisson noise, kept as a dependency-light stand-in
+(:mod:`needleguide.cli._contrast_simple`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
-from needleguide.cli._common import console, out_dir
+from needleguide.cli._common import console
+from needleguide.cli._contrast_simple import SimpleRenderer
 
-#: μ/ρ (cm²/g) at 60 keV, PHYSICS.md (water, ICRU-44 soft tissue and cortical bone,
-#: stainless steel); adipose and cancellous bone are *assumptions* for the display.
-MU_RHO_60KEV = {"air": 0.0, "adipose": 0.200, "skin": 0.205, "muscle": 0.205,
-                "soft_tissue": 0.205, "blood": 0.206, "csf": 0.206, "water": 0.206,
-                "cartilage": 0.210, "cancellous_bone": 0.260, "cortical_bone": 0.315,
-                "steel": 1.19}
-IODINE_MU_PER_MG_ML_MM = 7.58e-4  # 1/mm per mg I/mL at 60 keV (7.58 cm²/g)
-PHOTONS_PER_PIXEL = 3000.0  # behind the patient, per 1 mm² pixel and frame: ≈ 0.1 µGy
-# (1.5 µGy/s at 15 pulses/s, 3.1e4 photons/mm²/µGy; PHYSICS.md), held by the AEC at the
-# median path of the mask frame
-DEFAULTS = {  # pattern: (volume mL, rate mL/s)
-    "epidural": (3.0, 0.5), "intravascular": (1.5, 0.5), "intrathecal": (3.0, 0.5),
-    "intra-articular": (0.6, 0.15), "soft-tissue": (3.0, 0.5)}
+
+def _defaults(pattern: str) -> tuple[float, float]:
+    """Volume (mL) and rate (mL/s) of the pattern's injection (``placement.INJECTIONS``)."""
+    from needleguide.scene.injectate.placement import INJECTIONS
+
+    return INJECTIONS[pattern]
 
 
 def register(app: typer.Typer) -> None:
+    from needleguide.cli._common import DEFAULT_DISPLAY, DISPLAY_HELP, FORCE_HELP, SEED_HELP
+
     @app.command("contrast")
     def contrast(
-        pattern: str = typer.Option(..., help="epidural | intravascular | intrathecal | "
-                                    "intra-articular | soft-tissue"),
-        seed: int = typer.Option(0, help="phantom and noise seed"),
+        pattern: str = typer.Option(..., help="epidural (interlaminar) | transforaminal | "
+                                    "caudal | intravascular (arterial) | venous | "
+                                    "intrathecal | intra-articular | facet | sacroiliac | "
+                                    "soft-tissue"),
+        seed: int = typer.Option(0, help=SEED_HELP + " (phantom and noise)."),
         out: Path = typer.Option(..., help="output folder"),
         level: str = typer.Option("L4-L5", help="disc level, e.g. L4-L5"),
         side: str = typer.Option("right", help="right | left"),
         concentration: float = typer.Option(300.0, help="iodine, mg I/mL"),
         volume: float = typer.Option(None, help="mL (default per pattern)"),
         rate: float = typer.Option(None, help="mL/s (default per pattern)"),
-        fps: float = typer.Option(10.0, help="frames per second of the clip"),
+        fps: float = typer.Option(10.0, help="frames per second of the clip (1–30)"),
         renderer: str = typer.Option("fluoro", help="fluoro (cone-beam C-arm) | simple"),
+        display: str = typer.Option(DEFAULT_DISPLAY, help=DISPLAY_HELP),
+        force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     ) -> None:
         """Inject contrast with the tip in a chosen compartment; write contrast.mp4,
         contact_sheet.png, dsa/*.png and summary.json."""
-        from needleguide.errors import check_choice, check_range
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from needleguide.cli._common import announce_compile, check_display, writing
+        from needleguide.errors import check_choice, check_range, check_seed
+        from needleguide.scene.injectate import make_injection
         from needleguide.scene.injectate.placement import PATTERNS
 
-        check_choice("pattern", pattern, PATTERNS)
-        check_range("fps", fps, 1.0, 30.0)
-        check_range("seed", seed, 0, 2**32 - 1)
-        check_choice("renderer", renderer, ("fluoro", "simple"))
-        files = run(pattern, seed, out_dir(out), level, side, concentration, volume, rate, fps,
-                    renderer)
-        for f in files:
-            console.print(f"wrote {f}")
+        check_choice("--pattern", pattern, PATTERNS)
+        check_range("--fps", fps, 1.0, 30.0)
+        check_seed(seed)
+        check_choice("--side", side, ("right", "left"))
+        check_choice("--renderer", renderer, ("fluoro", "simple"))
+        check_display(display)
+        v0, r0 = _defaults(pattern)
+        make_injection(agent="contrast", concentration_mg_ml=concentration,
+                       volume_ml=v0 if volume is None else volume,
+                       rate_ml_s=r0 if rate is None else rate, start_s=1.0)
+        with writing(out, "contrast", force) as d:
+            announce_compile("needleguide.anatomy", "needleguide.fluoro",
+                             "needleguide.scene", about="1 min")
+            with Progress(TextColumn("{task.description}"), BarColumn(),
+                          MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+                task = bar.add_task("building the phantom", total=None)
+
+                def tick(done: int, total: int, what: str) -> None:
+                    bar.update(task, completed=done, total=total, description=what)
+
+                files = run(pattern, seed, d, level, side, concentration, volume, rate, fps,
+                            renderer, display, progress=tick)
+        names = sorted({f.relative_to(d).parts[0] for f in files})
+        console.print(f"wrote {out}: " + ", ".join(n + ("/ (" + str(sum(
+            f.relative_to(d).parts[0] == n for f in files)) + " PNGs)" if n == "dsa" else "")
+            for n in names), soft_wrap=True, highlight=False)
 
 
 VIEWS = ("ap", "lateral")
@@ -66,7 +96,10 @@ VIEWS = ("ap", "lateral")
 
 def run(pattern: str, seed: int, out: Path, level: str = "L4-L5", side: str = "right",
         concentration: float = 300.0, volume: float | None = None, rate: float | None = None,
-        fps: float = 10.0, renderer: str = "fluoro") -> list[Path]:
+        fps: float = 10.0, renderer: str = "fluoro", display: str = "black-bone",
+        progress: Callable[[int, int, str], None] | None = None) -> list[Path]:
+    """Write the clip, contact sheet, DSA frames and summary into ``out``; returns the
+    files. ``progress(done, total, what)`` is called per rendered frame."""
     import numpy as np
 
     from needleguide.anatomy.phantom import build_phantom
@@ -74,24 +107,35 @@ def run(pattern: str, seed: int, out: Path, level: str = "L4-L5", side: str = "r
     from needleguide.scene.injectate import Injectate, make_injection
     from needleguide.scene.injectate.placement import tip_for_pattern
 
+    tick = progress or (lambda done, total, what: None)
     patient = build_phantom("lumbar", seed=seed, spacing_mm=1.5)
     tip = tip_for_pattern(patient, pattern, level, side)
-    v0, r0 = DEFAULTS[pattern]
+    v0, r0 = _defaults(pattern)
     inj = make_injection(agent="contrast", concentration_mg_ml=concentration,
                          volume_ml=v0 if volume is None else volume,
                          rate_ml_s=r0 if rate is None else rate, start_s=1.0)
+    tick(0, 1, "injecting (the contrast's spread)")
     injectate = Injectate(patient, seed=seed).inject(tip, inj)
     needle = needle_for(patient, tip, pattern, level, side)
     if renderer == "fluoro":
-        view = FluoroRenderer(patient, injectate, needle, tip, level, side, seed)
+        view = FluoroRenderer(patient, injectate, needle, tip, level, side, seed, display)
     else:
-        view = SimpleRenderer(patient, injectate, needle, tip, level, seed)
+        view = SimpleRenderer(patient, injectate, needle, tip, level, seed, display)
     times = np.arange(0.0, inj.end_s + 3.0 + 1e-9, 1.0 / fps)
     sheet_t = sorted({0.5, inj.start_s + 0.25 * inj.duration_s, inj.start_s + 0.5 * inj.duration_s,
                       inj.end_s, inj.end_s + 1.0, inj.end_s + 3.0})
-    frames = [np.concatenate([view.live(v, float(t)) for v in VIEWS], axis=1) for t in times]
+    n = len(times) + len(sheet_t)
+    frames = []
+    for i, t in enumerate(times):
+        tick(i, n, "live frames (AP + lateral)")
+        frames.append(np.concatenate([view.live(v, float(t)) for v in VIEWS], axis=1))
     files = [write_mp4(out / "contrast.mp4", frames, fps, [f"{t:4.1f} s" for t in times])]
-    full = {(v, t): (view.live(v, t), view.dsa(v, t)) for t in sheet_t for v in VIEWS}
+    full = {}
+    for i, t in enumerate(sheet_t):
+        tick(len(times) + i, n, "contact sheet and DSA")
+        for v in VIEWS:
+            full[(v, t)] = (view.live(v, t), view.dsa(v, t))
+    tick(n, n, "writing")
     crops = {v: view.crop(v, injectate.iodine_mg_ml(inj.end_s)) for v in VIEWS}
     sheet = {k: (a[crops[k[0]]], b[crops[k[0]]]) for k, (a, b) in full.items()}
     files.append(contact_sheet(out / "contact_sheet.png", sheet, sheet_t, pattern,
@@ -101,7 +145,7 @@ def run(pattern: str, seed: int, out: Path, level: str = "L4-L5", side: str = "r
         "pattern": pattern, "seed": seed, "level": level, "side": side,
         "tip_mm": np.round(tip, 2).tolist(), "injection": inj.model_dump(mode="json"),
         "summaries": [injectate.summary(float(t)) for t in sheet_t],
-        "renderer": view.name}))
+        "renderer": view.name, "display": display}))
     return files
 
 
@@ -130,13 +174,13 @@ def needle_for(patient, tip_mm, pattern: str, level: str, side: str):
 class FluoroRenderer:
     """Two C-arms (AP and lateral of the level) of ``needleguide.fluoro``."""
 
-    name = "needleguide.fluoro cone-beam C-arm (AP + lateral), black-bone display"
-
-    def __init__(self, patient, injectate, needle, tip_mm, level: str, side: str, seed: int):
+    def __init__(self, patient, injectate, needle, tip_mm, level: str, side: str, seed: int,
+                 display: str = "black-bone"):
         from needleguide.fluoro import Fluoroscope, FluoroSettings, named_view
         from needleguide.scene import Scene
 
-        settings = FluoroSettings(display="black-bone")
+        self.name = f"needleguide.fluoro cone-beam C-arm (AP + lateral), {display} display"
+        settings = FluoroSettings(display=display)
         self.carm = {v: named_view(patient, v, level, side) for v in VIEWS}
         self.fl = {v: Fluoroscope(patient, settings, seed=seed + k, carm=self.carm[v])
                    for k, v in enumerate(VIEWS)}
@@ -144,7 +188,20 @@ class FluoroRenderer:
         self.tip = tip_mm
 
     def live(self, view: str, t_s: float):
-        f = self.fl[view].frame(self.scene.with_time(t_s), carm=self.carm[view])
+        """What the monitor shows at ``t_s``: pulses at the pulse rate since the last one
+        (a new run starts 1 s before ``t_s``), through the live chain's recursive filter."""
+        import numpy as np
+
+        fl = self.fl[view]
+        period = 1.0 / fl.settings.pulse_rate
+        last = getattr(self, "_last_t", {}).get(view)
+        start = last if last is not None and 0.0 <= t_s - last <= 0.5 else t_s - 1.0 - period
+        f = None
+        for t in np.arange(t_s, start + 1e-6, -period)[::-1]:
+            f = fl.frame(self.scene.with_time(max(float(t), 0.0)), carm=self.carm[view])
+        self._last_t = {**getattr(self, "_last_t", {}), view: t_s}
+        if f is None:
+            f = fl.hold(t_s) or fl.frame(self.scene.with_time(t_s), carm=self.carm[view])
         return _u8(f.pixels)
 
     def dsa(self, view: str, t_s: float):
@@ -177,121 +234,10 @@ class FluoroRenderer:
         return slice(r0, r0 + size), slice(c0, c0 + size)
 
 
-class SimpleRenderer:
-    """The parallel-beam stand-in (:class:`Projector`) behind the renderer interface."""
-
-    name = "parallel-beam 60 keV Beer-Lambert stand-in (cli/contrast.py)"
-
-    def __init__(self, patient, injectate, needle, tip_mm, level: str, seed: int):
-        import numpy as np
-
-        self.proj = Projector(patient, tip_mm, level, needle)
-        self.injectate = injectate
-        self.rng = np.random.default_rng(seed)
-
-    def live(self, view: str, t_s: float):
-        line = self.proj.live(view, self.injectate.iodine_mg_ml(t_s), self.rng)
-        return self.proj.display(line, view)
-
-    def dsa(self, view: str, t_s: float):
-        line = self.proj.live(view, self.injectate.iodine_mg_ml(t_s), self.rng)
-        return self.proj.dsa(line, self.proj.mask_frame(view))
-
-    def crop(self, view: str, field=None):
-        return slice(None), slice(None)
-
-
 def _u8(pixels):
     import numpy as np
 
     return (255 * np.clip(pixels, 0, 1)).astype(np.uint8)
-
-
-class Projector:
-    """Parallel-beam AP (through y) and lateral (through x) projections of the anatomy
-    around the level, plus the needle and the iodine."""
-
-    def __init__(self, patient, tip_mm, level: str, needle, spacing_mm: float = 1.0,
-                 size_mm=(120.0, 150.0, 130.0)):
-        import numpy as np
-
-        from needleguide.scene.injectate.grid import LocalGrid
-
-        names = [n for n in level.split("-") if n in patient.vertebrae]
-        center = np.mean([patient.vertebrae[n].center_mm for n in names], axis=0) \
-            if names else np.asarray(tip_mm, float)
-        self.grid = LocalGrid.around(center, size_mm, spacing_mm)
-        labels = self.grid.labels(patient)
-        mu = np.zeros(256)
-        for t in patient.tissues:
-            mu[t.label] = MU_RHO_60KEV.get(t.material, 0.205) * t.density_g_cm3 / 10.0
-        vol = mu[labels]
-        h = spacing_mm
-        self.base = {"ap": vol.sum(axis=1) * h, "lateral": vol.sum(axis=0) * h}
-        back = -np.asarray(needle.direction, float)
-        pts = np.asarray(tip_mm, float) + np.arange(0.0, needle.inserted_length_mm, 0.25)[
-            :, None] * back
-        flat, inside = self.grid.flat_of(pts)
-        ijk = np.stack(np.unravel_index(flat[inside], self.grid.shape), axis=1)
-        self.needle = {}
-        od = needle.outer_diameter_mm
-        steel = MU_RHO_60KEV["steel"] * 8.0 / 10.0 * od * np.pi / 4  # μ × mean chord (mm)
-        for v, (a, b) in {"ap": (0, 2), "lateral": (1, 2)}.items():
-            img = np.zeros(self.base[v].shape)
-            img[ijk[:, a], ijk[:, b]] = steel
-            self.needle[v] = img
-
-    def iodine(self, view: str, field):
-        import numpy as np
-
-        img = np.zeros(self.base[view].shape)
-        if field is None:
-            return img
-        g, h = self.grid, self.grid.spacing_mm
-        off = np.rint(field.VoxelToPatient[:3, 3] / h).astype(int) - np.array(g.lo)
-        lo = np.maximum(off, 0)
-        hi = np.minimum(off + np.array(field.values.shape), np.array(g.shape))
-        if np.any(hi <= lo):
-            return img
-        sub = field.values[tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, off,
-                                                                          strict=True))]
-        ax = 1 if view == "ap" else 0
-        keep = [0, 2] if view == "ap" else [1, 2]
-        proj = sub.sum(axis=ax) * h * IODINE_MU_PER_MG_ML_MM
-        img[lo[keep[0]]:hi[keep[0]], lo[keep[1]]:hi[keep[1]]] += proj
-        return img
-
-    def mask_frame(self, view: str):
-        """Noise-free mask (line integral) before contrast, for subtraction."""
-        return self.base[view] + self.needle[view]
-
-    def live(self, view: str, field, rng):
-        """Noisy line integral −ln(N/N0) of one live frame (N0 set by the AEC)."""
-        import numpy as np
-
-        mask = self.mask_frame(view)
-        ref = float(np.median(mask))
-        line = mask + self.iodine(view, field)
-        n = rng.poisson(PHOTONS_PER_PIXEL * np.exp(-(line - ref)))
-        return ref - np.log(np.maximum(n, 0.5) / PHOTONS_PER_PIXEL)
-
-    def display(self, line, view: str):
-        """uint8 image, rows = superior up, attenuation dark (fluoroscopy convention);
-        AP: patient right on the image left; lateral: anterior on the image left."""
-        import numpy as np
-
-        img = np.fliplr(np.flipud(line.T))  # (z, x|y), superior up, flipped columns
-        lo, hi = np.percentile(self.mask_frame(view), [1, 99.5])
-        g = 1.0 - np.clip((img - lo) / (hi - lo + 1e-9), 0, 1)
-        return (255 * g).astype(np.uint8)
-
-    @staticmethod
-    def dsa(line, mask):
-        """Log-subtracted frame: iodine dark on mid-grey."""
-        import numpy as np
-
-        d = np.fliplr(np.flipud((line - mask).T))
-        return (255 * np.clip(0.6 * np.exp(-d / 0.8), 0, 1)).astype(np.uint8)
 
 
 def write_mp4(path: Path, frames, fps: float, captions) -> Path:

@@ -8,20 +8,22 @@ from pathlib import Path
 
 import typer
 
-from needleguide.cli._common import console, out_dir
+from needleguide.cli._common import console
 
 
 def register(app: typer.Typer) -> None:
+    from needleguide.cli._common import DEFAULT_DISPLAY, DISPLAY_HELP, FORCE_HELP, SEED_HELP
+
     @app.command("fluoro")
     def fluoro_cmd(
-        region: str = typer.Option("lumbar", help="Phantom region: lumbar | cervical."),
+        region: str = typer.Option("lumbar", help="Phantom region: lumbar | cervical | spine."),
         view: str = typer.Option("ap", help="ap | lateral | oblique-right | oblique-left | "
                                             "contralateral-oblique[-right|-left] | ferguson."),
         level: str = typer.Option("L4-L5", help="Vertebra or disc level, e.g. L4-L5, L5."),
         side: str = typer.Option("right", help="Needle side (contralateral oblique): "
                                                "right | left."),
         bmi: float = typer.Option(24.0, help="Body-mass index (kg/m²)."),
-        seed: int = typer.Option(0, help="Random seed (anatomy and quantum noise)."),
+        seed: int = typer.Option(0, help=SEED_HELP + " (anatomy and quantum noise)."),
         aec: bool = typer.Option(None, "--aec/--no-aec",
                                  help="Automatic exposure control (default on): kVp and mA "
                                       "chosen per view from the patient. --no-aec: manual "
@@ -32,8 +34,7 @@ def register(app: typer.Typer) -> None:
                                             "(selects manual mode: AEC off)."),
         pulse_rate: float = typer.Option(15.0, help="Pulses per second: 7.5 | 15 | 30."),
         pixels: int = typer.Option(512, help="Detector matrix (64–1024)."),
-        display: str = typer.Option("white-bone", help="white-bone (radiographic) | "
-                                                       "black-bone (inverted fluoroscopic)."),
+        display: str = typer.Option(DEFAULT_DISPLAY, help=DISPLAY_HELP),
         spacing: float = typer.Option(1.0, help="Phantom voxel size (mm)."),
         needle_to: str = typer.Option(None, help="Landmark: also write the needle advance "
                                                  "(advance.mp4, advance.json)."),
@@ -43,95 +44,128 @@ def register(app: typer.Typer) -> None:
                                               "the phantom; --region, --bmi and --spacing "
                                               "are then ignored."),
         out: Path = typer.Option(..., help="Output folder."),
+        force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     ) -> None:
         """Simulate a fluoroscopy image of a named C-arm view: DIR/fluoro.png (spot image in
         the chosen display), DIR/fluoro_inverted.png (the other polarity), DIR/frame.json
         (geometry, settings, dose)."""
-        import imageio.v2 as imageio
-        import numpy as np
+        from needleguide.cli._common import (
+            announce_compile,
+            check_display,
+            check_landmark,
+            check_level,
+            writing,
+        )
+        from needleguide.errors import UserError, check_choice, check_seed
+        from needleguide.fluoro import CArmGeometry, make_settings, named_view
+        from needleguide.fluoro.carm import VIEWS
 
-        from needleguide.anatomy.phantom import build_phantom
-        from needleguide.atomic import atomic_path, write_json
-        from needleguide.fluoro import CArmGeometry, Fluoroscope, make_settings, named_view
-        from needleguide.fluoro.sequences import advance_sequence, plan_needle
-        from needleguide.scene import Scene
-
+        # every argument is checked before anything is rendered or written
+        check_choice("--view", view, VIEWS)
+        check_choice("--side", side, ("right", "left"))
+        check_seed(seed)
+        check_display(display)
         manual = {k: v for k, v in (("kvp", kvp), ("ma", ma)) if v is not None}
         if manual and aec:
-            from needleguide.errors import UserError
-
             raise UserError(f"--{'/--'.join(manual)}: a manual technique cannot be combined "
                             "with --aec (the automatic exposure control chooses kVp and mA); "
                             "drop --aec: --kvp/--ma alone select manual mode")
-        if manual and aec is None:
-            console.print("manual technique (--kvp/--ma given): automatic exposure control off")
         settings = make_settings(**manual, aec=aec if aec is not None else not manual,
                                  pulse_rate=pulse_rate, display=display,
                                  geometry=CArmGeometry(pixels=pixels))
+        model = None
         if patient_dir is not None:
             from needleguide.anatomy.folder import load_patient_dir
 
             console.print(f"loading the patient in {patient_dir} …")
             patient = load_patient_dir(patient_dir)
             region = str(patient.meta.get("region", "imported"))
+            landmarks = patient.landmarks
         else:
-            console.print(f"building the {region} phantom (BMI {bmi:g}) …")
-            patient = build_phantom(region, bmi=bmi, seed=seed, spacing_mm=spacing)
-        carm = named_view(patient, view, level, side=side, geometry_=settings.geometry)
+            from needleguide.anatomy.phantom import build_model
+
+            model = build_model(region, bmi=bmi, seed=seed, spacing_mm=spacing)
+            landmarks = model.landmarks
+        if view != "ferguson":  # Ferguson squares the L5-S1 disc whatever the level
+            check_level(model.vertebrae if model is not None else patient.vertebrae, level)
         if needle_to:
-            patient.landmark(needle_to)  # unknown names fail before anything is written
-        d = out_dir(out)
-        fl = Fluoroscope(patient, settings, seed=seed, carm=carm)
-        scene = Scene(patient)
-        summary = None
-        if needle_to:
-            target = patient.landmark(needle_to)
-            needle, target = plan_needle(patient, carm, target)
-            frames = []
-            tips = []
-            console.print(f"advancing a {needle.gauge} G needle to {needle_to} …")
-            for fr in advance_sequence(fl, scene, needle, target):
-                frames.append((np.clip(fr.pixels, 0, 1) * 255).astype(np.uint8))
-                tips.append({"time_s": round(fr.time_s, 4), "tip_px": fr.truth.tip_px,
-                             "tip_mm": fr.truth.tip_mm,
-                             "last_image_hold": bool(fr.settings.get("last_image_hold"))})
-                final = fr
-            with atomic_path(d / "advance.mp4") as tmp:
-                w = imageio.get_writer(tmp, format="FFMPEG", fps=settings.pulse_rate,
-                                       codec="libx264", quality=8, macro_block_size=16)
+            check_landmark(landmarks, needle_to, "--needle-to")
+        if manual and aec is None:
+            console.print("manual technique (--kvp/--ma given): automatic exposure control off")
+        with writing(out, "fluoro", force) as d:
+            announce_compile("needleguide.anatomy", "needleguide.fluoro", about="1 min")
+            if model is not None:
+                console.print(f"building the {region} phantom (BMI {bmi:g}) …")
+                patient = model.to_patient()
+            carm = named_view(patient, view, level, side=side, geometry_=settings.geometry)
+            frame, dose = _write(d, patient, settings, carm, seed, needle_to, region, level)
+        console.print(f"wrote {out / 'fluoro.png'} ({frame.settings['projection']}, "
+                      f"{display}); DAP {dose.dap_gy_cm2 * 1000:.2f} mGy·cm², "
+                      f"K_ref {dose.air_kerma_mgy:.3f} mGy", soft_wrap=True, highlight=False)
+
+
+def _write(d: Path, patient, settings, carm, seed: int, needle_to: str | None, region: str,
+           level: str):
+    """fluoro.png, fluoro_inverted.png, frame.json (+ advance.mp4, advance.json) into
+    ``d``; returns the spot frame and the cumulative dose."""
+    import imageio.v2 as imageio
+    import numpy as np
+
+    from needleguide.atomic import atomic_path, write_json
+    from needleguide.fluoro import Fluoroscope
+    from needleguide.fluoro.sequences import advance_sequence, plan_needle
+    from needleguide.scene import Scene
+
+    fl = Fluoroscope(patient, settings, seed=seed, carm=carm)
+    scene = Scene(patient)
+    if needle_to:
+        target = patient.landmark(needle_to)
+        needle, target = plan_needle(patient, carm, target)
+        frames = []
+        tips = []
+        console.print(f"advancing a {needle.gauge} G needle to {needle_to} …")
+        for fr in advance_sequence(fl, scene, needle, target):
+            frames.append((np.clip(fr.pixels, 0, 1) * 255).astype(np.uint8))
+            tips.append({"time_s": round(fr.time_s, 4), "tip_px": fr.truth.tip_px,
+                         "tip_mm": fr.truth.tip_mm,
+                         "last_image_hold": bool(fr.settings.get("last_image_hold"))})
+            final = fr
+        with atomic_path(d / "advance.mp4") as tmp:
+            w = imageio.get_writer(tmp, format="FFMPEG", fps=settings.pulse_rate,
+                                   codec="libx264", quality=8, macro_block_size=16)
+            try:
                 for f in frames:
                     w.append_data(f)
+            finally:
                 w.close()
-            dose = fl.dose_total
-            summary = {"landmark": needle_to, "target_mm": target.tolist(),
-                       "skin_entry_mm": needle.skin_entry_mm.tolist(),
-                       "needle": {"gauge": needle.gauge, "length_mm": needle.length_mm},
-                       "frames": len(frames), "fps": settings.pulse_rate,
-                       "cumulative_dose": {"air_kerma_mgy": dose.air_kerma_mgy,
-                                           "dap_gy_cm2": dose.dap_gy_cm2,
-                                           "fluoro_time_s": dose.fluoro_time_s},
-                       "per_frame": tips}
-            write_json(d / "advance.json", summary)
-            scene = scene.with_needle(final_needle(final, needle, target))
-        frame = fl.frame(scene, "spot", carm)
-        with atomic_path(d / "fluoro.png") as tmp:
-            imageio.imwrite(tmp, (np.clip(frame.pixels, 0, 1) * 255).astype(np.uint8),
-                            format="PNG")
-        # the other display polarity of the same exposure (collimated area stays black)
-        field = fl._pose(carm).field
-        inverted = np.clip(field - frame.pixels, 0, 1)
-        with atomic_path(d / "fluoro_inverted.png") as tmp:
-            imageio.imwrite(tmp, (inverted * 255).astype(np.uint8), format="PNG")
-        meta = frame.metadata()
-        meta["region"] = region
-        meta["level"] = level
-        meta["cumulative_dose"] = {"air_kerma_mgy": fl.dose_total.air_kerma_mgy,
-                                   "dap_gy_cm2": fl.dose_total.dap_gy_cm2,
-                                   "fluoro_time_s": fl.dose_total.fluoro_time_s}
-        write_json(d / "frame.json", meta)
-        console.print(f"wrote {d / 'fluoro.png'} ({frame.settings['projection']}); "
-                      f"DAP {fl.dose_total.dap_gy_cm2 * 1000:.2f} mGy·cm², "
-                      f"K_ref {fl.dose_total.air_kerma_mgy:.3f} mGy")
+        dose = fl.dose_total
+        summary = {"landmark": needle_to, "target_mm": target.tolist(),
+                   "skin_entry_mm": needle.skin_entry_mm.tolist(),
+                   "needle": {"gauge": needle.gauge, "length_mm": needle.length_mm},
+                   "frames": len(frames), "fps": settings.pulse_rate,
+                   "cumulative_dose": {"air_kerma_mgy": dose.air_kerma_mgy,
+                                       "dap_gy_cm2": dose.dap_gy_cm2,
+                                       "fluoro_time_s": dose.fluoro_time_s},
+                   "per_frame": tips}
+        write_json(d / "advance.json", summary)
+        scene = scene.with_needle(final_needle(final, needle, target))
+    frame = fl.frame(scene, "spot", carm)
+    with atomic_path(d / "fluoro.png") as tmp:
+        imageio.imwrite(tmp, (np.clip(frame.pixels, 0, 1) * 255).astype(np.uint8),
+                        format="PNG")
+    # the other display polarity of the same exposure (collimated area stays black)
+    field = fl._pose(carm).field
+    inverted = np.clip(field - frame.pixels, 0, 1)
+    with atomic_path(d / "fluoro_inverted.png") as tmp:
+        imageio.imwrite(tmp, (inverted * 255).astype(np.uint8), format="PNG")
+    meta = frame.metadata()
+    meta["region"] = region
+    meta["level"] = level
+    meta["cumulative_dose"] = {"air_kerma_mgy": fl.dose_total.air_kerma_mgy,
+                               "dap_gy_cm2": fl.dose_total.dap_gy_cm2,
+                               "fluoro_time_s": fl.dose_total.fluoro_time_s}
+    write_json(d / "frame.json", meta)
+    return frame, fl.dose_total
 
 
 def final_needle(frame, needle, target):

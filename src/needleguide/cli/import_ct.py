@@ -3,57 +3,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
-from needleguide.cli._common import console, out_dir
+from needleguide.cli._common import FORCE_HELP, SEED_HELP, console
 
 IMPORT_FILES = ("labels.nii.gz", "tissues.json", "landmarks.json", "vertebrae.json",
                 "centerlines.json", "meta.json", "ct.nii.gz", "overview.png")
 
 
-def check_out(out: Path, force: bool) -> None:
-    """Refuse an --out that is a file, or a folder holding files of another command that
-    import-ct would overwrite (unless ``force``); a previous import-ct's folder is fine."""
+def _earlier_import(out: Path) -> bool:
+    """A folder written by an import-ct from before output manifests: only import-ct's
+    files, its meta.json saying so."""
     import json
 
-    from needleguide.errors import UserError
-
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out: {out} exists and is not a folder")
-    if force or not out.is_dir():
-        return
-    clash = [n for n in IMPORT_FILES if (out / n).exists()]
-    if not clash:
-        return
+    names = {p.name for p in out.iterdir()}
     try:
         writer = json.loads((out / "meta.json").read_text(encoding="utf-8")).get("command")
     except (OSError, ValueError, AttributeError):
-        writer = None
-    if writer != "import-ct":
-        raise UserError(f"--out: {out} already holds files of another command "
-                        f"({', '.join(clash)}); choose another folder or pass --force to "
-                        "overwrite them")
-
-
-def staged_write(out: Path, write: Callable[[Path], None]) -> None:
-    """Run ``write(folder)`` on a temporary folder beside ``out``, then move its files into
-    ``out`` (created only now): the outputs appear together, or none on an error."""
-    import os
-    import shutil
-    import tempfile
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        write(tmp)
-        out.mkdir(exist_ok=True)
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return False
+    return writer == "import-ct" and names <= set(IMPORT_FILES)
 
 
 def _jsonable(o):
@@ -156,35 +126,33 @@ def register(app: typer.Typer) -> None:
         resample_labels: bool = typer.Option(False, "--resample-labels",
                                              help="allow a labelmap on another grid than "
                                                   "the CT (resampled nearest)"),
-        force: bool = typer.Option(False, "--force",
-                                   help="overwrite another command's files in --out"),
+        force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     ) -> None:
         """Import a CT (+ optional labelmap) and write labels, tissues, landmarks, PNG."""
         import dataclasses
         import logging
 
         from needleguide.anatomy.importer import import_ct
+        from needleguide.cli._common import writing
 
-        check_out(out, force)  # before the (long) import; nothing is written on an error
         lg = logging.getLogger("needleguide.anatomy.importer")
         if not any(isinstance(h, logging.NullHandler) for h in lg.handlers):
             lg.addHandler(logging.NullHandler())  # the warning below is the one line
-        p = import_ct(ct, labels, spacing_mm=spacing, label_names=label_names,
-                      resample_labels=resample_labels)
-        p = dataclasses.replace(p, meta={**p.meta, "command": "import-ct"})
-        center = None
-        if p.vertebrae:
-            center = next(iter(p.vertebrae.values())).center_mm
-            for name in ("L4", "L3", "L5", "C6"):
-                if name in p.vertebrae:
-                    center = p.vertebrae[name].center_mm
-                    break
-
-        def write(d: Path) -> None:
+        # the folder is checked (and locked) before the (long) import; nothing is written
+        # on an error, and the files appear together
+        with writing(out, "import-ct", force, legacy=_earlier_import) as d:
+            p = import_ct(ct, labels, spacing_mm=spacing, label_names=label_names,
+                          resample_labels=resample_labels)
+            p = dataclasses.replace(p, meta={**p.meta, "command": "import-ct"})
+            center = None
+            if p.vertebrae:
+                center = next(iter(p.vertebrae.values())).center_mm
+                for name in ("L4", "L3", "L5", "C6"):
+                    if name in p.vertebrae:
+                        center = p.vertebrae[name].center_mm
+                        break
             write_patient_files(p, d, p.hu)
             overlay_png(p, p.hu, d / "overview.png", center)
-
-        staged_write(out, write)
         unk = p.meta.get("unknown_structures") or {}
         msg = f"imported {p.shape} at {p.spacing_mm.round(3).tolist()} mm -> {out}"
         if p.meta.get("label_table_from") == "detected":
@@ -202,23 +170,29 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="output folder"),
         region: str = typer.Option("lumbar", "--region", help="lumbar | cervical"),
         bmi: float = typer.Option(24.0, "--bmi", help="body-mass index, kg/m² (15-60)"),
-        seed: int = typer.Option(0, "--seed", help="phantom and noise seed"),
+        seed: int = typer.Option(0, "--seed", help=SEED_HELP + " (phantom and noise)."),
         spacing: float = typer.Option(1.0, "--spacing", help="voxel size, mm (0.25-3)"),
         noise: float = typer.Option(15.0, "--noise", help="noise standard deviation, HU"),
         blur: float = typer.Option(0.0, "--blur", help="point-spread sigma, mm (0-10)"),
         dicom: bool = typer.Option(False, "--dicom", help="also write a DICOM series"),
+        force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     ) -> None:
         """Render the phantom's synthetic CT: ct.nii.gz (+ dicom/) and its true labels."""
-        from needleguide.anatomy.phantom import build_phantom
+        from needleguide.anatomy.phantom import build_model
         from needleguide.anatomy.synthetic_ct import save_ct_dicom, synthetic_ct
+        from needleguide.cli._common import writing
+        from needleguide.errors import check_range
 
-        d = out_dir(out)
-        p = build_phantom(region=region, bmi=bmi, seed=seed, spacing_mm=spacing)
-        hu = synthetic_ct(p, noise_hu=noise, blur_mm=blur, seed=seed)
-        write_patient_files(p, d, hu)
-        if dicom:
-            save_ct_dicom(hu, p.VoxelToPatient, d / "dicom",
-                          series_description=f"needleguide {region} phantom seed {seed}",
-                          uid_seed=f"{region}-{bmi}-{seed}-{spacing}")
-        console.print(f"synthetic CT {p.shape} at {spacing} mm -> {d}"
-                      + (" (+ dicom/)" if dicom else ""))
+        check_range("--noise", noise, 0.0, 500.0, " HU")
+        check_range("--blur", blur, 0.0, 10.0, " mm")
+        model = build_model(region=region, bmi=bmi, seed=seed, spacing_mm=spacing)
+        with writing(out, "synth-ct", force) as d:
+            p = model.to_patient()
+            hu = synthetic_ct(p, noise_hu=noise, blur_mm=blur, seed=seed)
+            write_patient_files(p, d, hu)
+            if dicom:
+                save_ct_dicom(hu, p.VoxelToPatient, d / "dicom",
+                              series_description=f"needleguide {region} phantom seed {seed}",
+                              uid_seed=f"{region}-{bmi}-{seed}-{spacing}")
+        console.print(f"synthetic CT {p.shape} at {spacing} mm -> {out}"
+                      + (" (+ dicom/)" if dicom else ""), soft_wrap=True, highlight=False)

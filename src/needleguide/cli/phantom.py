@@ -6,46 +6,58 @@ from pathlib import Path
 
 import typer
 
+from needleguide.cli._common import FORCE_HELP, SEED_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("phantom")
     def phantom(
         region: str = typer.Option("lumbar", help="lumbar (T11–coccyx, pelvis, hips) or "
-                                   "cervical (occiput–T2)"),
+                                   "cervical (occiput–T2) or spine (C1–coccyx, ribs, lungs)"),
         bmi: float = typer.Option(24.0, help="body-mass index, kg/m² (15–60)"),
         degeneration: int = typer.Option(0, help="0 none … 3 severe (disc height loss, "
                                          "facet hypertrophy, osteophytes)"),
-        seed: int = typer.Option(0, help="random variation of sizes and curvature"),
+        seed: int = typer.Option(0, help=SEED_HELP + " (sizes and curvature)."),
         spacing: float = typer.Option(1.0, help="voxel size of the volume, mm (0.25–3)"),
         out: Path = typer.Option(..., help="output folder"),
         png_pixel: float = typer.Option(0.5, help="pixel size of the PNG slices, mm"),
         pngs: bool = typer.Option(True, help="write the PNG slices"),
+        force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     ) -> None:
         """Build the phantom; write labels.nii.gz, tissues.json, landmarks.json and PNGs."""
         run(region=region, bmi=bmi, degeneration=degeneration, seed=seed, spacing=spacing,
-            out=out, png_pixel=png_pixel, pngs=pngs)
+            out=out, png_pixel=png_pixel, pngs=pngs, force=force)
 
 
 def run(region: str, bmi: float, degeneration: int, seed: int, spacing: float, out: Path,
-        png_pixel: float = 0.5, pngs: bool = True) -> dict:
+        png_pixel: float = 0.5, pngs: bool = True, force: bool = False) -> dict:
     """The command body (also callable from Python); returns timings in seconds."""
-    import time
-
-    from needleguide.anatomy.nifti import save_labels
-    from needleguide.anatomy.phantom import build_model, validate_params
-    from needleguide.atomic import write_json
-    from needleguide.cli._common import console, out_dir
-    from needleguide.errors import UserError
+    from needleguide.anatomy.phantom import validate_params
+    from needleguide.cli._common import announce_compile, console, writing
+    from needleguide.errors import check_range
 
     validate_params(region=region, bmi=bmi, degeneration=degeneration, seed=seed,
                     spacing_mm=spacing)
-    try:
-        folder = out_dir(Path(out))
-        probe = folder / ".needleguide-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"--out: cannot write to {out} ({e.strerror})") from None
+    check_range("--png-pixel", png_pixel, 0.1, 5.0, " mm")
+    with writing(Path(out), "phantom", force) as folder:
+        announce_compile("needleguide.anatomy", about="30 s")
+        times = _build_and_write(region, bmi, degeneration, seed, spacing, folder,
+                                 png_pixel, pngs)
+    console.print(f"wrote {out}/labels.nii.gz, tissues.json, landmarks.json, "
+                  "centerlines.json, vertebrae.json, meta.json", soft_wrap=True,
+                  highlight=False)
+    return times
+
+
+def _build_and_write(region: str, bmi: float, degeneration: int, seed: int, spacing: float,
+                     folder: Path, png_pixel: float, pngs: bool) -> dict:
+    import time
+
+    from needleguide.anatomy.nifti import save_labels
+    from needleguide.anatomy.phantom import build_model
+    from needleguide.atomic import write_json
+    from needleguide.cli._common import console
+
     times: dict[str, float] = {}
     with console.status(f"building the {region} phantom…"):
         t0 = time.perf_counter()
@@ -81,6 +93,4 @@ def run(region: str, bmi: float, degeneration: int, seed: int, spacing: float, o
             times["png_s"] = time.perf_counter() - t3
         console.print(f"{len(paths)} PNG slices in {times['png_s']:.2f} s: "
                       + ", ".join(p.name for p in paths))
-    console.print(f"wrote {folder}/labels.nii.gz, tissues.json, landmarks.json, "
-                  "centerlines.json, vertebrae.json, meta.json")
     return times

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import typer
 
-from needleguide.cli._common import console, out_dir
+from needleguide.cli._common import console
 
+#: where the kernels a session runs live (for the first-run compile notice)
+SESSION_KERNELS = ("needleguide.anatomy", "needleguide.fluoro", "needleguide.us",
+                   "needleguide.scene", "needleguide.guidance.needle",
+                   "needleguide.guidance.contrast")
 DEMO = (
     {"procedure": "lumbar-transforaminal", "level": "L4-L5", "side": "right",
      "modality": "fluoro", "dsa": True},
@@ -47,6 +51,7 @@ def _write_outputs(results, d: Path, title: str) -> Path:
 
     write_json(d / "session.json", [r.interface_json() | {"metrics": r.metrics,
                                                           "plan": r.plan,
+                                                          "display": r.config.display,
                                                           "confirm": r.extra["confirm"],
                                                           "events_detail": [
                                                               e.to_json() for e in r.events]}
@@ -54,7 +59,20 @@ def _write_outputs(results, d: Path, title: str) -> Path:
     return write_report(results, d, title)
 
 
+def _line(r) -> str:
+    """One console line per session: result, passes, dose, and what the operator went by."""
+    m = r.metrics
+    dose = (f", fluoro {m['fluoro_time_s']:.1f} s, DAP {m['dap_gy_cm2'] * 1000:.0f} mGy·cm²"
+            if r.config.modality == "fluoro" else "")
+    return (f"{r.config.procedure} · {r.config.modality}: "
+            f"{'success' if m['success'] else 'NOT successful'}, tip {m['final_tip_error_mm']:.1f}"
+            f" mm from the target (tolerance {m['tolerance_mm']:g} mm), {m['passes']} "
+            f"pass{'es' if m['passes'] != 1 else ''}{dose}; {r.guidance_summary()}")
+
+
 def register(app: typer.Typer) -> None:
+    from needleguide.cli._common import DEFAULT_DISPLAY, DISPLAY_HELP, FORCE_HELP, SEED_HELP
+
     @app.command("simulate")
     def simulate_cmd(
         procedure: str = typer.Option("lumbar-transforaminal", help="Procedure id (see "
@@ -64,53 +82,62 @@ def register(app: typer.Typer) -> None:
         modality: str = typer.Option("fluoro", help="fluoro | us"),
         bmi: float = typer.Option(28.0, help="Body-mass index of the phantom (15–60)."),
         degeneration: int = typer.Option(0, help="0 none … 3 severe."),
-        seed: int = typer.Option(1, help="Random seed (anatomy, noise, the operator's hand)."),
+        seed: int = typer.Option(1, help=SEED_HELP + " (anatomy, noise, the operator's "
+                                 "hand)."),
         dsa: bool = typer.Option(False, "--dsa", help="Confirm with DSA (fluoro)."),
+        display: str = typer.Option(DEFAULT_DISPLAY, help=DISPLAY_HELP),
         out: Path = typer.Option(..., help="Output folder: report.html, procedure.mp4, "
                                            "session.json."),
+        force: bool = typer.Option(False, "--force", help=FORCE_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     ) -> None:
         """Run one simulated procedure (plan, passes, confirmation, injection) and write
         its report."""
+        from needleguide.cli._common import announce_compile, check_display, writing
+        from needleguide.errors import check_seed
         from needleguide.session import SessionConfig
 
+        check_seed(seed)
+        check_display(display)
         cfg = SessionConfig.build(procedure=procedure, level=level, side=side,
                                   modality=modality, bmi=bmi, degeneration=degeneration,
-                                  seed=seed, dsa=dsa)
-        d = out_dir(out)
-        results = _run_with_progress([cfg], "")
-        report = _write_outputs(results, d, f"needleguide: {procedure} under {modality}")
+                                  seed=seed, dsa=dsa, display=display)
+        with writing(out, "simulate", force) as d:
+            if not as_json:
+                announce_compile(*SESSION_KERNELS)
+            results = _run_with_progress([cfg], "")
+            _write_outputs(results, d, f"needleguide: {procedure} under {modality}")
         if as_json:
             typer.echo(json.dumps(results[0].interface_json()))
         else:
-            m = results[0].metrics
-            console.print(f"final tip error {m['final_tip_error_mm']:.1f} mm (tolerance "
-                          f"{m['tolerance_mm']:g}), passes {m['passes']}, "
-                          f"{'success' if m['success'] else 'FAILED'}")
-            console.print(f"wrote {report}")
+            console.print(_line(results[0]), soft_wrap=True, highlight=False)
+            console.print(f"wrote {out / 'report.html'}", soft_wrap=True, highlight=False)
 
     @app.command("demo")
     def demo_cmd(
         out: Path = typer.Option(Path("needleguide-out"), help="Output folder."),
-        seed: int = typer.Option(1, help="Random seed."),
-        bmi: float = typer.Option(28.0, help="Body-mass index of the phantom."),
+        seed: int = typer.Option(1, help=SEED_HELP + "."),
+        bmi: float = typer.Option(28.0, help="Body-mass index of the phantom (15–60)."),
+        display: str = typer.Option(DEFAULT_DISPLAY, help=DISPLAY_HELP),
+        force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     ) -> None:
         """The main job: a right L4–5 transforaminal under fluoroscopy (DSA) and a right SIJ
         injection under ultrasound and under fluoroscopy, on the built-in phantom; one
         report side by side (DIR/report.html)."""
+        from needleguide.cli._common import announce_compile, check_display, writing
+        from needleguide.errors import check_seed
         from needleguide.session import SessionConfig
 
         t0 = time.perf_counter()
-        d = out_dir(out)
-        cfgs = [SessionConfig.build(**kw, bmi=bmi, seed=seed) for kw in DEMO]
-        results = _run_with_progress(cfgs, "")
-        report = _write_outputs(results, d, "needleguide demo: transforaminal (FL + DSA), "
-                                             "sacroiliac (US vs FL)")
+        check_seed(seed)
+        check_display(display)
+        cfgs = [SessionConfig.build(**kw, bmi=bmi, seed=seed, display=display) for kw in DEMO]
+        with writing(out, "demo", force) as d:
+            announce_compile(*SESSION_KERNELS, about="1½–2 min")
+            results = _run_with_progress(cfgs, "")
+            _write_outputs(results, d, "needleguide demo: transforaminal (FL + DSA), "
+                                       "sacroiliac (US vs FL)")
         for r in results:
-            m = r.metrics
-            console.print(f"{r.config.procedure} · {r.config.modality}: tip error "
-                          f"{m['final_tip_error_mm']:.1f} mm, passes {m['passes']}, "
-                          f"fluoro {m['fluoro_time_s']:.1f} s, DAP {m['dap_gy_cm2']:.3f} Gy·cm²"
-                          f", {'success' if m['success'] else 'FAILED'}")
-        console.print(f"done in {time.perf_counter() - t0:.0f} s")
-        typer.echo(str(report.resolve()))
+            console.print(_line(r), soft_wrap=True, highlight=False)
+        console.print(f"done in {time.perf_counter() - t0:.0f} s", highlight=False)
+        typer.echo(str((out / "report.html").resolve()))

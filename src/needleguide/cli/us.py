@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from needleguide.cli._common import console, out_dir
+from needleguide.cli._common import console
 
 
 def in_plane_needle(patient, view, settings, target_mm, gauge: int = 22):
@@ -44,16 +44,32 @@ def in_plane_needle(patient, view, settings, target_mm, gauge: int = 22):
                                         inserted_mm=1e-3)
 
 
+def _tgc(tgc: str | None) -> list[float] | None:
+    from needleguide.errors import UserError
+
+    if tgc is None:
+        return None
+    if tgc.strip().lower() == "off":
+        return []
+    try:
+        return [float(x) for x in tgc.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--tgc: expected comma-separated dB values or 'off', got {tgc!r}") \
+            from None
+
+
 def register(app: typer.Typer) -> None:
+    from needleguide.cli._common import FORCE_HELP, SEED_HELP
+
     @app.command("us")
     def us_cmd(
         region: str = typer.Option("lumbar", help="Phantom region: lumbar | cervical."),
         view: str = typer.Option("paramedian-sagittal", help="Standard view name."),
         side: str = typer.Option("right", help="right | left."),
         level: str = typer.Option(None, help="Vertebra or segment, e.g. L4-L5, L5, C6."),
-        bmi: float = typer.Option(24.0, help="Body-mass index (kg/m²)."),
+        bmi: float = typer.Option(24.0, help="Body-mass index (kg/m², 15–60)."),
         degeneration: int = typer.Option(0, help="0 none … 3 severe."),
-        seed: int = typer.Option(0, help="Random seed (anatomy and speckle)."),
+        seed: int = typer.Option(0, help=SEED_HELP + " (anatomy and speckle)."),
         probe: str = typer.Option(None, help="linear | curvilinear (default: the view's)."),
         freq: float = typer.Option(None, help="Centre frequency (MHz), within the band "
                                               "(default: the view preset's)."),
@@ -71,78 +87,96 @@ def register(app: typer.Typer) -> None:
         prf: float = typer.Option(4000.0, help="Doppler PRF (Hz)."),
         needle_to: str = typer.Option(None, help="Landmark: write an in-plane needle advance"
                                                  " (advance.mp4)."),
-        frames: int = typer.Option(40, help="Frames of the needle advance."),
+        frames: int = typer.Option(40, help="Frames of the needle advance (2–600)."),
         out: Path = typer.Option(..., help="Output folder."),
+        force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     ) -> None:
         """Simulate a B-mode image of a standard view: DIR/us.png, DIR/frame.json."""
-        import imageio.v2 as imageio
         import numpy as np
 
-        from needleguide.anatomy.phantom import build_phantom
-        from needleguide.atomic import atomic_path, write_text
-        from needleguide.errors import UserError, check_choice, check_range
-        from needleguide.scene import Scene
-        from needleguide.us import USImager, make_settings
-        from needleguide.us.display import screen
+        from needleguide.anatomy.phantom import build_model
+        from needleguide.cli._common import (
+            announce_compile,
+            check_landmark,
+            check_level,
+            writing,
+        )
+        from needleguide.errors import UserError, check_choice, check_range, check_seed
+        from needleguide.us import make_settings
         from needleguide.us.views import VIEW_INFO, VIEWS, standard_view
 
-        check_choice("view", view, VIEWS)
+        # every argument is checked before anything is built, rendered or written
+        check_choice("--view", view, VIEWS)
         if VIEW_INFO[view][0] != region:
-            raise UserError(f"view: {view!r} belongs to the {VIEW_INFO[view][0]} region, not "
-                            f"{region!r}")
-        check_range("frames", frames, 2, 600)
+            raise UserError(f"--view: {view!r} belongs to the {VIEW_INFO[view][0]} region, "
+                            f"not {region!r}")
+        check_choice("--side", side, ("right", "left"))
+        check_range("--frames", frames, 2, 600)
+        check_seed(seed)
+        tgc_list = _tgc(tgc)
         make_settings(probe=probe or VIEW_INFO[view][1], frequency_mhz=freq, gain_db=gain,
-                      dynamic_range_db=dr, steer_deg=steer, prf_hz=prf,
-                      noise_db_re_face=noise_db)  # fail early
-        d = out_dir(out)
-        console.print(f"building the {region} phantom (BMI {bmi:g}) …")
-        patient = build_phantom(region, bmi=bmi, degeneration=degeneration, seed=seed,
-                                spacing_mm=1.5)
-        v = standard_view(patient, view, level=level, side=side, probe=probe, depth_mm=depth)
-        tgc_list = None
-        if tgc is not None:
-            if tgc.strip().lower() == "off":
-                tgc_list = []
-            else:
-                try:
-                    tgc_list = [float(x) for x in tgc.split(",") if x.strip()]
-                except ValueError:
-                    raise UserError(f"tgc: expected comma-separated dB values, got {tgc!r}") \
-                        from None
-        box = None
-        if doppler:
-            box = [-12.0, 12.0, 0.15 * v.depth_mm, 0.75 * v.depth_mm]
-        fmm = focus if focus is not None else \
-            float(np.clip(v.target_depth_mm, 5, 0.95 * v.depth_mm))
-        s = make_settings(probe=v.probe, frequency_mhz=freq if freq is not None else
-                          v.frequency_mhz, depth_mm=v.depth_mm, gain_db=gain,
-                          focus_mm=fmm, dynamic_range_db=dr, tgc_db=tgc_list, steer_deg=steer,
-                          noise_db_re_face=noise_db,
-                          doppler=box, prf_hz=prf)
-        imager = USImager(s, seed=seed)
-        scene = Scene(patient, poses={"ProbeToPatient": v.ProbeToPatient})
-        frame = imager.render(scene, view=v.to_json())
-        title = f"{view} {v.level or ''} {side}  BMI {bmi:g}"
-        with atomic_path(d / "us.png") as tmp:
-            imageio.imwrite(tmp, screen(frame, title))
-        write_text(d / "frame.json", frame.to_json())
-        console.print(f"wrote {d / 'us.png'}, {d / 'frame.json'}")
-        if needle_to is None:
-            return
-        target = patient.landmark(needle_to)
-        nd0 = in_plane_needle(patient, v, s, target)
-        total = float(np.linalg.norm(target - nd0.skin_entry_mm))
-        with atomic_path(d / "advance.mp4") as tmp:
-            w = imageio.get_writer(tmp, fps=15, codec="libx264", quality=7,
-                                   macro_block_size=2, format="FFMPEG")
-            try:
-                for i in range(frames):
-                    ins = total * (i + 1) / frames
-                    nd = nd0.advanced(ins - nd0.inserted_length_mm)
-                    f = imager.render(scene.with_needle(nd).with_time(i / 15.0), view=v.to_json())
-                    img = screen(f, f"{title}  needle {ins:.0f}/{total:.0f} mm -> {needle_to}")
-                    h, wd = img.shape[:2]
-                    w.append_data(img[: h - h % 2, : wd - wd % 2])
-            finally:
-                w.close()
-        console.print(f"wrote {d / 'advance.mp4'} ({frames} frames)")
+                      dynamic_range_db=dr, steer_deg=steer, prf_hz=prf, tgc_db=tgc_list,
+                      noise_db_re_face=noise_db)
+        model = build_model(region, bmi=bmi, degeneration=degeneration, seed=seed,
+                            spacing_mm=1.5)
+        if level is not None:
+            check_level(model.vertebrae, level)
+        if needle_to is not None:
+            check_landmark(model.landmarks, needle_to, "--needle-to")
+        with writing(out, "us", force) as d:
+            announce_compile("needleguide.anatomy", "needleguide.us", about="1 min")
+            console.print(f"building the {region} phantom (BMI {bmi:g}) …")
+            patient = model.to_patient()
+            v = standard_view(patient, view, level=level, side=side, probe=probe,
+                              depth_mm=depth)
+            box = [-12.0, 12.0, 0.15 * v.depth_mm, 0.75 * v.depth_mm] if doppler else None
+            fmm = focus if focus is not None else \
+                float(np.clip(v.target_depth_mm, 5, 0.95 * v.depth_mm))
+            s = make_settings(probe=v.probe, frequency_mhz=freq if freq is not None else
+                              v.frequency_mhz, depth_mm=v.depth_mm, gain_db=gain,
+                              focus_mm=fmm, dynamic_range_db=dr, tgc_db=tgc_list,
+                              steer_deg=steer, noise_db_re_face=noise_db, doppler=box,
+                              prf_hz=prf)
+            wrote = _write(d, patient, v, s, seed, view, side, bmi, needle_to, frames)
+        console.print(f"wrote {', '.join(str(out / w) for w in wrote)}", soft_wrap=True,
+                      highlight=False)
+
+
+def _write(d: Path, patient, v, s, seed: int, view: str, side: str, bmi: float,
+           needle_to: str | None, frames: int) -> list[str]:
+    """us.png, frame.json and, with a needle target, advance.mp4 into ``d``."""
+    import imageio.v2 as imageio
+    import numpy as np
+
+    from needleguide.atomic import atomic_path, write_text
+    from needleguide.scene import Scene
+    from needleguide.us import USImager
+    from needleguide.us.display import screen
+
+    imager = USImager(s, seed=seed)
+    scene = Scene(patient, poses={"ProbeToPatient": v.ProbeToPatient})
+    frame = imager.render(scene, view=v.to_json())
+    title = f"{view} {v.level or ''} {side}  BMI {bmi:g}"
+    with atomic_path(d / "us.png") as tmp:
+        imageio.imwrite(tmp, screen(frame, title))
+    write_text(d / "frame.json", frame.to_json())
+    if needle_to is None:
+        return ["us.png", "frame.json"]
+    target = patient.landmark(needle_to)
+    nd0 = in_plane_needle(patient, v, s, target)
+    total = float(np.linalg.norm(target - nd0.skin_entry_mm))
+    console.print(f"advancing the needle to {needle_to} ({frames} frames) …")
+    with atomic_path(d / "advance.mp4") as tmp:
+        w = imageio.get_writer(tmp, fps=15, codec="libx264", quality=7,
+                               macro_block_size=2, format="FFMPEG")
+        try:
+            for i in range(frames):
+                ins = total * (i + 1) / frames
+                nd = nd0.advanced(ins - nd0.inserted_length_mm)
+                f = imager.render(scene.with_needle(nd).with_time(i / 15.0), view=v.to_json())
+                img = screen(f, f"{title}  needle {ins:.0f}/{total:.0f} mm -> {needle_to}")
+                h, wd = img.shape[:2]
+                w.append_data(img[: h - h % 2, : wd - wd % 2])
+        finally:
+            w.close()
+    return ["us.png", "frame.json", "advance.mp4"]

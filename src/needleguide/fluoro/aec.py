@@ -121,6 +121,7 @@ class Technique:
     mean_energy_kev: float
     detector_ugy_per_mas: float
     limited: str | None = None
+    entrance_ugy_per_mas: float = 0.0  # air kerma in front of the grid over the ROI
 
     @property
     def spectrum(self) -> Spectrum:
@@ -166,7 +167,39 @@ def choose_technique(s: FluoroSettings, g, a_soft: np.ndarray, a_bone: np.ndarra
     else:
         kvp, ma, limited = float(s.kvp), s.ma, None
     beam, hvl, mean_kev, ln_t, t, scatter, per_mas = at(kvp)
+    entrance = entrance_kerma_per_mas(s, g, beam, a_soft[roi], a_bone[roi], t[roi],
+                                      scatter[roi], w)
     tech = Technique(kvp=kvp, ma=ma, aec=s.aec, beam=beam, hvl_mm_al=hvl,
                      mean_energy_kev=mean_kev, detector_ugy_per_mas=per_mas,
-                     limited=limited)
+                     limited=limited, entrance_ugy_per_mas=entrance)
     return tech, ln_t, t, scatter
+
+
+def entrance_kerma_per_mas(s: FluoroSettings, g, beam: BeamModel, a_soft: np.ndarray,
+                           a_bone: np.ndarray, t: np.ndarray, scatter: np.ndarray,
+                           w: np.ndarray) -> float:
+    """Air kerma per mAs (µGy) at the detector's entrance, in front of the grid, averaged
+    over the ROI with weights ``w``: the transmitted primary's own air kerma (the
+    spectral sum weighted by air kerma, not by absorbed quanta: a hardened beam carries
+    less kerma per quantum) plus the scatter that reaches the grid (the model's scatter
+    behind the grid × Tp / Ts, given the primary's kerma per quantum). This is where a
+    chamber on the detector housing measures the clinical "detector dose"."""
+    from needleguide.fluoro.spectra import kerma_per_fluence_ugy
+
+    spec = beam.spectrum.compressed(max_bins=32)
+    kw = spec.fluence_per_mas_1m * kerma_per_fluence_ugy(np.maximum(spec.energies_kev, 1.0))
+    ws = float(w.sum())
+    if ws <= 0 or kw.sum() <= 0:
+        return 0.0
+    # ROI-mean primary transmission in air kerma (exact spectral sum over its pixels)
+    sel = w.ravel() > 0
+    att = (np.outer(np.asarray(a_soft, float).ravel()[sel], beam.mu_soft)
+           + np.outer(np.asarray(a_bone, float).ravel()[sel], beam.mu_bone))
+    tk = np.exp(-att) @ kw / kw.sum()
+    wv = w.ravel()[sel]
+    t_k = float(np.sum(tk * wv) / ws)
+    t_q = float(np.sum(np.asarray(t, float).ravel()[sel] * wv) / ws)
+    s_q = float(np.sum(np.asarray(scatter, float).ravel()[sel] * wv) / ws)
+    s_front = s_q * s.primary_transmission / s.scatter_transmission
+    k_free = beam.spectrum.kerma_ugy_per_mas_1m() * (1000.0 / g.sid_mm) ** 2
+    return k_free * t_k * (1.0 + s_front / max(t_q, 1e-12))

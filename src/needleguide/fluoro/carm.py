@@ -199,9 +199,18 @@ class CArm:
 
 
 def describe_angles(orbit_deg: float, tilt_deg: float) -> str:
-    """Words for a pose, e.g. 'right oblique 30.0°, cranial 5.0°' (prone patient)."""
-    parts = ["PA (spinal AP)" if abs(orbit_deg) < 0.05 else
-             f"{'right' if orbit_deg > 0 else 'left'} oblique {abs(orbit_deg):.1f}°"]
+    """Words for a pose (prone patient), e.g. 'PA (spinal AP)', 'right oblique 30°,
+    cranial 5°', 'lateral (beam from the patient's left), 89.6°'. Within 5° of 90° the
+    view is a lateral, not an oblique."""
+    a = abs(orbit_deg)
+    if a < 0.05:
+        parts = ["PA (spinal AP)"]
+    elif abs(a - 90.0) <= 5.0:
+        src = "left" if orbit_deg > 0 else "right"  # the beam travels toward the other side
+        parts = [f"lateral (beam from the patient's {src})"
+                 + ("" if abs(a - 90.0) < 0.05 else f", {a:.1f}°")]
+    else:
+        parts = [f"{'right' if orbit_deg > 0 else 'left'} oblique {a:.1f}°"]
     if abs(tilt_deg) >= 0.05:
         parts.append(f"{'cranial' if tilt_deg > 0 else 'caudal'} {abs(tilt_deg):.1f}°")
     return ", ".join(parts)

@@ -23,7 +23,16 @@ from needleguide.fluoro import aec as aec_control
 from needleguide.fluoro.aec import Technique, beam_for
 from needleguide.fluoro.beam import EXTRA, BeamModel
 from needleguide.fluoro.carm import CArm
+from needleguide.fluoro.display_chain import (  # noqa: F401 (RUN_GAP_S re-exported)
+    RUN_GAP_S,
+    RunState,
+    chain_settings,
+    continues,
+    display_pixels,
+    recursive_step,
+)
 from needleguide.fluoro.field import field_mask
+from needleguide.fluoro.frame_record import acquisition_settings
 from needleguide.fluoro.materials import density_g_cm3
 from needleguide.fluoro.noise import poisson_counts
 from needleguide.fluoro.overlays import iodine_mg_cm2, needle_paths_mm
@@ -37,10 +46,10 @@ from needleguide.frame import Dose, Frame
 from needleguide.scene.scene import Scene
 
 MODES = ("pulsed", "spot", "dsa")
-RUN_GAP_S = 0.5  # a longer pause between pulses starts a new run (lag filter restarts)
 # settings read at every exposure / display: changing them keeps the cached poses
 PER_FRAME_SETTINGS = frozenset({"ma", "spot_mas", "dsa_dose_factor", "dsa_rate_fps",
-                                "display", "edge_enhance", "temporal_filter", "noise"})
+                                "display", "edge_enhance", "temporal_filter", "noise",
+                                "motion_detection", "motion_threshold_z", "motion_sigma_mm"})
 
 
 @dataclass
@@ -67,6 +76,7 @@ class Exposure:
     dose: Dose
     mas: float
     detector_kerma_ugy: float
+    q0: float = 1.0  # absorbed quanta per pixel of the unattenuated beam behind the grid
 
 
 class Fluoroscope:
@@ -87,8 +97,9 @@ class Fluoroscope:
         self._poses: dict[tuple, _PoseCache] = {}
         self.dose_total = Dose()
         self.exposures = 0
-        # (pose key, filtered log image, scene time) of the last pulsed frame
-        self._last: tuple[tuple, np.ndarray, float] | None = None
+        # the current fluoroscopy run (motion-adaptive recursive filter, last-image hold)
+        self._run: RunState | None = None
+        self._last_frame: Frame | None = None
 
     # ---- technique -----------------------------------------------------------------------
     def _manual_beam(self) -> tuple[BeamModel, float, float]:
@@ -180,16 +191,10 @@ class Fluoroscope:
         a_bone = np.maximum(li[..., 1] / 10.0, 0.0)
         s = self.settings
         if s.table and s.table_g_cm2 > 0 and vol.bounds_mm() is not None:
-            from needleguide.fluoro.table import table_chord_g_cm2
-            from needleguide.fluoro.volume import material_basis
+            from needleguide.fluoro.table import table_basis_g_cm2
 
-            lo, hi = vol.bounds_mm()
-            pix = p00 + np.arange(n)[None, :, None] * dd[0] + np.arange(n)[:, None, None] * dd[1]
-            cf = table_chord_g_cm2(src, pix, float(hi[1]), float((lo[0] + hi[0]) / 2),
-                                   s.table_thickness_mm, s.table_width_mm, s.table_g_cm2)
-            ta, tb = material_basis("carbon_fibre")
-            a_soft = a_soft + np.float32(ta) * cf
-            a_bone = a_bone + np.float32(tb) * cf
+            ts, tb = table_basis_g_cm2(src, p00, dd, n, vol.bounds_mm(), s)
+            a_soft, a_bone = a_soft + ts, a_bone + tb
         return a_soft, a_bone
 
     @staticmethod
@@ -217,7 +222,7 @@ class Fluoroscope:
         tech, ln_t, t, scatter = self._choose_technique(carm, a_soft, a_bone, mask)
         fieldw = cv2.GaussianBlur(mask, (0, 0), 1.0)
         ell = -np.log(np.maximum(t + scatter, 1e-12)).astype(np.float32)
-        low, (lo, hi) = self._display_window(ell, mask, g.pixel_mm)
+        low, (lo, hi) = display_window(ell, mask, g.pixel_mm, self.settings)
         pc = _PoseCache(a_soft=a_soft.astype(np.float32), a_bone=a_bone.astype(np.float32),
                         ln_t=ln_t, scatter_rel=scatter.astype(np.float32),
                         window=(float(lo), float(hi)), low_pass=low, field=fieldw,
@@ -237,11 +242,6 @@ class Fluoroscope:
         (``aec.choose_technique``)."""
         return aec_control.choose_technique(self.settings, carm.geometry, a_soft, a_bone,
                                             mask, self.scatter_field)
-
-    def _display_window(self, ell: np.ndarray, mask: np.ndarray, pixel_mm: float
-                        ) -> tuple[np.ndarray, tuple[float, float]]:
-        """Range compression and window of a pose (``processing.display_window``)."""
-        return display_window(ell, mask, pixel_mm, self.settings)
 
     def scatter_field(self, t: np.ndarray, ln_t: np.ndarray, mask: np.ndarray,
                       detector_mm: float, beam: BeamModel | None = None) -> np.ndarray:
@@ -335,74 +335,67 @@ class Fluoroscope:
         self.dose_total = self.dose_total + dose
         self.exposures += 1
         k_det = pc.tech.detector_ugy_per_mas * mas  # the AEC's ROI measure (µGy)
-        return Exposure(log_image, counts, dose, mas, k_det)
+        return Exposure(log_image, counts, dose, mas, k_det, float(q0))
 
     def display(self, log_image: np.ndarray, carm: CArm | None = None) -> np.ndarray:
-        """Window/level (pose window), edge enhancement, display polarity, collimator."""
+        """Window/level (pose window), spatial noise reduction, edge enhancement, display
+        polarity, collimator (``display_chain.display_pixels``)."""
         pc = self._pose(carm or self.carm)
-        lo, hi = pc.window
-        v = (log_image - pc.low_pass - np.float32(lo)) / np.float32(hi - lo)
-        v = cv2.GaussianBlur(v, (0, 0), 0.7)  # spatial noise reduction
-        k = self.settings.edge_enhance
-        if k > 0:
-            # unsharp mask; two 9-px box passes ≈ Gaussian σ 3.7 px at O(1) per pixel
-            low = cv2.blur(cv2.blur(v, (9, 9)), (9, 9))
-            v = v + np.float32(k) * (v - low)
-        v = np.clip(v, 0.0, 1.0)
-        if self.settings.display == "black-bone":
-            v = 1.0 - v
-        return (v * pc.field).astype(np.float32)
+        return display_pixels(log_image, pc.low_pass, pc.window, pc.field, self.settings)
 
     def frame(self, scene: Scene, mode: str = "pulsed", carm: CArm | None = None) -> Frame:
-        """One displayed frame (pulsed fluoroscopy pulse or spot image) of ``scene``."""
+        """One displayed frame (pulsed fluoroscopy pulse or spot image) of ``scene``.
+
+        Pulses of one run (same pose, scene time not going backwards, no pause longer
+        than ``RUN_GAP_S``) pass through the motion-adaptive recursive filter
+        (fluoro/display_chain.py); spot images and a new run start afresh."""
         carm = carm or self.carm
         exp = self.expose(scene, mode, carm)
         img = exp.log_image
-        a = self.settings.temporal_filter
+        s = self.settings
         key = self._key(carm)
-        if mode == "pulsed" and a < 1.0:
-            # the recursive filter runs within one fluoroscopy run: same pose, scene time not
-            # going backwards and no gap longer than RUN_GAP_S (pedal released: a new run)
-            last = self._last
-            if last is not None and last[0] == key and \
-                    0.0 <= scene.time_s - last[2] <= RUN_GAP_S:
-                img = a * img + (1.0 - a) * last[1]
-            self._last = (key, img, scene.time_s)
+        extra = None
+        if mode == "pulsed":
+            run = self._run
+            if s.temporal_filter < 1.0 and continues(run, key, scene.time_s):
+                pc = self._pose(carm)
+                quanta = (pc.t_anat + pc.scatter_rel) * np.float32(exp.q0)
+                g = carm.geometry
+                img = recursive_step(run.image, img, quanta, s, g.pixel_mm,
+                                     g.detector_blur_mm / g.pixel_mm)
+                self._run = RunState(key, img, scene.time_s, run.pulses + 1)
+            else:
+                self._run = RunState(key, img, scene.time_s)
+            extra = {**chain_settings(s), "run_pulses": self._run.pulses}
         else:
-            self._last = None
-        return self._frame(scene, carm, self.display(img, carm), exp, mode)
+            self._run = None
+        fr = self._frame(scene, carm, self.display(img, carm), exp, mode, extra)
+        if self._run is not None:
+            self._run.pixels = fr.pixels
+        return fr
+
+    def hold(self, time_s: float) -> Frame | None:
+        """Last-image hold: the last displayed pulse of the current run (the filtered
+        image stays on the monitor after the pedal is released), at ``time_s``, with no
+        dose and ``settings['last_image_hold'] = True``; None before any pulse."""
+        run = self._run
+        if run is None or self._last_frame is None:
+            return None
+        f = self._last_frame
+        return dataclasses.replace(f, time_s=float(time_s), dose=Dose(),
+                                   settings={**f.settings, "last_image_hold": True})
 
     def _frame(self, scene: Scene, carm: CArm, pixels: np.ndarray, exp: Exposure,
                mode: str, extra_settings: dict | None = None) -> Frame:
         g = carm.geometry
         tech = self.technique(carm)
-        aec = {"aec": tech.aec}
-        if tech.aec:
-            aec.update(aec_setpoint_ugy=self.settings.aec_setpoint_ugy,
-                       aec_limited=tech.limited)
-        settings = {
-            "mode": mode, "kvp": tech.kvp,
-            "ma": round(tech.ma, 4) if tech.aec else tech.ma, **aec,
-            "pulse_width_ms": self.settings.pulse_width_ms,
-            "pulse_rate": self.settings.pulse_rate, "mas": exp.mas,
-            "filtration": {"inherent_al_mm": 2.5, "added_al_mm": self.settings.added_al_mm,
-                           "added_cu_mm": self.settings.added_cu_mm},
-            "hvl_mm_al": tech.hvl_mm_al,
-            "mean_energy_kev": tech.mean_energy_kev,
-            "display": self.settings.display, "edge_enhance": self.settings.edge_enhance,
-            "detector_air_kerma_ugy": round(exp.detector_kerma_ugy, 5),
-            "anti_scatter_grid": ({"ratio": self.settings.grid_ratio,
-                                   "primary_transmission": self.settings.primary_transmission,
-                                   "scatter_transmission": self.settings.scatter_transmission}
-                                  if self.settings.grid else None),
-            "scatter_to_primary_20cm_water": round(self.scatter_to_primary_slab(tech.beam), 3),
-            "cumulative_dose": {"air_kerma_mgy": self.dose_total.air_kerma_mgy,
-                                "dap_gy_cm2": self.dose_total.dap_gy_cm2,
-                                "fluoro_time_s": self.dose_total.fluoro_time_s},
-            **carm.settings(),
-            **(extra_settings or {}),
-        }
-        return Frame(pixels=pixels, spacing_mm=(g.pixel_mm, g.pixel_mm),
-                     ImageToPatient=carm.ImageToPatient, time_s=scene.time_s,
-                     modality="fluoro", settings=settings, dose=exp.dose,
-                     truth=needle_truth(carm, scene))
+        settings = acquisition_settings(
+            self.settings, tech, mode, exp.mas, exp.detector_kerma_ugy,
+            self.scatter_to_primary_slab(tech.beam), self.dose_total, carm.settings(),
+            extra_settings)
+        fr = Frame(pixels=pixels, spacing_mm=(g.pixel_mm, g.pixel_mm),
+                   ImageToPatient=carm.ImageToPatient, time_s=scene.time_s,
+                   modality="fluoro", settings=settings, dose=exp.dose,
+                   truth=needle_truth(carm, scene))
+        self._last_frame = fr if mode == "pulsed" else None
+        return fr

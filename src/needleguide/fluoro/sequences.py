@@ -77,12 +77,24 @@ def advance_sequence(fluoro: Fluoroscope, scene: Scene, needle: Needle, target_m
             t += period
         nd = nd.advanced(step)
         for _ in range(hold_pulses):
-            yield dataclasses.replace(
+            held = fluoro.hold(t)  # the filtered last image stays on the monitor
+            yield held if held is not None else dataclasses.replace(
                 last, time_s=t, dose=Dose(),
                 settings={**last.settings, "last_image_hold": True})
             t += period
         if remaining <= step_mm + 1e-6:
             return
+
+
+def live_run(fluoro: Fluoroscope, scene: Scene, t_start_s: float, t_end_s: float,
+             carm: CArm | None = None) -> list[Frame]:
+    """Pulsed fluoroscopy with the pedal held from ``t_start_s`` to ``t_end_s`` (scene
+    time): one frame per pulse at the pulse rate, through the live chain (the recursive
+    filter carries the run), as the monitor shows it."""
+    carm = carm or fluoro.carm
+    period = 1.0 / fluoro.settings.pulse_rate
+    times = np.arange(t_start_s, t_end_s + 1e-9, period)
+    return [fluoro.frame(scene.with_time(float(t)), "pulsed", carm) for t in times]
 
 
 def dsa_sequence(fluoro: Fluoroscope, scenes: Sequence[Scene], carm: CArm | None = None,
@@ -111,4 +123,5 @@ def dsa_sequence(fluoro: Fluoroscope, scenes: Sequence[Scene], carm: CArm | None
     return frames
 
 
-__all__ = ["advance_sequence", "dsa_sequence", "needle_truth", "plan_needle", "skin_entry"]
+__all__ = ["advance_sequence", "dsa_sequence", "live_run", "needle_truth", "plan_needle",
+           "skin_entry"]

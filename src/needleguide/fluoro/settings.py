@@ -64,11 +64,15 @@ class FluoroSettings(BaseModel):
     Display: 'white-bone' (radiographic: attenuation bright — bone, steel and contrast white)
     or 'black-bone' (the inverted fluoroscopic display: bone dark, needle and contrast
     black); edge_enhance (unsharp-mask gain); temporal_filter: weight of the newest pulse
-    in the recursive (lag) filter of pulsed fluoroscopy (1 = off); automatic window from the
-    anatomy only: body = collimated pixels with log attenuation > body_log_threshold (raw
-    beam beside the body excluded), range_compression: share of the body's large-scale
-    (σ range_compression_mm) log image removed before windowing, window from the body's
-    window_percentiles; noise on/off.
+    in the recursive (lag) filter of pulsed fluoroscopy where the image is static (1 = off;
+    0.2 ≈ a 9-pulse average in noise variance); motion_detection: the filter's weight
+    rises to 1 where the pulse differs from the filtered image by more than the quantum
+    noise (|Δ| smoothed over σ ``motion_sigma_mm``, in units of its expected σ: weight α
+    below ``motion_threshold_z[0]``, 1 above ``[1]``; fluoro/display_chain.py); automatic
+    window from the anatomy only: body = collimated pixels with log attenuation >
+    body_log_threshold (raw beam beside the body excluded), range_compression: share of
+    the body's large-scale (σ range_compression_mm) log image removed before windowing,
+    window from the body's window_percentiles; noise on/off.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -110,7 +114,10 @@ class FluoroSettings(BaseModel):
     csi_um: float = Field(600.0, ge=100.0, le=1500.0)
     display: Literal["white-bone", "black-bone"] = "white-bone"
     edge_enhance: float = Field(0.7, ge=0.0, le=4.0)
-    temporal_filter: float = Field(0.3, gt=0.0, le=1.0)
+    temporal_filter: float = Field(0.2, gt=0.0, le=1.0)
+    motion_detection: bool = True
+    motion_threshold_z: tuple[float, float] = (3.0, 6.0)
+    motion_sigma_mm: float = Field(1.5, ge=0.0, le=10.0)
     range_compression: float = Field(0.7, ge=0.0, le=1.0)
     range_compression_mm: float = Field(20.0, ge=2.0, le=100.0)
     window_percentiles: tuple[float, float] = (5.0, 99.7)

@@ -35,3 +35,20 @@ def table_chord_g_cm2(source_mm: np.ndarray, pixels_mm: np.ndarray, y_top_mm: fl
         t1 = np.where(par, np.where(inside, t1, 0.0), np.minimum(t1, np.maximum(ta, tb)))
     chord_mm = np.maximum(t1 - t0, 0.0) * length
     return (chord_mm * (areal_g_cm2 / thickness_mm)).astype(np.float32)
+
+
+def table_basis_g_cm2(src: np.ndarray, p00: np.ndarray, dd: np.ndarray, n: int,
+                      bounds_mm: tuple[np.ndarray, np.ndarray], s) -> tuple[np.ndarray,
+                                                                             np.ndarray]:
+    """The table's soft-tissue- and bone-equivalent areal densities (g/cm²) per pixel of
+    an ``n``² detector (rays from ``src`` to ``p00 + col·dd[0] + row·dd[1]``), its top at
+    the most anterior body voxel of ``bounds_mm`` (lo, hi RAS), centred on the body;
+    ``s``: the FluoroSettings (``table_*``)."""
+    from needleguide.fluoro.volume import material_basis
+
+    lo, hi = bounds_mm
+    pix = p00 + np.arange(n)[None, :, None] * dd[0] + np.arange(n)[:, None, None] * dd[1]
+    cf = table_chord_g_cm2(src, pix, float(hi[1]), float((lo[0] + hi[0]) / 2),
+                           s.table_thickness_mm, s.table_width_mm, s.table_g_cm2)
+    ta, tb = material_basis("carbon_fibre")
+    return np.float32(ta) * cf, np.float32(tb) * cf

@@ -74,8 +74,13 @@ INTRAVASCULAR = ("intravascular_arterial", "intravascular_venous")
 @dataclass(frozen=True)
 class ContrastParams:
     """Thresholds of the pattern rules (*assumptions*, tuned on the evaluation's seeds
-    0–71 at 256², 15 pulses/s; none on seeds ≥ 1000). Lengths and areas in mm / mm² at the
-    detector plane.
+    0–71 at 256², 15 pulses/s, and retuned for the clinical live chain and the atlas
+    patterns of issue 21 on seeds 0–23 (plexus_*, dsa_vessel_max_area_mm2, the
+    extravascular classes; vessel_max_area_mm2 170 → 150, alarm_llr 150 → 300,
+    ridge_frames 3 → 4: on seeds 0–23 of the new images the old values false-alarmed on
+    7 of 96 negatives — early intrathecal columns (pieces, ridge) and facet and epidural
+    fills whose time course levelled off (saturation); now 1); none on seeds ≥ 1000).
+    Lengths and areas in mm / mm² at the detector plane.
 
     z_threshold / z_seed: hysteresis thresholds (robust noise σ of the subtraction): a
     region above ``z_threshold`` is kept if it holds a pixel above ``z_seed``; smooth_mm:
@@ -86,7 +91,12 @@ class ContrastParams:
     R_g²/A_eff at least this while A_eff is at most that; 170 mm² tuned on seeds 0–71:
     150 leaves 2 of 144 positives later than 1 s, 160–170 none with 1 false alarm in 288
     negatives, 180 4, 200 7);
-    plexus_spread_ratio: the shape cue whatever the iodine; near_reach_mm: pieces cue,
+    plexus_spread_ratio / plexus_max_width_mm: the shape cue whatever the iodine, on live
+    frames only for thin lines (mean width, area / skeleton length, at most this: the
+    plexus lattice is 6–8 mm wide at 256², an intrathecal column or a muscle cloud
+    8–20 mm); dsa_vessel_max_area_mm2: the shape and pieces cues' A_eff bound on DSA
+    (its frames are cleaner: the same vessel opacifies over a larger area); near_reach_mm:
+    pieces cue,
     largest distance of a region's centroid from the first opacified point;
     shape_frames_live: consecutive live frames the shape / pieces cue needs;
     ridge_min_mm / ridge_frames / ridge_exclude_mm / line: the ridge cue (skeleton length
@@ -99,11 +109,17 @@ class ContrastParams:
     min_frames: frames after the fitted start the ratio needs;
     venous_spread_ratio: an intravascular pattern whose spread ratio ever reaches this is
     venous (the epidural plexus: a network running along the canal), else arterial (one
-    segmental artery and its branches, thin and short);
+    segmental artery and its branches, thin and short; 0.95 on seeds 0–23 of issue 21:
+    live prefers 1.0, DSA 0.87);
     roi_dilate_mm: margin of the integration region around everything opacified;
     temporal_filter: live: weight of the newest pulse in the fluoroscope's recursive filter
     (a console setting; read from ``settings['temporal_filter']`` when the frames carry it,
-    else this value, the simulated C-arm's default);
+    else this value); frames that record ``motion_detection`` (a motion-adaptive filter
+    that passes a change at once) are not unfiltered;
+    articular_area_mm2 / intrathecal_area_mm2 / epidural_aspect / intrathecal_height_mm:
+    the extravascular classes from the strongest frame: small → intra-articular; large
+    (the sac fills wide and long) → intrathecal; squat → epidural; tall → intrathecal;
+    else soft tissue;
     DSA (few frames, 2–6 /s) alarms instead on the plateau of the thresholded signal: its
     slope over the latest ``washout_window_s`` below ``plateau_ratio`` of its earlier peak,
     ≥ ``washout_min_s`` after the contrast is first seen.
@@ -114,26 +130,29 @@ class ContrastParams:
     smooth_mm: float = 1.76
     min_area_mm2: float = 15.0
     vessel_spread_ratio: float = 0.5
-    vessel_max_area_mm2: float = 170.0
-    plexus_spread_ratio: float = 0.9
+    vessel_max_area_mm2: float = 150.0
+    plexus_spread_ratio: float = 0.6
+    plexus_max_width_mm: float | None = 9.0
+    dsa_vessel_max_area_mm2: float = 400.0
     shape_frames_live: int = 2
-    alarm_llr: float = 150.0
+    alarm_llr: float = 300.0
     min_frames: int = 3
-    venous_spread_ratio: float = 0.87
+    venous_spread_ratio: float = 0.95
     roi_dilate_mm: float = 18.0
     temporal_filter: float = 0.3
     washout_window_s: float = 0.25
     washout_min_s: float = 0.3
     plateau_ratio: float = 0.5
-    intrathecal_height_mm: float = 78.0
-    epidural_aspect: float = 2.05
+    intrathecal_height_mm: float = 90.0
+    intrathecal_area_mm2: float = 1700.0
+    epidural_aspect: float = 2.3
     articular_area_mm2: float = 700.0
     live_average: int = 1
     local_noise: bool = True
     noise_map_mm: float = 10.0
     near_reach_mm: float = 30.0
     ridge_min_mm: float = 25.0
-    ridge_frames: int = 3
+    ridge_frames: int = 4
     ridge_exclude_mm: float = 3.0
     line: LineParams = LineParams()
 
@@ -183,6 +202,8 @@ def classify_sequence(frames: list[Frame], mode: str = "live", n_mask: int = 3,
     pixel_mm = float(f0.spacing_mm[0])
     st = _State()
     a = float(frames[-1].settings.get("temporal_filter", p.temporal_filter)) if live else 1.0
+    if live and frames[-1].settings.get("motion_detection"):
+        a = 1.0  # a motion-adaptive filter passes a change at once: nothing to undo
     # pixels clipped at the display's black / white (air beside the neck) carry no signal
     valid = unclipped(frames[0] if live else next(
         (f for f in frames if f.settings.get("dsa_role") == "mask"), f0))
@@ -211,8 +232,8 @@ def classify_sequence(frames: list[Frame], mode: str = "live", n_mask: int = 3,
             continue
         if st.origin is None:
             st.origin, st.arrival = first_point(cmap, m), t
-        st.shape_run = st.shape_run + 1 if _vessel_shape(f, p) else 0
-        st.pieces_run = st.pieces_run + 1 if _vessel_pieces(f, p) else 0
+        st.shape_run = st.shape_run + 1 if _vessel_shape(f, p, live) else 0
+        st.pieces_run = st.pieces_run + 1 if _vessel_pieces(f, p, live) else 0
         if st.shape_run >= need_shape:
             st.fire(t, "shape", m)
         if st.pieces_run >= need_shape:
@@ -254,21 +275,26 @@ class _State:
             self.alarm, self.cause, self.alarm_mask, self.alarm_ridge = t, cause, mask, ridge
 
 
-def _vessel_shape(f: FrameFeatures, p: ContrastParams) -> bool:
+def _vessel_shape(f: FrameFeatures, p: ContrastParams, live: bool = True) -> bool:
     """A thin far-reaching opacification for little iodine (a vessel filled at once), or a
-    network reaching far whatever its iodine (a plexus); see :mod:`.contrast_shape`."""
+    network reaching far whatever its iodine, made of thin lines on live frames (a
+    plexus: mean width ≤ ``plexus_max_width_mm``); see :mod:`.contrast_shape`."""
     r = f.spread_ratio
     if not r == r:  # nan: nothing opacified
         return False
-    return (r >= p.vessel_spread_ratio and f.eff_area_mm2 <= p.vessel_max_area_mm2) or \
-        r >= p.plexus_spread_ratio
+    vmax = p.vessel_max_area_mm2 if live else p.dsa_vessel_max_area_mm2
+    if r >= p.vessel_spread_ratio and f.eff_area_mm2 <= vmax:
+        return True
+    thin = not live or p.plexus_max_width_mm is None or f.width_mm <= p.plexus_max_width_mm
+    return r >= p.plexus_spread_ratio and thin
 
 
-def _vessel_pieces(f: FrameFeatures, p: ContrastParams) -> bool:
+def _vessel_pieces(f: FrameFeatures, p: ContrastParams, live: bool = True) -> bool:
     """The opacified pieces near the first opacified point reach far for the little
     iodine they hold together (a vessel seen where it runs along the beam)."""
     r = f.near_ratio
-    return r == r and r >= p.vessel_spread_ratio and f.near_eff_mm2 <= p.vessel_max_area_mm2
+    vmax = p.vessel_max_area_mm2 if live else p.dsa_vessel_max_area_mm2
+    return r == r and r >= p.vessel_spread_ratio and f.near_eff_mm2 <= vmax
 
 
 def _plateau(feats: list[FrameFeatures], arrival: float | None, p: ContrastParams) -> bool:
@@ -306,6 +332,8 @@ def _final_label(feats: list[FrameFeatures], alarm: float | None, cause: str,
     big = max(seen, key=lambda f: f.signal)
     if big.area_mm2 <= p.articular_area_mm2:
         return "intra_articular", 0.65
+    if big.area_mm2 >= p.intrathecal_area_mm2:  # the sac fills wide and long
+        return "intrathecal", 0.6
     if big.height_mm < p.epidural_aspect * big.breadth_mm:
         return "epidural", 0.6
     if big.height_mm >= p.intrathecal_height_mm:

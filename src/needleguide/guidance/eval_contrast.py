@@ -27,6 +27,11 @@ from needleguide.guidance.contrast import (
 )
 
 INJECTION_START_S = 0.6
+#: live fluoroscopy runs this long before the first frame the analyser gets (s)
+WARMUP_S = 1.0
+#: seeds ≥ 1000 already evaluated (held out once: 1000–1015 in issue 6, 1016–1031 in issue
+#: 21); a run on any of them is not held out. Fresh held-out seeds start at 1032.
+SEEN_SEEDS = tuple(range(1000, 1032))
 #: live pulse rate of the evaluation (/s): the session engine's test dose runs at 15 /s;
 #: clinical live contrast runs 7.5–15 /s (``evaluate_contrast(pulse_rate=7.5)``)
 LIVE_PULSE_RATE = 15.0
@@ -57,9 +62,13 @@ def venous_tip(patient, level: str, side: str) -> np.ndarray:
 
 
 def make_case(patient, pattern: str, level: str, side: str, seed: int, pixels: int = 256,
-              ma: float = 8.0, pulse_rate: float = LIVE_PULSE_RATE, duration_s: float = 2.6,
-              dsa_fps: float = DSA_FPS) -> dict:
-    """Frames (with truth) of one injection: live, dsa, baseline spot pair; truth label."""
+              ma: float | None = None, pulse_rate: float = LIVE_PULSE_RATE,
+              duration_s: float = 2.6, dsa_fps: float = DSA_FPS, observer: bool = False
+              ) -> dict:
+    """Frames (with truth) of one injection: live, dsa, baseline spot pair; truth label.
+    ``ma``: a manual technique at 70 kVp (None: the automatic exposure control, the
+    clinical default); ``observer``: also the human-observer model's runs
+    (``eval_observer``: a second noise seed and noise-free renders), key ``observer``."""
     from needleguide.cli.contrast import needle_for
     from needleguide.fluoro import (
         CArmGeometry,
@@ -85,13 +94,17 @@ def make_case(patient, pattern: str, level: str, side: str, seed: int, pixels: i
     truth = _TRUTH[str(max(shares, key=shares.get))]
     needle = needle_for(patient, tip, "intravascular" if pattern in ("arterial", "venous")
                         else pattern, level, side)
-    s = make_settings(geometry=CArmGeometry(pixels=pixels), display="black-bone", ma=ma,
-                      pulse_rate=pulse_rate)
+    s = make_settings(geometry=CArmGeometry(pixels=pixels), display="black-bone",
+                      pulse_rate=pulse_rate, **({} if ma is None else {"ma": ma}))
     carm = named_view(patient, "ap", level, side, geometry_=s.geometry)
     fl = Fluoroscope(patient, s, seed=seed, carm=carm)
     scene = Scene(patient=patient, needle=needle, injectate=injectate)
     t_end = INJECTION_START_S + duration_s
     times = np.arange(0.0, t_end + 1e-9, 1.0 / pulse_rate)
+    # the pedal is down WARMUP_S before the first frame kept: the live chain's recursive
+    # filter has settled when the pre-injection (mask) frames are taken, as in the clinic
+    for t in np.arange(-WARMUP_S, -1e-9, 1.0 / pulse_rate):
+        fl.frame(scene.with_time(float(t)), "pulsed", carm)
     live = [fl.frame(scene.with_time(float(t)), "pulsed", carm) for t in times]
     n_mask = int(np.sum(times < INJECTION_START_S))
     dsa_t = [0.0] + list(np.arange(INJECTION_START_S + 1.0 / dsa_fps, t_end + 1e-9,
@@ -100,10 +113,16 @@ def make_case(patient, pattern: str, level: str, side: str, seed: int, pixels: i
     spot_t = INJECTION_START_S + 2.0
     spot = [fl.frame(scene.with_time(0.0), "spot", carm),
             fl.frame(scene.with_time(spot_t), "spot", carm)]
+    obs = None
+    if observer:
+        from needleguide.guidance.eval_observer import observe_case, renders
+
+        extra = renders(fl, scene, carm, times, dsa_t, 0.25)
+        obs = observe_case(live, dsa, extra, times, n_mask, dsa_t)
     return {"truth": truth, "pattern": pattern, "level": level, "side": side,
             "arrival_s": vessel_arrival_s(injectate, INJECTION_START_S, t_end),
             "live": live, "n_mask": n_mask, "dsa": dsa, "spot": spot, "shares": {
-                str(k): float(v) for k, v in shares.items()}}
+                str(k): float(v) for k, v in shares.items()}, "observer": obs}
 
 
 def vessel_arrival_s(injectate, start_s: float, end_s: float, step_s: float = 0.01,
@@ -168,22 +187,28 @@ def _score(res, truth: str, arrival_s: float | None) -> dict:
 
 def evaluate_contrast(n: int, seed: int, progress: Callable[[int, int], None] | None = None,
                       pixels: int = 256, overlays_dir=None,
-                      pulse_rate: float = LIVE_PULSE_RATE) -> dict:
+                      pulse_rate: float = LIVE_PULSE_RATE, aec: bool = True,
+                      observer: bool = True) -> dict:
     """``n`` phantoms (seeds ``seed`` … ``seed+n−1``) × 6 compartments; metrics for live
     (pulsed at ``pulse_rate`` /s), dsa and the single-spot baseline, with the fixed JSON
     keys, plus fps at 512². Latency from the injection start (``alarm_latency_s``) and from
     the contrast's arrival in the vessel (``alarm_latency_after_arrival_s``, truth side:
     :func:`vessel_arrival_s`). With ``overlays_dir``, the live frame at the alarm (else
     the last) of each case is drawn (outline, label, alarm banner) to
-    ``contrast_<seed>_<pattern>.png`` there."""
+    ``contrast_<seed>_<pattern>.png`` there. ``aec``: automatic exposure control (False:
+    the former manual technique, 70 kVp at a seeded 4–12 mA); ``observer``: the human
+    observer model on the intravascular cases (key ``observer``,
+    :mod:`needleguide.guidance.eval_observer`)."""
     from needleguide.anatomy.phantom import build_phantom
+    from needleguide.guidance.eval_observer import dsa_threshold, summarize
 
     rows: dict[str, list[dict]] = {"live": [], "dsa": [], "baseline": []}
     total = n * len(PATTERNS)
     done = 0
     skipped = []
+    observed = []
     for i in range(n):
-        s = seed + i
+        s = (seed + i) % 2**32  # phantom seeds stay in 0 … 2³²−1
         rng = np.random.default_rng(s)
         patient = build_phantom("lumbar", bmi=float(rng.uniform(20, 38)),
                                 degeneration=int(rng.integers(0, 3)), seed=s, spacing_mm=1.5)
@@ -192,13 +217,16 @@ def evaluate_contrast(n: int, seed: int, progress: Callable[[int, int], None] | 
             side = ("right", "left")[int(rng.integers(0, 2))]
             ma = float(rng.uniform(4.0, 12.0))
             try:
-                case = make_case(patient, pattern, level, side, seed=s, pixels=pixels, ma=ma,
-                                 pulse_rate=pulse_rate)
+                case = make_case(patient, pattern, level, side, seed=s, pixels=pixels,
+                                 ma=None if aec else ma, pulse_rate=pulse_rate,
+                                 observer=observer and pattern in ("arterial", "venous"))
             except Exception as e:  # noqa: BLE001 - a compartment this phantom lacks
                 skipped.append(f"seed {s} {pattern} {level} {side}: {e}")
                 done += 1
                 continue
             t, arr = case["truth"], case["arrival_s"]
+            if case["observer"] is not None and t in INTRAVASCULAR:
+                observed.append(case["observer"])
             live_frames = [f.without_truth() for f in case["live"]]
             live = classify_sequence(live_frames, "live", case["n_mask"])
             rows["live"].append(_score(live, t, arr))
@@ -214,13 +242,23 @@ def evaluate_contrast(n: int, seed: int, progress: Callable[[int, int], None] | 
     out = {k: _summary(v) for k, v in rows.items()}
     out["side_by_side"] = side_by_side(out)
     out["cases"] = len(rows["live"])
-    out["held_out"] = seed >= 1000
+    out["held_out"] = held_out(seed, n)
+    n_dsa = len(np.arange(INJECTION_START_S + 1.0 / DSA_FPS, INJECTION_START_S + 2.6 + 1e-9,
+                          1.0 / DSA_FPS))
+    out["observer"] = summarize(observed, dsa_threshold(n_dsa)) if observed else None
+    out["aec"] = aec
     out["skipped"] = skipped
     out["seeds"] = [seed, seed + n - 1]
     out["live_pulse_rate"] = pulse_rate
     out["dsa_frame_rate"] = DSA_FPS
     out["fps"] = analyser_fps()
     return out
+
+
+def held_out(seed: int, n: int) -> bool:
+    """Whether seeds ``seed`` … ``seed+n−1`` are all held out: ≥ 1000 (never used to tune)
+    and not in :data:`SEEN_SEEDS` (already looked at)."""
+    return seed >= 1000 and not set(range(seed, seed + n)) & set(SEEN_SEEDS)
 
 
 def side_by_side(out: dict) -> dict[str, dict[str, float | None]]:

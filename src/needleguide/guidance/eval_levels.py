@@ -65,11 +65,16 @@ def score_frame(labels, truth: dict, shape: tuple[int, int], pitch_px: float,
 
 
 def evaluate_levels(n: int, seed: int, progress: Callable[[int, int], None] | None = None,
-                    pixels: int = 256, overlays_dir=None, us_sweep: bool = True) -> dict:
+                    pixels: int = 256, overlays_dir=None, us_sweep: bool = True,
+                    spine: bool = True) -> dict:
     """``n`` phantoms (seeds ``seed`` …) × AP and lateral (and a US sweep); accuracy per
     view for ours and the baseline, per-level accuracy, fps at 512². With
     ``overlays_dir``, every frame's labels are drawn to ``levels_<seed>_<view>.png`` there
-    (the sweep's panorama to ``levels_<seed>_us_sweep.png``)."""
+    (the sweep's panorama to ``levels_<seed>_us_sweep.png``). With ``spine``, also the
+    whole-spine labeller on ``n`` whole-spine phantoms (12 random views each), ``n // 2``
+    with a transitional variant and ``n // 4`` imported as CTs (``eval_levels_spine``):
+    ``accuracy.with_anchor``, ``abstention.without_anchor``, ``ece`` per region, and
+    ``spine`` (everything else of that evaluation)."""
     from needleguide.anatomy.phantom import build_phantom
 
     acc = {v: [0, 0] for v in FL_VIEWS}
@@ -78,7 +83,7 @@ def evaluate_levels(n: int, seed: int, progress: Callable[[int, int], None] | No
     per_level: dict[str, list[int]] = {}
     us = USTally()
     for i in range(n):
-        s = seed + i
+        s = (seed + i) % 2**32  # phantom seeds stay in 0 … 2³²−1
         rng = np.random.default_rng(s)
         bmi, deg = float(rng.uniform(19, 40)), int(rng.integers(0, 3))
         patient = build_phantom("lumbar", bmi=bmi, degeneration=deg, seed=s, spacing_mm=1.5)
@@ -116,7 +121,7 @@ def evaluate_levels(n: int, seed: int, progress: Callable[[int, int], None] | No
     def frac(x):
         return x[0] / x[1] if x[1] else None
 
-    return {
+    out = {
         "accuracy": {"fluoro_ap": frac(acc["ap"]), "fluoro_lateral": frac(acc["lateral"]),
                      "us_sweep": us.accuracy()},
         "baseline": {"accuracy": {"fluoro_ap": frac(base["ap"]),
@@ -129,6 +134,17 @@ def evaluate_levels(n: int, seed: int, progress: Callable[[int, int], None] | No
         "fps": analyser_fps(),
         **us.summary(),
     }
+    if spine:
+        from needleguide.guidance.eval_levels_spine import evaluate_spine, merge_keys
+
+        def tick(done: int, total: int) -> None:
+            if progress:
+                progress(n + done, n + total)
+
+        merge_keys(out, evaluate_spine(n, seed, frames=12, n_transitional=n // 2,
+                                       n_ct=n // 4, pixels=pixels, progress=tick,
+                                       overlays_dir=overlays_dir))
+    return out
 
 
 def analyser_fps(pixels: int = 512, repeats: int = 10, seed: int = 0) -> float:

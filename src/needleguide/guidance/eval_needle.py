@@ -8,7 +8,7 @@ truth-free frames, and returns the issue's fixed interface (see docs/guidance_ne
 
 Tuning seeds: the detector's parameters were set on runs with ``seed`` 0, 1 and 5–12; a
 run draws phantom seeds ``100·seed + i`` (i < 4). Runs with other seeds ≥ 1000 that are
-not in ``SEEN_RUN_SEEDS`` (all from 1016 on) are held out (``held_out`` says so).
+not in ``SEEN_RUN_SEEDS`` (all from 1028 on) are held out (``held_out`` says so).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -33,9 +34,9 @@ from needleguide.guidance.needle_cases import (
 TUNING_SEEDS = (101, 102, 103, 104, 111, 112, 113, 114)  # phantom / case seeds used for tuning
 TUNING_RUN_SEEDS = (0, 1, 5, 6, 7, 8, 9, 10, 11, 12)  # ``seed`` of runs used for tuning
 HELD_OUT_FROM = 1000  # runs with seed ≥ 1000 were not used for tuning ...
-# ... except these, evaluated (1000–1007, 1012–1023) or looked at (1008–1011, the tip-seen
+# ... except these, evaluated (1000–1007, 1012–1027) or looked at (1008–1011, the tip-seen
 # test) along the way: a run with one of them is not reported as held out
-SEEN_RUN_SEEDS = tuple(range(1000, 1024))
+SEEN_RUN_SEEDS = tuple(range(1000, 1028))
 
 
 # ---- baseline ------------------------------------------------------------------------------
@@ -261,10 +262,22 @@ def overlay_sheet(cases: list[Case], dets: list[NeedleDetection], cols: int = 4,
 
 
 # ---- the run -------------------------------------------------------------------------------
-def make_cases(n: int, seed: int, progress: bool = False,
+Progress = bool | Callable[[int, int, str], None]
+
+
+def _report(progress: Progress, done: int, total: int, what: str) -> None:
+    """``progress`` is False, True (print) or a callable ``(done, total, what)``."""
+    if callable(progress):
+        progress(done, total, what)
+    elif progress:
+        print(what, flush=True)
+
+
+def make_cases(n: int, seed: int, progress: Progress = False,
                sequence_frames: int = 12) -> dict[str, list]:
     """``n`` needle + ``n`` needle-free frames per modality over a few phantoms, and one
-    US needle-advance sequence per phantom (``us_sequences``, for the tracker)."""
+    US needle-advance sequence per phantom (``us_sequences``, for the tracker).
+    ``progress``: see :func:`_report` (one call per phantom; total: phantoms + 2)."""
     from needleguide.anatomy.phantom import build_phantom
 
     rng = np.random.default_rng(seed)
@@ -275,10 +288,10 @@ def make_cases(n: int, seed: int, progress: bool = False,
         region = "cervical" if (n_ph >= 3 and i == n_ph - 1) else "lumbar"
         bmi = float(rng.uniform(19.0, 38.0))
         deg = int(rng.integers(0, 4))
-        ps = seed * 100 + i
-        if progress:
-            print(f"phantom {i + 1}/{n_ph}: {region}, BMI {bmi:.1f}, degeneration {deg}",
-                  flush=True)
+        ps = (seed * 100 + i) % 2**32  # phantom seeds stay in 0 … 2³²−1
+        _report(progress, i, n_ph + 2, f"needle: phantom {i + 1} of {n_ph} ({region}, BMI "
+                f"{bmi:.0f}, degeneration {deg}): {per[i]} needle + {per[i]} needle-free "
+                "frames per modality")
         p = build_phantom(region, bmi=bmi, degeneration=deg, seed=ps, spacing_mm=1.5)
         r = np.random.default_rng(ps)
         out["us"].extend(us_cases(p, region, r, per[i], ps))
@@ -294,7 +307,7 @@ def make_cases(n: int, seed: int, progress: bool = False,
     return out
 
 
-def evaluate_needle(n: int = 40, seed: int = 0, progress: bool = False,
+def evaluate_needle(n: int = 40, seed: int = 0, progress: Progress = False,
                     overlays_dir=None) -> dict:
     """Needle analyser vs the baseline on ``n`` needle and ``n`` needle-free frames per
     modality (US in-plane, fluoroscopy). Returns the issue-6 interface:
@@ -308,8 +321,11 @@ def evaluate_needle(n: int = 40, seed: int = 0, progress: bool = False,
     t0 = time.perf_counter()
     cases = make_cases(n, seed, progress)
     seqs = cases.pop("us_sequences")
+    n_ph = max(1, min(4, math.ceil(n / 10)))
     res: dict = {"baseline": {}, "tracking": evaluate_tracking(seqs)}
-    for mod, cs in cases.items():
+    for k, (mod, cs) in enumerate(cases.items()):
+        _report(progress, n_ph + k, n_ph + 2, f"needle: analysing {len(cs)} {mod} frames "
+                "(ours and the baseline)")
         frames = [c.frame.without_truth() for c in cs]
         dets = [detect_needle(f) for f in frames]
         base = [baseline_detect(f) for f in frames]
@@ -328,10 +344,8 @@ def evaluate_needle(n: int = 40, seed: int = 0, progress: bool = False,
                 with atomic_path(Path(overlays_dir) / f"needle_{mod}{tag}.png") as tmp:
                     imageio.imwrite(tmp, overlay_sheet(cs, dd), format="PNG")
             res[mod]["overlays"] = write_overlays(overlays_dir, mod, cs, dets)
-        if progress:
-            print(f"{mod}: {len(cs)} frames analysed", flush=True)
-    n_ph = max(1, min(4, math.ceil(n / 10)))
-    used = {seed * 100 + i for i in range(n_ph)}
+    _report(progress, n_ph + 2, n_ph + 2, "needle: done")
+    used = {(seed * 100 + i) % 2**32 for i in range(n_ph)}
     res.update(n=n, seed=seed, phantom_seeds=sorted(used),
                held_out=(seed >= HELD_OUT_FROM and seed not in SEEN_RUN_SEEDS
                          and not (used & set(TUNING_SEEDS))),

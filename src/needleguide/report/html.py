@@ -1,6 +1,7 @@
 """The HTML report: patient, the advisor's recommendation for this patient, per session
 (side by side) the plan, metrics, events and key frames with guidance overlays, plots of
-the tip distance and the cumulative dose, and a link to the procedure video."""
+the tip distance and the cumulative dose, and the procedure video (``<video>``). Every
+value is rounded and carries its unit (:mod:`needleguide.report.text`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import html
 from pathlib import Path
 
 from needleguide.atomic import write_text
-from needleguide.report.media import plots_png, png_b64, thumb, write_video
+from needleguide.report import text as t
+from needleguide.report.media import plots_png, png_b64, poster, thumb, write_video
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:20px;background:#111;color:#ddd}
@@ -17,17 +19,14 @@ h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #444}h3{font-size:15
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #444;padding:3px 7px}
 th{background:#222;text-align:left}.ok{color:#6d6}.bad{color:#f66}.cols{display:flex;gap:18px;
 flex-wrap:wrap;align-items:flex-start}.col{flex:1;min-width:380px}.kf{display:inline-block;
-margin:4px;vertical-align:top;width:300px;font-size:12px}.kf img{width:300px}
-.note{color:#999;font-size:12px}
+margin:4px;vertical-align:top;width:300px;font-size:12px}.kf img{width:300px;display:block}
+.note{color:#999;font-size:12px}.warn{color:#fc6;font-size:13px}td.n{text-align:right}
+video{max-width:100%;background:#000}a{color:#8bf}
 """
 
-METRIC_ROWS = (("final_tip_error_mm", "final tip-to-target error (mm)"),
-               ("tolerance_mm", "tolerance (mm)"), ("success", "success"),
-               ("passes", "passes"), ("procedure_time_s", "procedure time (s, simulated)"),
-               ("fluoro_time_s", "fluoro time (s)"), ("dap_gy_cm2", "DAP (Gy·cm²)"),
-               ("reference_air_kerma_mgy", "reference air kerma (mGy)"),
-               ("contrast_ml", "contrast (mL)"), ("shots", "frames acquired"),
-               ("detection_rate", "needle found by the analyser (share of steps)"))
+DISPLAY_WORDS = {"black-bone": "black-bone display (bone dark, needle and contrast black)",
+                 "white-bone": "white-bone display (radiographic: bone, needle and contrast "
+                               "white)"}
 
 
 def _e(x) -> str:
@@ -42,7 +41,7 @@ def _advice(procedure: str, bmi: float) -> str:
     except Exception as exc:  # the report must still be written
         return f"<p class=note>advisor unavailable: {_e(exc)}</p>"
     rows = "".join(
-        f"<tr><td>{_e(r['modality'])}</td><td>{r['score']}</td><td>"
+        f"<tr><td>{_e(r['modality'])}</td><td class=n>{r['score']}</td><td>"
         f"{_e(' '.join(x['text'] for x in r['reasons']))}</td></tr>" for r in a["ranking"])
     warn = "".join(f"<li>{_e(w['text'])}</li>" for w in a.get("warnings", []))
     return (f"<h3>{_e(procedure)} (BMI {bmi:g})</h3><table><tr><th>modality</th>"
@@ -50,35 +49,59 @@ def _advice(procedure: str, bmi: float) -> str:
             f"</table>" + (f"<ul class=note>{warn}</ul>" if warn else ""))
 
 
-def _hits(m) -> str:
-    """Per view: found / analysed frames (share)."""
-    a = m.get("analyser") or {}
-    return "; ".join(f"{v} {c['found']}/{c['frames']} ({100 * c['rate']:.0f}%)"
-                     for v, c in a.items()) or "no frame analysed"
+def _metric_rows(r) -> list[tuple[str, str]]:
+    m, fl = r.metrics, r.config.modality == "fluoro"
+    no_x = "none (ultrasound)"
+    steps = len(r.steps)
+    used = sum(1 for s in r.steps if s.detected)
+    return [
+        ("final tip-to-target error", t.num(m["final_tip_error_mm"], 1, "mm")),
+        ("tolerance", t.num(m["tolerance_mm"], 1, "mm")),
+        ("result", "success" if m["success"] else "not successful"),
+        ("passes", str(m["passes"])),
+        ("procedure time (simulated clock)", t.duration(m["procedure_time_s"])),
+        ("fluoroscopy time", t.num(m["fluoro_time_s"], 1, "s") if fl else no_x),
+        ("dose-area product", t.num(1000 * m["dap_gy_cm2"], 0, "mGy·cm²") if fl else no_x),
+        ("reference air kerma", t.num(m["reference_air_kerma_mgy"], 1, "mGy") if fl
+         else no_x),
+        ("contrast", t.num(m["contrast_ml"], 1, "mL") if fl else no_x),
+        ("frames acquired", str(m["shots"])),
+        ("steps steered by the needle analyser", f"{used} of {steps}"),
+    ]
 
 
 def _session(r) -> str:
     c, m, p = r.config, r.metrics, r.plan
     ok = "ok" if m["success"] else "bad"
-    rows = "".join(f"<tr><td>{_e(lab)}</td><td>{_e(m[k])}</td></tr>" for k, lab in METRIC_ROWS)
-    ev = "".join(f"<tr><td>{e.t_s:.0f}</td><td>{_e(e.kind)}</td><td>"
+    rows = "".join(f"<tr><td>{_e(k)}</td><td class=n>{_e(v)}</td></tr>"
+                   for k, v in _metric_rows(r))
+    ev = "".join(f"<tr><td class=n>{e.t_s:.0f}</td><td>{_e(t.words(e.kind))}</td><td>"
                  f"{'yes' if e.detected else 'NO'}</td><td>{_e(e.detail)}</td></tr>"
                  for e in r.events) or "<tr><td colspan=4>none</td></tr>"
-    kf = "".join(f"<div class=kf><img src='{png_b64(thumb(img))}'><br>{_e(t)}</div>"
-                 for t, img in r.key_frames)
-    conf = "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in r.extra["confirm"].items())
+    kf = "".join(f"<div class=kf><img src='{png_b64(thumb(img))}' alt='{_e(title)}'>"
+                 f"{_e(title)}</div>" for title, img in r.key_frames)
+    conf = "".join(f"<li>{_e(x)}</li>" for x in t.confirmation(r.extra["confirm"])) or \
+        "<li>none</li>"
+    guide = r.guidance_summary()
+    never = not any(s.detected for s in r.steps)
+    blocked = "" if not p["blocked_mm"] else \
+        f" (no clear path: {t.num(p['blocked_mm'], 1, 'mm')} blocked)"
+    shown = "" if c.modality != "fluoro" else \
+        f"<p class=note>Fluoroscopy shown in the {_e(DISPLAY_WORDS[c.display])}.</p>"
     return f"""<div class=col><h2>{_e(r.extra['procedure_name'])} — {_e(c.modality)}
 {' (DSA)' if c.dsa else ''}</h2>
 <p class={ok}><b>{'SUCCESS' if m['success'] else 'NOT SUCCESSFUL'}</b>: tip
-{m['final_tip_error_mm']:.1f} mm from {_e(p['target'])} (tolerance {m['tolerance_mm']:g} mm),
-{m['passes']} pass(es).</p>
-<p class=note>Plan: {p['gauge']} G × {p['needle_length_mm']:.0f} mm needle, skin entry
-{_e(p['entry_mm'])} → target {_e(p['target_mm'])} (RAS mm), path {p['path_mm']} mm through
-{_e(' → '.join(p['crossed']))}; avoiding {_e(', '.join(p['avoid']) or 'nothing listed')}
-{'' if not p['blocked_mm'] else f"(no clear path: {p['blocked_mm']} mm blocked)"}.
-Views: {_e(p['views'])}.</p>
+{t.num(m['final_tip_error_mm'], 1, 'mm')} from {_e(t.words(p['target']))} (tolerance
+{t.num(m['tolerance_mm'], 1, 'mm')}), {m['passes']} pass{'es' if m['passes'] != 1 else ''}.</p>
+<p class={'warn' if never else 'note'}>Guidance: {_e(guide)}.</p>
+<p class=note>Plan: {p['gauge']} G × {t.num(p['needle_length_mm'], 0, 'mm')} needle, skin
+entry {_e(t.point_mm(p['entry_mm']))} → target {_e(t.point_mm(p['target_mm']))} (RAS), path
+{t.num(p['path_mm'], 1, 'mm')} through {_e(t.listing(p['crossed'], ' → '))}; avoiding
+{_e(t.listing(p['avoid']) if p['avoid'] else 'nothing listed')}{_e(blocked)}.
+Views: {_e(t.views(p['views'], c.modality))}.</p>{shown}
 <table>{rows}</table>
-<p class=note>Needle analyser, frames where it found the needle: {_e(_hits(m))}.</p>
+<p class=note>Needle analyser, frames where it found the needle:
+{_e(t.analyser_hits(m.get('analyser') or {}))}.</p>
 <h3>Events</h3><table><tr><th>t (s)</th><th>event</th><th>noticed</th><th>detail</th></tr>
 {ev}</table>
 <h3>Confirmation</h3><ul class=note>{conf}</ul>
@@ -101,14 +124,21 @@ def write_report(results, out_dir: Path, title: str) -> Path:
                      dict.fromkeys((r.config.procedure, r.config.bmi) for r in results))
     plots = "data:image/png;base64," + base64.b64encode(plots_png(results)).decode("ascii")
     cols = "".join(_session(r) for r in results)
-    vid = (f"<p>Procedure video (sessions side by side): <a href='{video.name}'>"
-           f"{video.name}</a></p>" if video else "")
+    still = poster(results)
+    vid = "" if not video else (
+        f"<h2 id=video>Procedure video</h2><p class=note>The sessions side by side, frame by "
+        f"frame (<a href='{video.name}'>{video.name}</a>).</p><video controls "
+        f"preload=metadata width=960"
+        + (f" poster='{png_b64(still)}'" if still is not None else "")
+        + f"><source src='{video.name}' type='video/mp4'>Your browser cannot play MP4 here: "
+        f"open <a href='{video.name}'>{video.name}</a>.</video>")
     doc = f"""<!doctype html><html><head><meta charset=utf-8><title>{_e(title)}</title>
 <style>{CSS}</style></head><body><h1>{_e(title)}</h1>
 <h2>Patient</h2><ul>{pat}</ul>
 <h2>Advisor's recommendation for this patient</h2>{advice}
-<h2>Sessions</h2><div class=cols>{cols}</div>
-<h2>Plots</h2><img src='{plots}' style='max-width:100%'>
+<h2 id=sessions>Sessions</h2><div class=cols>{cols}</div>
+<h2 id=plots>Plots</h2>
+<img src='{plots}' style='max-width:100%' alt='tip distance and dose per step'>
 {vid}
 <p class=note>Simulated from physics on a virtual patient; the operator acts only on the
 guidance analysers' outputs; the truth scores the session. Timings of the simulated clock

@@ -22,6 +22,7 @@ from needleguide.guidance.contrast import classify_sequence
 from needleguide.guidance.overlay import draw_text, to_rgb8
 from needleguide.scene import Scene
 from needleguide.scene.injectate import Injectate, classify_tip, make_injection
+from needleguide.session.imaging import us_crop
 from needleguide.session.models import Event
 
 TEST_ML = 1.0
@@ -30,6 +31,12 @@ START_S = 0.5
 SPREAD_MIN_MM2 = 5.0
 SPREAD_SD = 4.0  # echo change, in frame-to-frame standard deviations, that counts as fluid
 SPREAD_BLUR_PX = 15  # box smoothing (px) against frame-to-frame speckle
+
+
+def _w(name: str) -> str:
+    """An identifier in words for the report ('intra_articular_sij' -> 'intra articular
+    sij')."""
+    return str(name).replace("_", " ")
 
 
 def true_compartment(patient, tip_mm) -> tuple[str, float]:
@@ -85,8 +92,9 @@ def confirm_fluoro(op, body, t: float, events: list[Event]) -> tuple[float, floa
         banner = f"{res.label} ({res.confidence:.2f})" + \
             ("  INTRAVASCULAR ALARM" if res.alarm_time_s is not None else "")
         draw_text(img, f"{view} {mode}: {banner}")
-        op.key_frames.append((f"contrast test dose {attempt + 1} ({mode}): classifier says "
-                              f"{res.label}; truth {comp}", img))
+        how = "DSA" if mode == "dsa" else mode
+        op.key_frames.append((f"contrast test dose {attempt + 1} ({how}): classifier says "
+                              f"{_w(res.label)}; truth {_w(comp)}", img))
         alarm = res.alarm_time_s is not None or res.intravascular
         op.confirm_info[f"test_{attempt + 1}"] = {
             "mode": mode, "view": view, "label": res.label,
@@ -96,14 +104,16 @@ def confirm_fluoro(op, body, t: float, events: list[Event]) -> tuple[float, floa
         t += START_S + TEST_ML / RATE_ML_S + 10.0
         if vasc >= 0.5:
             events.append(Event(t, "intravascular_injection", bool(alarm),
-                                f"test dose {attempt + 1}: {comp}; classifier {res.label}"))
+                                f"test dose {attempt + 1}: {_w(comp)}; classifier "
+                                f"{_w(res.label)}"))
         elif comp == "intrathecal":
             events.append(Event(t, "intrathecal_injection", res.label == "intrathecal",
-                                f"classifier {res.label}"))
+                                f"classifier {_w(res.label)}"))
         if not alarm:
             return t, contrast
         if vasc < 0.5:
-            events.append(Event(t, "false_alarm", True, f"classifier {res.label}; truth {comp}"))
+            events.append(Event(t, "false_alarm", True,
+                                f"classifier {_w(res.label)}; truth {_w(comp)}"))
         if attempt == 0:
             body.withdraw(2.0)
             events.append(Event(t, "reposition", True, "intravascular alarm: withdrawn 2 mm"))
@@ -150,7 +160,7 @@ def confirm_us(op, body, t: float, events: list[Event]) -> tuple[float, float]:
     post = None
     for tt in np.arange(0.5, START_S + TEST_ML / RATE_ML_S + 0.6, 0.5):
         post = op.render(scene.with_time(float(tt)))
-        img = to_rgb8(post.pixels)
+        img = to_rgb8(us_crop(post.pixels, op.box))
         draw_text(img, f"US injection {tt:.1f} s")
         op.keep(img)
     op.shots += 1
@@ -160,10 +170,10 @@ def confirm_us(op, body, t: float, events: list[Event]) -> tuple[float, float]:
     c = det.tip_px if det.found else us_target_px(post, op.plan.point_at(body.inserted))
     area = visible_spread(pre.pixels, post.pixels, c, float(post.spacing_mm[0]))
     seen = area >= SPREAD_MIN_MM2
-    img = to_rgb8(post.pixels)
+    img = to_rgb8(us_crop(post.pixels, op.box))
     draw_text(img, f"spread {'visible' if seen else 'NOT visible'}: {area:.0f} mm2")
     op.key_frames.append((f"after 1 mL: spread {'visible' if seen else 'not visible'} "
-                          f"({area:.0f} mm²); truth {comp}", img))
+                          f"({area:.0f} mm²); truth {_w(comp)}", img))
     op.confirm_info["test_1"] = {"mode": "us", "spread_mm2": round(area, 1),
                                  "visible": bool(seen), "true_compartment": comp,
                                  "true_vascular_share": round(vasc, 3)}
@@ -172,5 +182,5 @@ def confirm_us(op, body, t: float, events: list[Event]) -> tuple[float, float]:
         events.append(Event(t, "intravascular_injection", False,
                             "not detectable under ultrasound (intravascular fluid is not seen)"))
     elif not seen:
-        events.append(Event(t, "spread_not_seen", True, f"truth {comp}"))
+        events.append(Event(t, "spread_not_seen", True, f"truth {_w(comp)}"))
     return t, 0.0

@@ -139,15 +139,50 @@ def fl_overlay(frame: Frame, det: NeedleDetection, carm, target_mm, title: str) 
     return img
 
 
-def us_overlay(frame: Frame, det: NeedleDetection, target_px, title: str) -> np.ndarray:
-    """RGB display of a B-mode frame with the detection, the aim and the true tip."""
-    img = to_rgb8(frame.pixels)
+def us_fov_box(setup) -> tuple[int, int, int, int]:
+    """(row0, row1, col0, col1) of a B-mode image that hold its field of view (the sector
+    or rectangle down to the imaging depth): the rest of the scan-converted frame is black
+    and is left out of the displayed frames."""
+    mx, my = np.asarray(setup.map_x), np.asarray(setup.map_y)
+    n_samples, n_lines = len(setup.geom.r_mm), setup.geom.n_lines
+    fov = (mx >= 0) & (mx <= n_samples - 1) & (my >= 0) & (my <= n_lines - 1)
+    rows, cols = np.nonzero(fov)
+    if rows.size == 0:
+        return 0, mx.shape[0], 0, mx.shape[1]
+    pad = 4
+    return (max(int(rows.min()) - pad, 0), min(int(rows.max()) + pad + 1, mx.shape[0]),
+            max(int(cols.min()) - pad, 0), min(int(cols.max()) + pad + 1, mx.shape[1]))
+
+
+def _shift(p, dx: float, dy: float):
+    return None if p is None else (float(p[0]) - dx, float(p[1]) - dy)
+
+
+def us_overlay(frame: Frame, det: NeedleDetection, target_px, title: str,
+               box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """RGB display of a B-mode frame (cropped to ``box``, its field of view) with the
+    detection, the aim and the true tip."""
+    import dataclasses
+
+    r0, r1, c0, c1 = box or (0, frame.pixels.shape[0], 0, frame.pixels.shape[1])
+    img = to_rgb8(frame.pixels[r0:r1, c0:c1])
     truth = frame.truth.tip_px if frame.truth is not None and frame.truth.tip_px else None
-    draw_needle(img, det, truth)
+    shaft = None if det.shaft_px is None else \
+        (_shift(det.shaft_px[0], c0, r0), _shift(det.shaft_px[1], c0, r0))
+    draw_needle(img, dataclasses.replace(det, tip_px=_shift(det.tip_px, c0, r0),
+                                         shaft_px=shaft), _shift(truth, c0, r0))
     if target_px is not None:
-        draw_cross(img, target_px, (255, 220, 0), 6, 1)
+        draw_cross(img, _shift(target_px, c0, r0), (255, 220, 0), 6, 1)
     draw_text(img, title, (6, img.shape[0] - 8))
     return img
+
+
+def us_crop(pixels: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
+    """``pixels`` cut to ``box`` (see :func:`us_fov_box`)."""
+    if box is None:
+        return pixels
+    r0, r1, c0, c1 = box
+    return pixels[r0:r1, c0:c1]
 
 
 def us_target_px(frame: Frame, target_mm) -> tuple[float, float] | None:

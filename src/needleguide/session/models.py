@@ -9,16 +9,19 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from needleguide.errors import UserError
+from needleguide.errors import SEED_MAX, UserError
 
 MODALITIES = ("fluoro", "us")
+DISPLAYS = ("black-bone", "white-bone")
 FORCED_TIPS = ("intravascular",)
 
 
 class SessionConfig(BaseModel):
     """What to simulate. ``force_tip``: after the needle is placed, move its tip into that
     compartment (tests of the confirmation step); ``dsa``: confirm with DSA instead of live
-    fluoroscopy; ``fl_pixels``: detector matrix; ``step_mm``: advance per step."""
+    fluoroscopy; ``display``: fluoroscopy display polarity (what the operator and the
+    report see; the analysers read either); ``fl_pixels``: detector matrix; ``step_mm``:
+    advance per step."""
 
     model_config = ConfigDict(extra="forbid")
     procedure: str = "lumbar-transforaminal"
@@ -27,8 +30,9 @@ class SessionConfig(BaseModel):
     modality: str = "fluoro"
     bmi: float = Field(default=28.0, ge=15.0, le=60.0)
     degeneration: int = Field(default=0, ge=0, le=3)
-    seed: int = Field(default=1, ge=0, le=2**31 - 1)
+    seed: int = Field(default=1, ge=0, le=SEED_MAX)
     dsa: bool = False
+    display: str = "black-bone"
     fl_pixels: int = Field(default=384, ge=128, le=1024)
     step_mm: float = Field(default=5.0, ge=1.0, le=20.0)
     max_passes: int = Field(default=4, ge=1, le=10)
@@ -49,6 +53,8 @@ class SessionConfig(BaseModel):
             raise UserError(f"{loc}: {err['msg']}") from None
         if cfg.modality not in MODALITIES:
             raise UserError(f"modality: {cfg.modality!r}; choose one of {', '.join(MODALITIES)}")
+        if cfg.display not in DISPLAYS:
+            raise UserError(f"display: {cfg.display!r}; choose one of {', '.join(DISPLAYS)}")
         from needleguide.procedures import get_procedure
 
         proc = get_procedure(cfg.procedure)  # unknown id: one UserError listing the ids
@@ -108,6 +114,22 @@ class SessionResult:
     key_frames: list[tuple[str, np.ndarray]] = field(default_factory=list)
     video: list[np.ndarray] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def guidance_summary(self) -> str:
+        """In words: on how many steps the needle analyser's output steered the operator,
+        and what the operator went by otherwise (report and console)."""
+        n = len(self.steps)
+        used = sum(1 for s in self.steps if s.detected)
+        plan = ("the plan (entry point and angle), the depth markings on the needle and "
+                "touch (bone contact)")
+        if n == 0:
+            return "no needle step was imaged"
+        if used == 0:
+            return f"the needle analyser never found the needle: the operator went by {plan}"
+        if used < n:
+            return (f"the needle analyser steered {used} of {n} steps; on the others the "
+                    f"operator went by {plan}")
+        return f"the needle analyser steered all {n} steps"
 
     def interface_json(self) -> dict[str, Any]:
         """The fixed ``simulate --json`` object, plus the needle analyser's hits per view

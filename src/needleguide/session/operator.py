@@ -100,7 +100,7 @@ class FluoroOperator(Operator):
         pair = [v for v in views if v != work][:2] or [work]
         self.view_names = {"working": work, "check": pair}
         self.settings = make_settings(geometry=CArmGeometry(pixels=cfg.fl_pixels),
-                                      display="black-bone")
+                                      display=cfg.display)
         lvl = level or "L5-S1"
         self.carms = {v: named_view(patient, v, lvl, side=side, geometry_=self.settings.geometry)
                       for v in [work, *pair]}
@@ -288,6 +288,7 @@ class USOperator(Operator):
         self.s = make_settings(probe=v.probe, frequency_mhz=v.frequency_mhz, depth_mm=depth,
                                focus_mm=float(np.clip(t_p[1], 5, 0.95 * depth)))
         self.imager = USImager(self.s, seed=cfg.seed)
+        self.box = im.us_fov_box(self.imager.setup)  # displayed part of the frames
         self.view_names = {"working": proc.us.view, "probe": v.probe,
                            "frequency_mhz": v.frequency_mhz, "depth_mm": depth,
                            "probe_tilt_deg": self.tilt_deg}
@@ -306,7 +307,7 @@ class USOperator(Operator):
         det = im.analyse(fr, im.us_prior(fr, self.plan.entry_mm, guess))
         self.count(self.proc.us.view, det)
         self.keep(im.us_overlay(fr, det, im.us_target_px(fr, self.target),
-                                f"{self.proc.us.view}  {title}"))
+                                f"{self.proc.us.view}  {title}", self.box))
         if not det.found:
             return None, det
         return np.asarray(det.tip_patient_mm, float), det

@@ -16,6 +16,10 @@ def build_model(region: str = "lumbar", bmi: float = 24.0, degeneration: int = 0
         from needleguide.anatomy.phantom import lumbar
 
         return lumbar.build(params)
+    if params.region == "spine":
+        from needleguide.anatomy.phantom import wholespine
+
+        return wholespine.build(params)
     from needleguide.anatomy.phantom import cervical
 
     return cervical.build(params)

@@ -50,6 +50,7 @@ class VertebraDims:
     tp_span: float  # transverse process tip-to-tip width (TPW)
     disc_below: float  # mid-height of the disc below, mm
     facet_angle_below: float  # joint with the level below: angle to the sagittal plane, deg
+    spinous_tilt_deg: float = 8.0  # caudal slope of the spinous process (thoracic: steeper)
 
 
 # name, EPW, EPD, VBH, PDW, PDH, PD angle, SCW, SCD, SPL, SP height, TPW, disc, facet

@@ -18,13 +18,14 @@ from needleguide.anatomy.patient import Centerline, Landmark, Patient, Vertebra
 from needleguide.anatomy.phantom.painter import Stroke, render
 from needleguide.anatomy.tissues import TissueTable, default_tissue_table
 
-Region = Literal["lumbar", "cervical"]
+Region = Literal["lumbar", "cervical", "spine"]
 
 
 class PhantomParams(BaseModel):
     """Validated phantom parameters (the CLI and API boundary).
 
-    region: 'lumbar' (T11–coccyx, pelvis, both hips) or 'cervical' (occiput–T2);
+    region: 'lumbar' (T11–coccyx, pelvis, both hips), 'cervical' (occiput–T2) or 'spine'
+    (the whole spine, C1–coccyx, with the chest: anatomy/phantom/wholespine.py);
     bmi: body-mass index, kg/m² (15–60); degeneration: 0 none … 3 severe (disc height
     loss, facet hypertrophy, osteophytes); seed: random variation; spacing_mm: voxel size
     of the whole-region volume (0.25–3 mm).

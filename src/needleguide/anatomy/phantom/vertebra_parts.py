@@ -109,7 +109,7 @@ def spinous_shape(lv: Level, g: dict) -> tuple[Shape, tuple[float, float, float]
     d = lv.dims
     L = d.spinous_length
     yp = g["yp"]
-    tilt = np.radians(8.0)
+    tilt = np.radians(d.spinous_tilt_deg)
     base = np.array([0.0, yp - 2.0, g["z_sp"]])
     tip = (0.0, yp - 4.0 - L + 3.0, g["z_sp"] - np.sin(tilt) * L)
     tipv = np.array(tip)

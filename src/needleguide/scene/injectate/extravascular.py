@@ -14,6 +14,14 @@ from scipy import ndimage
 from needleguide.anatomy.patient import Patient
 from needleguide.scene.injectate.agents import Injection
 from needleguide.scene.injectate.compartments import Compartment, compartment_lut
+from needleguide.scene.injectate.detail import (
+    cauda_strands,
+    dural_sleeves,
+    plexus_lattice,
+    recess_pouches,
+    texture,
+    tube_mask,
+)
 from needleguide.scene.injectate.fill import Fill, grow_fill, seeds_near
 from needleguide.scene.injectate.flood import axis_metric, ordered_flood, step_costs
 from needleguide.scene.injectate.params import DEPENDENT_DIRECTION, SpreadParams
@@ -85,22 +93,25 @@ class ExtravascularModel:
         comp = self.compartment
         idx = _COMPS.index(comp if comp != Compartment.PERINEURAL else Compartment.SOFT_TISSUE)
 
+        lattice = (plexus_lattice(patient, patient.tissues.label("epidural_venous_plexus"))
+                   if "epidural_venous_plexus" in patient.tissues else None)
+
         def setup(grid, labels):
             cidx = lut[labels]
             weight = potential = None
             if comp == Compartment.EPIDURAL:
-                allowed = cidx == idx
+                allowed, weight, phi = self._epidural(patient, grid, labels, lut, idx)
                 costs = step_costs(h, axis_metric(canal_axis(patient, self.tip_mm),
                                                   p.epidural_craniocaudal_anisotropy))
-                # foraminal fat resists more than the canal's; a root sleeve resists less
-                weight = np.where(np.isin(labels, _ids(patient, "foramen", "sacral_foramen")),
-                                  p.foraminal_resistance_ratio, 1.0)
-                sleeve = perineural_mask(patient, labels, lut, h, p.perineural_sheath_mm)
-                weight = np.where(sleeve, 1.0 / p.root_sleeve_preference, weight).ravel()
-                phi = p.epidural_fill_fraction
             elif comp == Compartment.INTRATHECAL:
-                allowed = labels == patient.tissues.label("csf")
                 down = np.array(DEPENDENT_DIRECTION[p.position])
+                allowed = labels == patient.tissues.label("csf")
+                if p.dural_sleeve_mm > 0:  # the roots' dural sleeves hold CSF too
+                    sl = dural_sleeves(patient, grid, labels, p.dural_sleeve_mm)
+                    allowed |= sl
+                if p.cauda_strand_mm > 0:  # contrast flows around the cauda equina
+                    allowed &= ~cauda_strands(patient, grid, allowed, down,
+                                              p.cauda_strand_mm)
                 costs = step_costs(h, down=down, downhill_discount=p.gravity_downhill_discount,
                                    uphill_penalty=p.gravity_uphill_penalty)
                 # hyperbaric contrast takes low ground first: potential = penalty × height
@@ -125,6 +136,8 @@ class ExtravascularModel:
                                                   p.muscle_fibre_anisotropy))
                 weight = fibre_texture(patient, labels, grid, p, self.seed)
                 phi = p.soft_tissue_fill_fraction
+            if lattice is not None:  # the plexus' veins (a lattice in the fat) hold none
+                allowed &= ~tube_mask(grid, *lattice)
             cap = np.where(allowed, phi * h**3, 0.0)
             return allowed, costs, weight, cap, potential
 
@@ -140,6 +153,37 @@ class ExtravascularModel:
             fill.segment = (~sheath.ravel()[fill.order]).astype(np.int64)
             fill.masks = [sheath, fill.masks[0] & ~sheath]
         return fill
+
+    def _epidural(self, patient: Patient, grid, labels: np.ndarray, lut: np.ndarray,
+                  idx: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Epidural mask, per-voxel resistance and fill fraction: the epidural and
+        foraminal fat, plus the potential space of the dura (thinner than a voxel); the
+        foraminal fat resists more, a root sleeve less; a seeded lobular texture makes the
+        fronts streaky and the density uneven (fat lobules displace contrast)."""
+        p, h = self.params, self.params.grid_spacing_mm
+        fat = lut[labels] == idx
+        allowed = fat.copy()
+        # the lumbar foramina's fat and ligaments resist; the sacral foramina are open
+        weight = np.where(np.isin(labels, _ids(patient, "foramen")),
+                          p.foraminal_resistance_ratio, 1.0)
+        phi = np.full(labels.shape, p.epidural_fill_fraction)
+        if p.dural_space_fill_fraction > 0 and "dura" in patient.tissues:
+            dura = labels == patient.tissues.label("dura")
+            allowed |= dura
+            weight = np.where(dura, p.dural_space_resistance, weight)
+            phi = np.where(dura, p.dural_space_fill_fraction, phi)
+        # a root's sleeve (epineurial / perineural sheath) is continuous with the
+        # epidural space: injectate runs along it, also beyond the foramen
+        sleeve = perineural_mask(patient, labels, lut, h, p.perineural_sheath_mm)
+        allowed |= sleeve
+        weight = np.where(sleeve, 1.0 / p.root_sleeve_preference, weight)
+        phi = np.where(sleeve & ~fat, p.perineural_fill_fraction, phi)
+        if p.epidural_texture_strength > 0:
+            g = texture(grid, self.seed, p.epidural_texture_mm, salt=1)
+            weight = weight * np.exp(p.epidural_texture_strength * g)
+            # lobules: where the fat resists, it also holds less injectate
+            phi = phi * np.clip(1.0 - 0.25 * p.epidural_texture_strength * g, 0.35, 1.6)
+        return allowed, weight.ravel(), np.minimum(phi, 1.0)
 
     # ---- state at time t ----------------------------------------------------------------
     def state(self, t_s: float) -> Part:
@@ -208,19 +252,17 @@ def fibre_texture(patient: Patient, labels: np.ndarray, grid, p: SpreadParams,
     if not muscle.any():
         return None
     # lattice-anchored noise: the same voxel gets the same value on any grown grid
-    rng = np.random.default_rng([seed, *(int(v) % 100003 for v in grid.lo)])
-    across, along = (v / grid.spacing_mm for v in p.muscle_texture_length_mm)
-    g = ndimage.gaussian_filter(rng.standard_normal(grid.shape), (across, across, along))
-    g /= max(float(g.std()), 1e-9)
+    g = texture(grid, seed, p.muscle_texture_length_mm, salt=0)
     return np.where(muscle, np.exp(p.muscle_texture_strength * g), 1.0).ravel()
 
 
 class JointModel(ExtravascularModel):
-    """Intra-articular: the joint space and its capsule fill from the tip. When the joint's
-    own voxels hold less than the capacity, the capsule distends into its superior and
-    inferior recesses (along the canal axis: an *assumption*) until it does. Above the
-    capacity the capsule ruptures at the front (the voxel reached last) and the excess
-    spreads into the soft tissue there."""
+    """Intra-articular: the joint space fills from the tip (facet, sacroiliac: the space
+    only; hip: space and capsule). When the space holds less than the capacity, the
+    capsule distends into its recesses (pouches beyond the space's poles: facet superior
+    and larger inferior, sacroiliac inferior; ``detail.recess_pouches``, *assumptions*)
+    until it does. Above the capacity the capsule ruptures at the front (the voxel reached
+    last) and the excess spreads into the soft tissue there."""
 
     _JOINT_NAMES = {
         Compartment.FACET: ("facet_joint_space", "facet_capsule"),
@@ -255,21 +297,31 @@ class JointModel(ExtravascularModel):
             joint = np.isin(comp, np.unique(comp.ravel()[seeds]))
         space = joint & (labels != (patient.tissues.label("facet_capsule")
                                     if "facet_capsule" in patient.tissues else -1))
-        frac = np.where(space, 1.0, p.capsule_fill_fraction)
-        # the capsule distends into its recesses, along the canal axis, up to the capacity
-        axis = int(np.argmax(np.abs(canal_axis(patient, self.tip_mm))))
-        line = np.zeros((3, 3, 3), bool)
-        line[tuple(slice(None) if a == axis else 1 for a in range(3))] = True
-        recess = np.zeros_like(joint)
-        for _ in range(int(np.ceil(25.0 / h))):
-            if (frac * (joint | recess)).sum() * h**3 >= cap_mm3 or not seeds.size:
-                break
-            recess |= ndimage.binary_dilation(joint | recess, structure=line) & soft & ~joint
-        frac = np.where(recess, 1.0, frac)
-        joint = joint | recess
+        frac = np.where(space, p.sij_space_fill_fraction
+                        if self.compartment == Compartment.SIJ else 1.0, p.capsule_fill_fraction)
+        weight = None
+        if self.compartment in (Compartment.FACET, Compartment.SIJ) and seeds.size:
+            # the synovial cavity is the space; once it is full the capsule distends into
+            # its recesses (pouches beyond the poles) up to the capacity
+            joint = space
+            room = (soft | np.isin(labels, ids)) & ~space
+            rest = max(cap_mm3 - float((frac * space).sum()) * h**3, 0.2 * cap_mm3)
+            ask = rest
+            for _ in range(6):  # pouches clipped by bone: ask for more until they hold it
+                recess = recess_pouches(grid, space, room, ask,
+                                        canal_axis(patient, self.tip_mm),
+                                        0.65 if self.compartment == Compartment.FACET
+                                        else 1.0)
+                got = float(recess.sum()) * h**3
+                if got >= rest:
+                    break
+                ask *= min(rest / max(got, 1e-3 * rest), 2.0)
+            frac = np.where(recess, 1.0, frac)
+            joint = joint | recess
+            weight = np.where(recess, 4.0, 1.0).ravel()  # the space fills first
         costs = step_costs(h)
         cap = np.where(joint, frac * h**3, 0.0)
-        order, dist, _ = ordered_flood(joint, seeds, costs, cap, weight=None, seed_cost=d0)
+        order, dist, _ = ordered_flood(joint, seeds, costs, cap, weight=weight, seed_cost=d0)
         jf = Fill(grid, order, np.cumsum(cap.ravel()[order]), np.zeros(order.size, np.int64),
                   [joint], dist).truncated(cap_mm3)
         if need_mm3 <= jf.capacity_mm3 + 1e-9 or jf.order.size == 0:

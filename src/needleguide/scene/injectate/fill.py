@@ -114,14 +114,15 @@ def seeds_near(grid: LocalGrid, allowed: np.ndarray, tip_mm, radius_mm: float,
     return flat.astype(np.int64), d[keep]
 
 
-def touched_faces(grid: LocalGrid, order: np.ndarray) -> np.ndarray:
-    """(3, 2) bools: which faces of the grid the visited voxels touch."""
+def touched_faces(grid: LocalGrid, order: np.ndarray, margin: int = 0) -> np.ndarray:
+    """(3, 2) bools: which faces of the grid the visited voxels touch (come within
+    ``margin`` voxels of)."""
     faces = np.zeros((3, 2), bool)
     if order.size == 0:
         return faces
     ijk = np.stack(np.unravel_index(order, grid.shape), axis=1)
-    faces[:, 0] = (ijk == 0).any(axis=0)
-    faces[:, 1] = (ijk == np.array(grid.shape) - 1).any(axis=0)
+    faces[:, 0] = (ijk <= margin).any(axis=0)
+    faces[:, 1] = (ijk >= np.array(grid.shape) - 1 - margin).any(axis=0)
     return faces
 
 
@@ -144,7 +145,9 @@ def grow_fill(patient: Patient, tip_mm, params: SpreadParams, setup: Setup, need
         stop = need_mm3 if potential is None else 3.0 * need_mm3 + 1000.0
         order, dist, _ = ordered_flood(allowed, seeds, costs, cap, stop_mm3=stop,
                                        weight=weight, seed_cost=d0)
-        faces = touched_faces(grid, order)
+        # room for the front's softening beyond the last voxel (Fill.to_volume's pad)
+        margin = int(np.ceil((params.front_softening_mm / h) ** 2 / 0.25)) + 1
+        faces = touched_faces(grid, order, margin)
         faces &= (np.array(grid.shape) < nmax)[:, None]
         if not faces.any():
             break

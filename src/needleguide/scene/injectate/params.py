@@ -41,18 +41,29 @@ class SpreadParams(BaseModel):
     roi_max_mm: float = Field(200.0, ge=20.0, le=600.0)
 
     # --- extravascular filling -----------------------------------------------------------
-    epidural_fill_fraction: float = Field(0.5, gt=0.0, le=1.0)
+    epidural_fill_fraction: float = Field(0.8, gt=0.0, le=1.0)
     """Share of an epidural-fat voxel the injectate can occupy (the rest is fat and
-    veins) (assumption)."""
+    veins): the loose, semi-liquid epidural fat is pushed aside (assumption)."""
     epidural_craniocaudal_anisotropy: float = Field(2.0, ge=1.0, le=10.0)
     """Epidural spread runs this many times more easily along the canal (z) than across
     (assumption)."""
-    root_sleeve_preference: float = Field(3.0, ge=1.0, le=20.0)
+    root_sleeve_preference: float = Field(6.0, ge=1.0, le=20.0)
     """Epidural injectate spreads this many times more easily along a nerve root's sleeve
     (within ``perineural_sheath_mm`` of the root) (assumption)."""
-    foraminal_resistance_ratio: float = Field(2.0, ge=1.0, le=20.0)
+    foraminal_resistance_ratio: float = Field(3.0, ge=1.0, le=20.0)
     """Foraminal fat resists spread this many times more than the canal's epidural fat
     (transforaminal ligaments, denser fat) (assumption)."""
+    epidural_texture_strength: float = Field(0.8, ge=0.0, le=2.0)
+    """Amplitude of a seeded variation of spread resistance in the epidural fat (fat
+    lobules and septa: irregular, streaky fronts; 0 = smooth) (assumption)."""
+    epidural_texture_mm: tuple[float, float] = (2.5, 7.0)
+    """Correlation lengths (across, along the canal) of that variation (assumption)."""
+    dural_space_fill_fraction: float = Field(0.3, ge=0.0, le=1.0)
+    """Share of a dura voxel epidural injectate can occupy: the potential space between
+    the dura and the canal wall, thinner than a voxel (the ventral epidural line of the
+    lateral view) (assumption; 0 keeps the injectate in the epidural fat)."""
+    dural_space_resistance: float = Field(2.0, ge=1.0, le=20.0)
+    """Spread along that potential space is this many times harder (assumption)."""
     soft_tissue_fill_fraction: float = Field(0.3, gt=0.0, le=1.0)
     """Interstitial share of muscle / fat the injectate can occupy (assumption)."""
     muscle_fibre_anisotropy: float = Field(3.0, ge=1.0, le=10.0)
@@ -86,6 +97,12 @@ class SpreadParams(BaseModel):
     (assumption)."""
     gravity_uphill_penalty: float = Field(6.0, ge=0.0, le=100.0)
     """Extra cost per mm climbed against gravity (assumption)."""
+    dural_sleeve_mm: float = Field(1.6, ge=0.0, le=5.0)
+    """CSF cuff around a nerve root in its dural sleeve, which intrathecal contrast fills
+    (0: no sleeves) (assumption)."""
+    cauda_strand_mm: float = Field(1.1, ge=0.0, le=3.0)
+    """Radius of a cauda equina root in the sac: intrathecal contrast flows around it
+    (a filling defect; 0: no strands) (assumption)."""
 
     # --- intra-articular -----------------------------------------------------------------
     facet_capacity_ml: float = Field(1.2, gt=0.0, le=5.0)
@@ -94,6 +111,11 @@ class SpreadParams(BaseModel):
     """Sacroiliac joint capacity before extravasation (assumption)."""
     hip_capacity_ml: float = Field(12.0, gt=0.0, le=40.0)
     """Hip joint capacity before extravasation (assumption)."""
+    sij_space_fill_fraction: float = Field(1.0, gt=0.0, le=1.0)
+    """Share of a sacroiliac joint-space voxel the injectate occupies (assumption). The
+    phantom's labelled space is thicker than the synovial cleft; 0.35 gives a longer,
+    thinner joint line, but then 1 mL covers ≈ 1300 mm² on the AP and the contrast
+    analyser calls the sacroiliac session's test dose soft tissue (issue 21)."""
     capsule_fill_fraction: float = Field(0.5, gt=0.0, le=1.0)
     """Share of a capsule voxel the distending joint cavity occupies (the rest is the
     capsule wall) (assumption)."""

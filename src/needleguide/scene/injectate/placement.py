@@ -9,7 +9,20 @@ import numpy as np
 from needleguide.anatomy.patient import Patient
 from needleguide.errors import UserError, check_choice
 
-PATTERNS = ("epidural", "intravascular", "intrathecal", "intra-articular", "soft-tissue")
+PATTERNS = ("epidural", "intravascular", "intrathecal", "intra-articular", "soft-tissue",
+            "interlaminar", "transforaminal", "caudal", "facet", "sacroiliac", "arterial",
+            "venous")
+#: volume (mL) and rate (mL/s) of the demonstration injection of each pattern (300 mg I/mL):
+#: test doses under live fluoroscopy (Furman's atlas: 0.5–3 mL), a caudal epidurogram
+#: 5 mL, a facet arthrogram up to and past the capsule's capacity, the sacroiliac joint
+#: past its capacity (*assumptions* within the clinical ranges)
+INJECTIONS = {"epidural": (3.0, 0.5), "interlaminar": (3.0, 0.5),
+              "transforaminal": (1.5, 0.3), "caudal": (5.0, 1.0),
+              "intravascular": (1.5, 0.5), "arterial": (1.5, 0.5), "venous": (1.5, 0.5),
+              "intrathecal": (3.0, 0.5), "intra-articular": (0.6, 0.15),
+              "facet": (1.8, 0.15), "sacroiliac": (3.0, 0.25), "soft-tissue": (3.0, 0.5)}
+#: names that place the tip as another pattern does
+ALIASES = {"interlaminar": "epidural", "facet": "intra-articular", "arterial": "intravascular"}
 
 
 def _level_axes(patient: Patient, level: str) -> tuple[np.ndarray, np.ndarray]:
@@ -39,16 +52,28 @@ def tip_for_pattern(patient: Patient, pattern: str, level: str = "L4-L5",
                     side: str = "right") -> np.ndarray:
     """A tip (RAS mm) in the compartment that gives ``pattern`` at ``level``/``side``.
 
-    epidural: the interlaminar epidural target; intravascular: on the segmental artery of
-    the level's upper vertebra, 45 mm upstream of its radicular branch; intrathecal: 1 mm
-    into the CSF anterior to the interlaminar target; intra-articular: the facet joint;
-    soft-tissue: 10 mm into the paraspinal muscle behind the facet joint.
+    epidural / interlaminar: the interlaminar epidural target; transforaminal: the safe
+    triangle under the pedicle (the level's foramen landmark); caudal: the sacral hiatus;
+    intravascular / arterial: on the segmental artery of the level's upper vertebra, 45 mm
+    upstream of its radicular branch; venous: the epidural venous plexus voxel nearest the
+    level's foramen; intrathecal: 1 mm into the CSF anterior to the interlaminar target;
+    intra-articular / facet: the facet joint; sacroiliac: the inferior third of the
+    sacroiliac joint; soft-tissue: 10 mm into the paraspinal muscle behind the facet joint.
     """
     check_choice("pattern", pattern, PATTERNS)
     check_choice("side", side, ("right", "left"))
+    pattern = ALIASES.get(pattern, pattern)
     sup, ant = _level_axes(patient, level)
     if pattern == "epidural":
         return patient.landmark(f"{level}.interlaminar")
+    if pattern == "transforaminal":
+        return patient.landmark(f"{level}.foramen.{side}")
+    if pattern == "caudal":
+        return patient.landmark("sacral_hiatus")
+    if pattern == "sacroiliac":
+        return patient.landmark(f"sij.{side}.inferior")
+    if pattern == "venous":
+        return venous_tip(patient, level, side)
     if pattern == "intrathecal":
         first = march(patient, patient.landmark(f"{level}.interlaminar"), ant, "csf")
         return first + 1.0 * ant
@@ -71,3 +96,16 @@ def tip_for_pattern(patient: Patient, pattern: str, level: str = "L4-L5",
             s_branch = float(arc[np.argmin(np.linalg.norm(p - c.points_mm[0], axis=1))])
     s = max(s_branch - 45.0, 0.25 * arc[-1])
     return np.array([np.interp(s, arc, p[:, k]) for k in range(3)])
+
+
+def venous_tip(patient: Patient, level: str, side: str) -> np.ndarray:
+    """A tip inside the epidural venous plexus voxel nearest the level's foramen."""
+    if "epidural_venous_plexus" not in patient.tissues:
+        raise UserError("pattern venous: this patient has no epidural venous plexus")
+    lab = patient.tissues.label("epidural_venous_plexus")
+    idx = np.argwhere(patient.labels == lab)
+    if idx.size == 0:
+        raise UserError("pattern venous: no epidural venous plexus voxel in this patient")
+    pts = idx @ patient.VoxelToPatient[:3, :3].T + patient.VoxelToPatient[:3, 3]
+    ref = patient.landmark(f"{level}.foramen.{side}")
+    return pts[int(np.argmin(np.linalg.norm(pts - ref, axis=1)))]

@@ -20,6 +20,7 @@ from scipy.spatial import cKDTree
 from needleguide.anatomy.patient import Centerline, Patient
 from needleguide.scene.injectate.agents import Injection
 from needleguide.scene.injectate.compartments import Compartment
+from needleguide.scene.injectate.detail import plexus_lattice, tube_mask
 from needleguide.scene.injectate.extravascular import Part
 from needleguide.scene.injectate.fill import Fill, grow_fill
 from needleguide.scene.injectate.flood import step_costs
@@ -58,12 +59,16 @@ class VascularModel:
         lines = [c for c in patient.centerlines.values() if c.label == self.label]
         samples = [(_resample(c, 0.5 * h), c.name) for c in lines]
         tube = self._downstream_samples(patient, s_tip) if self.centerline is not None else None
+        # the epidural venous plexus is a valveless lattice: filled both ways from the tip
+        lattice = plexus_lattice(patient, self.label) if kind == "vein" else None
+        if lattice is not None:
+            tube = lattice
 
         def setup(grid, labels):
             allowed = labels == self.label
             if tube is not None:  # the lumen along the centerlines, whatever is painted there
-                allowed |= self._tube(grid, *tube)
-            if self.centerline is not None and samples:
+                allowed |= tube_mask(grid, *tube)
+            if self.centerline is not None and samples and lattice is None:
                 allowed = self._downstream(grid, allowed, samples, s_tip)
             cap = np.where(allowed, h**3, 0.0)
             return allowed, step_costs(h), None, cap, None
@@ -130,26 +135,6 @@ class VascularModel:
                 out_r.append(cr)
                 todo.append((c.name, cp))
         return np.concatenate(out_p), np.concatenate(out_r)
-
-    @staticmethod
-    def _tube(grid, pts: np.ndarray, radii: np.ndarray) -> np.ndarray:
-        """Voxels of ``grid`` within the radius of the nearest centerline sample (at least
-        0.6 voxel, so that the lumen stays connected)."""
-        h = grid.spacing_mm
-        rmax = max(float(radii.max()), 0.6 * h)
-        lo = np.floor((pts.min(0) - rmax) / h).astype(int) - np.array(grid.lo)
-        hi = np.ceil((pts.max(0) + rmax) / h).astype(int) - np.array(grid.lo) + 1
-        lo = np.clip(lo, 0, np.array(grid.shape))
-        hi = np.clip(hi, 0, np.array(grid.shape))
-        out = np.zeros(grid.shape, bool)
-        if np.any(hi <= lo):
-            return out
-        ijk = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi, strict=True)],
-                                   indexing="ij"), axis=-1).reshape(-1, 3)
-        d, i = cKDTree(pts).query((ijk + np.array(grid.lo)) * h)
-        inside = d <= np.maximum(radii[i], 0.6 * h)
-        out[tuple(ijk[inside].T)] = True
-        return out
 
     def _downstream(self, grid, allowed, samples, s_tip: float) -> np.ndarray:
         """``allowed`` minus the voxels whose nearest centerline sample lies on the tip's
