@@ -148,13 +148,11 @@ def observe(noisy: list[np.ndarray], clean: list[np.ndarray], times: np.ndarray,
                        np.array([x[:k] for x in d_null]).reshape(len(d_null), k))
 
 
-def cnr(clean_signal: np.ndarray, noise_a: np.ndarray, noise_b: np.ndarray, pixel_mm: float,
-        fraction: float = 0.5, ring_mm: tuple[float, float] = (3.0, 10.0)) -> float | None:
-    """Contrast-to-noise ratio of the injectate against its background in one displayed
-    frame: (mean noise-free signal over the injectate — where |s| ≥ ``fraction`` of its
-    peak — minus its mean over a ring ``ring_mm`` around it) / the per-pixel noise σ of
-    the display there, (a − b)/√2 of two noisy renders of the same frame. None when
-    there is no signal."""
+def _region_and_ring(clean_signal: np.ndarray, pixel_mm: float, fraction: float,
+                     ring_mm: tuple[float, float]):
+    """(signal, injectate region, background ring) of a noise-free contrast signal, or
+    None when there is no signal: region where |s| ≥ ``fraction`` of its peak, ring
+    ``ring_mm`` around it."""
     s = np.asarray(clean_signal, np.float32)
     peak = float(np.abs(s).max())
     if peak <= 1e-6:
@@ -164,6 +162,20 @@ def cnr(clean_signal: np.ndarray, noise_a: np.ndarray, noise_b: np.ndarray, pixe
     k0 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r0 + 1, 2 * r0 + 1))
     k1 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r1 + 1, 2 * r1 + 1))
     ring = (cv2.dilate(region, k1) > 0) & ~(cv2.dilate(region, k0) > 0)
+    return s, region, ring
+
+
+def cnr(clean_signal: np.ndarray, noise_a: np.ndarray, noise_b: np.ndarray, pixel_mm: float,
+        fraction: float = 0.5, ring_mm: tuple[float, float] = (3.0, 10.0)) -> float | None:
+    """Contrast-to-noise ratio of the injectate against its background in one displayed
+    frame: (mean noise-free signal over the injectate — where |s| ≥ ``fraction`` of its
+    peak — minus its mean over a ring ``ring_mm`` around it) / the per-pixel noise σ of
+    the display there, (a − b)/√2 of two noisy renders of the same frame. None when
+    there is no signal."""
+    found = _region_and_ring(clean_signal, pixel_mm, fraction, ring_mm)
+    if found is None:
+        return None
+    s, region, ring = found
     inside = region > 0
     if not ring.any():
         return None
@@ -215,15 +227,10 @@ def cnr_background(clean_signal: np.ndarray, frame: np.ndarray, pixel_mm: float,
     deviation of the displayed ``frame`` in the ring around it — everything the eye must
     tell it from: quantum noise and, on a live image, the anatomy (bone edges, the needle)
     that a subtraction removes."""
-    s = np.asarray(clean_signal, np.float32)
-    peak = float(np.abs(s).max())
-    if peak <= 1e-6:
+    found = _region_and_ring(clean_signal, pixel_mm, fraction, ring_mm)
+    if found is None:
         return None
-    region = (np.abs(s) >= fraction * peak).astype(np.uint8)
-    r0, r1 = (max(1, int(round(v / pixel_mm))) for v in ring_mm)
-    k0 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r0 + 1, 2 * r0 + 1))
-    k1 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r1 + 1, 2 * r1 + 1))
-    ring = (cv2.dilate(region, k1) > 0) & ~(cv2.dilate(region, k0) > 0)
+    s, region, ring = found
     sd = float(np.std(np.asarray(frame, np.float32)[ring])) if ring.any() else 0.0
     if sd <= 0:
         return None
