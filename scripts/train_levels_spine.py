@@ -6,6 +6,10 @@ variants drawn from the seed) at 2 mm and ``--frames`` random views of it
 S1), 256² detector. The first three quarters of the seeds fit, the last quarter
 calibrates:
 
+Optionally (``--ct-seeds``) phantoms rendered at 1.5 mm, written as a synthetic CT in
+1–5 mm slices and imported through the CT path join the fitting and calibration sets
+(same 3 : 1 split).
+
 1. disc filter: a linear pre-filter and a one-layer network (48 tanh units) on the
    descriptors of true discs at their pitch against everything else (other rows, half and
    double the pitch), every anatomy;
@@ -18,7 +22,8 @@ calibrates:
 Seeds used here must stay below 1000 (held out: ≥ 1000). Frames are cached as pickles in
 ``--cache`` so that a refit does not re-render them.
 
-    python scripts/train_levels_spine.py --seeds 100-299 --cache /tmp/levels_cache
+    python scripts/train_levels_spine.py --seeds 100-339 --ct-seeds 400-429 \
+        --cache /tmp/levels_cache
 """
 
 from __future__ import annotations
@@ -31,18 +36,27 @@ from pathlib import Path
 import numpy as np
 
 
-def render_seed(seed: int, frames: int, cache: Path | None) -> list[dict]:
-    """The labelled frames of one tuning seed (cached)."""
-    path = cache / f"seed_{seed}.pkl" if cache else None
+def render_seed(seed: int, frames: int, cache: Path | None, ct: bool = False) -> list[dict]:
+    """The labelled frames of one tuning seed (cached): of the phantom, or (``ct``) of
+    the phantom at 1.5 mm written as a synthetic CT in 1–5 mm slices and imported
+    (``eval_levels_spine.ct_patient``)."""
+    path = cache / f"seed_{'ct_' if ct else ''}{seed}.pkl" if cache else None
     if path is not None and path.exists():
         return pickle.loads(path.read_bytes())
-    from needleguide.anatomy.phantom import build_phantom
+    import tempfile
+
+    from needleguide.anatomy.phantom.thoracic_dims import SpineVariants
     from needleguide.fluoro import CArmGeometry, Fluoroscope, make_settings
     from needleguide.guidance.eval_levels_cases import make_case
+    from needleguide.guidance.eval_levels_spine import _phantom, ct_patient
 
-    rng = np.random.default_rng([seed, 99])
-    bmi, deg = float(rng.uniform(19, 40)), int(rng.integers(0, 3))
-    p = build_phantom("spine", bmi=bmi, degeneration=deg, seed=seed, spacing_mm=2.0)
+    if ct:
+        p0, rng = _phantom(seed, SpineVariants("none", "12"), spacing_mm=1.5)
+        with tempfile.TemporaryDirectory() as d:
+            p = ct_patient(p0, float(rng.uniform(1.0, 5.0)), seed, d)
+        p = p.__class__(**{**p.__dict__, "meta": {**p.meta, "variants": p0.meta["variants"]}})
+    else:
+        p, rng = _phantom(seed)
     fl = Fluoroscope(p, make_settings(geometry=CArmGeometry(pixels=256)), seed=seed)
     out = []
     for _ in range(frames):
@@ -92,6 +106,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="100-299", help="first-last tuning seed (< 1000)")
     ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--ct-seeds", default="", help="first-last tuning seeds rendered "
+                    "through the CT path (synthetic CT, 1-5 mm slices, import-ct)")
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--disc-examples", type=int, default=90000)
     ap.add_argument("--reuse-disc", type=Path, default=None,
@@ -101,7 +117,7 @@ def main() -> None:
                     / "src/needleguide/guidance/data/levels_spine.npz")
     a = ap.parse_args()
     lo, hi = (int(x) for x in a.seeds.split("-"))
-    if hi >= 1000:
+    if hi >= 1000 or any(int(x) >= 1000 for x in a.ct_seeds.split("-") if x):
         raise SystemExit("tuning seeds must stay below 1000 (held out from 1000)")
     from needleguide.guidance import levels_spine as LS
     from needleguide.guidance.levels_column import column
@@ -118,10 +134,19 @@ def main() -> None:
     seeds = list(range(lo, hi + 1))
     cut = lo + int(0.75 * len(seeds))
     data = {s: render_seed(s, a.frames, a.cache) for s in seeds}
-    print(f"{sum(map(len, data.values()))} frames from {len(seeds)} seeds "
+    ct_seeds = []
+    if a.ct_seeds:
+        c0, c1 = (int(x) for x in a.ct_seeds.split("-"))
+        ct_seeds = list(range(c0, c1 + 1))
+    ct_data = {s: render_seed(s, a.frames, a.cache, ct=True) for s in ct_seeds}
+    print(f"{sum(map(len, data.values()))} phantom frames from {len(seeds)} seeds, "
+          f"{sum(map(len, ct_data.values()))} CT frames from {len(ct_seeds)} "
           f"({time.time() - t0:.0f} s)", flush=True)
-    fit = [d for s in seeds if s < cut for d in data[s]]
-    cal = [d for s in seeds if s >= cut for d in data[s]]
+    ct_cut = ct_seeds[0] + int(0.75 * len(ct_seeds)) if ct_seeds else 0
+    fit = [d for s in seeds if s < cut for d in data[s]] + \
+        [d for s in ct_seeds if s < ct_cut for d in ct_data[s]]
+    cal = [d for s in seeds if s >= cut for d in data[s]] + \
+        [d for s in ct_seeds if s >= ct_cut for d in ct_data[s]]
     cols = {id(d): column(frame_of(d)) for d in fit + cal}
 
     # 1. disc filter (or the one of an earlier fit, --reuse-disc)

@@ -150,6 +150,8 @@ def make_case(patient, rng: np.random.Generator, seed: int, pixels: int = 256,
         th = np.radians(rng.uniform(15.0, 45.0)) * (1 if rng.random() < 0.5 else -1)
         b = -ant * np.cos(th) + right * np.sin(th)
     orbit, tilt = angles_from_beam(b)
+    if abs(orbit) > 110.0:  # an imported CT's axes can point the beam from the back
+        orbit, tilt = angles_from_beam(-b)
     orbit += float(rng.normal(0, 3.0))
     tilt = float(np.clip(tilt + rng.normal(0, 4.0), -45, 45))
     iso = p + right * rng.uniform(-15, 15) * (view != "lateral") \
