@@ -82,8 +82,8 @@ def main() -> None:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     from PIL import Image
 
-    # 28 greys and the overlay colours keep the sheet small (docs/img: ≤ ~200 kB)
-    greys = [int(round(v)) for v in np.linspace(0, 255, 28) for _ in range(3)]
+    # 24 greys and the overlay colours keep the sheet small (docs/img: ≤ ~200 kB)
+    greys = [int(round(v)) for v in np.linspace(0, 255, 24) for _ in range(3)]
     cols = [60, 220, 60, 240, 200, 40, 170, 170, 170, 0, 255, 255, 255, 230, 0]
     pal = Image.new("P", (1, 1))
     pal.putpalette(greys + cols + [0] * (768 - len(greys) - len(cols)))

@@ -22,8 +22,7 @@ Optionally (``--ct-seeds``) phantoms rendered at 1.5 mm, written as a synthetic 
 Seeds used here must stay below 1000 (held out: ≥ 1000). Frames are cached as pickles in
 ``--cache`` so that a refit does not re-render them.
 
-    python scripts/train_levels_spine.py --seeds 100-339 --ct-seeds 400-429 \
-        --cache /tmp/levels_cache
+    python scripts/train_levels_spine.py --cache /tmp/levels_cache   # seeds 100-339, CT 400-429
 """
 
 from __future__ import annotations
@@ -104,9 +103,9 @@ def fit_disc_filter(fit: list[dict], cols: dict, n_examples: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", default="100-299", help="first-last tuning seed (< 1000)")
+    ap.add_argument("--seeds", default="100-339", help="first-last tuning seed (< 1000)")
     ap.add_argument("--frames", type=int, default=16)
-    ap.add_argument("--ct-seeds", default="", help="first-last tuning seeds rendered "
+    ap.add_argument("--ct-seeds", default="400-429", help="first-last tuning seeds rendered "
                     "through the CT path (synthetic CT, 1-5 mm slices, import-ct)")
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--disc-examples", type=int, default=90000)

@@ -2,7 +2,10 @@
 
 - ``needle`` / ``tracking``: needle shaft, angle and tip in US and FL frames.
 - :mod:`needleguide.guidance.levels`: vertebral level labels on FL AP and lateral frames
-  (:func:`label_levels`; baseline :func:`baseline_levels`).
+  (:func:`label_levels`; baseline :func:`baseline_levels`);
+  :mod:`needleguide.guidance.levels_spine`: levels on any view of any part of the spine,
+  counted from any anchor in view or "none" (``label_spine``); ``analyse``: levels and
+  needle of one frame as ``needleguide analyse`` prints them.
 - :mod:`needleguide.guidance.contrast`: contrast pattern and intravascular alarm from an
   FL sequence, live or DSA (:func:`classify_sequence`).
 - ``eval_*``: labelled simulated cases and the ``needleguide evaluate`` figures
