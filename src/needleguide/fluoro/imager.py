@@ -40,6 +40,7 @@ from needleguide.fluoro.processing import display_window, reference_tau, scatter
 from needleguide.fluoro.projector import ProjectionVolume
 from needleguide.fluoro.settings import FluoroSettings
 from needleguide.fluoro.spectra import Spectrum
+from needleguide.fluoro.table import table_basis_g_cm2
 from needleguide.fluoro.truth import needle_truth
 from needleguide.fluoro.volume import basis_volume
 from needleguide.frame import Dose, Frame
@@ -191,8 +192,6 @@ class Fluoroscope:
         a_bone = np.maximum(li[..., 1] / 10.0, 0.0)
         s = self.settings
         if s.table and s.table_g_cm2 > 0 and vol.bounds_mm() is not None:
-            from needleguide.fluoro.table import table_basis_g_cm2
-
             ts, tb = table_basis_g_cm2(src, p00, dd, n, vol.bounds_mm(), s)
             a_soft, a_bone = a_soft + ts, a_bone + tb
         return a_soft, a_bone

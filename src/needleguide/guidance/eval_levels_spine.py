@@ -323,18 +323,10 @@ def merge_keys(out: dict, spine: dict) -> None:
 def spine_fps(pixels: int = 512, repeats: int = 20, seed: int = 0) -> float:
     """Frames per second of ``label_spine`` at ``pixels``² (one core, a synthetic column
     of bright bodies with dark discs and noise, 20 repeats after one warm-up)."""
-    from needleguide.frame import Frame
+    from needleguide.guidance.eval_levels import synthetic_column_frame
     from needleguide.guidance.levels_spine import label_spine
 
-    rng = np.random.default_rng(seed)
-    rows = np.arange(pixels)
-    prof = 0.5 + 0.3 * (np.sin(2 * np.pi * rows / 60.0) > -0.6)
-    img = np.full((pixels, pixels), 0.3, np.float32)
-    img[:, pixels // 2 - 40: pixels // 2 + 40] = prof[:, None]
-    img += rng.normal(0, 0.02, img.shape).astype(np.float32)
-    f = Frame(pixels=img, spacing_mm=(0.586, 0.586), ImageToPatient=np.eye(4), time_s=0.0,
-              modality="fluoro", settings={"pixel_mm": 0.586, "sod_mm": 650.0,
-                                           "sid_mm": 1000.0, "orbit_deg": 0.0})
+    f = synthetic_column_frame(pixels, seed, orbit_deg=0.0)
     label_spine(f)
     t0 = time.perf_counter()
     for _ in range(repeats):

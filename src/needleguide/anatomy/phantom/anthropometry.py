@@ -115,15 +115,7 @@ def sample_dimensions(rng: np.random.Generator, size_sd: float = 0.03
     out: dict[str, VertebraDims] = {}
     for name, d in VERTEBRAE.items():
         f = g * float(np.clip(1.0 + rng.normal(0, 0.015), 0.96, 1.04))
-        out[name] = replace(
-            d, body_width=d.body_width * f, body_depth=d.body_depth * f,
-            body_height=d.body_height * f, pedicle_width=d.pedicle_width * f,
-            pedicle_height=d.pedicle_height * f, canal_width=d.canal_width * f,
-            canal_depth=d.canal_depth * f, spinous_length=d.spinous_length * f,
-            spinous_height=d.spinous_height * f, tp_span=d.tp_span * f,
-            disc_below=d.disc_below * f,
-            facet_angle_below=d.facet_angle_below + float(rng.normal(0, 3.0)),
-        )
+        out[name] = scaled_dims(d, f, rng)
     p = PelvisDims()
     fp = g * float(np.clip(1.0 + rng.normal(0, 0.02), 0.95, 1.05))
     pelvis = replace(
@@ -136,3 +128,17 @@ def sample_dimensions(rng: np.random.Generator, size_sd: float = 0.03
         neck_shaft_angle=p.neck_shaft_angle + float(rng.normal(0, 2.0)),
     )
     return out, pelvis, g
+
+
+def scaled_dims(d: VertebraDims, f: float, rng: np.random.Generator) -> VertebraDims:
+    """``d`` with every length scaled by ``f`` and the facet angle below jittered
+    (sd 3°, one draw from ``rng``)."""
+    return replace(
+        d, body_width=d.body_width * f, body_depth=d.body_depth * f,
+        body_height=d.body_height * f, pedicle_width=d.pedicle_width * f,
+        pedicle_height=d.pedicle_height * f, canal_width=d.canal_width * f,
+        canal_depth=d.canal_depth * f, spinous_length=d.spinous_length * f,
+        spinous_height=d.spinous_height * f, tp_span=d.tp_span * f,
+        disc_below=d.disc_below * f,
+        facet_angle_below=d.facet_angle_below + float(rng.normal(0, 3.0)),
+    )

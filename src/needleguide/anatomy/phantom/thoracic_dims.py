@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from needleguide.anatomy.phantom.anthropometry import VERTEBRAE, VertebraDims
+from needleguide.anatomy.phantom.anthropometry import VERTEBRAE, VertebraDims, scaled_dims
 
 # name, EPW, EPD, VBH, PDW, PDH, PD angle, SCW, SCD, SPL, SP height, TPW, disc, facet,
 # spinous slope
@@ -143,14 +143,7 @@ def thoracic_dims(rng: np.random.Generator, names: list[str], scale: float
     for n in names:
         d = THORACIC[n]
         f = scale * float(np.clip(1.0 + rng.normal(0, 0.015), 0.96, 1.04))
-        out[n] = replace(
-            d, body_width=d.body_width * f, body_depth=d.body_depth * f,
-            body_height=d.body_height * f, pedicle_width=d.pedicle_width * f,
-            pedicle_height=d.pedicle_height * f, canal_width=d.canal_width * f,
-            canal_depth=d.canal_depth * f, spinous_length=d.spinous_length * f,
-            spinous_height=d.spinous_height * f, tp_span=d.tp_span * f,
-            disc_below=d.disc_below * f,
-            facet_angle_below=d.facet_angle_below + float(rng.normal(0, 3.0)))
+        out[n] = scaled_dims(d, f, rng)
     return out
 
 
