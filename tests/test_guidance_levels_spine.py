@@ -161,7 +161,9 @@ def test_analyse_cli_on_a_fluoro_frame_and_a_plain_png(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert [f["file"] for f in out["frames"]] == ["fluoro.png", "fluoro_inverted.png"]
     for f in out["frames"]:
-        assert set(f) == {"file", "levels", "needle"}
+        assert set(f) == {"file", "frame", "region", "spacing_mm", "spacing_source",
+                          "levels", "needle"}
+        assert f["spacing_source"] == "frame JSON" and f["frame"] == 0
         assert set(f["levels"]) == {"anchor", "vertebrae"}
         assert set(f["needle"]) == {"found", "tip_px", "tip_mm", "confidence", "tip_visible"}
     a, b = out["frames"]

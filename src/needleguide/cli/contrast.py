@@ -6,7 +6,9 @@ Images come from the cone-beam fluoroscope (``needleguide.fluoro``: two C-arms, 
 lateral, biplane-style, in the --display polarity, DSA by log subtraction) — or, with
 ``--renderer simple``, from a parallel-beam Beer–Lambert projection at an effective 60 keV
 (μ/ρ from PHYSICS.md) with Poisson noise, kept as a dependency-light stand-in
-(:mod:`needleguide.cli._contrast_simple`).
+(:mod:`needleguide.cli._contrast_simple`). With ``--dicom`` (fluoro renderer) the live
+and DSA runs of both views also go into one DICOM study in dicom/ (XA objects and the
+dose report; :mod:`needleguide.cli._dicom_out`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ def register(app: typer.Typer) -> None:
         fps: float = typer.Option(10.0, help="frames per second of the clip (1–30)"),
         renderer: str = typer.Option("fluoro", help="fluoro (cone-beam C-arm) | simple"),
         display: str = typer.Option(DEFAULT_DISPLAY, help=DISPLAY_HELP),
+        dicom: bool = typer.Option(False, "--dicom",
+                                   help="Also write DICOM into DIR/dicom/: the live and DSA "
+                                        "runs as X-Ray Angiographic images and the dose "
+                                        "report (needs --renderer fluoro)."),
         force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     ) -> None:
         """Inject contrast with the tip in a chosen compartment; write contrast.mp4,
@@ -59,7 +65,7 @@ def register(app: typer.Typer) -> None:
         )
 
         from needleguide.cli._common import announce_compile, check_display, writing
-        from needleguide.errors import check_choice, check_range, check_seed
+        from needleguide.errors import UserError, check_choice, check_range, check_seed
         from needleguide.scene.injectate import make_injection
         from needleguide.scene.injectate.placement import PATTERNS
 
@@ -69,6 +75,9 @@ def register(app: typer.Typer) -> None:
         check_choice("--side", side, ("right", "left"))
         check_choice("--renderer", renderer, ("fluoro", "simple"))
         check_display(display)
+        if dicom and renderer != "fluoro":
+            raise UserError("--dicom: needs --renderer fluoro (the simple stand-in has no "
+                            "C-arm geometry or technique to record)")
         v0, r0 = _defaults(pattern)
         make_injection(agent="contrast", concentration_mg_ml=concentration,
                        volume_ml=v0 if volume is None else volume,
@@ -84,11 +93,12 @@ def register(app: typer.Typer) -> None:
                     bar.update(task, completed=done, total=total, description=what)
 
                 files = run(pattern, seed, d, level, side, concentration, volume, rate, fps,
-                            renderer, display, progress=tick)
-        names = sorted({f.relative_to(d).parts[0] for f in files})
-        console.print(f"wrote {out}: " + ", ".join(n + ("/ (" + str(sum(
-            f.relative_to(d).parts[0] == n for f in files)) + " PNGs)" if n == "dsa" else "")
-            for n in names), soft_wrap=True, highlight=False)
+                            renderer, display, progress=tick, dicom=dicom)
+        tops = [f.relative_to(d).parts[0] for f in files]
+        kinds = {"dsa": "PNGs", "dicom": "DICOM files"}
+        console.print(f"wrote {out}: " + ", ".join(
+            n + (f"/ ({tops.count(n)} {kinds[n]})" if n in kinds else "")
+            for n in sorted(set(tops))), soft_wrap=True, highlight=False)
 
 
 VIEWS = ("ap", "lateral")
@@ -97,9 +107,11 @@ VIEWS = ("ap", "lateral")
 def run(pattern: str, seed: int, out: Path, level: str = "L4-L5", side: str = "right",
         concentration: float = 300.0, volume: float | None = None, rate: float | None = None,
         fps: float = 10.0, renderer: str = "fluoro", display: str = "black-bone",
-        progress: Callable[[int, int, str], None] | None = None) -> list[Path]:
-    """Write the clip, contact sheet, DSA frames and summary into ``out``; returns the
-    files. ``progress(done, total, what)`` is called per rendered frame."""
+        progress: Callable[[int, int, str], None] | None = None,
+        dicom: bool = False) -> list[Path]:
+    """Write the clip, contact sheet, DSA frames and summary into ``out`` (with ``dicom``
+    and the fluoro renderer also the DICOM study in ``out/dicom``); returns the files.
+    ``progress(done, total, what)`` is called per rendered frame."""
     import numpy as np
 
     from needleguide.anatomy.phantom import build_phantom
@@ -126,9 +138,15 @@ def run(pattern: str, seed: int, out: Path, level: str = "L4-L5", side: str = "r
                       inj.end_s, inj.end_s + 1.0, inj.end_s + 3.0})
     n = len(times) + len(sheet_t)
     frames = []
+    live = {v: [] for v in VIEWS} if dicom and renderer == "fluoro" else None
     for i, t in enumerate(times):
         tick(i, n, "live frames (AP + lateral)")
         frames.append(np.concatenate([view.live(v, float(t)) for v in VIEWS], axis=1))
+        if live is not None:
+            from needleguide.cli._dicom_out import monitor_copy
+
+            for v in VIEWS:
+                live[v].append(monitor_copy(view.last_frame[v]))
     files = [write_mp4(out / "contrast.mp4", frames, fps, [f"{t:4.1f} s" for t in times])]
     full = {}
     for i, t in enumerate(sheet_t):
@@ -146,6 +164,12 @@ def run(pattern: str, seed: int, out: Path, level: str = "L4-L5", side: str = "r
         "tip_mm": np.round(tip, 2).tolist(), "injection": inj.model_dump(mode="json"),
         "summaries": [injectate.summary(float(t)) for t in sheet_t],
         "renderer": view.name, "display": display}))
+    if live is not None:
+        from needleguide.cli._dicom_out import write_contrast_dicom
+
+        tick(n, n, "writing DICOM")
+        files += write_contrast_dicom(out / "dicom", view, live, sheet_t, pattern, seed,
+                                      concentration)
     return files
 
 
@@ -186,6 +210,7 @@ class FluoroRenderer:
                    for k, v in enumerate(VIEWS)}
         self.scene = Scene(patient=patient, needle=needle, injectate=injectate)
         self.tip = tip_mm
+        self.last_frame: dict = {}  # view -> the Frame the monitor shows
 
     def live(self, view: str, t_s: float):
         """What the monitor shows at ``t_s``: pulses at the pulse rate since the last one
@@ -202,6 +227,7 @@ class FluoroRenderer:
         self._last_t = {**getattr(self, "_last_t", {}), view: t_s}
         if f is None:
             f = fl.hold(t_s) or fl.frame(self.scene.with_time(t_s), carm=self.carm[view])
+        self.last_frame[view] = f
         return _u8(f.pixels)
 
     def dsa(self, view: str, t_s: float):

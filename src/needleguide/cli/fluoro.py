@@ -1,6 +1,7 @@
 """``needleguide fluoro``: a clinical C-arm view of the phantom (fluoro.png + frame.json),
 and with ``--needle-to LANDMARK`` the needle advancing under pulsed fluoroscopy
-(advance.mp4 + advance.json)."""
+(advance.mp4 + advance.json); with ``--dicom`` also one DICOM study in dicom/ (XA objects
+of the advance's beam-on pulses and of the spot image, and the dose report)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,10 @@ def register(app: typer.Typer) -> None:
                                               "or `phantom` output) instead of building "
                                               "the phantom; --region, --bmi and --spacing "
                                               "are then ignored."),
+        dicom: bool = typer.Option(False, "--dicom",
+                                   help="Also write DICOM (X-Ray Angiographic Image Storage "
+                                        "and the radiation dose report, one study) into "
+                                        "DIR/dicom/."),
         out: Path = typer.Option(..., help="Output folder."),
         force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     ) -> None:
@@ -98,16 +103,30 @@ def register(app: typer.Typer) -> None:
                 console.print(f"building the {region} phantom (BMI {bmi:g}) …")
                 patient = model.to_patient()
             carm = named_view(patient, view, level, side=side, geometry_=settings.geometry)
-            frame, dose = _write(d, patient, settings, carm, seed, needle_to, region, level)
+            study = _study(region, bmi, seed, patient_dir) if dicom else None
+            frame, dose = _write(d, patient, settings, carm, seed, needle_to, region, level,
+                                 study)
         console.print(f"wrote {out / 'fluoro.png'} ({frame.settings['projection']}, "
                       f"{display}); DAP {dose.dap_gy_cm2 * 1000:.2f} mGy·cm², "
                       f"K_ref {dose.air_kerma_mgy:.3f} mGy", soft_wrap=True, highlight=False)
 
 
+def _study(region: str, bmi: float, seed: int, patient_dir: Path | None):
+    """The run's DICOM study: the phantom, or the patient folder."""
+    from needleguide.io.dicom_study import new_study, phantom_study
+
+    if patient_dir is None:
+        return phantom_study(region, bmi, seed, "fluoroscopy")
+    name = Path(patient_dir).resolve().name or "patient"
+    return new_study(f"{region} patient {name}: fluoroscopy", f"Patient^{name}",
+                     f"NG-{name}")
+
+
 def _write(d: Path, patient, settings, carm, seed: int, needle_to: str | None, region: str,
-           level: str):
+           level: str, study=None):
     """fluoro.png, fluoro_inverted.png, frame.json (+ advance.mp4, advance.json) into
-    ``d``; returns the spot frame and the cumulative dose."""
+    ``d``; with a DICOM ``study`` also dicom/ (:func:`_write_dicom`); returns the spot
+    frame and the cumulative dose."""
     import imageio.v2 as imageio
     import numpy as np
 
@@ -118,6 +137,7 @@ def _write(d: Path, patient, settings, carm, seed: int, needle_to: str | None, r
 
     fl = Fluoroscope(patient, settings, seed=seed, carm=carm)
     scene = Scene(patient)
+    pulses = []  # beam-on frames of the advance, for DICOM
     if needle_to:
         target = patient.landmark(needle_to)
         needle, target = plan_needle(patient, carm, target)
@@ -129,6 +149,8 @@ def _write(d: Path, patient, settings, carm, seed: int, needle_to: str | None, r
             tips.append({"time_s": round(fr.time_s, 4), "tip_px": fr.truth.tip_px,
                          "tip_mm": fr.truth.tip_mm,
                          "last_image_hold": bool(fr.settings.get("last_image_hold"))})
+            if study is not None and not fr.settings.get("last_image_hold"):
+                pulses.append(fr.without_truth())
             final = fr
         with atomic_path(d / "advance.mp4") as tmp:
             w = imageio.get_writer(tmp, format="FFMPEG", fps=settings.pulse_rate,
@@ -165,7 +187,26 @@ def _write(d: Path, patient, settings, carm, seed: int, needle_to: str | None, r
                                "dap_gy_cm2": fl.dose_total.dap_gy_cm2,
                                "fluoro_time_s": fl.dose_total.fluoro_time_s}
     write_json(d / "frame.json", meta)
+    if study is not None:
+        _write_dicom(d / "dicom", study, fl, pulses, frame, needle_to)
     return frame, fl.dose_total
+
+
+def _write_dicom(folder: Path, study, fl, pulses: list, spot, needle_to: str | None) -> None:
+    """XA0001.dcm the advance's beam-on pulses (if any), then the spot image, and
+    SR0001.dcm the radiation dose structured report of the run's exposures."""
+    from needleguide.cli._dicom_out import write_dose_report
+    from needleguide.io.dicom_xa import write_xa_run
+
+    n = 0
+    if pulses:
+        n += 1
+        write_xa_run(folder / f"XA{n:04d}.dcm", study, pulses, n,
+                     f"needle advance to {needle_to}")
+    n += 1
+    write_xa_run(folder / f"XA{n:04d}.dcm", study, [spot], n,
+                 f"spot {spot.settings.get('projection', '')}")
+    write_dose_report(folder, study, [fl], 99)
 
 
 def final_needle(frame, needle, target):

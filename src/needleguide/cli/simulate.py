@@ -49,14 +49,23 @@ def _write_outputs(results, d: Path, title: str) -> Path:
     from needleguide.atomic import write_json
     from needleguide.report import write_report
 
-    write_json(d / "session.json", [r.interface_json() | {"metrics": r.metrics,
-                                                          "plan": r.plan,
-                                                          "display": r.config.display,
-                                                          "confirm": r.extra["confirm"],
-                                                          "events_detail": [
-                                                              e.to_json() for e in r.events]}
-                                    for r in results])
+    write_json(d / "session.json", [r.interface_json() | {
+        "metrics": r.metrics, "plan": r.plan, "display": r.config.display,
+        "confirm": r.extra["confirm"], "events_detail": [e.to_json() for e in r.events],
+        # irradiation events (fluoro/dose_events.py): their doses sum to the metrics'
+        "dose_events": [e.to_json() for e in r.dose_events]} for r in results])
     return write_report(results, d, title)
+
+
+def _write_dicom(result, d: Path):
+    """``simulate --dicom``: the session's study into d/dicom (session/dicom_out.py)."""
+    from needleguide.session.dicom_out import write_session_dicom
+
+    exp = write_session_dicom(result, d / "dicom")
+    for m in exp.missing:
+        console.print(f"dicom: {m} is not available; its objects were not written",
+                      highlight=False, soft_wrap=True)
+    return exp
 
 
 def _line(r) -> str:
@@ -88,6 +97,10 @@ def register(app: typer.Typer) -> None:
         display: str = typer.Option(DEFAULT_DISPLAY, help=DISPLAY_HELP),
         out: Path = typer.Option(..., help="Output folder: report.html, procedure.mp4, "
                                            "session.json."),
+        dicom: bool = typer.Option(False, "--dicom", help="Also write OUT/dicom/: one DICOM "
+                                   "study of the session (fluoroscopy shots as XA, "
+                                   "ultrasound frames as a US cine, the radiation dose SR "
+                                   "SR0001.dcm for fluoroscopy)."),
         force: bool = typer.Option(False, "--force", help=FORCE_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     ) -> None:
@@ -101,12 +114,14 @@ def register(app: typer.Typer) -> None:
         check_display(display)
         cfg = SessionConfig.build(procedure=procedure, level=level, side=side,
                                   modality=modality, bmi=bmi, degeneration=degeneration,
-                                  seed=seed, dsa=dsa, display=display)
+                                  seed=seed, dsa=dsa, display=display, keep_frames=dicom)
         with writing(out, "simulate", force) as d:
             if not as_json:
                 announce_compile(*SESSION_KERNELS)
             results = _run_with_progress([cfg], "")
             _write_outputs(results, d, f"needleguide: {procedure} under {modality}")
+            if dicom:
+                _write_dicom(results[0], d)
         if as_json:
             typer.echo(json.dumps(results[0].interface_json()))
         else:

@@ -1,5 +1,6 @@
 """``needleguide us``: a standard ultrasound view of the phantom (us.png + frame.json), and
-with ``--needle-to LANDMARK`` an in-plane needle advance (advance.mp4)."""
+with ``--needle-to LANDMARK`` an in-plane needle advance (advance.mp4); with ``--dicom``
+also one DICOM study (dicom/US0001.dcm the still, dicom/US0002.dcm the advance cine)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,28 @@ def in_plane_needle(patient, view, settings, target_mm, gauge: int = 22):
     length = float(np.clip(np.ceil((path + 15) / 10) * 10, 50, 200))
     return Needle.from_entry_and_target(entry, target_mm, gauge=gauge, length_mm=length,
                                         inserted_mm=1e-3)
+
+
+def advance_frames(patient, view, settings, target_mm, n: int, seed: int, start: float = 0.0,
+                   rate_hz: float = 15.0) -> list:
+    """``n`` frames (without truth) of an in-plane needle advanced to ``target_mm`` in
+    equal steps from ``start`` of the way (0–1) to the target, at ``rate_hz`` frames/s."""
+    import numpy as np
+
+    from needleguide.scene import Scene
+    from needleguide.us import USImager
+
+    imager = USImager(settings, seed=seed)
+    nd0 = in_plane_needle(patient, view, settings, target_mm)
+    total = float(np.linalg.norm(np.asarray(target_mm) - nd0.skin_entry_mm))
+    scene = Scene(patient, poses={"ProbeToPatient": view.ProbeToPatient})
+    out = []
+    for i in range(n):
+        ins = total * (start + (1.0 - start) * (i + 1) / n)
+        nd = nd0.advanced(ins - nd0.inserted_length_mm)
+        out.append(imager.render(scene.with_needle(nd).with_time(i / rate_hz),
+                                 view=view.to_json()).without_truth())
+    return out
 
 
 def _tgc(tgc: str | None) -> list[float] | None:
@@ -88,6 +111,9 @@ def register(app: typer.Typer) -> None:
         needle_to: str = typer.Option(None, help="Landmark: write an in-plane needle advance"
                                                  " (advance.mp4)."),
         frames: int = typer.Option(40, help="Frames of the needle advance (2–600)."),
+        dicom: bool = typer.Option(False, "--dicom",
+                                   help="Also write DICOM (Ultrasound Multi-frame Image "
+                                        "Storage, one study) into DIR/dicom/."),
         out: Path = typer.Option(..., help="Output folder."),
         force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     ) -> None:
@@ -137,14 +163,20 @@ def register(app: typer.Typer) -> None:
                               focus_mm=fmm, dynamic_range_db=dr, tgc_db=tgc_list,
                               steer_deg=steer, noise_db_re_face=noise_db, doppler=box,
                               prf_hz=prf)
-            wrote = _write(d, patient, v, s, seed, view, side, bmi, needle_to, frames)
+            study = None
+            if dicom:
+                from needleguide.io.dicom_study import phantom_study
+
+                study = phantom_study(region, bmi, seed, f"ultrasound {view}")
+            wrote = _write(d, patient, v, s, seed, view, side, bmi, needle_to, frames, study)
         console.print(f"wrote {', '.join(str(out / w) for w in wrote)}", soft_wrap=True,
                       highlight=False)
 
 
 def _write(d: Path, patient, v, s, seed: int, view: str, side: str, bmi: float,
-           needle_to: str | None, frames: int) -> list[str]:
-    """us.png, frame.json and, with a needle target, advance.mp4 into ``d``."""
+           needle_to: str | None, frames: int, study=None) -> list[str]:
+    """us.png, frame.json and, with a needle target, advance.mp4 into ``d``; with a DICOM
+    ``study`` also dicom/US0001.dcm (the still) and dicom/US0002.dcm (the advance)."""
     import imageio.v2 as imageio
     import numpy as np
 
@@ -160,12 +192,19 @@ def _write(d: Path, patient, v, s, seed: int, view: str, side: str, bmi: float,
     with atomic_path(d / "us.png") as tmp:
         imageio.imwrite(tmp, screen(frame, title))
     write_text(d / "frame.json", frame.to_json())
+    dicom = []
+    if study is not None:
+        from needleguide.io.dicom_us import write_us_cine
+
+        write_us_cine(d / "dicom" / "US0001.dcm", study, [frame], 1, title)
+        dicom = ["dicom/US0001.dcm"]
     if needle_to is None:
-        return ["us.png", "frame.json"]
+        return ["us.png", "frame.json", *dicom]
     target = patient.landmark(needle_to)
     nd0 = in_plane_needle(patient, v, s, target)
     total = float(np.linalg.norm(target - nd0.skin_entry_mm))
     console.print(f"advancing the needle to {needle_to} ({frames} frames) …")
+    cine = []
     with atomic_path(d / "advance.mp4") as tmp:
         w = imageio.get_writer(tmp, fps=15, codec="libx264", quality=7,
                                macro_block_size=2, format="FFMPEG")
@@ -175,8 +214,14 @@ def _write(d: Path, patient, v, s, seed: int, view: str, side: str, bmi: float,
                 nd = nd0.advanced(ins - nd0.inserted_length_mm)
                 f = imager.render(scene.with_needle(nd).with_time(i / 15.0), view=v.to_json())
                 img = screen(f, f"{title}  needle {ins:.0f}/{total:.0f} mm -> {needle_to}")
+                if study is not None:
+                    cine.append(f)
                 h, wd = img.shape[:2]
                 w.append_data(img[: h - h % 2, : wd - wd % 2])
         finally:
             w.close()
-    return ["us.png", "frame.json", "advance.mp4"]
+    if study is not None:
+        write_us_cine(d / "dicom" / "US0002.dcm", study, cine, 2,
+                      f"{title}  needle -> {needle_to}")
+        dicom.append("dicom/US0002.dcm")
+    return ["us.png", "frame.json", "advance.mp4", *dicom]

@@ -6,8 +6,8 @@ central ROI, fluoro/aec.py; or the manual kvp/ma), the polyenergetic transmissio
 that kVp's beam-hardening table, the scatter field and the display window. Per frame:
 needle (steel + hub chords) and iodine (sub-volume march) added with the exact spectral
 sum on the pixels they touch (same beam); absorbed quanta; focal-spot blur; Poisson noise
-(seeded per frame); scintillator blur; log; window; edge enhancement; collimator. Doses
-per exposure are counted in a cumulative :class:`Dose`.
+(seeded per frame); scintillator blur; log; window; edge enhancement; collimator. Every
+exposure is booked in the irradiation event log (``events``, ``dose_total``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from needleguide.fluoro.display_chain import (  # noqa: F401 (RUN_GAP_S re-expor
     display_pixels,
     recursive_step,
 )
+from needleguide.fluoro.dose_events import ExposureLog
 from needleguide.fluoro.field import field_mask
 from needleguide.fluoro.frame_record import acquisition_settings
 from needleguide.fluoro.materials import density_g_cm3
@@ -84,7 +85,7 @@ class Fluoroscope:
     """A C-arm fluoroscope looking at one patient.
 
     ``frame(scene, mode)`` images the scene at the current :attr:`carm` pose; ``carm`` can
-    be changed at will (poses are cached). ``dose_total`` accumulates every exposure.
+    be changed at will (poses are cached). ``events``, ``run``: fluoro/dose_events.py.
     """
 
     def __init__(self, patient: Patient, settings: FluoroSettings | None = None,
@@ -96,7 +97,8 @@ class Fluoroscope:
         self._volume: ProjectionVolume | None = None
         self._skey: tuple | None = None  # (settings object, its pose-relevant fields)
         self._poses: dict[tuple, _PoseCache] = {}
-        self.dose_total = Dose()
+        self.log = ExposureLog()  # irradiation events (dose_total is their sum)
+        self.run, self.events = self.log.run, self.log.events  # events: cleared in place
         self.exposures = 0
         # the current fluoroscopy run (motion-adaptive recursive filter, last-image hold)
         self._run: RunState | None = None
@@ -170,8 +172,12 @@ class Fluoroscope:
         t = 1.0 / self.settings.pulse_rate if mode == "pulsed" else 0.0
         return Dose(air_kerma_mgy=k, dap_gy_cm2=dap, fluoro_time_s=t)
 
+    @property
+    def dose_total(self) -> Dose:
+        return self.log.total
+
     def reset_dose(self) -> None:
-        self.dose_total = Dose()
+        self.log.clear()
         self.exposures = 0
 
     # ---- pose cache ------------------------------------------------------------------------
@@ -218,7 +224,8 @@ class Fluoroscope:
         g = carm.geometry
         a_soft, a_bone = self.anatomy_areal_g_cm2(carm)
         mask = field_mask(carm, self.patient).astype(np.float32)
-        tech, ln_t, t, scatter = self._choose_technique(carm, a_soft, a_bone, mask)
+        tech, ln_t, t, scatter = aec_control.choose_technique(
+            self.settings, g, a_soft, a_bone, mask, self.scatter_field)
         fieldw = cv2.GaussianBlur(mask, (0, 0), 1.0)
         ell = -np.log(np.maximum(t + scatter, 1e-12)).astype(np.float32)
         low, (lo, hi) = display_window(ell, mask, g.pixel_mm, self.settings)
@@ -234,13 +241,6 @@ class Fluoroscope:
             self._poses.pop(next(iter(self._poses)))
         self._poses[key] = pc
         return pc
-
-    def _choose_technique(self, carm: CArm, a_soft: np.ndarray, a_bone: np.ndarray,
-                          mask: np.ndarray):
-        """Technique of a pose and the anatomy's ln T, T and scatter at its kVp
-        (``aec.choose_technique``)."""
-        return aec_control.choose_technique(self.settings, carm.geometry, a_soft, a_bone,
-                                            mask, self.scatter_field)
 
     def scatter_field(self, t: np.ndarray, ln_t: np.ndarray, mask: np.ndarray,
                       detector_mm: float, beam: BeamModel | None = None) -> np.ndarray:
@@ -331,7 +331,7 @@ class Fluoroscope:
         log_image = np.log(counts)
         np.negative(log_image, out=log_image)
         dose = self.exposure_dose(mode, carm)
-        self.dose_total = self.dose_total + dose
+        self.log.record(self, carm, mode, dose, mas, scene.time_s)
         self.exposures += 1
         k_det = pc.tech.detector_ugy_per_mas * mas  # the AEC's ROI measure (µGy)
         return Exposure(log_image, counts, dose, mas, k_det, float(q0))

@@ -59,7 +59,8 @@ def advance_sequence(fluoro: Fluoroscope, scene: Scene, needle: Needle, target_m
     Intermittent technique: the needle is pushed ``step_mm`` while the pedal is down for
     ``burst_pulses`` pulses (beam on, the needle moves a fraction of the step each pulse),
     then ``hold_pulses`` frame periods of last-image hold (beam off, no dose, the same
-    image repeated with ``settings['last_image_hold'] = True``)."""
+    image repeated with ``settings['last_image_hold'] = True``). Each burst is one
+    irradiation event (its pulses follow at the pulse rate: fluoro/dose_events.py)."""
     carm = carm or fluoro.carm
     target = np.asarray(target_mm, float)
     period = 1.0 / fluoro.settings.pulse_rate
@@ -94,7 +95,8 @@ def live_run(fluoro: Fluoroscope, scene: Scene, t_start_s: float, t_end_s: float
     carm = carm or fluoro.carm
     period = 1.0 / fluoro.settings.pulse_rate
     times = np.arange(t_start_s, t_end_s + 1e-9, period)
-    return [fluoro.frame(scene.with_time(float(t)), "pulsed", carm) for t in times]
+    with fluoro.run("live pulsed fluoroscopy"):  # the pedal held: one irradiation event
+        return [fluoro.frame(scene.with_time(float(t)), "pulsed", carm) for t in times]
 
 
 def dsa_sequence(fluoro: Fluoroscope, scenes: Sequence[Scene], carm: CArm | None = None,
@@ -109,6 +111,12 @@ def dsa_sequence(fluoro: Fluoroscope, scenes: Sequence[Scene], carm: CArm | None
     if len(scenes) < 2:
         raise UserError("dsa: need a mask scene and at least one contrast scene")
     carm = carm or fluoro.carm
+    with fluoro.run("DSA"):  # the whole run is one irradiation event
+        return _dsa_frames(fluoro, scenes, carm, misregistration_px, window)
+
+
+def _dsa_frames(fluoro: Fluoroscope, scenes: Sequence[Scene], carm: CArm,
+                misregistration_px: tuple[float, float], window: float) -> list[Frame]:
     mask = fluoro.expose(scenes[0], "dsa", carm)
     frames = [fluoro._frame(scenes[0], carm, fluoro.display(mask.log_image, carm), mask,
                             "dsa", {"dsa_role": "mask"})]

@@ -44,8 +44,9 @@ def _levels(frame: Frame):
     return best[1], best[2]
 
 
-def analyse_frame(frame: Frame) -> tuple[dict, np.ndarray]:
-    """(result with the fixed keys, RGB overlay) of one frame (module docstring)."""
+def analyse_frame(frame: Frame, draw: bool = True) -> tuple[dict, np.ndarray | None]:
+    """(result with the fixed keys, RGB overlay or None when not ``draw``) of one frame
+    (module docstring)."""
     from needleguide.guidance.levels_spine import draw_spine
     from needleguide.guidance.needle import detect_needle
     from needleguide.guidance.overlay import draw_needle
@@ -59,7 +60,16 @@ def analyse_frame(frame: Frame) -> tuple[dict, np.ndarray]:
               if det.found and det.tip_image_mm is not None else None,
               "confidence": round(float(det.confidence), 3),
               "tip_visible": bool(det.found and det.tip_visible)}
-    img = draw_spine(shown, lv)
+    if not draw:
+        return {"levels": lv.to_json(), "needle": needle}, None
+    if frame.modality == "us":
+        import cv2
+
+        g = shown.pixels if shown.pixels.ndim == 3 else cv2.cvtColor(
+            np.asarray(shown.pixels, np.uint8), cv2.COLOR_GRAY2RGB)
+        img = np.ascontiguousarray(g[..., :3], dtype=np.uint8)
+    else:
+        img = draw_spine(shown, lv)
     if det.found:
         k = img.shape[0] / frame.shape[0]
         sc = dataclasses.replace(

@@ -61,14 +61,19 @@ def _test_dose(op, tip, t0: float, dsa: bool):
     carm = op.carms[view]
     body_scene = Scene(op.patient).with_needle(op._needle).with_injectate(inj)
     end = START_S + TEST_ML / RATE_ML_S + 1e-6  # the classifier reads the inflow phase
-    if dsa:
-        times = np.arange(0.0, end, 1.0 / 6.0)
-        frames = dsa_sequence(op.fl, [body_scene.with_time(float(t)) for t in times], carm)
-        mode = "dsa"
-    else:
-        times = np.arange(0.0, end, 1.0 / op.fl.settings.pulse_rate)
-        frames = [op.fl.frame(body_scene.with_time(float(t)), "pulsed", carm) for t in times]
-        mode = "live"
+    # one irradiation event on the session clock (the injection's scenes start at 0 s)
+    with op.fl.run(f"contrast test dose ({'DSA' if dsa else 'live fluoroscopy'})",
+                   offset_s=t0):
+        if dsa:
+            times = np.arange(0.0, end, 1.0 / 6.0)
+            frames = dsa_sequence(op.fl, [body_scene.with_time(float(t)) for t in times],
+                                  carm)
+            mode = "dsa"
+        else:
+            times = np.arange(0.0, end, 1.0 / op.fl.settings.pulse_rate)
+            frames = [op.fl.frame(body_scene.with_time(float(t)), "pulsed", carm)
+                      for t in times]
+            mode = "live"
     op.shots += len(frames)
     res = classify_sequence([f.without_truth() for f in frames], mode=mode,
                             n_mask=int(np.sum(times < START_S)) if mode == "live" else 3)
@@ -82,6 +87,9 @@ def confirm_fluoro(op, body, t: float, events: list[Event]) -> tuple[float, floa
         comp, vasc = true_compartment(op.patient, body.tip)
         frames, res, view, mode = _test_dose(op, body.tip, t, op.cfg.dsa)
         contrast += TEST_ML
+        op.record(f"contrast test dose {attempt + 1}", view,
+                  "dsa" if mode == "dsa" else "pulsed", frames,
+                  mask_frame_numbers=[1] if mode == "dsa" else None)
         for f in frames[:: 2 if mode == "live" else 1]:
             img = to_rgb8(f.pixels)
             draw_text(img, f"{view} {mode} contrast {f.time_s:.1f} s")
@@ -157,9 +165,11 @@ def confirm_us(op, body, t: float, events: list[Event]) -> tuple[float, float]:
         inj = None
     scene = Scene(op.patient).with_needle(body.needle()).with_injectate(inj)
     pre = op.render(scene.with_time(0.0))
+    op.record("injection", op.proc.us.view, "bmode", [pre])
     post = None
     for tt in np.arange(0.5, START_S + TEST_ML / RATE_ML_S + 0.6, 0.5):
         post = op.render(scene.with_time(float(tt)))
+        op.record("injection", op.proc.us.view, "bmode", [post])
         img = to_rgb8(us_crop(post.pixels, op.box))
         draw_text(img, f"US injection {tt:.1f} s")
         op.keep(img)

@@ -324,7 +324,9 @@ def run_session(cfg: SessionConfig,
     return SessionResult(cfg, metrics, events, steps, planj, op.key_frames, op.video,
                          {"patient": {"region": proc.phantom_region, "bmi": cfg.bmi,
                                       "degeneration": cfg.degeneration, "seed": cfg.seed},
-                          "procedure_name": proc.name, "confirm": op.confirm_info})
+                          "procedure_name": proc.name, "confirm": op.confirm_info},
+                         imaging=list(op.imaging.values()),
+                         dose_events=list(op.fl.events) if cfg.modality == "fluoro" else [])
 
 
 def steerable_mm(remaining_mm: float, step_mm: float) -> float:

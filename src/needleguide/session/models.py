@@ -4,12 +4,16 @@ interface of issue 8: ``simulate --json``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from needleguide.errors import SEED_MAX, UserError
+from needleguide.frame import Frame
+
+if TYPE_CHECKING:
+    from needleguide.fluoro.dose_events import IrradiationEvent
 
 MODALITIES = ("fluoro", "us")
 DISPLAYS = ("black-bone", "white-bone")
@@ -21,7 +25,9 @@ class SessionConfig(BaseModel):
     compartment (tests of the confirmation step); ``dsa``: confirm with DSA instead of live
     fluoroscopy; ``display``: fluoroscopy display polarity (what the operator and the
     report see; the analysers read either); ``fl_pixels``: detector matrix; ``step_mm``:
-    advance per step."""
+    advance per step; ``keep_frames``: keep every frame shown (without truth) in the
+    result's ``imaging`` (for DICOM export; a fluoroscopy session at 384² holds about
+    0.6 MB per frame)."""
 
     model_config = ConfigDict(extra="forbid")
     procedure: str = "lumbar-transforaminal"
@@ -39,6 +45,7 @@ class SessionConfig(BaseModel):
     phantom_spacing_mm: float = Field(default=1.5, ge=0.5, le=3.0)
     force_tip: str | None = None
     record_video: bool = True
+    keep_frames: bool = False
 
     @classmethod
     def build(cls, **kw: Any) -> SessionConfig:
@@ -102,9 +109,31 @@ class StepRecord:
 
 
 @dataclass
+class ImagingGroup:
+    """Frames a session showed, grouped as they are stored (one DICOM object each): a
+    view's fluoroscopy shots during the advance, a spot image, a contrast run (DSA: frame
+    1 is the mask), the ultrasound frames of the advance or of the injection. ``modality``
+    "fluoro" | "us"; ``mode`` "pulsed" | "spot" | "dsa" | "bmode"; frames without truth."""
+
+    label: str
+    modality: str
+    view: str
+    mode: str
+    frames: list[Frame] = field(default_factory=list)
+    mask_frame_numbers: list[int] | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the frames' pixels."""
+        return int(sum(f.pixels.nbytes for f in self.frames))
+
+
+@dataclass
 class SessionResult:
     """Everything a report needs: config, plan summary, metrics, events, steps, key frames
-    (title, RGB uint8) and the video frames (RGB uint8)."""
+    (title, RGB uint8), the video frames (RGB uint8), the frames shown (``imaging``,
+    when ``config.keep_frames``) and the fluoroscope's irradiation events
+    (``dose_events``; their dose sums to the metrics' fluoro time, DAP and air kerma)."""
 
     config: SessionConfig
     metrics: dict[str, Any]
@@ -114,6 +143,8 @@ class SessionResult:
     key_frames: list[tuple[str, np.ndarray]] = field(default_factory=list)
     video: list[np.ndarray] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    imaging: list[ImagingGroup] = field(default_factory=list)
+    dose_events: list[IrradiationEvent] = field(default_factory=list)
 
     def guidance_summary(self) -> str:
         """In words: on how many steps the needle analyser's output steered the operator,

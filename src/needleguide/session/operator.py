@@ -24,6 +24,7 @@ from needleguide.frame import Dose
 from needleguide.scene import Scene
 from needleguide.session import imaging as im
 from needleguide.session.confirm import confirm_fluoro, confirm_us
+from needleguide.session.models import ImagingGroup
 from needleguide.session.plan import plan_fluoro_path, plan_in_plane_path
 
 CHECK_GAP_MM = 3.0  # the two check rays must pass this close to each other
@@ -33,8 +34,8 @@ CHECK_AGREE_MM = 3.0  # two views' depths this close are averaged (else: the sid
 
 
 class Operator:
-    """Common state: plan, key frames, video frames, shot count."""
-
+    """Common state: plan, key frames, video frames, shot count, and (``cfg.keep_frames``)
+    the frames shown, without truth, grouped for storage (:meth:`record`)."""
 
     def __init__(self, cfg, proc, patient, target, level, side):
         self.cfg, self.proc, self.patient = cfg, proc, patient
@@ -46,6 +47,20 @@ class Operator:
         self.confirm_info: dict = {}
         self.last_rgb: np.ndarray | None = None
         self.analyser: dict[str, dict[str, int]] = {}  # per view: frames analysed, found
+        self.imaging: dict[tuple[str, str], ImagingGroup] = {}
+
+    def record(self, label: str, view: str, mode: str, frames, mask_frame_numbers=None
+               ) -> None:
+        """Keep ``frames`` (as shown, truth removed) in the group (``label``, ``view``) when
+        the config asks for the frames (``keep_frames``); nothing otherwise."""
+        if not self.cfg.keep_frames:
+            return
+        g = self.imaging.get((label, view))
+        if g is None:
+            g = self.imaging[(label, view)] = ImagingGroup(
+                label, "fluoro" if mode in ("pulsed", "spot", "dsa") else "us", view, mode,
+                [], mask_frame_numbers)
+        g.frames.extend(f.without_truth() for f in frames)
 
     def count(self, view: str, det) -> None:
         """Tally one analyser call on ``view`` (the report's hit rate)."""
@@ -146,6 +161,7 @@ class FluoroOperator(Operator):
             carm = self.carms[v]
             fr = self.fl.frame(scene, "pulsed", carm)
             self.shots += 1
+            self.record("needle advance, fluoroscopy shots", v, "pulsed", [fr])
             prior = im.fl_prior(carm, self.hub(guess), guess)
             det = im.analyse(fr, prior)
             self.count(v, det)
@@ -164,8 +180,9 @@ class FluoroOperator(Operator):
         rays = []
         for v in self.pair:
             carm = self.carms[v]
-            fr = self.fl.frame(scene, "spot", carm)
+            fr = self.fl.frame(scene.with_time(t), "spot", carm)  # the clock: dose log
             self.shots += 1
+            self.record("position check, spot image", v, "spot", [fr])
             guess = self.plan.point_at(body.inserted)
             det = im.analyse(fr, im.fl_prior(carm, self.hub(guess), guess))
             self.count(f"{v} (check)", det)
@@ -304,6 +321,7 @@ class USOperator(Operator):
     def look(self, scene: Scene, guess, title: str, gate_mm: float = np.inf):
         fr = self.render(scene)
         self.shots += 1
+        self.record("needle advance", self.proc.us.view, "bmode", [fr])
         det = im.analyse(fr, im.us_prior(fr, self.plan.entry_mm, guess))
         self.count(self.proc.us.view, det)
         self.keep(im.us_overlay(fr, det, im.us_target_px(fr, self.target),
