@@ -170,15 +170,21 @@ def test_video_and_png_sequence_with_spacing(tmp_path, capsys):
     for f in frames:
         w.append_data(f)
     w.close()
+    avi = tmp_path / "clip.avi"  # AVI (Motion JPEG) through the same reader
+    w = imageio.get_writer(avi, fps=10, codec="mjpeg", macro_block_size=2, format="FFMPEG")
+    for f in frames[:3]:
+        w.append_data(f)
+    w.close()
     seq = tmp_path / "seq"
     seq.mkdir()
     for i, f in enumerate(frames[:4]):
         imageio.imwrite(seq / f"f{i:03d}.png", f)
-    assert main(["analyse", str(vid), str(seq), "--spacing", "0.5", "--modality", "us",
-                 "--json"]) == 0
+    assert main(["analyse", str(vid), str(avi), str(seq), "--spacing", "0.5", "--modality",
+                 "us", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     files = [f["file"] for f in out["frames"]]
     assert files.count("clip.mp4") == 8 and files.count("seq") == 4
+    assert files.count("clip.avi") == 3
     assert all(f["spacing_mm"] == [0.5, 0.5] and f["spacing_source"] == "given"
                for f in out["frames"])
     boxes = {tuple(f["region"]["box"]) for f in out["frames"]}

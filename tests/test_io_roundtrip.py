@@ -102,3 +102,31 @@ def test_xa_run_round_trip_and_cli_json(tmp_path, capsys):
         assert set(f) == {"file", "frame", "region", "spacing_mm", "spacing_source",
                           "levels", "needle"}
         assert f["file"] == "XA0001.dcm" and f["region"]["box"] == [0, 0, 255, 255]
+
+
+def test_colour_doppler_cine_reports_its_colour_flow_region(tmp_path):
+    from needleguide.anatomy.phantom import build_model
+    from needleguide.io.dicom_us import write_us_cine
+    from needleguide.io.screen import colour_mask
+    from needleguide.scene import Scene
+    from needleguide.us import USImager, make_settings
+    from needleguide.us.views import standard_view
+
+    patient = build_model("lumbar", bmi=24.0, seed=4, spacing_mm=1.5).to_patient()
+    v = standard_view(patient, "paramedian-sagittal", level="L4-L5", side="right")
+    box = [-12.0, 12.0, 0.15 * v.depth_mm, 0.75 * v.depth_mm]
+    s = make_settings(probe=v.probe, frequency_mhz=v.frequency_mhz, depth_mm=v.depth_mm,
+                      doppler=box)
+    fr = USImager(s, seed=4).render(Scene(patient, poses={"ProbeToPatient": v.ProbeToPatient}),
+                                    view=v.to_json()).without_truth()
+    p = write_us_cine(tmp_path / "US0001.dcm", phantom_study("lumbar", 24, 4), [fr], 1)
+    src = read_sources([p])[0][0]
+    (f,) = list(frames_of(src))
+    (cf,) = f.region.colour_flow
+    a = f.region.area
+    assert a.x0 <= cf[0] < cf[2] <= a.x1 and a.y0 <= cf[1] < cf[3] <= a.y1
+    # colour pixels (here: the box outline, and flow where a vessel crosses it) are not
+    # anatomy: none is left in the analysed B-mode
+    cm = colour_mask(fr.pixels)
+    assert f.frame.pixels.ndim == 2
+    assert not f.frame.pixels[cm].any()
