@@ -45,7 +45,6 @@ def render(pattern: str, pixels: int = 384, seed: int = 0, spacing_mm: float = 1
     """Frames of one pattern: {(view, t): (live, dsa)} display pixels, the crops, times,
     the summary at the end of the injection and the iodine projections (mg I/cm²)."""
     from needleguide.anatomy.phantom import build_phantom
-    from needleguide.cli.contrast import needle_for
     from needleguide.fluoro import (
         CArm,
         CArmGeometry,
@@ -57,7 +56,12 @@ def render(pattern: str, pixels: int = 384, seed: int = 0, spacing_mm: float = 1
     from needleguide.fluoro.overlays import iodine_mg_cm2
     from needleguide.scene import Scene
     from needleguide.scene.injectate import Injectate, make_injection
-    from needleguide.scene.injectate.placement import ALIASES, INJECTIONS, tip_for_pattern
+    from needleguide.scene.injectate.placement import (
+        ALIASES,
+        INJECTIONS,
+        needle_for,
+        tip_for_pattern,
+    )
 
     p = build_phantom("lumbar", seed=seed, spacing_mm=spacing_mm)
     level = LEVEL.get(pattern, "L4-L5")
@@ -117,7 +121,7 @@ def visibility(fl, scene, carm, t_s: float, win: float) -> dict:
     shows it after 1.5 s of pulses; DSA), from a noise-free render and two noisy renders
     with different seeds (``eval_observer.cnr``)."""
     from needleguide.fluoro import dsa_sequence
-    from needleguide.guidance.eval_observer import cnr, cnr_background
+    from needleguide.lab.eval_observer import cnr, cnr_background
 
     s0, seed0 = fl.settings, fl.seed
     period = 1.0 / s0.pulse_rate

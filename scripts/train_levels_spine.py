@@ -2,7 +2,7 @@
 
 Frames: for every seed, a whole-spine phantom (BMI 19–40, degeneration 0–2 and numbering
 variants drawn from the seed) at 2 mm and ``--frames`` random views of it
-(``guidance.eval_levels_cases.make_case``: AP / lateral / oblique anywhere from C2 to
+(``lab.eval_levels_cases.make_case``: AP / lateral / oblique anywhere from C2 to
 S1), 256² detector. The first three quarters of the seeds fit, the last quarter
 calibrates:
 
@@ -46,8 +46,8 @@ def render_seed(seed: int, frames: int, cache: Path | None, ct: bool = False) ->
 
     from needleguide.anatomy.phantom.thoracic_dims import SpineVariants
     from needleguide.fluoro import CArmGeometry, Fluoroscope, make_settings
-    from needleguide.guidance.eval_levels_cases import make_case
-    from needleguide.guidance.eval_levels_spine import _phantom, ct_patient
+    from needleguide.lab.eval_levels_cases import make_case
+    from needleguide.lab.eval_levels_spine import _phantom, ct_patient
 
     if ct:
         p0, rng = _phantom(seed, SpineVariants("none", "12"), spacing_mm=1.5)

@@ -46,7 +46,7 @@ def test_contrast_json_has_the_fixed_keys(capsys, tmp_path):
 def test_needle_without_its_evaluation_is_one_clear_error(capsys, monkeypatch):
     import sys
 
-    monkeypatch.setitem(sys.modules, "needleguide.guidance.eval_needle", None)
+    monkeypatch.setitem(sys.modules, "needleguide.lab.eval_needle", None)
     assert main(["evaluate", "needle", "--n", "1"]) == 2
     err = capsys.readouterr().err
     assert "needle evaluation is not available" in err and "Traceback" not in err

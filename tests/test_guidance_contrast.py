@@ -124,7 +124,7 @@ def lumbar_small():
 
 @pytest.mark.parametrize("pattern,expect_alarm", [("arterial", True), ("epidural", False)])
 def test_simulated_injection(lumbar_small, pattern, expect_alarm):
-    from needleguide.guidance.eval_contrast import make_case
+    from needleguide.lab.eval_contrast import make_case
 
     # at the evaluation's 256² (1.17 mm pixels): the shape cue's A_eff bound is in mm² at
     # that resolution; at 128² a 2 mm artery smears over > 170 mm² (saturation at 2.8 s)

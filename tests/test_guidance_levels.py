@@ -52,15 +52,15 @@ def test_baseline_counts_peaks_bottom_up():
 @pytest.fixture(scope="session")
 def ap_lateral():
     from needleguide.anatomy.phantom import build_phantom
-    from needleguide.guidance.eval_levels import make_fl_frame
+    from needleguide.lab.eval_levels import make_fl_frame
 
     p = build_phantom("lumbar", bmi=24.0, degeneration=0, seed=11, spacing_mm=2.0)
     return {v: make_fl_frame(p, v, "L4", seed=11, pixels=256) for v in ("ap", "lateral")}
 
 
 def test_simulated_frames_are_scored(ap_lateral):
-    from needleguide.guidance.eval_levels import score_frame
     from needleguide.guidance.levels import iso_pixel_mm
+    from needleguide.lab.eval_levels import score_frame
 
     for frame, truth in ap_lateral.values():
         f = frame.without_truth()
@@ -74,8 +74,8 @@ def test_simulated_frames_are_scored(ap_lateral):
 
 
 def test_ap_frame_is_labelled_from_the_sacrum(ap_lateral):
-    from needleguide.guidance.eval_levels import score_frame
     from needleguide.guidance.levels import iso_pixel_mm
+    from needleguide.lab.eval_levels import score_frame
 
     frame, truth = ap_lateral["ap"]
     f = frame.without_truth()

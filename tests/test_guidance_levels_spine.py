@@ -9,9 +9,9 @@ import pytest
 
 from needleguide.frame import Frame
 from needleguide.guidance import levels_spine as LS
-from needleguide.guidance.eval_levels_cases import anchors_in_view
-from needleguide.guidance.eval_levels_spine import Tally, score
 from needleguide.guidance.levels_fit import fit_logistic, fit_softmax_mlp, fit_temperature
+from needleguide.lab.eval_levels_cases import anchors_in_view
+from needleguide.lab.eval_levels_spine import Tally, score
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ VIEWS = (("ap", "L4-L5"), ("lateral", "L4"), ("ap", "T6"), ("ap", "T12"),
 @pytest.fixture(scope="module")
 def cases(spine):
     from needleguide.fluoro import CArmGeometry, Fluoroscope, make_settings, named_view
-    from needleguide.guidance.eval_levels_cases import Case
+    from needleguide.lab.eval_levels_cases import Case
     from needleguide.scene import Scene
 
     s = make_settings(geometry=CArmGeometry(pixels=256))
@@ -115,7 +115,7 @@ def test_anchor_truth_and_scoring():
 
 
 def test_tally_summaries_have_the_region_keys():
-    from needleguide.guidance.eval_levels_cases import Case
+    from needleguide.lab.eval_levels_cases import Case
 
     t = Tally()
     truth = {"T11": (100.0, 50.0), "T12": (100.0, 90.0), "L1": (100.0, 130.0)}

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from needleguide.frame import Frame, FrameTruth
-from needleguide.guidance.eval_needle import baseline_detect, score_cases
 from needleguide.guidance.needle import US_PARAMS, NeedleDetection, detect_needle
-from needleguide.guidance.needle_cases import Case, shaft_angle_deg
 from needleguide.guidance.overlay import draw_needle, to_rgb8
 from needleguide.guidance.tracking import NeedleTracker
+from needleguide.lab.eval_needle import baseline_detect, score_cases
+from needleguide.lab.needle_cases import Case, shaft_angle_deg
 
 N = 256
 SP = 0.15  # mm per pixel
@@ -168,7 +168,7 @@ def test_overlay_draws(us_frames):
 
 
 def test_operating_points_monotone(us_frames):
-    from needleguide.guidance.eval_needle import operating_points
+    from needleguide.lab.eval_needle import operating_points
 
     negs = [us_frame(400 + s, needle=False) for s in range(4)]
     cases = [Case(f, True, {}) for f in us_frames] + [Case(f, False, {}) for f in negs]
@@ -182,7 +182,7 @@ def test_evaluate_needle_interface(tmp_path):
     """One case per modality with the real imagers: the issue's fixed JSON keys."""
     import json
 
-    from needleguide.guidance.eval_needle import evaluate_needle
+    from needleguide.lab.eval_needle import evaluate_needle
 
     r = evaluate_needle(1, seed=2007, overlays_dir=tmp_path)
     keys = {"tip_error_mm", "angle_error_deg", "detection_rate", "false_positive_rate", "fps"}

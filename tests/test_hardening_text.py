@@ -79,7 +79,7 @@ def test_evaluate_prints_tables_not_dicts():
     out = _printed("needle", {"us": mod, "fluoro": mod, "baseline": {"us": mod, "fluoro": mod},
                               "seed": 1000, "held_out": False, "phantom_seeds": [100000]})
     assert "0.51 mm" in out and "80 %" in out and "10-30°" in out
-    from needleguide.guidance.eval_needle import SEEN_RUN_SEEDS
+    from needleguide.lab.eval_needle import SEEN_RUN_SEEDS
 
     assert "NOT held out" in out and f"--seed {max(SEEN_RUN_SEEDS) + 1}" in out
     conf = {"epidural": {"epidural": 2}, "intravascular": {"epidural": 1, "intravascular": 2}}

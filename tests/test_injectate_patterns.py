@@ -98,7 +98,7 @@ def test_sacroiliac_joint_ruptures_beyond_its_capacity(lumbar):
 
 
 def test_observer_threshold_detection_and_cnr():
-    from needleguide.guidance.eval_observer import cnr, dsa_threshold, observe
+    from needleguide.lab.eval_observer import cnr, dsa_threshold, observe
 
     assert dsa_threshold(1) == pytest.approx(1.645, abs=1e-3)
     assert dsa_threshold(5) == pytest.approx(2.319, abs=1e-3)

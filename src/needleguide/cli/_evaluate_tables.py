@@ -145,7 +145,7 @@ def _needle(r: dict, out: Console) -> None:
     if r.get("held_out"):
         held = "held out (never used in tuning)"
     else:
-        from needleguide.guidance.eval_needle import SEEN_RUN_SEEDS
+        from needleguide.lab.eval_needle import SEEN_RUN_SEEDS
 
         first = max(SEEN_RUN_SEEDS) + 1
         held = (f"NOT held out: runs with seeds below {first} (or their phantoms) were used "

@@ -117,7 +117,7 @@ def run(pattern: str, seed: int, out: Path, level: str = "L4-L5", side: str = "r
     from needleguide.anatomy.phantom import build_phantom
     from needleguide.atomic import write_json
     from needleguide.scene.injectate import Injectate, make_injection
-    from needleguide.scene.injectate.placement import tip_for_pattern
+    from needleguide.scene.injectate.placement import needle_for, tip_for_pattern
 
     tick = progress or (lambda done, total, what: None)
     patient = build_phantom("lumbar", seed=seed, spacing_mm=1.5)
@@ -171,28 +171,6 @@ def run(pattern: str, seed: int, out: Path, level: str = "L4-L5", side: str = "r
         files += write_contrast_dicom(out / "dicom", view, live, sheet_t, pattern, seed,
                                       concentration)
     return files
-
-
-def needle_for(patient, tip_mm, pattern: str, level: str, side: str):
-    """A 22 G needle from the skin to the tip along the pattern's usual approach."""
-    import numpy as np
-
-    from needleguide.scene import Needle
-    from needleguide.scene.injectate.placement import _level_axes
-
-    sup, ant = _level_axes(patient, level)
-    sgn = 1.0 if side == "right" else -1.0
-    lateral = {"intra-articular": 0.35, "intravascular": 0.8}.get(pattern, 0.0)
-    out_dir_ = -ant + lateral * sgn * np.cross(ant, sup) - 0.15 * sup
-    out_dir_ /= np.linalg.norm(out_dir_)
-    steps = np.arange(0.0, 300.0, 0.5)
-    labels = patient.label_at(np.asarray(tip_mm, float) + steps[:, None] * out_dir_)
-    outside = np.flatnonzero(labels == 0)
-    path = float(steps[outside[0]]) if outside.size else 80.0
-    length = next((x for x in (89.0, 127.0, 152.0, 178.0) if x >= path + 15.0), 200.0)
-    entry = np.asarray(tip_mm, float) + path * out_dir_
-    return Needle.from_entry_and_target(entry, tip_mm, gauge=22, length_mm=length,
-                                        inserted_mm=min(path, length))
 
 
 class FluoroRenderer:

@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         fn = _evaluator(target)
         if fn is None:
             raise UserError("needle: the needle evaluation is not available "
-                            "(needleguide.guidance.eval_needle is missing)")
+                            "(needleguide.lab.eval_needle is missing)")
         sink = contextlib.nullcontext(None) if overlays is None else \
             writing(overlays, "evaluate", force, flag="--overlays")
         with sink as d:
@@ -66,15 +66,15 @@ def register(app: typer.Typer) -> None:
 def _evaluator(target: str) -> Callable | None:
     if target == "needle":
         try:
-            from needleguide.guidance.eval_needle import evaluate_needle
+            from needleguide.lab.eval_needle import evaluate_needle
         except ImportError:
             return None
         return evaluate_needle
     if target == "levels":
-        from needleguide.guidance.eval_levels import evaluate_levels
+        from needleguide.lab.eval_levels import evaluate_levels
 
         return evaluate_levels
-    from needleguide.guidance.eval_contrast import evaluate_contrast
+    from needleguide.lab.eval_contrast import evaluate_contrast
 
     return evaluate_contrast
 

@@ -22,15 +22,19 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., help="output folder"),
         png_pixel: float = typer.Option(0.5, help="pixel size of the PNG slices, mm"),
         pngs: bool = typer.Option(True, help="write the PNG slices"),
+        slicer: bool = typer.Option(False, "--slicer", help="also write a 3D Slicer scene: "
+                                    "patient.mrml, labelmap.nrrd, tissues.ctbl, surface "
+                                    "models (model_*.vtk) and landmarks.mrk.json"),
         force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     ) -> None:
         """Build the phantom; write labels.nii.gz, tissues.json, landmarks.json and PNGs."""
         run(region=region, bmi=bmi, degeneration=degeneration, seed=seed, spacing=spacing,
-            out=out, png_pixel=png_pixel, pngs=pngs, force=force)
+            out=out, png_pixel=png_pixel, pngs=pngs, force=force, slicer=slicer)
 
 
 def run(region: str, bmi: float, degeneration: int, seed: int, spacing: float, out: Path,
-        png_pixel: float = 0.5, pngs: bool = True, force: bool = False) -> dict:
+        png_pixel: float = 0.5, pngs: bool = True, force: bool = False,
+        slicer: bool = False) -> dict:
     """The command body (also callable from Python); returns timings in seconds."""
     from needleguide.anatomy.phantom import validate_params
     from needleguide.cli._common import announce_compile, console, writing
@@ -42,7 +46,7 @@ def run(region: str, bmi: float, degeneration: int, seed: int, spacing: float, o
     with writing(Path(out), "phantom", force) as folder:
         announce_compile("needleguide.anatomy", about="30 s")
         times = _build_and_write(region, bmi, degeneration, seed, spacing, folder,
-                                 png_pixel, pngs)
+                                 png_pixel, pngs, slicer)
     console.print(f"wrote {out}/labels.nii.gz, tissues.json, landmarks.json, "
                   "centerlines.json, vertebrae.json, meta.json", soft_wrap=True,
                   highlight=False)
@@ -50,7 +54,7 @@ def run(region: str, bmi: float, degeneration: int, seed: int, spacing: float, o
 
 
 def _build_and_write(region: str, bmi: float, degeneration: int, seed: int, spacing: float,
-                     folder: Path, png_pixel: float, pngs: bool) -> dict:
+                     folder: Path, png_pixel: float, pngs: bool, slicer: bool = False) -> dict:
     import time
 
     from needleguide.anatomy.nifti import save_labels
@@ -84,6 +88,15 @@ def _build_and_write(region: str, bmi: float, degeneration: int, seed: int, spac
                    {k: v.to_json() for k, v in model.vertebrae.items()})
         write_json(folder / "meta.json", {**patient.meta, "timings_s": times})
         times["write_s"] = time.perf_counter() - t2
+    if slicer:
+        from needleguide.io.slicer_scene import write_slicer_scene
+
+        with console.status("writing the 3D Slicer scene…"):
+            t4 = time.perf_counter()
+            mrml = write_slicer_scene(folder, patient)
+            times["slicer_s"] = time.perf_counter() - t4
+        console.print(f"3D Slicer scene in {times['slicer_s']:.2f} s: {mrml.name} "
+                      "(open it with File > Add Data or drag it onto Slicer)")
     if pngs:
         from needleguide.anatomy.phantom.preview import write_standard_pngs
 

@@ -8,8 +8,11 @@
   needle of one frame as ``needleguide analyse`` prints them.
 - :mod:`needleguide.guidance.contrast`: contrast pattern and intravascular alarm from an
   FL sequence, live or DSA (:func:`classify_sequence`).
-- ``eval_*``: labelled simulated cases and the ``needleguide evaluate`` figures
-  (docs/guidance_levels_contrast.md).
+
+The labelled simulated cases and the ``needleguide evaluate`` harness live in
+:mod:`needleguide.lab` (they read the simulators and the truth; nothing here imports
+them, nor any imager, anatomy, scene, session, procedures or CLI module:
+tests/test_architecture.py).
 """
 
 from needleguide.guidance.contrast import ContrastResult, classify_sequence, draw_contrast

@@ -144,8 +144,9 @@ def run_session(cfg: SessionConfig,
     if proc.phantom_region is None:
         raise UserError(f"procedure: {cfg.procedure!r} has no phantom region to simulate on")
     level = proc.resolve_level(cfg.level)
-    side = proc.resolve_side(cfg.side) or "right"
-    tname = proc.target_names(level, side)[0]
+    sd = proc.resolve_side(cfg.side)  # None for a midline procedure (caudal, interlaminar)
+    side = sd or "right"  # (the operator's geometry still needs a side to stand on)
+    tname = proc.target_names(level, sd)[0]
     rng = np.random.default_rng(cfg.seed)
     tick = progress or (lambda f, s: None)
     tick(0.02, "building the phantom")

@@ -1,6 +1,8 @@
 """Needle-tip positions that put the tip in a chosen compartment of a patient, from its
-landmarks, vertebrae, centerlines and labels (for the ``contrast`` demo and tests). The
-tip only selects where the needle is; the pattern then follows from the model."""
+landmarks, vertebrae, centerlines and labels, and the needle that reaches such a tip
+(``needle_for``), for the ``contrast`` demo, the labelled contrast cases
+(:mod:`needleguide.lab.eval_contrast`) and tests. The tip only selects where the needle
+is; the pattern then follows from the model."""
 
 from __future__ import annotations
 
@@ -109,3 +111,23 @@ def venous_tip(patient: Patient, level: str, side: str) -> np.ndarray:
     pts = idx @ patient.VoxelToPatient[:3, :3].T + patient.VoxelToPatient[:3, 3]
     ref = patient.landmark(f"{level}.foramen.{side}")
     return pts[int(np.argmin(np.linalg.norm(pts - ref, axis=1)))]
+
+
+def needle_for(patient: Patient, tip_mm, pattern: str, level: str, side: str):
+    """A 22 G needle from the skin to the tip along the pattern's usual approach (used by
+    ``needleguide contrast`` and the labelled contrast cases of :mod:`needleguide.lab`)."""
+    from needleguide.scene.needle import Needle
+
+    sup, ant = _level_axes(patient, level)
+    sgn = 1.0 if side == "right" else -1.0
+    lateral = {"intra-articular": 0.35, "intravascular": 0.8}.get(pattern, 0.0)
+    out_dir_ = -ant + lateral * sgn * np.cross(ant, sup) - 0.15 * sup
+    out_dir_ /= np.linalg.norm(out_dir_)
+    steps = np.arange(0.0, 300.0, 0.5)
+    labels = patient.label_at(np.asarray(tip_mm, float) + steps[:, None] * out_dir_)
+    outside = np.flatnonzero(labels == 0)
+    path = float(steps[outside[0]]) if outside.size else 80.0
+    length = next((x for x in (89.0, 127.0, 152.0, 178.0) if x >= path + 15.0), 200.0)
+    entry = np.asarray(tip_mm, float) + path * out_dir_
+    return Needle.from_entry_and_target(entry, tip_mm, gauge=22, length_mm=length,
+                                        inserted_mm=min(path, length))

@@ -14,7 +14,7 @@ import numpy as np
 
 from needleguide.guidance.levels_us import baseline_sweep, draw_sweep, label_sweep
 from needleguide.guidance.levels_us_count import level_name
-from needleguide.guidance.levels_us_sweep import make_sweep
+from needleguide.lab.levels_us_sweep import make_sweep
 
 BMI_BINS = ((0.0, 25.0, "<25"), (25.0, 32.0, "25-32"), (32.0, 99.0, ">=32"))
 
@@ -67,7 +67,7 @@ class USTally:
         self.abs_err += [abs(lab.u - u) for lab, u in zip(res.labels, sw.u_true, strict=True)
                          if np.isfinite(lab.u)]
         if overlays_dir is not None:
-            from needleguide.guidance.eval_levels import _write_png
+            from needleguide.lab.eval_levels import _write_png
 
             _write_png(overlays_dir, f"levels_{seed}_us_sweep.png", draw_sweep(res))
 

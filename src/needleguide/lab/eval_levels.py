@@ -23,13 +23,13 @@ from collections.abc import Callable
 import numpy as np
 
 from needleguide.frame import Frame
-from needleguide.guidance.eval_levels_us import USTally
 from needleguide.guidance.levels import (
     baseline_levels,
     draw_levels,
     iso_pixel_mm,
     label_levels,
 )
+from needleguide.lab.eval_levels_us import USTally
 
 CENTRES = ("L3-L4", "L4", "L4-L5", "L5")
 FL_VIEWS = ("ap", "lateral")
@@ -136,7 +136,7 @@ def evaluate_levels(n: int, seed: int, progress: Callable[[int, int], None] | No
         **us.summary(),
     }
     if spine:
-        from needleguide.guidance.eval_levels_spine import evaluate_spine, merge_keys
+        from needleguide.lab.eval_levels_spine import evaluate_spine, merge_keys
 
         def tick(done: int, total: int) -> None:
             if progress:

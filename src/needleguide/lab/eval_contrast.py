@@ -69,7 +69,6 @@ def make_case(patient, pattern: str, level: str, side: str, seed: int, pixels: i
     ``ma``: a manual technique at 70 kVp (None: the automatic exposure control, the
     clinical default); ``observer``: also the human-observer model's runs
     (``eval_observer``: a second noise seed and noise-free renders), key ``observer``."""
-    from needleguide.cli.contrast import needle_for
     from needleguide.fluoro import (
         CArmGeometry,
         Fluoroscope,
@@ -79,7 +78,7 @@ def make_case(patient, pattern: str, level: str, side: str, seed: int, pixels: i
     )
     from needleguide.scene import Scene
     from needleguide.scene.injectate import Injectate, make_injection
-    from needleguide.scene.injectate.placement import tip_for_pattern
+    from needleguide.scene.injectate.placement import needle_for, tip_for_pattern
 
     if pattern == "venous":
         tip = venous_tip(patient, level, side)
@@ -115,7 +114,7 @@ def make_case(patient, pattern: str, level: str, side: str, seed: int, pixels: i
             fl.frame(scene.with_time(spot_t), "spot", carm)]
     obs = None
     if observer:
-        from needleguide.guidance.eval_observer import observe_case, renders
+        from needleguide.lab.eval_observer import observe_case, renders
 
         extra = renders(fl, scene, carm, times, dsa_t, 0.25)
         obs = observe_case(live, dsa, extra, times, n_mask, dsa_t)
@@ -198,9 +197,9 @@ def evaluate_contrast(n: int, seed: int, progress: Callable[[int, int], None] | 
     ``contrast_<seed>_<pattern>.png`` there. ``aec``: automatic exposure control (False:
     the former manual technique, 70 kVp at a seeded 4–12 mA); ``observer``: the human
     observer model on the intravascular cases (key ``observer``,
-    :mod:`needleguide.guidance.eval_observer`)."""
+    :mod:`needleguide.lab.eval_observer`)."""
     from needleguide.anatomy.phantom import build_phantom
-    from needleguide.guidance.eval_observer import dsa_threshold, summarize
+    from needleguide.lab.eval_observer import dsa_threshold, summarize
 
     rows: dict[str, list[dict]] = {"live": [], "dsa": [], "baseline": []}
     total = n * len(PATTERNS)
@@ -277,7 +276,7 @@ def side_by_side(out: dict) -> dict[str, dict[str, float | None]]:
 
 def _overlay(folder, name: str, frames, res) -> None:
     from needleguide.guidance.contrast import draw_contrast
-    from needleguide.guidance.eval_levels import _write_png
+    from needleguide.lab.eval_levels import _write_png
 
     k = len(frames) - 1
     if res.alarm_time_s is not None:

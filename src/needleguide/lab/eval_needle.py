@@ -2,7 +2,7 @@
 
 ``evaluate_needle(n, seed)`` builds a few phantoms (BMI 19–38, degeneration 0–3), makes
 ``n`` needle frames and ``n`` needle-free frames per modality with the real imagers
-(:mod:`needleguide.guidance.needle_cases`), runs :func:`detect_needle` and the baseline
+(:mod:`needleguide.lab.needle_cases`), runs :func:`detect_needle` and the baseline
 (OpenCV Canny + ``HoughLinesP``, longest segment, brighter end = tip) on the same
 truth-free frames, and returns the issue's fixed interface (see docs/guidance_needle.md).
 
@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from needleguide.guidance.needle import NeedleDetection, detect_needle
-from needleguide.guidance.needle_cases import (
+from needleguide.lab.needle_cases import (
     Case,
     fluoro_cases,
     shaft_angle_deg,

@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from needleguide.guidance.eval_levels_cases import Case, make_case, region_of
+from needleguide.lab.eval_levels_cases import Case, make_case, region_of
 
 REGIONS = ("cervical", "thoracic", "lumbar")
 VIEWS = ("ap", "lateral", "oblique")
@@ -249,8 +249,8 @@ def evaluate_spine(n: int, seed: int, frames: int = 12, n_transitional: int = 0,
                 v = around in case.truth
                 tally.rows[-1]["variant_in_view"] = tally.rows[-2]["variant_in_view"] = v
             if overlays_dir is not None and i < 4:
-                from needleguide.guidance.eval_levels import _write_png
                 from needleguide.guidance.levels_spine import draw_spine, label_spine
+                from needleguide.lab.eval_levels import _write_png
 
                 _write_png(overlays_dir, f"spine_{s}{'_ct' if ct else ''}_{i}_{case.view}.png",
                            draw_spine(f, label_spine(f)))
@@ -323,8 +323,8 @@ def merge_keys(out: dict, spine: dict) -> None:
 def spine_fps(pixels: int = 512, repeats: int = 20, seed: int = 0) -> float:
     """Frames per second of ``label_spine`` at ``pixels``² (one core, a synthetic column
     of bright bodies with dark discs and noise, 20 repeats after one warm-up)."""
-    from needleguide.guidance.eval_levels import synthetic_column_frame
     from needleguide.guidance.levels_spine import label_spine
+    from needleguide.lab.eval_levels import synthetic_column_frame
 
     f = synthetic_column_frame(pixels, seed, orbit_deg=0.0)
     label_spine(f)
