@@ -120,10 +120,11 @@ def test_high_bmi_medial_branch_under_us_is_harder():
     assert cost_hi > cost_lo
 
 
-def test_midline_procedure_runs_without_a_side():
+@pytest.mark.parametrize("modality", ["us", "fluoro"])
+def test_midline_procedure_runs_without_a_side(modality):
     """Caudal takes no side: the session must not pass its operator's default side to the
-    target lookup (it did, and every caudal session failed)."""
-    r = run_session(SessionConfig.build(procedure="caudal", modality="us", seed=2,
+    target or view lookup (it did, and every caudal session failed)."""
+    r = run_session(SessionConfig.build(procedure="caudal", modality=modality, seed=2,
                                         record_video=False))
-    assert r.plan["side"] == "right" and r.plan["target"]
+    assert r.plan["target"] and r.metrics["passes"] >= 1
     assert r.metrics["final_tip_error_mm"] >= 0

@@ -146,7 +146,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(s, default=str))
             return
-        console.print(_table(s["groups"]))
+        # a log (no terminal) gets the whole table, not 80 columns of truncated cells
+        console.print(_table(s["groups"]), width=None if console.is_terminal else 150)
         where = ("the scheduler's" if scheduler else "embedded") + f" {res.workers} worker" \
             + ("s" if res.workers != 1 else "")
         if res.ran == 0:

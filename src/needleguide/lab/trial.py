@@ -226,6 +226,21 @@ def _folder_lock(out: Path):
 
 
 @contextlib.contextmanager
+def _sigint_ignored():
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    prev = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, prev)
+
+
+@contextlib.contextmanager
 def dask_client(scheduler: str | None, workers: int, processes: bool = True):
     """A distributed Client: to ``scheduler`` (``tcp://HOST:PORT``), or to an embedded
     LocalCluster of ``workers`` single-threaded worker processes (threads if not
@@ -242,9 +257,12 @@ def dask_client(scheduler: str | None, workers: int, processes: bool = True):
                                 f"{' '.join(str(e).split())[:200]}") from None
         else:
             kw: dict[str, Any] = {"env": WORKER_ENV} if processes else {}
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                   processes=processes, dashboard_address=None,
-                                   silence_logs=logging.ERROR, **kw)
+            # worker processes inherit SIGINT ignored: Ctrl-C reaches the whole process
+            # group, and only this process handles it (workers would print tracebacks)
+            with _sigint_ignored():
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                       processes=processes, dashboard_address=None,
+                                       silence_logs=logging.ERROR, **kw)
             client = Client(cluster)
         try:
             n = len(client.scheduler_info(n_workers=-1).get("workers", {})) or workers

@@ -107,7 +107,8 @@ class FluoroOperator(Operator):
         from needleguide.fluoro import CArmGeometry, Fluoroscope, make_settings, named_view
         from needleguide.fluoro.carm import CArm, angles_from_beam
 
-        views = proc.fluoro_view_names(side)
+        # a midline procedure (caudal, interlaminar) names its views without a side
+        views = proc.fluoro_view_names(side if proc.default_side is not None else None)
         if not views:
             raise UserError(f"procedure: {proc.id!r} lists no fluoroscopic views")
         work = next((v for v in views if "oblique" in v),
