@@ -6,7 +6,7 @@ import pytest
 from needleguide.frame import Frame
 from needleguide.guidance.levels_us import draw_sweep, label_sweep
 from needleguide.guidance.levels_us_count import find_gaps, level_name
-from needleguide.lab.levels_us_sweep import make_sweep
+from needleguide.session.level_sweep import make_sweep
 
 
 @pytest.fixture(scope="module")

@@ -128,3 +128,41 @@ def test_midline_procedure_runs_without_a_side(modality):
                                         record_video=False))
     assert r.plan["target"] and r.metrics["passes"] >= 1
     assert r.metrics["final_tip_error_mm"] >= 0
+
+
+def test_level_positions_and_shifts():
+    from needleguide.session.level_check import level_u, shifted
+
+    assert level_u("L5-S1") == 0.0 and level_u("L4-L5") == 1.0 and level_u("L5") == 0.5
+    assert level_u("L4") == 1.5 and level_u("C6") is None and level_u("S1") is None
+    assert shifted("L4-L5", 1) == "L3-L4" and shifted("L4-L5", -1) == "L5-S1"
+    assert shifted("L3", 1) == "L2" and shifted("L5", -1) is None
+    assert shifted("L1-L2", 1) is None  # T12-L1 is beyond the lumbar targets
+
+
+def test_us_session_counts_levels_and_works_where_it_counted(monkeypatch):
+    """Under US the operator finds the level by counting up from the sacrum (the US level
+    analyser on a sweep of this patient): counted right, the session is as before; counted
+    one level high, the needle goes to the level above and the session fails on it."""
+    import needleguide.session.level_check as LC
+    from needleguide.lab.trial_task import failure_cause
+
+    cfg = dict(procedure="lumbar-medial-branch", modality="us", bmi=24.0, seed=1,
+               record_video=False)
+    r = run_session(SessionConfig.build(**cfg))
+    lc = r.plan["level_check"]
+    assert r.plan["level_reached"] == r.plan["level_intended"] == "L5"
+    assert lc["result"] == "right level" and abs(lc["u_true"] - 0.5) < 0.5
+    assert lc["frames"] >= 10
+
+    def one_high(patient, level, side, seed):
+        return LC.shifted(level, 1), {"result": "wrong level (forced by the test)"}
+
+    monkeypatch.setattr(LC, "identify_level_us", one_high)
+    w = run_session(SessionConfig.build(**cfg))
+    assert w.plan["level_reached"] == "L4" and w.plan["aim"] != w.plan["target"]
+    assert any(e.kind == "wrong_level" for e in w.events)
+    assert not w.metrics["success"] and w.metrics["final_tip_error_mm"] > 15.0
+    assert failure_cause(w.metrics, w.events, w.plan, "us", {}) == "wrong_level"
+    off = run_session(SessionConfig.build(**cfg, count_levels=False))
+    assert off.plan["level_check"] is None and off.plan["level_reached"] == "L5"

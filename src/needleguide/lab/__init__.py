@@ -5,7 +5,7 @@ fluoro) and the truth of every frame; it hands the analysers the frames without 
 
 - ``needle_cases`` / ``eval_needle``: needle frames (US and FL) and ``evaluate needle``.
 - ``eval_levels`` (with ``eval_levels_cases``, ``eval_levels_spine``, ``eval_levels_us``,
-  ``levels_us_sweep``): ``evaluate levels``.
+  ``session.level_sweep``): ``evaluate levels``.
 - ``eval_contrast`` (with ``eval_observer``, the human-observer model): ``evaluate contrast``.
 - ``trial*``, ``population``, ``reproduction``: virtual trials (docs/trials.md).
 

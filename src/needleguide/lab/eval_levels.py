@@ -9,7 +9,7 @@ image; it counts as right when a label of the same name lies within half a pitch
 counting (:func:`needleguide.guidance.levels.baseline_levels`).
 
 US sweep (``us_sweep``): on the same phantom, a paramedian sagittal oblique sweep from
-below the sacrum to L1 (:func:`levels_us_sweep.make_sweep`, side and jitter from the seed),
+below the sacrum to L1 (:func:`session.level_sweep.make_sweep`, side and jitter from the seed),
 labelled by :func:`levels_us.label_sweep` from the pixels only. Truth per frame: the
 interspace nearest to the frame centre (or 'sacrum'); a frame is right when its label
 names it. Baseline: :func:`levels_us.baseline_sweep` (bright peaks of the panorama).

@@ -1,6 +1,6 @@
 """Tally of the US sweep level evaluation (``us_sweep`` keys of ``evaluate levels``).
 
-Per phantom one paramedian sagittal oblique sweep (:func:`levels_us_sweep.make_sweep`;
+Per phantom one paramedian sagittal oblique sweep (:func:`session.level_sweep.make_sweep`;
 side from the seed ``[seed, 6]``, so the FL draws are untouched). Truth per frame: the
 interspace nearest to the frame centre (``levels_us_count.level_name`` of the true level
 position); the analyser sees the frames without truth.
@@ -14,7 +14,7 @@ import numpy as np
 
 from needleguide.guidance.levels_us import baseline_sweep, draw_sweep, label_sweep
 from needleguide.guidance.levels_us_count import level_name
-from needleguide.lab.levels_us_sweep import make_sweep
+from needleguide.session.level_sweep import make_sweep
 
 BMI_BINS = ((0.0, 25.0, "<25"), (25.0, 32.0, "25-32"), (32.0, 99.0, ">=32"))
 

@@ -15,6 +15,9 @@ first match wins:
 * ``aborted_intravascular`` / ``aborted_false_alarm`` — the injection was aborted after a
   second intravascular alarm (true / false alarm);
 * ``intrathecal`` — an ``intrathecal_injection`` event;
+* ``wrong_level`` — the operator worked at another level than intended (under US the
+  level is counted up from the sacrum by the US level analyser: ``session/level_check.py``;
+  under fluoroscopy the level is taken as found);
 * ``no_path`` / ``target_beyond_needle`` — the plan found no clear path / the path is
   longer than the longest spinal needle;
 * ``target_at_depth_limit`` — US: the target lay so deep that the imaging depth sat at its
@@ -25,8 +28,6 @@ first match wins:
   steps (detection rate);
 * ``off_target`` — none of the above: the tip ended farther than the tolerance.
 
-Not derived: "wrong level" (the session records the intended level but not the level the
-needle reached).
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def failure_cause(metrics: dict[str, Any], events: list[Any], plan: dict[str, An
         return "aborted_intravascular" if vasc else "aborted_false_alarm"
     if any(e.kind == "intrathecal_injection" for e in events):
         return "intrathecal"
+    if plan.get("level_reached") not in (None, plan.get("level_intended")):
+        return "wrong_level"
     if modality == "us" and float(views.get("depth_mm") or 0.0) >= US_DEPTH_LIMIT_MM:
         return "target_at_depth_limit"
     if float(plan.get("blocked_mm") or 0.0) > 0.0:

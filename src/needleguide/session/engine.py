@@ -152,8 +152,20 @@ def run_session(cfg: SessionConfig,
     tick(0.02, "building the phantom")
     patient = build_phantom(proc.phantom_region, bmi=cfg.bmi, degeneration=cfg.degeneration,
                             seed=cfg.seed, spacing_mm=cfg.phantom_spacing_mm)
-    target = patient.landmark(tname)
-    op = Operator.create(cfg, proc, patient, target, level, side)
+    target = patient.landmark(tname)  # the intended target: what the session is scored on
+    level_used, level_check = level, None
+    if cfg.count_levels and cfg.modality == "us" and proc.phantom_region == "lumbar" \
+            and level is not None:
+        from needleguide.session.level_check import identify_level_us
+
+        tick(0.05, "counting levels up from the sacrum")
+        level_used, level_check = identify_level_us(patient, level, side, cfg.seed)
+    aim_name = tname if level_used == level else \
+        proc.targets[0].format(level=level_used, side=sd)
+    if aim_name not in patient.landmarks:  # the phantom has no such level: stays put
+        level_used, aim_name = level, tname
+    aim = patient.landmark(aim_name)  # what the operator aims at (the level counted)
+    op = Operator.create(cfg, proc, patient, aim, level_used, side)
     plan = op.plan
     body = Body(patient, plan, proc.needle.gauge, rng)
     events: list[Event] = []
@@ -177,7 +189,7 @@ def run_session(cfg: SessionConfig,
         body.advance(step)
         t += T_STEP_S
         touched_bone = body.back_out_of_bone()
-        _score_tissue(patient, body, t, events, seen, tname, cfg.modality)
+        _score_tissue(patient, body, t, events, seen, aim_name, cfg.modality)
         scene = Scene(patient).with_needle(body.needle()).with_time(t)
         guess = plan.point_at(body.inserted)  # where the operator means the tip to be
         gate = GATE_MM + 0.15 * body.inserted
@@ -283,7 +295,7 @@ def run_session(cfg: SessionConfig,
     tick(0.72, "checking the position")
     t, moved = op.check(body, t)
     if moved:
-        _score_tissue(patient, body, t, events, seen, tname, cfg.modality)
+        _score_tissue(patient, body, t, events, seen, aim_name, cfg.modality)
     if cfg.force_tip == "intravascular":
         from needleguide.scene.injectate.placement import tip_for_pattern
 
@@ -315,7 +327,12 @@ def run_session(cfg: SessionConfig,
         "injectate_ml": inj_ml, "shots": op.shots,
         "analyser": {v: dict(c, rate=round(c["found"] / c["frames"], 3))
                      for v, c in op.analyser.items()}}
+    if level_used != level:
+        events.append(Event(t, "wrong_level", False, f"worked at {level_used}, meant "
+                                                      f"{level} ({level_check['result']})"))
     planj = {"target": tname, "target_mm": np.round(target, 2).tolist(),
+             "level_intended": level, "level_reached": level_used,
+             "level_check": level_check, "aim": aim_name,
              "entry_mm": np.round(plan.entry_mm, 2).tolist(),
              "path_mm": round(plan.path_mm, 1), "needle_length_mm": plan.needle_length_mm,
              "gauge": proc.needle.gauge, "crossed": list(plan.crossed),

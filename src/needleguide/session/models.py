@@ -27,7 +27,9 @@ class SessionConfig(BaseModel):
     report see; the analysers read either); ``fl_pixels``: detector matrix; ``step_mm``:
     advance per step; ``keep_frames``: keep every frame shown (without truth) in the
     result's ``imaging`` (for DICOM export; a fluoroscopy session at 384² holds about
-    0.6 MB per frame)."""
+    0.6 MB per frame); ``count_levels``: under ultrasound, find a lumbar level by counting
+    up from the sacrum with the US level analyser (``session/level_check.py``; off: the
+    probe is put at the true level)."""
 
     model_config = ConfigDict(extra="forbid")
     procedure: str = "lumbar-transforaminal"
@@ -46,6 +48,7 @@ class SessionConfig(BaseModel):
     force_tip: str | None = None
     record_video: bool = True
     keep_frames: bool = False
+    count_levels: bool = True
 
     @classmethod
     def build(cls, **kw: Any) -> SessionConfig:

@@ -1,4 +1,5 @@
-"""Evaluation side of the US level count: a paramedian sagittal sweep and its truth.
+"""A paramedian sagittal sweep for the US level count, and its truth (the evaluation of
+the US level labeller, and the sonographer of a simulated session counting levels).
 
 A curvilinear probe, paramedian sagittal oblique (beam tilted medially), slid from below
 the sacrum up the laminae to the top of L1 in seeded steps with small tilt / offset jitter,
