@@ -309,3 +309,20 @@ def test_external_scheduler_and_worker(tmp_path, capsys):
             except subprocess.TimeoutExpired:
                 p.kill()
 
+
+
+def test_evaluate_draws_its_phantoms_through_the_trial_population():
+    """`evaluate` and `trial` share one population machinery: the labelled-case phantoms
+    are drawn by `Population.factors`, value for value what the evaluators drew before
+    (uniform BMI, then an equiprobable degeneration, from one generator)."""
+    import numpy as np
+
+    from needleguide.lab.population import EVAL_CONTRAST, EVAL_LEVELS, EVAL_NEEDLE
+
+    for s in range(200):
+        for pop, lo, hi, k in ((EVAL_NEEDLE, 19.0, 38.0, 4), (EVAL_LEVELS, 19.0, 40.0, 3),
+                               (EVAL_CONTRAST, 20.0, 38.0, 3)):
+            a, b = np.random.default_rng([s, 7]), np.random.default_rng([s, 7])
+            bmi, deg = pop.factors(a)
+            assert (bmi, deg) == (float(b.uniform(lo, hi)), int(b.integers(0, k)))
+            assert isinstance(deg, int) and a.random() == b.random()  # streams stay in step

@@ -25,6 +25,7 @@ from needleguide.guidance.contrast import (
     ContrastParams,
     classify_sequence,
 )
+from needleguide.lab.population import EVAL_CONTRAST
 
 INJECTION_START_S = 0.6
 #: live fluoroscopy runs this long before the first frame the analyser gets (s)
@@ -209,8 +210,8 @@ def evaluate_contrast(n: int, seed: int, progress: Callable[[int, int], None] | 
     for i in range(n):
         s = (seed + i) % 2**32  # phantom seeds stay in 0 … 2³²−1
         rng = np.random.default_rng(s)
-        patient = build_phantom("lumbar", bmi=float(rng.uniform(20, 38)),
-                                degeneration=int(rng.integers(0, 3)), seed=s, spacing_mm=1.5)
+        bmi, deg = EVAL_CONTRAST.factors(rng)
+        patient = build_phantom("lumbar", bmi=bmi, degeneration=deg, seed=s, spacing_mm=1.5)
         for pattern in PATTERNS:
             level = ("L3-L4", "L4-L5")[int(rng.integers(0, 2))]
             side = ("right", "left")[int(rng.integers(0, 2))]

@@ -30,6 +30,7 @@ from needleguide.guidance.levels import (
     label_levels,
 )
 from needleguide.lab.eval_levels_us import USTally
+from needleguide.lab.population import EVAL_LEVELS
 
 CENTRES = ("L3-L4", "L4", "L4-L5", "L5")
 FL_VIEWS = ("ap", "lateral")
@@ -86,7 +87,7 @@ def evaluate_levels(n: int, seed: int, progress: Callable[[int, int], None] | No
     for i in range(n):
         s = (seed + i) % 2**32  # phantom seeds stay in 0 … 2³²−1
         rng = np.random.default_rng(s)
-        bmi, deg = float(rng.uniform(19, 40)), int(rng.integers(0, 3))
+        bmi, deg = EVAL_LEVELS.factors(rng)
         patient = build_phantom("lumbar", bmi=bmi, degeneration=deg, seed=s, spacing_mm=1.5)
         for view in FL_VIEWS:
             level = CENTRES[int(rng.integers(0, len(CENTRES)))]

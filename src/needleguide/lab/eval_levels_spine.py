@@ -35,6 +35,7 @@ from collections.abc import Callable
 import numpy as np
 
 from needleguide.lab.eval_levels_cases import Case, make_case, region_of
+from needleguide.lab.population import EVAL_LEVELS
 
 REGIONS = ("cervical", "thoracic", "lumbar")
 VIEWS = ("ap", "lateral", "oblique")
@@ -92,7 +93,7 @@ def _phantom(seed: int, variants=None, spacing_mm: float = 2.0):
     from needleguide.anatomy.phantom import validate_params, wholespine
 
     rng = np.random.default_rng([seed, 99])
-    bmi, deg = float(rng.uniform(19, 40)), int(rng.integers(0, 3))
+    bmi, deg = EVAL_LEVELS.factors(rng)
     m = wholespine.build(validate_params(region="spine", bmi=bmi, degeneration=deg,
                                          seed=seed, spacing_mm=spacing_mm), variants)
     return m.to_patient(), rng

@@ -30,6 +30,7 @@ from needleguide.lab.needle_cases import (
     us_cases,
     us_sequence,
 )
+from needleguide.lab.population import EVAL_NEEDLE
 
 TUNING_SEEDS = (101, 102, 103, 104, 111, 112, 113, 114)  # phantom / case seeds used for tuning
 TUNING_RUN_SEEDS = (0, 1, 5, 6, 7, 8, 9, 10, 11, 12)  # ``seed`` of runs used for tuning
@@ -286,8 +287,7 @@ def make_cases(n: int, seed: int, progress: Progress = False,
     out: dict[str, list] = {"us": [], "fluoro": [], "us_sequences": []}
     for i in range(n_ph):
         region = "cervical" if (n_ph >= 3 and i == n_ph - 1) else "lumbar"
-        bmi = float(rng.uniform(19.0, 38.0))
-        deg = int(rng.integers(0, 4))
+        bmi, deg = EVAL_NEEDLE.factors(rng)
         ps = (seed * 100 + i) % 2**32  # phantom seeds stay in 0 … 2³²−1
         _report(progress, i, n_ph + 2, f"needle: phantom {i + 1} of {n_ph} ({region}, BMI "
                 f"{bmi:.0f}, degeneration {deg}): {per[i]} needle + {per[i]} needle-free "

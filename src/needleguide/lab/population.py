@@ -229,6 +229,16 @@ class Population(BaseModel):
         give the same text (the trial manifest compares it)."""
         return ";".join(f"{f}={getattr(self, f).text()}" for f in FIELDS)
 
+    def factors(self, rng: np.random.Generator,
+                fields: tuple[str, ...] = ("bmi", "degeneration")) -> tuple:
+        """``fields`` drawn in order from one generator (the labelled-case generators of
+        ``evaluate`` draw their phantoms this way: the same machinery as the trials)."""
+        out = []
+        for f in fields:
+            v = getattr(self, f).draw(rng)
+            out.append(int(v) if f == "degeneration" else bool(v) if f == "pregnant" else v)
+        return tuple(out)
+
     def patient(self, seed: int, procedure: str, index: int) -> Patient:
         """The patient of (trial seed, procedure, index): the same for every modality."""
         key = [int(seed), zlib.crc32(procedure.encode("utf-8")), int(index)]
@@ -318,3 +328,10 @@ def parse_population(spec: str | Path) -> Population:
     except ValidationError as e:
         msg = str(e.errors()[0]["msg"]).removeprefix("Value error, ")
         raise UserError(f"{FLAG}: {msg}") from None
+
+
+# the phantoms of ``evaluate`` (labelled cases): BMI and degeneration per generator
+EVAL_NEEDLE = parse_population("bmi=uniform(19,38);degeneration=choice(0,1,2,3)")
+EVAL_LEVELS = parse_population("bmi=uniform(19,40);degeneration=choice(0,1,2)")
+EVAL_CONTRAST = parse_population("bmi=uniform(20,38);degeneration=choice(0,1,2)")
+
