@@ -45,10 +45,11 @@ def in_plane_needle(patient, view, settings, target_mm, gauge: int = 22):
                                         inserted_mm=1e-3)
 
 
-def advance_frames(patient, view, settings, target_mm, n: int, seed: int, start: float = 0.0,
-                   rate_hz: float = 15.0) -> list:
-    """``n`` frames (without truth) of an in-plane needle advanced to ``target_mm`` in
-    equal steps from ``start`` of the way (0–1) to the target, at ``rate_hz`` frames/s."""
+def iter_advance(patient, view, settings, target_mm, n: int, seed: int, start: float = 0.0,
+                 rate_hz: float = 15.0):
+    """(inserted mm, path mm, Frame without truth) for ``n`` frames of an in-plane needle
+    advanced to ``target_mm`` in equal steps from ``start`` of the way (0–1) to the
+    target, at ``rate_hz`` frames/s; rendered one at a time."""
     import numpy as np
 
     from needleguide.scene import Scene
@@ -58,13 +59,18 @@ def advance_frames(patient, view, settings, target_mm, n: int, seed: int, start:
     nd0 = in_plane_needle(patient, view, settings, target_mm)
     total = float(np.linalg.norm(np.asarray(target_mm) - nd0.skin_entry_mm))
     scene = Scene(patient, poses={"ProbeToPatient": view.ProbeToPatient})
-    out = []
     for i in range(n):
         ins = total * (start + (1.0 - start) * (i + 1) / n)
         nd = nd0.advanced(ins - nd0.inserted_length_mm)
-        out.append(imager.render(scene.with_needle(nd).with_time(i / rate_hz),
-                                 view=view.to_json()).without_truth())
-    return out
+        yield ins, total, imager.render(scene.with_needle(nd).with_time(i / rate_hz),
+                                        view=view.to_json()).without_truth()
+
+
+def advance_frames(patient, view, settings, target_mm, n: int, seed: int, start: float = 0.0,
+                   rate_hz: float = 15.0) -> list:
+    """The frames of :func:`iter_advance`, as a list."""
+    return [f for _, _, f in iter_advance(patient, view, settings, target_mm, n, seed, start,
+                                          rate_hz)]
 
 
 def _tgc(tgc: str | None) -> list[float] | None:
@@ -178,7 +184,6 @@ def _write(d: Path, patient, v, s, seed: int, view: str, side: str, bmi: float,
     """us.png, frame.json and, with a needle target, advance.mp4 into ``d``; with a DICOM
     ``study`` also dicom/US0001.dcm (the still) and dicom/US0002.dcm (the advance)."""
     import imageio.v2 as imageio
-    import numpy as np
 
     from needleguide.atomic import atomic_path, write_text
     from needleguide.scene import Scene
@@ -200,19 +205,14 @@ def _write(d: Path, patient, v, s, seed: int, view: str, side: str, bmi: float,
         dicom = ["dicom/US0001.dcm"]
     if needle_to is None:
         return ["us.png", "frame.json", *dicom]
-    target = patient.landmark(needle_to)
-    nd0 = in_plane_needle(patient, v, s, target)
-    total = float(np.linalg.norm(target - nd0.skin_entry_mm))
     console.print(f"advancing the needle to {needle_to} ({frames} frames) …")
     cine = []
     with atomic_path(d / "advance.mp4") as tmp:
         w = imageio.get_writer(tmp, fps=15, codec="libx264", quality=7,
                                macro_block_size=2, format="FFMPEG")
         try:
-            for i in range(frames):
-                ins = total * (i + 1) / frames
-                nd = nd0.advanced(ins - nd0.inserted_length_mm)
-                f = imager.render(scene.with_needle(nd).with_time(i / 15.0), view=v.to_json())
+            for ins, total, f in iter_advance(patient, v, s, patient.landmark(needle_to),
+                                              frames, seed):
                 img = screen(f, f"{title}  needle {ins:.0f}/{total:.0f} mm -> {needle_to}")
                 if study is not None:
                     cine.append(f)
