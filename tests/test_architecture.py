@@ -85,3 +85,11 @@ def test_checker_names_the_file_and_the_import(tmp_path, src, expect):
     bad = violations("guidance", GUIDANCE_FORBIDDEN, root=tmp_path)
     line = next(i for i, t in enumerate(src.splitlines(), 1) if "import" in t)
     assert bad == [f"src/needleguide/guidance/bad.py:{line} imports {expect}"]
+
+
+def test_live_and_app_keep_their_places():
+    """``live/`` (one running session) serves the app and the OpenIGTLink server and
+    imports neither them nor the CLI; ``app/`` (the browser trainer) does not import the
+    CLI."""
+    bad = violations("live", ("app", "cli")) + violations("app", ("cli",))
+    assert not bad, "box order (docs/DESIGN.md):\n" + "\n".join(bad)

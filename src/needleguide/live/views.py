@@ -27,12 +27,19 @@ class USView:
     modality = "us"
 
     def __init__(self, op, pixels: int, seed: int):
-        from needleguide.us import USImager
-
-        self.settings = op.s.model_copy(update={"output_px": int(pixels)})
-        self.imager = USImager(self.settings, seed=seed)
+        self.seed = int(seed)
+        self.set_settings(op.s.model_copy(update={"output_px": int(pixels)}))
         self.probe_to_patient = np.asarray(op.P2P, float).copy()
         self.plan = op.plan
+
+    def set_settings(self, settings) -> None:
+        """Image with ``settings`` (a ``USSettings``: depth, gain, frequency…) from the next
+        frame on: a new imager (its medium slab is rebuilt on the first frame, ≈ 0.2 s)
+        and ``meta``."""
+        from needleguide.us import USImager
+
+        self.settings = settings
+        self.imager = USImager(self.settings, seed=self.seed)
         st = self.imager.setup
         self.meta: dict[str, Any] = {
             "ProbeType": str(self.settings.probe), "Depths": float(self.settings.depth_mm),

@@ -27,6 +27,7 @@ from needleguide.scene import Needle, Scene
 from needleguide.session.models import Event, SessionConfig, SessionResult, StepRecord
 from needleguide.session.operator import Operator
 from needleguide.session.plan import is_bone
+from needleguide.session.scoring import build_result, plan_summary, score_session, tip_error_mm
 
 DEFLECTION_DEG = 1.5
 TREMOR_DEG = 0.25
@@ -189,7 +190,7 @@ def run_session(cfg: SessionConfig,
         body.advance(step)
         t += T_STEP_S
         touched_bone = body.back_out_of_bone()
-        _score_tissue(patient, body, t, events, seen, aim_name, cfg.modality)
+        score_tissue(patient, body, t, events, seen, aim_name, cfg.modality)
         scene = Scene(patient).with_needle(body.needle()).with_time(t)
         guess = plan.point_at(body.inserted)  # where the operator means the tip to be
         gate = GATE_MM + 0.15 * body.inserted
@@ -295,7 +296,7 @@ def run_session(cfg: SessionConfig,
     tick(0.72, "checking the position")
     t, moved = op.check(body, t)
     if moved:
-        _score_tissue(patient, body, t, events, seen, aim_name, cfg.modality)
+        score_tissue(patient, body, t, events, seen, aim_name, cfg.modality)
     if cfg.force_tip == "intravascular":
         from needleguide.scene.injectate.placement import tip_for_pattern
 
@@ -310,41 +311,20 @@ def run_session(cfg: SessionConfig,
     tick(0.95, "injecting")
     inj_ml = proc.injectate_ml.min_ml
     t += 10.0 + inj_ml / 0.5
-    final = float(np.linalg.norm(body.tip - target))
-    dose = op.dose
-    aborted = any(e.kind == "injection_aborted" for e in events)
-    metrics = {
-        "final_tip_error_mm": round(final, 2), "tolerance_mm": proc.tolerance_mm,
-        "success": bool(final <= proc.tolerance_mm and not aborted and not any(
-            e.kind == "intravascular_injection" and not e.detected for e in events)),
-        "passes": passes, "procedure_time_s": round(t, 1),
-        "fluoro_time_s": round(dose.fluoro_time_s, 2),
-        "dap_gy_cm2": round(dose.dap_gy_cm2, 5),
-        "reference_air_kerma_mgy": round(dose.air_kerma_mgy, 4),
-        "contrast_ml": round(contrast_ml, 2), "steps": len(steps),
-        "detection_rate": round(float(np.mean([s.detected for s in steps])) if steps else 0.0,
-                                3),
-        "injectate_ml": inj_ml, "shots": op.shots,
-        "analyser": {v: dict(c, rate=round(c["found"] / c["frames"], 3))
-                     for v, c in op.analyser.items()}}
+    metrics = score_session(
+        final_mm=tip_error_mm(body.tip, target), tolerance_mm=proc.tolerance_mm,
+        events=events, passes=passes, time_s=t, dose=op.dose, contrast_ml=contrast_ml,
+        steps=steps, injectate_ml=inj_ml, shots=op.shots, analyser=op.analyser)
     if level_used != level:
         events.append(Event(t, "wrong_level", False, f"worked at {level_used}, meant "
                                                       f"{level} ({level_check['result']})"))
-    planj = {"target": tname, "target_mm": np.round(target, 2).tolist(),
-             "level_intended": level, "level_reached": level_used,
-             "level_check": level_check, "aim": aim_name,
-             "entry_mm": np.round(plan.entry_mm, 2).tolist(),
-             "path_mm": round(plan.path_mm, 1), "needle_length_mm": plan.needle_length_mm,
-             "gauge": proc.needle.gauge, "crossed": list(plan.crossed),
-             "blocked_mm": plan.blocked_mm, "level": level, "side": side,
-             "views": op.view_names, "avoid": list(proc.avoid)}
+    planj = plan_summary(target_name=tname, target_mm=target, plan=plan, proc=proc,
+                         level=level, level_reached=level_used, level_check=level_check,
+                         aim_name=aim_name, side=side, views=op.view_names)
     tick(1.0, "done")
-    return SessionResult(cfg, metrics, events, steps, planj, op.key_frames, op.video,
-                         {"patient": {"region": proc.phantom_region, "bmi": cfg.bmi,
-                                      "degeneration": cfg.degeneration, "seed": cfg.seed},
-                          "procedure_name": proc.name, "confirm": op.confirm_info},
-                         imaging=list(op.imaging.values()),
-                         dose_events=list(op.fl.events) if cfg.modality == "fluoro" else [])
+    return build_result(cfg, proc, metrics, events, steps, planj, op.key_frames, op.video,
+                        op.confirm_info, imaging=list(op.imaging.values()),
+                        dose_events=list(op.fl.events) if cfg.modality == "fluoro" else [])
 
 
 def steerable_mm(remaining_mm: float, step_mm: float) -> float:
@@ -354,8 +334,8 @@ def steerable_mm(remaining_mm: float, step_mm: float) -> float:
     return 0.5 * step_mm * n * (n + 1.0) / 2.0 * np.radians(STEER_DEG)
 
 
-def _score_tissue(patient, body: Body, t: float, events: list[Event], seen: set[str],
-                  target_name: str, modality: str) -> None:
+def score_tissue(patient, body: Body, t: float, events: list[Event], seen: set,
+                 target_name: str, modality: str) -> None:
     """Events from the tissue under the true tip (scoring only)."""
     name = patient.tissue_name_at(body.tip)
     kind = None
@@ -370,4 +350,4 @@ def _score_tissue(patient, body: Body, t: float, events: list[Event], seen: set[
         events.append(Event(t, kind, det, f"{name} at {body.inserted:.0f} mm"))
 
 
-__all__ = ["Body", "run_session"]
+__all__ = ["Body", "run_session", "score_tissue", "steerable_mm"]
