@@ -78,6 +78,7 @@ def start(drv, server, procedure: str, modality: str, pixels: str = "256") -> st
     drv.find_element(By.ID, "btn-advise").click()
     wait(drv, lambda d: "Ultrasound" in d.find_element(By.ID, "advice").text,
          what="the advice")
+    drv.shot(f"app_setup_{modality}")
     drv.find_element(By.ID, "btn-start").click()
     wait(drv, lambda d: d.execute_script("return !!(window.__ng && window.__ng.sid && "
                                          "window.__ng.frames >= 1)"), 120, "first frames")

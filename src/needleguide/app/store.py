@@ -24,6 +24,13 @@ from needleguide.errors import UserError
 
 JPEG_QUALITY = 85
 MAX_SESSIONS = 16
+#: one session's tick (or build, or finish) at a time in this process: the imagers' and
+#: the phantom's numba kernels run in parallel over the cores with numba's work-queue
+#: threading layer (the package default, needleguide/__init__.py), which must not be
+#: entered from two threads at once (it terminates the process). Each tick uses every
+#: core; JPEG encoding and the page's I/O run outside the lock. A session being built
+#: (2–5 s) holds the others' frames meanwhile.
+PARALLEL_LOCK = threading.Lock()
 
 
 @dataclass
@@ -75,7 +82,8 @@ class Hosted:
         """Advance the session to now and encode a new frame, if one is due (worker
         thread)."""
         with self.busy:
-            fr = self.session.tick(self.clock_s())
+            with PARALLEL_LOCK:
+                fr = self.session.tick(self.clock_s())
             if fr is None:
                 return None
             rgb = np.asarray(fr.rgb)
@@ -92,7 +100,8 @@ class Hosted:
                 return self.result_json
             from needleguide.report import write_report
 
-            res = self.session.finish()
+            with PARALLEL_LOCK:
+                res = self.session.finish()
             d = Path(tempfile.mkdtemp(prefix=f"needleguide-app-{self.sid[:8]}-"))
             title = f"Trainer: {res.extra.get('procedure_name', res.config.procedure)} " \
                     f"under {'ultrasound' if res.config.modality == 'us' else 'fluoroscopy'}"
@@ -133,7 +142,8 @@ class SessionStore:
             if len(self._by_id) >= self.max_sessions:
                 raise UserError(f"sessions: {self.max_sessions} sessions are open already; "
                                 "finish or close one first")
-        session = self.factory(request)
+        with PARALLEL_LOCK:
+            session = self.factory(request)
         sid = secrets.token_urlsafe(12)
         h = Hosted(sid, session, request)
         with self._lock:

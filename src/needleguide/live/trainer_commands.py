@@ -4,7 +4,7 @@ deg"``), against the session as it will stand when the command is applied (the c
 queued before it included: :func:`predict`).
 
 Commands are dicts with "op" and an optional integer "id" (echoed as the frames' ack);
-the fields of each op are listed in :data:`FIELDS` (docs: /tmp/app/SPEC.md, "Commands").
+the fields of each op are listed in :data:`FIELDS` (docs/app.md, "Commands").
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ switched on drawn in.
   before it), the shaft as a green line.
 - levels: fluoroscopy, the spine level labeller's names at the vertebral bodies
   (``guidance.levels_spine.label_spine``; the colours of its ``draw_spine``: green ≥ 0.8,
-  amber 0.5–0.8, grey below); ultrasound: a note that it is fluoroscopy only.
+  amber 0.5–0.8, grey below); ultrasound: none (the labeller reads radiographs).
 - alarm: fluoroscopy, the contrast classifier's outline and banner
   (``guidance.contrast_draw.draw_contrast``) on frames of the test dose's pose; the
   banner alone elsewhere; ultrasound, the last spread reading.
@@ -63,11 +63,8 @@ def compose(frame, overlays: dict[str, bool], det=None, levels=None, contrast=No
             float(frame.time_s) >= contrast.alarm_time_s - 1e-6
     else:
         img = to_rgb8(frame.pixels)
-    if overlays.get("levels"):
-        if fl:
-            draw_levels(img, levels)
-        else:
-            draw_text(img, "levels overlay: fluoroscopy only", (6, h - 10), (170, 170, 170))
+    if overlays.get("levels") and fl:
+        draw_levels(img, levels)  # (ultrasound: none; the page disables the switch)
     if det is not None and det.found:
         if overlays.get("shaft") and det.shaft_px is not None:
             draw_segment(img, det.shaft_px[0], det.shaft_px[1], GREEN, 1)

@@ -1,6 +1,6 @@
 /* needleguide trainer — the page (plain ES2020, no framework, no build step).
  *
- * Protocol: see SPEC.md "Web protocol". Every fetch and the WebSocket carry ?token=T
+ * Protocol: docs/app.md "Web protocol". Every fetch and the WebSocket carry ?token=T
  * (T from <meta name="ng-token">, else from the page URL). The session id lives in
  * location.hash (#sid=...) so a reload reconnects to the same session.
  *
@@ -91,8 +91,8 @@
   const FIELD_SETUP = {
     procedure: 'sel-procedure', level: 'sel-level', side: 'sel-side', modality: 'sel-modality',
     pixels: 'sel-pixels', seed: 'in-seed', bmi: 'in-bmi', age: 'in-age', egfr: 'in-egfr',
-    contrast_allergy: 'sel-allergy', pregnant: 'chk-pregnant', anticoagulated: 'chk-pregnant',
-    diabetes: 'chk-pregnant',
+    contrast_allergy: 'sel-allergy', pregnant: 'chk-pregnant', anticoagulated: 'chk-anticoag',
+    diabetes: 'chk-diabetes',
   };
   const FIELD_PROC = {
     depth_mm: 'in-depth', gain_db: 'in-gain', frequency_mhz: 'in-freq', orbit_deg: 'in-orbit',
@@ -848,6 +848,10 @@
       const id = `chk-${k}`;
       if (k in ov && !recentlyTouched(id)) $(id).checked = !!ov[k];
     }
+    // the level labeller reads radiographs: no level overlay on ultrasound
+    const lv = $('chk-levels');
+    lv.disabled = st.modality === 'us';
+    lv.title = lv.disabled ? 'vertebral levels: fluoroscopy only' : '';
 
     $('alarm-banner').hidden = !st.alarm;
     document.body.classList.toggle('alarm-on', !!st.alarm);
@@ -1081,6 +1085,7 @@
   }
   function toggleOverlay(k) {
     const c = $(`chk-${k}`);
+    if (c.disabled) return;
     c.checked = !c.checked;
     touch(c.id);
     send({ op: 'overlays', [k]: c.checked });
