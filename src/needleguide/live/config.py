@@ -31,6 +31,21 @@ def _number(name: str, value: Any, lo: float, hi: float, unit: str = "",
                         f"[{lo}, {hi}]{unit}")
 
 
+def check_patient_fields(cfg: Any) -> None:
+    """The fields a live and a trainer session share: ``modality``, ``bmi``, ``seed``,
+    ``pixels`` in range, ``procedure`` / ``level`` / ``side`` names (or None); a
+    :class:`UserError` naming the field otherwise."""
+    if cfg.modality not in MODALITIES:
+        raise UserError(f"modality: {cfg.modality!r}; choose one of {', '.join(MODALITIES)}")
+    _number("bmi", cfg.bmi, *BMI_RANGE, " kg/m²")
+    _number("seed", cfg.seed, 0, SEED_MAX, integer=True)
+    _number("pixels", cfg.pixels, *PIXELS_RANGE, " px", integer=True)
+    for name in ("procedure", "level", "side"):
+        v = getattr(cfg, name)
+        if v is not None and not isinstance(v, str):
+            raise UserError(f"{name}: expected a name, got {v!r}")
+
+
 @dataclass(frozen=True)
 class LiveConfig:
     """What one live session simulates.
@@ -55,19 +70,10 @@ class LiveConfig:
     auto: bool = True
 
     def __post_init__(self) -> None:
-        if self.modality not in MODALITIES:
-            raise UserError(f"modality: {self.modality!r}; choose one of "
-                            f"{', '.join(MODALITIES)}")
-        _number("bmi", self.bmi, *BMI_RANGE, " kg/m²")
-        _number("seed", self.seed, 0, SEED_MAX, integer=True)
-        _number("pixels", self.pixels, *PIXELS_RANGE, " px", integer=True)
+        check_patient_fields(self)
         _number("advance_mm_s", self.advance_mm_s, *ADVANCE_RANGE_MM_S, " mm/s")
         if not isinstance(self.auto, bool):
             raise UserError(f"auto: expected true or false, got {self.auto!r}")
-        for name in ("procedure", "level", "side"):
-            v = getattr(self, name)
-            if v is not None and not isinstance(v, str):
-                raise UserError(f"{name}: expected a name, got {v!r}")
         self.session_config()  # procedure, level and side against the catalogue
 
     def session_config(self, **kw: Any):

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from needleguide.errors import SEED_MAX, UserError
+from needleguide.errors import UserError
 from needleguide.frame import Frame
-from needleguide.live.config import BMI_RANGE, MODALITIES, PIXELS_RANGE, _number
+from needleguide.live.config import check_patient_fields
 
 #: kinds of the events the trainee is told (``TrainerFrame.events``, ``state()["events"]``)
 EVENT_KINDS = ("pass", "bone_contact", "paraesthesia", "contrast", "alarm", "info",
@@ -37,16 +37,7 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.procedure, str):
             raise UserError(f"procedure: expected a catalogue id, got {self.procedure!r}")
-        if self.modality not in MODALITIES:
-            raise UserError(f"modality: {self.modality!r}; choose one of "
-                            f"{', '.join(MODALITIES)}")
-        _number("bmi", self.bmi, *BMI_RANGE, " kg/m²")
-        _number("seed", self.seed, 0, SEED_MAX, integer=True)
-        _number("pixels", self.pixels, *PIXELS_RANGE, " px", integer=True)
-        for name in ("level", "side"):
-            v = getattr(self, name)
-            if v is not None and not isinstance(v, str):
-                raise UserError(f"{name}: expected a name, got {v!r}")
+        check_patient_fields(self)
         try:  # procedure, level and side against the catalogue
             self.session_config()
         except UserError as e:  # the catalogue names CLI flags ("--level: …")
