@@ -32,6 +32,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from needleguide.app.run import AppServer  # noqa: E402
 from needleguide.session.scoring import succeeded, tip_error_mm  # noqa: E402
+from test_live_trainer import turn_to_target  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -139,18 +140,10 @@ def test_sacroiliac_under_ultrasound_from_setup_to_score(server, page):
     keys(drv, "n")
     wait(drv, lambda d: state(d)["needle"]["in_body"], 20, "the needle in")
     for _ in range(60):
-        b = s.needle.body
-        to = s.target_mm - b.tip
-        ahead = float(to @ b.axis)
+        ahead, *ang = turn_to_target(s)
         if ahead < 0.6:
             break
-        want = to / np.linalg.norm(to)
-        lat = s._lateral()
-        u = lat - b.axis * float(lat @ b.axis)
-        u /= np.linalg.norm(u)
-        w = np.cross(b.axis, u)
-        turns = [int(np.clip(np.round(np.degrees(np.arctan2(want @ x, want @ b.axis))),
-                             -3, 3)) for x in (u, w)]
+        turns = [int(np.clip(np.round(a), -3, 3)) for a in ang]
         seq = (["k"] * turns[0] if turns[0] > 0 else ["i"] * -turns[0]) + \
               (["l"] * turns[1] if turns[1] > 0 else ["j"] * -turns[1])
         seq += ["W" if ahead > 6 else "w"]

@@ -41,20 +41,28 @@ def us() -> TrainerSession:
     s.close()
 
 
+def turn_to_target(s: TrainerSession) -> tuple[float, float, float]:
+    """From the TRUE needle (tests only; a trainee looks at the image): how far the target
+    lies ahead along the shaft (mm) and the in-plane / out-of-plane turns (deg) that
+    point the shaft at it."""
+    b = s.needle.body
+    to = s.target_mm - b.tip
+    want = to / np.linalg.norm(to)
+    lat = s._lateral()
+    u = lat - b.axis * float(lat @ b.axis)
+    u /= np.linalg.norm(u)
+    w = np.cross(b.axis, u)
+    inplane, outplane = (float(np.degrees(np.arctan2(want @ x, want @ b.axis)))
+                         for x in (u, w))
+    return float(to @ b.axis), inplane, outplane
+
+
 def steer_to_target(s: TrainerSession, clock: Clock, step_mm: float = 5.0) -> None:
     """Advance in steps, steering toward the target from the TRUE tip (test only)."""
     for _ in range(40):
-        b = s.needle.body
-        to = s.target_mm - b.tip
-        ahead = float(to @ b.axis)
+        ahead, *ang = turn_to_target(s)
         if ahead < 0.5:
             return
-        want = to / np.linalg.norm(to)
-        lat = s._lateral()
-        u = lat - b.axis * float(lat @ b.axis)
-        u /= np.linalg.norm(u)
-        w = np.cross(b.axis, u)
-        ang = [np.degrees(np.arctan2(want @ x, want @ b.axis)) for x in (u, w)]
         s.command({"op": "steer", "inplane_deg": float(np.clip(ang[0], -5, 5)),
                    "outplane_deg": float(np.clip(ang[1], -5, 5))})
         s.command({"op": "advance", "mm": float(np.clip(ahead, 0.1, step_mm))})
