@@ -7,7 +7,7 @@ frame is subtracted from it (black- or white-bone display read from ``settings['
 the quantum noise map is measured on the same pre-injection frames
 (:mod:`.contrast_features`). ``mode='dsa'``: subtracted DSA frames (``0.5 +
 Δlog/(2·window)``; the unsubtracted mask frame, ``settings['dsa_role'] == 'mask'``, is
-skipped).
+skipped); the noise map from the subtracted frames' fine detail.
 
 Per frame the opacification z map is thresholded into the opacified region; features:
 area (mm², at the detector), integrated signal, extents, spread from the first opacified
@@ -32,7 +32,8 @@ docs/guidance_levels_contrast.md):
     tip while little or nothing collects there;
   - *saturation* (live, a backstop): the ROI-integrated signal rises then levels off
     (likelihood ratio ≥ ``alarm_llr``, :mod:`.contrast_timecourse`; in = out);
-  - *plateau* (DSA): the thresholded signal's slope falls below half its peak;
+  - *plateau* (DSA): the thresholded signal's slope falls to ≈ 0 (below
+    ``plateau_ratio`` of its peak; in = out);
   arterial or venous: venous when the spread ratio ever reaches ``venous_spread_ratio``
   (the plexus runs along the canal), else arterial;
 * intra-articular: compact, small (area ≤ ``articular_area_mm2``) outline;
@@ -56,6 +57,8 @@ from needleguide.guidance.contrast_draw import draw_contrast
 from needleguide.guidance.contrast_features import (
     FrameFeatures,
     before_map,
+    dsa_noise_grid,
+    dsa_noise_map,
     first_point,
     frame_features,
     noise_map,
@@ -122,7 +125,16 @@ class ContrastParams:
     else soft tissue;
     DSA (few frames, 2–6 /s) alarms instead on the plateau of the thresholded signal: its
     slope over the latest ``washout_window_s`` below ``plateau_ratio`` of its earlier peak,
-    ≥ ``washout_min_s`` after the contrast is first seen.
+    ≥ ``washout_min_s`` after the contrast is first seen. In = out means the slope falls
+    to ≈ 0 (vessels in the sessions' DSA test doses: ≤ 0.14 of the peak, washout < 0);
+    an accumulating collection's signal only bends, its dense core clipped at the
+    display's black (facet, foramen, caudal, cervical soft tissue: 0.29–0.9): 0.5 → 0.15
+    (issue 21; at 0.5, 32 of 79 extravascular session test doses alarmed);
+    dsa_noise_block_mm: DSA: the z map is divided by a relative noise map measured on the
+    subtracted frames themselves (median |fine detail| per block of this size, median
+    over the frames seen so far: :func:`.contrast_features.dsa_noise_map`); None = one
+    global σ (before issue 21: in cervical and caudal DSA noise blobs behind the spine
+    were taken for the arrival and for a vessel's pieces).
     """
 
     z_threshold: float = 3.0
@@ -142,7 +154,7 @@ class ContrastParams:
     temporal_filter: float = 0.3
     washout_window_s: float = 0.25
     washout_min_s: float = 0.3
-    plateau_ratio: float = 0.5
+    plateau_ratio: float = 0.15
     intrathecal_height_mm: float = 90.0
     intrathecal_area_mm2: float = 1700.0
     epidural_aspect: float = 2.3
@@ -155,6 +167,7 @@ class ContrastParams:
     ridge_frames: int = 4
     ridge_exclude_mm: float = 3.0
     line: LineParams = LineParams()
+    dsa_noise_block_mm: float | None = 6.0
 
 
 @dataclass
@@ -213,10 +226,14 @@ def classify_sequence(frames: list[Frame], mode: str = "live", n_mask: int = 3,
     t0 = float(frames[n_mask - 1].time_s) if live else float(times[0])
     nmap = noise_map(frames[:n_mask], pixel_mm, p, valid) if live and p.local_noise \
         else None
+    grids: list[np.ndarray] = []
     need_shape = p.shape_frames_live if live else 1
     r = max(1, int(round(p.ridge_exclude_mm / pixel_mm)))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     for cmap, t in zip(maps, times, strict=True):
+        if not live and p.dsa_noise_block_mm is not None:
+            grids.append(dsa_noise_grid(cmap, pixel_mm, p.dsa_noise_block_mm, valid))
+            nmap = dsa_noise_map(grids, cmap.shape, pixel_mm, p)
         f, m, z = frame_features(cmap, pixel_mm, t, p, st.origin, nmap, valid)
         st.feats.append(f)
         tc.add(cmap, t, m)
