@@ -164,3 +164,41 @@ def _force_into_vessel(s: TrainerSession) -> None:
     b.tip = vt
     b.inserted = float(np.linalg.norm(vt - b.entry))
     b.axis = (vt - b.entry) / b.inserted
+
+
+def test_dsa_test_dose_into_a_vessel_alarms():
+    """A test dose given as a DSA run: the run's frames (mask, then subtracted) come
+    without the pedal, the DSA counter goes up, the classifier's DSA mode alarms."""
+    s = TrainerSession(TrainerConfig(procedure="lumbar-transforaminal", modality="fluoro",
+                                     bmi=24.0, seed=3, pixels=256))
+    try:
+        t = 0.0
+        s.tick(t)
+        px = s.carm.carm.project(s.plan.entry_mm[None])[0]
+        for c in ({"op": "entry", "px": [float(px[0]), float(px[1])]}, {"op": "insert"},
+                  {"op": "advance", "mm": 10.0}):
+            s.command(c)
+            t += DT
+            s.tick(t)
+        _force_into_vessel(s)
+        s.command({"op": "inject", "dsa": True})
+        frames, told = 0, []
+        for _ in range(600):
+            t += 1.0 / 30.0
+            f = s.tick(t)
+            if f is not None:
+                frames += 1
+                told += f.events
+            if s.state()["phase"] == "reading":
+                time.sleep(0.02)
+            elif s.state()["phase"] == "in_body" and t > 2.0:
+                break
+        st = s.state()
+        assert st["fluoro"]["dsa_runs"] == 1 and not st["fluoro"]["pedal"]
+        assert frames >= 8  # ~6 frames/s over the dose, no pedal
+        assert "alarm" in [e["kind"] for e in told] and st["alarm"]
+        r = s.finish()
+        assert r.extra["confirm"]["test_1"]["mode"] == "dsa"
+        assert not r.metrics["success"]
+    finally:
+        s.close()
