@@ -64,9 +64,18 @@ def ng(drv, expr: str):
     return drv.execute_script(f"return window.__ng.{expr}")
 
 
+SLOW = 4.0  # a fresh clone compiles numba kernels on first use (needle, analyser):
+# seconds there, tens of seconds on a loaded CI machine — the waits allow for it
+
+
 def wait(drv, cond, timeout: float = 60.0, what: str = "condition"):
-    return WebDriverWait(drv, timeout, poll_frequency=0.05).until(
-        cond, message=f"timed out waiting for {what}")
+    try:
+        return WebDriverWait(drv, timeout * SLOW, poll_frequency=0.05).until(cond)
+    except Exception as e:
+        errs = drv.execute_script("return window.__ng && window.__ng.errors")
+        st = drv.execute_script("return window.__ng && window.__ng.state")
+        raise AssertionError(f"timed out waiting for {what}; page errors {errs}; events "
+                             f"{st and st.get('events', [])[:5]}") from e
 
 
 def start(drv, server, procedure: str, modality: str, pixels: str = "256") -> str:
