@@ -20,10 +20,19 @@ def lumbar():
     return {b: build_phantom("lumbar", bmi=b, seed=0, spacing_mm=1.5) for b in (22, 38)}
 
 
+def uncapped_tgc(f_mhz: float, depth_mm: float) -> tuple[float, ...]:
+    """The automatic TGC without its noise-floor cap (0.8 dB/cm/MHz round trip, ≤ 60 dB), as
+    a user curve: the body-wall figures compare echo levels at different depths, so they
+    are taken with the TGC that compensates the attenuation all the way down."""
+    z = np.linspace(0.0, depth_mm, 64)
+    return tuple(float(x) for x in np.minimum(2 * 0.8 * f_mhz * z / 10.0, 60.0))
+
+
 def _medial_branch_view(p) -> dict:
     v = standard_view(p, "transverse-facet", level="L4-L5", side="right")
     s = make_settings(probe=v.probe, frequency_mhz=v.frequency_mhz, depth_mm=v.depth_mm,
-                      focus_mm=float(np.clip(v.target_depth_mm, 5, 0.95 * v.depth_mm)))
+                      focus_mm=float(np.clip(v.target_depth_mm, 5, 0.95 * v.depth_mm)),
+                      tgc_db=uncapped_tgc(v.frequency_mhz, v.depth_mm))
     im = USImager(s, seed=0)
     return target_bone_quality(im, Scene(p, poses={"ProbeToPatient": v.ProbeToPatient}),
                                v.ProbeToPatient, v.target_mm)

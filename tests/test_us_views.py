@@ -94,12 +94,20 @@ def test_all_views_are_known():
     assert len(VIEWS) == 9
 
 
+def uncapped_tgc(f_mhz: float, depth_mm: float) -> tuple[float, ...]:
+    """The automatic TGC without its noise-floor cap (0.8 dB/cm/MHz round trip, ≤ 60 dB)."""
+    z = np.linspace(0.0, depth_mm, 64)
+    return tuple(float(x) for x in np.minimum(2 * 0.8 * f_mhz * z / 10.0, 60.0))
+
+
 def _shadow_below_target_gray(p, noise_db: float | None = None) -> float:
     """Mean screen grey 4–12 mm below the target bone echo of the medial-branch view
-    (columns ±4 mm about the target): the acoustic shadow, where only noise remains."""
+    (columns ±4 mm about the target): the acoustic shadow, where only noise remains. The
+    TGC is the automatic one without its noise-floor cap (the same for every receiver)."""
     v = standard_view(p, "transverse-facet", level="L4-L5", side="right")
     s = make_settings(probe=v.probe, depth_mm=v.depth_mm, noise_db_re_face=noise_db,
-                      focus_mm=min(v.target_depth_mm, 0.95 * v.depth_mm))
+                      focus_mm=min(v.target_depth_mm, 0.95 * v.depth_mm),
+                      tgc_db=uncapped_tgc(3.5, v.depth_mm))
     fr = USImager(s, seed=0).render(Scene(p, poses={"ProbeToPatient": v.ProbeToPatient}))
     img = fr.pixels.astype(float)
     sp = fr.spacing_mm[0]

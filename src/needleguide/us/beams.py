@@ -124,14 +124,25 @@ def _gauss_rows(sig: np.ndarray, half: np.ndarray) -> np.ndarray:
 
 
 TGC_MAX_DB = 60.0  # largest automatic TGC (receive-amplifier TGC range; assumption)
+DISPLAY_TOP_DB = 30.0  # display: white at +30 dB re muscle speckle (with gain 0)
+
+
+def noise_floor_tgc_db(s: USSettings) -> float:
+    """The largest automatic TGC that keeps the receiver noise at the display's floor: the
+    noise's mean power (``noise_db_re_face``) lands on the bottom of the grey map (white −
+    dynamic range), where a scanner's preset (or a sonographer's far gain) puts it."""
+    return DISPLAY_TOP_DB - s.dynamic_range_db - s.noise_db_re_face
 
 
 def tgc_curve_db(s: USSettings, r_mm: np.ndarray) -> np.ndarray:
     """TGC in dB at ranges ``r_mm``: automatic (α_auto·f round trip), user curve, or off."""
     if s.tgc_db is None:
-        # automatic: compensate α_auto·f round trip up to the amplifier's TGC range; the
-        # receiver noise is amplified with the echoes (it is not hidden by the cap)
-        return np.minimum(2.0 * s.tgc_auto_db_cm_mhz * s.f_mhz * r_mm / 10.0, TGC_MAX_DB)
+        # automatic: compensate α_auto·f round trip up to the amplifier's TGC range and no
+        # further than the gain that lifts the receiver noise to the display floor (beyond
+        # the penetration depth the image fades to black instead of grey noise; the overall
+        # gain still amplifies noise and echoes together)
+        return np.minimum(2.0 * s.tgc_auto_db_cm_mhz * s.f_mhz * r_mm / 10.0,
+                          min(TGC_MAX_DB, noise_floor_tgc_db(s)))
     if len(s.tgc_db) == 0:
         return np.zeros_like(r_mm)
     if len(s.tgc_db) == 1:

@@ -20,7 +20,13 @@ from needleguide.frame import Frame, FrameTruth
 from needleguide.scene import Scene
 from needleguide.us import body_wall as W
 from needleguide.us import kernels as K
-from needleguide.us.beams import BeamSetup, axial_fwhm_mm, lateral_fwhm_mm, make_setup
+from needleguide.us.beams import (
+    DISPLAY_TOP_DB,
+    BeamSetup,
+    axial_fwhm_mm,
+    lateral_fwhm_mm,
+    make_setup,
+)
 from needleguide.us.needle_echo import add_needle, needle_truth_px
 from needleguide.us.probe import NOISE_DB_RE_FACE, USSettings, image_extent_mm, image_to_probe
 
@@ -29,11 +35,19 @@ THETA0_DEG = 12.0  # angular width of specular reflection from tissue interfaces
 LAMBERT = 0.1  # diffuse (rough-surface) part of a bone surface's reflection (soft: /10)
 R_FASCIA = 0.01  # least reflectivity of a boundary between two structures (fascia, walls)
 NOISE_DB = NOISE_DB_RE_FACE  # default receiver noise re muscle speckle at the face
-TOP_DB = 30.0  # display: white at +30 dB re muscle speckle (with gain 0)
+TOP_DB = DISPLAY_TOP_DB  # display: white at +30 dB re muscle speckle (with gain 0)
 LATTICE_FRACTION = 1.0  # scatterer lattice spacing = range sample spacing × this
 ELEV_STEP_MM = 0.5
 NORMAL_SMOOTH_MM = 0.6
 GEL = 255  # internal label of the coupling gel between the face and the skin
+# contact: the soft tissue under the face is displaced along each line so that the skin
+# meets the face (the probe's pressure; the face may sit up to CONTACT_SEARCH_MM inside the
+# undeformed skin, or the skin up to CONTACT_GAP_MM below the face), the displacement
+# falling linearly to 0 at the first bone or CONTACT_DEPTH_MM (rigid below): a uniform
+# strain of the layer between the face and the bone, at most ±50 %
+CONTACT_SEARCH_MM = 5.0
+CONTACT_GAP_MM = 8.0
+CONTACT_DEPTH_MM = 25.0
 
 
 @lru_cache(maxsize=8)
@@ -147,6 +161,7 @@ class USImager:
             lb = 10.0 ** (t.lut("backscatter_db", -60.0) / 20.0)
             lz[GEL], la[GEL], lb[GEL] = K.Z_WATER, K.ALPHA_WATER, K.BS_WATER
             self._flags[GEL] = 0
+            self._isbone = (self._flags & K.FLAG_BONE) != 0
             self._isfat = np.zeros(256, np.bool_)  # GEL (255) is not fat
             self._isfat[[x.label for x in t if x.group == "fat"]] = True
             self._ismuscle = np.zeros(256, np.bool_)
@@ -179,7 +194,8 @@ class USImager:
         fat = np.empty((L, N), np.float32)
         fluid, Mf = self._fluid(scene)
         table = _table(self.seed)
-        K.sample_medium(med.labels, med.M, origins, dirs, elev, g.r_mm, lut_z, self._isfat,
+        rmap = self.contact_map(med, origins, dirs)
+        K.sample_medium(med.labels, med.M, origins, dirs, elev, rmap, lut_z, self._isfat,
                         self._ismuscle, lab,
                         zimp, zp, zm, scat, table, g.dr_mm * LATTICE_FRACTION, self.seed, fluid,
                         Mf, fl, ELEV_STEP_MM, GEL, K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
@@ -225,6 +241,34 @@ class USImager:
                              s.dynamic_range_db)
         return BeamData(lab, env, img, att, hit, origins, dirs, S.mean(axis=0), S,
                         clutter)
+
+    def contact_map(self, med: Medium, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+        """(L, N) range in the undeformed patient of every beam sample: the soft tissue
+        between the face and the first bone (or ``CONTACT_DEPTH_MM``) is strained uniformly
+        along each line so that the skin lies on the face (see ``CONTACT_*``); identity
+        below, and on lines whose skin is not within reach. Skin and fixed depth are
+        smoothed across the lines (the label map's voxel staircase; the fixed depth stays
+        above the bone)."""
+        r = self.setup.geom.r_mm
+        L = origins.shape[0]
+        dr = float(r[1] - r[0])
+        n = int(np.ceil((CONTACT_SEARCH_MM + CONTACT_DEPTH_MM) / dr)) + 1
+        skin = np.empty(L)
+        bone = np.empty(L)
+        K.contact_ranges(med.labels, med.M, origins, dirs, -CONTACT_SEARCH_MM, dr, n,
+                         self._isbone, max(2, round(1.0 / dr)), skin, bone)
+        ok = np.isfinite(skin) & (skin <= CONTACT_GAP_MM)
+        rmap = np.empty((L, len(r)), np.float64)
+        s = np.where(ok, skin, 0.0).astype(np.float32)
+        b = np.minimum(np.where(np.isfinite(bone), bone, CONTACT_DEPTH_MM),
+                       CONTACT_DEPTH_MM).astype(np.float32)
+        b = np.maximum(b, 2.0 * dr)
+        s = cv2.GaussianBlur(s[None, :], (0, 0), sigmaX=3.0, borderType=cv2.BORDER_REPLICATE)[0]
+        b = cv2.erode(b[None, :], np.ones((1, 13), np.uint8), borderType=cv2.BORDER_REPLICATE)
+        b = cv2.GaussianBlur(b, (0, 0), sigmaX=2.0, borderType=cv2.BORDER_REPLICATE)[0]
+        s = np.clip(s, -0.5 * b, 0.5 * b).astype(np.float64)
+        K.contact_range_map(r, s, b.astype(np.float64), rmap)
+        return rmap
 
     def _fluid(self, scene: Scene):
         empty = (np.zeros((1, 1, 1), np.float32), np.zeros((3, 4)))

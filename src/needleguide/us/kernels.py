@@ -107,38 +107,89 @@ def _muscle_texture(x, y, z, seed):
     return _MUSCLE_BASE * (SEPTUM_GAIN if u < SEPTUM_FRACTION else 1.0)
 
 
+@njit(cache=True, parallel=True)
+def contact_ranges(vol, M, origins, dirs, r0_mm, dr_mm, n, isbone, skin_run, out_skin,
+                   out_bone):
+    """Per line, the range of the skin (the first of ``skin_run`` body samples, searching
+    from ``r0_mm`` < 0, i.e. behind the face) and of the first bone after it (NaN if none
+    within ``n`` samples)."""
+    L = origins.shape[0]
+    for l in prange(L):
+        run = 0
+        skin = np.nan
+        bone = np.nan
+        found = False
+        for k in range(n):
+            r = r0_mm + k * dr_mm
+            lab = _label_at(vol, M, origins[l, 0] + r * dirs[l, 0],
+                            origins[l, 1] + r * dirs[l, 1], origins[l, 2] + r * dirs[l, 2])
+            if lab < 0:
+                lab = 0
+            if not found:
+                if lab != 0:
+                    run += 1
+                    if run >= skin_run:
+                        skin = r - (run - 1) * dr_mm
+                        found = True
+                else:
+                    run = 0
+            elif isbone[lab]:
+                bone = r
+                break
+        out_skin[l] = skin
+        out_bone[l] = bone
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def contact_range_map(r_mm, skin, fixed, out):
+    """out[l, k]: undeformed range of image range ``r_mm[k]`` on line l — a uniform strain
+    from the skin (at range ``skin[l]``, drawn at 0) to ``fixed[l]`` (undisplaced), the
+    identity below."""
+    L = out.shape[0]
+    N = r_mm.shape[0]
+    for l in prange(L):
+        s = skin[l]
+        b = fixed[l]
+        q = 1.0 - s / b
+        for k in range(N):
+            r = r_mm[k]
+            out[l, k] = s + r * q if r < b else r
+
+
 @njit(cache=True, parallel=True, fastmath=True)
 def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out_label, out_z,
                   out_zp, out_zm, scat, table, lattice_mm, seed, fluid, Mf, out_fluid, elev_step_mm,
                   gel_label, z_gel, gel_run, out_fat, band):
-    """Sample the medium along every line. origins/dirs (L, 3) patient mm; elev (3,) unit
+    """Sample the medium along every line. origins/dirs (L, 3) patient mm; ``r_mm`` (L, N):
+    the range in the undeformed patient of every sample (the soft tissue under the face is
+    displaced along the line, us/imager.py ``contact_map``); elev (3,) unit
     elevation vector; labels outside the volume read as air (0). The scatterer amplitude of
     a sample is a complex Gaussian from ``table`` indexed by a hash of its lattice cell in
     patient space (fixed in the patient). Outside-body air in front of the skin (before the
     first run of ``gel_run`` tissue samples) becomes coupling gel. ``out_fat``: cumulative
     fat path (mm). ``fluid``: optional fraction volume ((1,1,1) when absent)."""
     L = origins.shape[0]
-    N = r_mm.shape[0]
+    N = r_mm.shape[1]
     inv = 1.0 / lattice_mm
     mask = table.shape[0] - 1
-    dr = r_mm[1] - r_mm[0]
     has_fluid = fluid.shape[0] > 1
     ex, ey, ez = elev_step_mm * elev[0], elev_step_mm * elev[1], elev_step_mm * elev[2]
+    dr = r_mm[0, N - 1] - r_mm[0, N - 2]  # image range step (the deep samples: undeformed)
     for l in prange(L):
         run = 0
         first = -1
         fat = 0.0
         for k in range(N):
-            x = origins[l, 0] + r_mm[k] * dirs[l, 0]
-            y = origins[l, 1] + r_mm[k] * dirs[l, 1]
-            z = origins[l, 2] + r_mm[k] * dirs[l, 2]
+            x = origins[l, 0] + r_mm[l, k] * dirs[l, 0]
+            y = origins[l, 1] + r_mm[l, k] * dirs[l, 1]
+            z = origins[l, 2] + r_mm[l, k] * dirs[l, 2]
             lab = _label_at(vol, M, x, y, z)
             if lab < 0:
                 lab = 0
             out_label[l, k] = lab
             out_z[l, k] = lut_z[lab]
             if isfat[lab]:
-                fat += dr
+                fat += dr  # the path the wave crosses: the deformed (image) step
             out_fat[l, k] = fat
             scat[l, k] = table[_cell_index(x, y, z, inv, seed, mask)]
             if ismuscle[lab]:
@@ -174,9 +225,9 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
                 for kk in range(k0, k1 + 1):
                     if out_label[l, kk] == gel_label:
                         continue
-                    x = origins[l, 0] + r_mm[kk] * dirs[l, 0]
-                    y = origins[l, 1] + r_mm[kk] * dirs[l, 1]
-                    z = origins[l, 2] + r_mm[kk] * dirs[l, 2]
+                    x = origins[l, 0] + r_mm[l, kk] * dirs[l, 0]
+                    y = origins[l, 1] + r_mm[l, kk] * dirs[l, 1]
+                    z = origins[l, 2] + r_mm[l, kk] * dirs[l, 2]
                     a = _label_at(vol, M, x + ex, y + ey, z + ez)
                     b = _label_at(vol, M, x - ex, y - ey, z - ez)
                     out_zp[l, kk] = lut_z[a if a >= 0 else 0]

@@ -44,6 +44,9 @@ VIEWS = tuple(VIEW_INFO)
 # beam tilted medially, so it looks through the interlaminar windows (anterior complex)
 PARAMEDIAN_OFFSET_MM = 5.0
 PARAMEDIAN_TILT_DEG = 15.0
+# views whose image plane the technique fixes to the anatomy: heel–toe tilt ≤ this
+ANATOMY_ALIGNED = ("sij-transverse", "c2c3-longitudinal")
+IN_PLANE_TILT_DEG = 10.0
 
 
 @dataclass(frozen=True)
@@ -248,8 +251,15 @@ def standard_view(p: Patient, name: str, level: str | None = None, side: str = "
         target, lat = neck, -axis  # head (cranial-medial) on the image left
         lvl_used = None
         extra_depth = 30.0
+    # views whose plane the technique fixes to the anatomy (the C2–C3 articular column
+    # horizontal, the S2 transverse section): the probe rocks out of the plane to meet the
+    # skin, heel–toe within it by at most IN_PLANE_TILT_DEG (the soft tissue under the face
+    # conforms to it: us/imager.py); an in-plane tilt to the full skin slope (~40° over the
+    # buttock, ~20° on the neck) drew their anatomy rotated by as much
     P2P, tdepth = place_probe(p, target, beam, lat, aim,
-                              in_plane_only=name == "paramedian-sagittal")
+                              in_plane_only=name == "paramedian-sagittal",
+                              max_in_plane_deg=IN_PLANE_TILT_DEG
+                              if name in ANATOMY_ALIGNED else None)
     pk = probe or VIEW_INFO[name][1]
     from needleguide.us.probe import PROBES
 
@@ -258,17 +268,32 @@ def standard_view(p: Patient, name: str, level: str | None = None, side: str = "
         depth_mm = float(np.clip(5 * np.ceil((tdepth + extra_depth) / 5), 20,
                                  PROBES[pk].max_depth_mm))
     return View(name, pk, P2P, target, tdepth, float(depth_mm), lvl_used, side,
-                preset_frequency_mhz(pk, tdepth))
+                preset_frequency_mhz(pk, tdepth, path_alpha(p, P2P, tdepth)))
+
+
+def path_alpha(p: Patient, ProbeToPatient: np.ndarray, depth_mm: float) -> float:
+    """Mean attenuation coefficient (dB/cm/MHz) of the tissue on the central beam line from
+    the face to ``depth_mm`` (what the view preset's penetration rule has to cross)."""
+    r = np.arange(0.25, max(depth_mm, 0.5), 0.5)
+    pts = ProbeToPatient[:3, 3][None] + r[:, None] * ProbeToPatient[:3, 1][None]
+    lab = p.label_at(pts)
+    a = p.tissues.lut("alpha_db_cm_mhz")[lab]
+    soft = (a < 10.0) & (lab != 0)  # bone is not penetrated by any frequency
+    return float(a[soft].mean()) if soft.any() else 0.8
 
 
 def place_probe(p: Patient, target: np.ndarray, beam: np.ndarray, lat: np.ndarray,
                 aim: np.ndarray | None = None, in_plane_only: bool = False,
-                max_tilt_deg: float = 25.0) -> tuple[np.ndarray, float]:
+                max_tilt_deg: float = 25.0,
+                max_in_plane_deg: float | None = None) -> tuple[np.ndarray, float]:
     """``(ProbeToPatient, target depth in mm)`` of a probe whose beam line (unit ``beam``,
     array along ``lat``) passes through ``aim`` (default ``target``): the probe rests flat on
     the skin (the beam tilted towards the inward skin normal by at most ``max_tilt_deg``;
     within the image plane only when ``in_plane_only``), ``target`` stays in the image plane,
-    and the face is pressed 1 mm into the skin."""
+    and the face is pressed 1 mm into the skin. With ``max_in_plane_deg`` the tilt is split:
+    out of the image plane (about the array axis) up to ``max_tilt_deg``, within it (about
+    the elevation axis, heel–toe) up to ``max_in_plane_deg``, so the array keeps its
+    direction in the anatomy."""
     beam = _unit(beam)
     lat = _unit(lat - beam * (lat @ beam))
     aim = target if aim is None else aim
@@ -277,7 +302,18 @@ def place_probe(p: Patient, target: np.ndarray, beam: np.ndarray, lat: np.ndarra
     if in_plane_only:
         elev = np.cross(lat, beam)
         n_in = n_in - elev * (n_in @ elev)
-    if np.linalg.norm(n_in) > 1e-6:
+    if max_in_plane_deg is not None and np.linalg.norm(n_in) > 1e-6:
+        elev = _unit(np.cross(lat, beam))
+        nb = float(n_in @ beam)
+        if nb > 1e-6:
+            a_out = np.clip(np.arctan2(n_in @ elev, nb), *np.deg2rad([-max_tilt_deg,
+                                                                      max_tilt_deg]))
+            a_in = np.clip(np.arctan2(n_in @ lat, nb), *np.deg2rad([-max_in_plane_deg,
+                                                                    max_in_plane_deg]))
+            beam = _unit(beam + np.tan(a_out) * elev + np.tan(a_in) * lat)
+            elev = _unit(np.cross(lat, beam))
+            lat = _unit(np.cross(beam, elev))
+    elif np.linalg.norm(n_in) > 1e-6:
         n_in = _unit(n_in)
         ang = float(np.arccos(np.clip(n_in @ beam, -1, 1)))
         if ang > 1e-3:
@@ -293,11 +329,12 @@ def place_probe(p: Patient, target: np.ndarray, beam: np.ndarray, lat: np.ndarra
     return geometry.frame_from_axes(face, lat, beam), float((target - face) @ beam)
 
 
-def preset_frequency_mhz(probe: str, target_depth_mm: float) -> float:
+def preset_frequency_mhz(probe: str, target_depth_mm: float, alpha_db_cm_mhz: float = 0.8) -> float:
     """The view preset's frequency: the probe's default, lowered (within its band) so that
-    the round-trip loss to the target at an average 0.8 dB/cm/MHz stays ≤ 55 dB."""
+    the round-trip loss to the target at ``alpha_db_cm_mhz`` (the views: the mean of the
+    tissue on the beam line, :func:`path_alpha`; default 0.8) stays ≤ 55 dB."""
     from needleguide.us.probe import PROBES
 
     spec = PROBES[probe]
-    f_pen = 55.0 / (2.0 * 0.8 * max(target_depth_mm, 1.0) / 10.0)
+    f_pen = 55.0 / (2.0 * alpha_db_cm_mhz * max(target_depth_mm, 1.0) / 10.0)
     return float(np.clip(min(spec.f_default_mhz, f_pen), spec.fmin_mhz, spec.fmax_mhz))
