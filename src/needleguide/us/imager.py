@@ -38,6 +38,11 @@ NOISE_DB = NOISE_DB_RE_FACE  # default receiver noise re muscle speckle at the f
 TOP_DB = DISPLAY_TOP_DB  # display: white at +30 dB re muscle speckle (with gain 0)
 LATTICE_FRACTION = 1.0  # scatterer lattice spacing = range sample spacing × this
 ELEV_STEP_MM = 0.5
+# speckle through the elevation slice: scatterers summed over ELEV_PLANES planes spaced
+# ELEV_PLANE_SPACING × σ of the elevation amplitude profile (kernels.elevation_planes);
+# 1 = the image plane alone (no thickness: any out-of-plane move draws new speckle)
+ELEV_PLANES = 4
+ELEV_PLANE_SPACING = 1.25
 NORMAL_SMOOTH_MM = 0.6
 GEL = 255  # internal label of the coupling gel between the face and the skin
 # contact: the soft tissue under the face is displaced along each line so that the skin
@@ -195,11 +200,14 @@ class USImager:
         fluid, Mf = self._fluid(scene)
         table = _table(self.seed)
         rmap = self.contact_map(med, origins, dirs)
+        el_off, el_w = K.elevation_planes(st.el_sigma_mm, float(np.mean(origins @ elev)),
+                                          g.dr_mm * LATTICE_FRACTION, ELEV_PLANES,
+                                          ELEV_PLANE_SPACING)
         K.sample_medium(med.labels, med.M, origins, dirs, elev, rmap, lut_z, self._isfat,
                         self._ismuscle, lab,
                         zimp, zp, zm, scat, table, g.dr_mm * LATTICE_FRACTION, self.seed, fluid,
                         Mf, fl, ELEV_STEP_MM, GEL, K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
-                        int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)))
+                        int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)), el_off, el_w)
         # interface normals from impedance smoothed over ~0.6 mm (range and lateral); the
         # out-of-plane component from the smoothed impedance one step either side
         sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)

@@ -3,7 +3,8 @@
 1. ``sample_medium``: labels along every scan line from a label volume (any affine),
    impedance (also ± an elevation step, for the out-of-plane tilt of interfaces), the
    injectate fluid fraction and the
-   complex scatterer amplitude fixed in patient space (hashed lattice, complex Gaussian).
+   complex scatterer amplitude fixed in patient space (hashed lattice, complex Gaussian),
+   summed over a few planes across the elevation beam profile (slice thickness).
 2. ``propagate``: marches each line from the face: two-way attenuation α·f, specular
    reflection R = ((Z2−Z1)/(Z2+Z1))² with an angle law, transmission (1−R) per interface,
    diffuse backscatter, reverberation (A-lines) under air. Writes the complex source.
@@ -156,10 +157,38 @@ def contact_range_map(r_mm, skin, fixed, out):
             out[l, k] = s + r * q if r < b else r
 
 
+def elevation_planes(sigma_mm, t_mm: float, lattice_mm: float, n_planes: int,
+                     spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Planes and weights of the elevation beam profile for :func:`sample_medium`.
+
+    sigma_mm (N,): σ of the elevation amplitude profile exp(−e²/2σ²) at each range sample;
+    t_mm: elevation coordinate of the image plane in the patient (a point of the plane ·
+    the unit elevation vector). The planes are the ``n_planes`` nearest to the image plane
+    of the grid (n + ½)·a (n integer, a = ``spacing``·σ, at least 2 lattice cells so that the
+    planes draw independent cells), fixed in the patient: an elevational shift Δ of the
+    probe moves t by Δ and the offsets by −Δ, so the same scatterers stay in the beam with
+    weights that follow the profile continuously (the intensity correlation of the speckle
+    is Σw(e)w(e−Δ)/Σw², ≈ exp(−Δ²/2σ²)). Returns offsets (N, P) mm from the image plane
+    and weights (N, P) float32 with Σ_j w² = 1. ``n_planes`` ≤ 1: the image plane alone
+    (no thickness)."""
+    sig = np.asarray(sigma_mm, float)
+    if n_planes <= 1:
+        return np.zeros((sig.shape[0], 1)), np.ones((sig.shape[0], 1), np.float32)
+    a = np.maximum(spacing * sig, 2.0 * lattice_mm)
+    u = t_mm / a - 0.5  # grid (n + ½)·a: off the lattice's cell faces (rounding at 0)
+    n0 = np.floor(u - n_planes / 2.0 + 1.0)
+    frac = n0 - u  # offset of the first plane, in units of a: (−P/2, −P/2 + 1]
+    d = frac[:, None] + np.arange(n_planes)[None, :]
+    off = d * a[:, None]
+    w = np.exp(-0.5 * (off / sig[:, None]) ** 2)
+    w /= np.sqrt((w * w).sum(axis=1, keepdims=True))
+    return np.ascontiguousarray(off), np.ascontiguousarray(w.astype(np.float32))
+
+
 @njit(cache=True, parallel=True, fastmath=True)
 def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out_label, out_z,
                   out_zp, out_zm, scat, table, lattice_mm, seed, fluid, Mf, out_fluid, elev_step_mm,
-                  gel_label, z_gel, gel_run, out_fat, band):
+                  gel_label, z_gel, gel_run, out_fat, band, el_off, el_w):
     """Sample the medium along every line. origins/dirs (L, 3) patient mm; ``r_mm`` (L, N):
     the range in the undeformed patient of every sample (the soft tissue under the face is
     displaced along the line, us/imager.py ``contact_map``); elev (3,) unit
@@ -167,12 +196,19 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
     a sample is a complex Gaussian from ``table`` indexed by a hash of its lattice cell in
     patient space (fixed in the patient). Outside-body air in front of the skin (before the
     first run of ``gel_run`` tissue samples) becomes coupling gel. ``out_fat``: cumulative
-    fat path (mm). ``fluid``: optional fraction volume ((1,1,1) when absent)."""
+    fat path (mm). ``fluid``: optional fraction volume ((1,1,1) when absent).
+
+    Elevation beam thickness: the scatterer amplitude is the sum over the planes
+    ``el_off[k, j]`` (mm along ``elev``, (N, P)) of the cells there, weighted by the beam's
+    elevation amplitude profile ``el_w[k, j]`` (Σ_j w² = 1: the mean power is kept). The
+    planes lie on a grid fixed in the patient (:func:`elevation_planes`), so an
+    out-of-plane move of the probe keeps the same cells and only changes their weights."""
     L = origins.shape[0]
     N = r_mm.shape[1]
     inv = 1.0 / lattice_mm
     mask = table.shape[0] - 1
     has_fluid = fluid.shape[0] > 1
+    P = el_off.shape[1]
     ex, ey, ez = elev_step_mm * elev[0], elev_step_mm * elev[1], elev_step_mm * elev[2]
     dr = r_mm[0, N - 1] - r_mm[0, N - 2]  # image range step (the deep samples: undeformed)
     for l in prange(L):
@@ -191,7 +227,12 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
             if isfat[lab]:
                 fat += dr  # the path the wave crosses: the deformed (image) step
             out_fat[l, k] = fat
-            scat[l, k] = table[_cell_index(x, y, z, inv, seed, mask)]
+            acc = np.complex64(0.0)
+            for j in range(P):
+                e = el_off[k, j]
+                acc += el_w[k, j] * table[_cell_index(x + e * elev[0], y + e * elev[1],
+                                                      z + e * elev[2], inv, seed, mask)]
+            scat[l, k] = acc
             if ismuscle[lab]:
                 scat[l, k] *= _muscle_texture(x, y, z, seed)
             if has_fluid:
