@@ -29,7 +29,9 @@ class Needle:
     gauge: 18–27 G; length_mm: shaft length (hub to tip), 25–200 mm; tip_mm: tip position
     in patient RAS mm; direction: unit vector from hub to tip (RAS); inserted_length_mm:
     length of shaft below the skin (0..length_mm); bevel_deg: bevel angle (typ. 12–30°);
-    hub_length_mm: length of the (plastic/metal) hub behind the shaft.
+    hub_length_mm: length of the (plastic/metal) hub behind the shaft; echogenic: an
+    echo-enhanced needle (dimpled / coated shaft) whose ultrasound echo keeps a diffuse,
+    nearly angle-independent part (``us/needle_echo.py``).
     """
 
     gauge: int = 22
@@ -39,6 +41,7 @@ class Needle:
     inserted_length_mm: float = 0.0
     bevel_deg: float = 20.0
     hub_length_mm: float = 20.0
+    echogenic: bool = False
 
     def __post_init__(self) -> None:
         if int(self.gauge) not in GAUGE_OD_MM:

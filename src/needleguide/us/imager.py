@@ -27,7 +27,7 @@ from needleguide.us.beams import (
     lateral_fwhm_mm,
     make_setup,
 )
-from needleguide.us.needle_echo import add_needle, needle_truth_px
+from needleguide.us.needle_echo import ROUGH, ROUGH_ECHOGENIC, add_needle, needle_truth_px
 from needleguide.us.probe import NOISE_DB_RE_FACE, USSettings, image_extent_mm, image_to_probe
 
 SPEC_GAIN_DB = 34.0  # specular-to-diffuse calibration: K (perpendicular bone ≈ +30 dB)
@@ -226,7 +226,8 @@ class USImager:
         if nd is not None and nd.inserted_length_mm > 0:
             add_needle(src, att, origins, dirs, elev, g.r_mm, st.line_dx_mm, st.el_sigma_mm,
                        st.aperture_mm, nd.skin_entry_mm, nd.tip, nd.outer_diameter_mm,
-                       10 ** (SPEC_GAIN_DB / 10) * st.spec_norm, hit)
+                       10 ** (SPEC_GAIN_DB / 10) * st.spec_norm, hit,
+                       ROUGH_ECHOGENIC if getattr(nd, "echogenic", False) else ROUGH)
         frame_no = int(round(scene.time_s * 1000))
         # the body wall crossed by each line (body_wall.py): aberration and defocus (main-lobe
         # fraction S, aperture-averaged) with their pedestal, and reverberation clutter

@@ -8,7 +8,8 @@ approach within half a line spacing in the image plane), the echo amplitude is
 
 with θ the angle between the beam and the shaft's normal (0 when the beam meets the shaft
 at 90°), θ₀ = ½·atan(D/2z) the half angle within which the mirror reflection still lands on
-the receive aperture D at depth z, ρ a small diffuse (surface roughness) part, w_el the
+the receive aperture D at depth z, ρ a small diffuse (surface roughness) part (``ROUGH``;
+an echogenic needle, ``Needle.echogenic``, has a larger one, ``ROUGH_ECHOGENIC``), w_el the
 elevation beam profile at the shaft's distance from the image plane and a(r) the two-way
 attenuation of the tissue above. The bevel adds an angle-independent tip echo (edge
 diffraction); reverberation inside the shaft gives a comet tail of echoes spaced by the
@@ -24,7 +25,15 @@ import numpy as np
 from numba import njit, prange
 
 R_STEEL = ((45.0 - 1.63) / (45.0 + 1.63)) ** 2  # soft tissue / steel, normal incidence
-ROUGH = 0.008  # diffuse (Lambertian) part of the shaft's reflection
+# Assumption (calibrated, issue 16 part 3): diffuse (Lambertian) part of a smooth shaft's
+# reflection, set so that a standard 22 G needle scores ≈ 5 at 15° to the beam (Nichols 2003,
+# Surflo 5 EU; benchmarks/us_needle_angle.py). Was 0.008.
+ROUGH = 0.015
+# Assumption (calibrated): diffuse part of an echogenic needle (dimpled / coated / textured
+# surface: many sub-wavelength-to-wavelength scatterers that return energy over a wide range
+# of angles), set so that it scores ≈ 40 at 15° to the beam (Nichols 2003: Echotip 40 EU,
+# dimpled prototype 43 EU). Angle law as ROUGH: cos θ (projected area).
+ROUGH_ECHOGENIC = 0.5
 TIP_GAIN = 0.15  # bevel tip edge echo, fraction of the normal-incidence shaft echo
 TAIL_PER_BOUNCE = 0.45  # amplitude kept per reverberation inside the shaft
 TAIL_N = 8
@@ -32,15 +41,18 @@ SHADOW_FILL = 0.5  # diffraction fills in half of the geometric shadow of the th
 
 
 @njit(cache=True, fastmath=True)
-def angle_factor(theta_rad, theta0_rad):
-    """Fraction of the specular intensity returned at incidence angle ``theta_rad``."""
-    return math.exp(-(theta_rad / theta0_rad) ** 2) + ROUGH * math.cos(theta_rad)
+def angle_factor(theta_rad, theta0_rad, rough=ROUGH):
+    """Fraction of the specular intensity returned at incidence angle ``theta_rad``, with
+    diffuse part ``rough`` (``ROUGH`` for a smooth shaft, ``ROUGH_ECHOGENIC``)."""
+    return math.exp(-(theta_rad / theta0_rad) ** 2) + rough * math.cos(theta_rad)
 
 
 @njit(cache=True, parallel=True, fastmath=True)
 def add_needle(src, att, origins, dirs, elev, r_mm, line_dx_mm, el_sigma_mm, ap_mm,
-               a, b, od_mm, spec_gain, out_hit):
-    """Add the needle echo of segment a (entry) -> b (tip) to ``src`` (L, N), in place.
+               a, b, od_mm, spec_gain, out_hit, rough=ROUGH):
+    """Add the needle echo of segment a (entry) -> b (tip) to ``src`` (L, N), in place;
+    ``rough``: the shaft's diffuse part (``ROUGH``, or ``ROUGH_ECHOGENIC`` for an echogenic
+    needle).
 
     out_hit[l] = range sample of the shaft echo on line l, or -1."""
     L, N = src.shape
@@ -91,7 +103,7 @@ def add_needle(src, att, origins, dirs, elev, r_mm, line_dx_mm, el_sigma_mm, ap_
             continue
         theta = abs(0.5 * math.pi - math.acos(min(1.0, abs(cba))))
         theta0 = 0.5 * math.atan(ap_mm[k] / (2.0 * max(r, 1.0)))
-        fac = angle_factor(theta, theta0)
+        fac = angle_factor(theta, theta0, rough)
         amp = math.sqrt(spec_gain[k] * R_STEEL * fac) * w_el * att[l, k]
         if seg - s < 1.0:
             amp += math.sqrt(spec_gain[k] * R_STEEL * TIP_GAIN) * w_el * att[l, k]
