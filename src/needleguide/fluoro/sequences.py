@@ -115,21 +115,33 @@ def dsa_sequence(fluoro: Fluoroscope, scenes: Sequence[Scene], carm: CArm | None
         return _dsa_frames(fluoro, scenes, carm, misregistration_px, window)
 
 
+def dsa_mask_frame(fluoro: Fluoroscope, scene: Scene, carm: CArm):
+    """The (unsubtracted) mask of a DSA run and its exposure (for
+    :func:`dsa_subtracted_frame`)."""
+    mask = fluoro.expose(scene, "dsa", carm)
+    return fluoro._frame(scene, carm, fluoro.display(mask.log_image, carm), mask, "dsa",
+                         {"dsa_role": "mask"}), mask
+
+
+def dsa_subtracted_frame(fluoro: Fluoroscope, scene: Scene, carm: CArm, mask,
+                         misregistration_px: tuple[float, float] = (0.0, 0.0),
+                         window: float = 0.25) -> Frame:
+    """One subtracted DSA frame of ``scene`` against the ``mask`` exposure: pixels
+    ``0.5 + (ℓ_mask − ℓ_live) / (2·window)`` (iodine dark on mid-grey)."""
+    live = fluoro.expose(scene, "dsa", carm, shift_px=tuple(map(float, misregistration_px)))
+    sub = 0.5 + (mask.log_image - live.log_image) / (2.0 * window)
+    pix = (np.clip(sub, 0.0, 1.0) * fluoro._pose(carm).field).astype(np.float32)
+    return fluoro._frame(scene, carm, pix, live, "dsa", {
+        "dsa_role": "subtracted", "misregistration_px": list(misregistration_px),
+        "subtraction_window": window})
+
+
 def _dsa_frames(fluoro: Fluoroscope, scenes: Sequence[Scene], carm: CArm,
                 misregistration_px: tuple[float, float], window: float) -> list[Frame]:
-    mask = fluoro.expose(scenes[0], "dsa", carm)
-    frames = [fluoro._frame(scenes[0], carm, fluoro.display(mask.log_image, carm), mask,
-                            "dsa", {"dsa_role": "mask"})]
-    pc_field = fluoro._pose(carm).field
-    for sc in scenes[1:]:
-        live = fluoro.expose(sc, "dsa", carm, shift_px=tuple(map(float, misregistration_px)))
-        sub = 0.5 + (mask.log_image - live.log_image) / (2.0 * window)
-        pix = (np.clip(sub, 0.0, 1.0) * pc_field).astype(np.float32)
-        frames.append(fluoro._frame(sc, carm, pix, live, "dsa", {
-            "dsa_role": "subtracted", "misregistration_px": list(misregistration_px),
-            "subtraction_window": window}))
-    return frames
+    first, mask = dsa_mask_frame(fluoro, scenes[0], carm)
+    return [first] + [dsa_subtracted_frame(fluoro, sc, carm, mask, misregistration_px,
+                                           window) for sc in scenes[1:]]
 
 
-__all__ = ["advance_sequence", "dsa_sequence", "live_run", "needle_truth", "plan_needle",
-           "skin_entry"]
+__all__ = ["advance_sequence", "dsa_mask_frame", "dsa_sequence", "dsa_subtracted_frame",
+           "live_run", "needle_truth", "plan_needle", "skin_entry"]

@@ -14,6 +14,7 @@ import dataclasses
 
 import numpy as np
 
+from needleguide.fluoro.sequences import dsa_mask_frame, dsa_subtracted_frame
 from needleguide.frame import Dose, Frame
 from needleguide.scene import Scene
 
@@ -100,21 +101,14 @@ class CArmControl:
         return self.fl.frame(scene, "spot", self.carm)
 
     def dsa(self, scene: Scene, mask: bool) -> Frame:
-        """One DSA frame: the mask (``mask``; unsubtracted) or a subtracted frame
-        ``0.5 + (ℓ_mask − ℓ) / (2·DSA_WINDOW)`` (iodine dark on mid-grey), as
+        """One DSA frame: the mask (``mask``; unsubtracted) or a subtracted frame, as
         ``fluoro.sequences.dsa_sequence`` makes them, but one per tick."""
-        fl, carm = self.fl, self.carm
-        exp = fl.expose(scene, "dsa", carm)
         if mask or self._mask is None:
-            self._mask = exp
+            frame, self._mask = dsa_mask_frame(self.fl, scene, self.carm)
             self.dsa_runs += 1
-            return fl._frame(scene, carm, fl.display(exp.log_image, carm), exp, "dsa",
-                             {"dsa_role": "mask"})
-        sub = 0.5 + (self._mask.log_image - exp.log_image) / (2.0 * DSA_WINDOW)
-        pix = (np.clip(sub, 0.0, 1.0) * fl._pose(carm).field).astype(np.float32)
-        return fl._frame(scene, carm, pix, exp, "dsa", {
-            "dsa_role": "subtracted", "misregistration_px": [0.0, 0.0],
-            "subtraction_window": DSA_WINDOW})
+            return frame
+        return dsa_subtracted_frame(self.fl, scene, self.carm, self._mask,
+                                    window=DSA_WINDOW)
 
     def due(self, t_s: float, scene, doses) -> tuple[Frame | None, int]:
         """The frame due at ``t_s`` (with truth) and the exposures made: the spot images

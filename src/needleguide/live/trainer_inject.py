@@ -30,6 +30,7 @@ from needleguide.session.confirm import (
     RATE_ML_S,
     SPREAD_MIN_MM2,
     TEST_ML,
+    in_words,
     true_compartment,
     visible_spread,
 )
@@ -37,10 +38,6 @@ from needleguide.session.imaging import us_target_px
 from needleguide.session.models import Event
 
 US_READ_AFTER_S = 0.5  # the US spread is read this long after the inflow ends
-
-
-def _w(name) -> str:
-    return str(name).replace("_", " ")
 
 
 class TestDose:
@@ -197,7 +194,7 @@ class TestDose:
         draw_text(img, f"spread {'visible' if seen else 'NOT visible'}: {area:.0f} mm2")
         self.key_frames.append((f"test injection {self.count}: spread "
                                 f"{'visible' if seen else 'not visible'} ({area:.0f} mm²); "
-                                f"truth {_w(comp)}", img))
+                                f"truth {in_words(comp)}", img))
         self.confirm_info[f"test_{self.count}"] = {
             "mode": "us", "spread_mm2": round(area, 1), "visible": bool(seen),
             "true_compartment": comp, "true_vascular_share": round(vasc, 3)}
@@ -205,7 +202,7 @@ class TestDose:
             self.log.score(Event(t_s, "intravascular_injection", False, "not detectable "
                                  "under ultrasound (intravascular fluid is not seen)"))
         elif not seen:
-            self.log.score(Event(t_s, "spread_not_seen", True, f"truth {_w(comp)}"))
+            self.log.score(Event(t_s, "spread_not_seen", True, f"truth {in_words(comp)}"))
 
     def _read_fluoro(self, t_s: float) -> None:
         frames, self._frames = self._frames, []
@@ -228,7 +225,7 @@ class TestDose:
         frames, mode = self._shown, self._mode
         alarm = res.alarm_time_s is not None or res.intravascular
         self.result, self.result_pose, self.alarm = res, self._pose, bool(alarm)
-        self.log.tell(t_s, "info", f"contrast classifier: {_w(res.label)} (confidence "
+        self.log.tell(t_s, "info", f"contrast classifier: {in_words(res.label)} (confidence "
                       f"{res.confidence:.2f})")
         if alarm:
             at = "" if res.alarm_time_s is None else \
@@ -238,7 +235,7 @@ class TestDose:
                                      for f in frames]))]
         how = "DSA" if mode == "dsa" else mode
         self.key_frames.append((f"contrast test dose {self.count} ({how}): classifier says "
-                                f"{_w(res.label)}; truth {_w(comp)}",
+                                f"{in_words(res.label)}; truth {in_words(comp)}",
                                 draw_contrast(peak, res)))
         self.confirm_info[f"test_{self.count}"] = {
             "mode": mode, "view": peak.settings.get("view", "custom"), "label": res.label,
@@ -248,14 +245,14 @@ class TestDose:
             "true_compartment": comp, "true_vascular_share": round(vasc, 3)}
         if vasc >= 0.5:
             self.log.score(Event(t_s, "intravascular_injection", bool(alarm),
-                                 f"test dose {self.count}: {_w(comp)}; classifier "
-                                 f"{_w(res.label)}"))
+                                 f"test dose {self.count}: {in_words(comp)}; classifier "
+                                 f"{in_words(res.label)}"))
         elif comp == "intrathecal":
             self.log.score(Event(t_s, "intrathecal_injection", res.label == "intrathecal",
-                                 f"classifier {_w(res.label)}"))
+                                 f"classifier {in_words(res.label)}"))
         if alarm and vasc < 0.5:
             self.log.score(Event(t_s, "false_alarm", True,
-                                 f"classifier {_w(res.label)}; truth {_w(comp)}"))
+                                 f"classifier {in_words(res.label)}; truth {in_words(comp)}"))
 
     def state_phase(self) -> str | None:
         if self._flowing:

@@ -33,7 +33,7 @@ SPREAD_SD = 4.0  # echo change, in frame-to-frame standard deviations, that coun
 SPREAD_BLUR_PX = 15  # box smoothing (px) against frame-to-frame speckle
 
 
-def _w(name: str) -> str:
+def in_words(name: str) -> str:
     """An identifier in words for the report ('intra_articular_sij' -> 'intra articular
     sij')."""
     return str(name).replace("_", " ")
@@ -102,7 +102,7 @@ def confirm_fluoro(op, body, t: float, events: list[Event]) -> tuple[float, floa
         draw_text(img, f"{view} {mode}: {banner}")
         how = "DSA" if mode == "dsa" else mode
         op.key_frames.append((f"contrast test dose {attempt + 1} ({how}): classifier says "
-                              f"{_w(res.label)}; truth {_w(comp)}", img))
+                              f"{in_words(res.label)}; truth {in_words(comp)}", img))
         alarm = res.alarm_time_s is not None or res.intravascular
         op.confirm_info[f"test_{attempt + 1}"] = {
             "mode": mode, "view": view, "label": res.label,
@@ -112,16 +112,16 @@ def confirm_fluoro(op, body, t: float, events: list[Event]) -> tuple[float, floa
         t += START_S + TEST_ML / RATE_ML_S + 10.0
         if vasc >= 0.5:
             events.append(Event(t, "intravascular_injection", bool(alarm),
-                                f"test dose {attempt + 1}: {_w(comp)}; classifier "
-                                f"{_w(res.label)}"))
+                                f"test dose {attempt + 1}: {in_words(comp)}; classifier "
+                                f"{in_words(res.label)}"))
         elif comp == "intrathecal":
             events.append(Event(t, "intrathecal_injection", res.label == "intrathecal",
-                                f"classifier {_w(res.label)}"))
+                                f"classifier {in_words(res.label)}"))
         if not alarm:
             return t, contrast
         if vasc < 0.5:
             events.append(Event(t, "false_alarm", True,
-                                f"classifier {_w(res.label)}; truth {_w(comp)}"))
+                                f"classifier {in_words(res.label)}; truth {in_words(comp)}"))
         if attempt == 0:
             body.withdraw(2.0)
             events.append(Event(t, "reposition", True, "intravascular alarm: withdrawn 2 mm"))
@@ -183,7 +183,7 @@ def confirm_us(op, body, t: float, events: list[Event]) -> tuple[float, float]:
     img = to_rgb8(us_crop(post.pixels, op.box))
     draw_text(img, f"spread {'visible' if seen else 'NOT visible'}: {area:.0f} mm2")
     op.key_frames.append((f"after 1 mL: spread {'visible' if seen else 'not visible'} "
-                          f"({area:.0f} mm²); truth {_w(comp)}", img))
+                          f"({area:.0f} mm²); truth {in_words(comp)}", img))
     op.confirm_info["test_1"] = {"mode": "us", "spread_mm2": round(area, 1),
                                  "visible": bool(seen), "true_compartment": comp,
                                  "true_vascular_share": round(vasc, 3)}
@@ -192,5 +192,5 @@ def confirm_us(op, body, t: float, events: list[Event]) -> tuple[float, float]:
         events.append(Event(t, "intravascular_injection", False,
                             "not detectable under ultrasound (intravascular fluid is not seen)"))
     elif not seen:
-        events.append(Event(t, "spread_not_seen", True, f"truth {_w(comp)}"))
+        events.append(Event(t, "spread_not_seen", True, f"truth {in_words(comp)}"))
     return t, 0.0

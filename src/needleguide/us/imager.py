@@ -19,6 +19,7 @@ from needleguide.anatomy.patient import Patient, resample_labels
 from needleguide.frame import Frame, FrameTruth
 from needleguide.scene import Scene
 from needleguide.us import body_wall as W
+from needleguide.us import contact_kernels as CK
 from needleguide.us import kernels as K
 from needleguide.us.beams import (
     DISPLAY_TOP_DB,
@@ -264,7 +265,7 @@ class USImager:
         n = int(np.ceil((CONTACT_SEARCH_MM + CONTACT_DEPTH_MM) / dr)) + 1
         skin = np.empty(L)
         bone = np.empty(L)
-        K.contact_ranges(med.labels, med.M, origins, dirs, -CONTACT_SEARCH_MM, dr, n,
+        CK.contact_ranges(med.labels, med.M, origins, dirs, -CONTACT_SEARCH_MM, dr, n,
                          self._isbone, max(2, round(1.0 / dr)), skin, bone)
         ok = np.isfinite(skin) & (skin <= CONTACT_GAP_MM)
         rmap = np.empty((L, len(r)), np.float64)
@@ -276,7 +277,7 @@ class USImager:
         b = cv2.erode(b[None, :], np.ones((1, 13), np.uint8), borderType=cv2.BORDER_REPLICATE)
         b = cv2.GaussianBlur(b, (0, 0), sigmaX=2.0, borderType=cv2.BORDER_REPLICATE)[0]
         s = np.clip(s, -0.5 * b, 0.5 * b).astype(np.float64)
-        K.contact_range_map(r, s, b.astype(np.float64), rmap)
+        CK.contact_range_map(r, s, b.astype(np.float64), rmap)
         return rmap
 
     def _fluid(self, scene: Scene):

@@ -108,55 +108,6 @@ def _muscle_texture(x, y, z, seed):
     return _MUSCLE_BASE * (SEPTUM_GAIN if u < SEPTUM_FRACTION else 1.0)
 
 
-@njit(cache=True, parallel=True)
-def contact_ranges(vol, M, origins, dirs, r0_mm, dr_mm, n, isbone, skin_run, out_skin,
-                   out_bone):
-    """Per line, the range of the skin (the first of ``skin_run`` body samples, searching
-    from ``r0_mm`` < 0, i.e. behind the face) and of the first bone after it (NaN if none
-    within ``n`` samples)."""
-    L = origins.shape[0]
-    for l in prange(L):
-        run = 0
-        skin = np.nan
-        bone = np.nan
-        found = False
-        for k in range(n):
-            r = r0_mm + k * dr_mm
-            lab = _label_at(vol, M, origins[l, 0] + r * dirs[l, 0],
-                            origins[l, 1] + r * dirs[l, 1], origins[l, 2] + r * dirs[l, 2])
-            if lab < 0:
-                lab = 0
-            if not found:
-                if lab != 0:
-                    run += 1
-                    if run >= skin_run:
-                        skin = r - (run - 1) * dr_mm
-                        found = True
-                else:
-                    run = 0
-            elif isbone[lab]:
-                bone = r
-                break
-        out_skin[l] = skin
-        out_bone[l] = bone
-
-
-@njit(cache=True, parallel=True, fastmath=True)
-def contact_range_map(r_mm, skin, fixed, out):
-    """out[l, k]: undeformed range of image range ``r_mm[k]`` on line l — a uniform strain
-    from the skin (at range ``skin[l]``, drawn at 0) to ``fixed[l]`` (undisplaced), the
-    identity below."""
-    L = out.shape[0]
-    N = r_mm.shape[0]
-    for l in prange(L):
-        s = skin[l]
-        b = fixed[l]
-        q = 1.0 - s / b
-        for k in range(N):
-            r = r_mm[k]
-            out[l, k] = s + r * q if r < b else r
-
-
 def elevation_planes(sigma_mm, t_mm: float, lattice_mm: float, n_planes: int,
                      spacing: float) -> tuple[np.ndarray, np.ndarray]:
     """Planes and weights of the elevation beam profile for :func:`sample_medium`.
