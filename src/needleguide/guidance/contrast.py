@@ -27,6 +27,9 @@ docs/guidance_levels_contrast.md):
     all opacified regions whose centroid lies within ``near_reach_mm`` of the first
     opacified point — an artery seen as dense pieces where it runs along the beam, the
     faint segments between them lost in noise, stationary (they stay);
+  - *lattice* (live, ``lattice_frames`` frames): ≥ ``lattice_min_mm`` of thin lines
+    *inside* the opacified region (:mod:`.contrast_lattice`): the plexus's arms; live,
+    the plexus branch of *shape* and *pieces* need ≥ ``lattice_gate_mm`` of them;
   - *ridge* (live, ``ridge_frames`` consecutive frames): ≥ ``ridge_min_mm`` of thin
     ridge (a line of contrast, 1–3 mm wide, found by integrating along it) beyond the
     opacified region (dilated by ``ridge_exclude_mm``) — a vein streaming away from a
@@ -67,6 +70,7 @@ from needleguide.guidance.contrast_features import (
     unclipped,
 )
 from needleguide.guidance.contrast_kernels import dilate_mask
+from needleguide.guidance.contrast_lattice import LatticeParams, lattice_length
 from needleguide.guidance.contrast_line import LineParams, ridge_length
 from needleguide.guidance.contrast_timecourse import TimeCourse, saturation_llr
 
@@ -138,6 +142,9 @@ class ContrastParams:
     an accumulating collection's signal only bends, its dense core clipped at the
     display's black (facet, foramen, caudal, cervical soft tissue: 0.29–0.9): 0.5 → 0.15
     (issue 21; at 0.5, 32 of 79 extravascular session test doses alarmed);
+    lattice_min_mm / lattice_frames / lattice: *lattice* cue (live; None = off, and its
+    gate with it), seeds 0–60: every negative ≤ 21 mm over 3 frames; lattice_gate_mm:
+    live, the plexus branch of *shape* and *pieces* need this much (None = no gate);
     dsa_noise_block_mm: DSA: the z map is divided by a relative noise map measured on the
     subtracted frames themselves (median |fine detail| per block of this size, median
     over the frames seen so far: :func:`.contrast_features.dsa_noise_map`); None = one
@@ -177,6 +184,10 @@ class ContrastParams:
     ridge_exclude_mm: float = 3.0
     line: LineParams = LineParams()
     dsa_noise_block_mm: float | None = 6.0
+    lattice_min_mm: float | None = 25.0
+    lattice_frames: int = 3
+    lattice_gate_mm: float | None = 5.0
+    lattice: LatticeParams = LatticeParams()
 
 
 @dataclass
@@ -184,8 +195,8 @@ class ContrastResult:
     """Pattern label, its confidence, the alarm time (s, frame clock; None = no alarm),
     the time contrast was first seen, the opacified mask of the last frame, the per-frame
     features, the largest saturation likelihood ratio, the cue that fired the alarm
-    ('shape', 'pieces', 'ridge', 'saturation', 'plateau'; '' = none), the opacified mask
-    at the alarm and (cue 'ridge') the ridge mask at the alarm."""
+    ('shape', 'pieces', 'lattice', 'ridge', 'saturation', 'plateau'; '' = none), the
+    opacified mask at the alarm and (cue 'ridge' / 'lattice') the line mask at the alarm."""
 
     label: str
     confidence: float
@@ -259,12 +270,18 @@ def classify_sequence(frames: list[Frame], mode: str = "live", n_mask: int = 3,
             continue
         if st.origin is None:
             st.origin, st.arrival = first_point(cmap, m), t
+        lat = None
+        if live and looking and p.lattice_min_mm is not None:
+            f.lattice_mm, lat = lattice_length(z, m, pixel_mm, st.origin, p.lattice)
+            st.lattice_run = st.lattice_run + 1 if f.lattice_mm >= p.lattice_min_mm else 0
         st.shape_run = st.shape_run + 1 if _vessel_shape(f, p, live) else 0
         st.pieces_run = st.pieces_run + 1 if _vessel_pieces(f, p, live) else 0
         if st.shape_run >= need_shape:
             st.fire(t, "shape", m)
         if st.pieces_run >= need_pieces:
             st.fire(t, "pieces", m)
+        if st.lattice_run >= p.lattice_frames:
+            st.fire(t, "lattice", m, lat)
         if not live:
             if st.alarm is None and _plateau(st.feats, st.arrival, p):
                 st.fire(t, "plateau", m)
@@ -295,6 +312,7 @@ class _State:
     shape_run: int = 0
     pieces_run: int = 0
     ridge_run: int = 0
+    lattice_run: int = 0
 
     def fire(self, t: float, cause: str, mask: np.ndarray,
              ridge: np.ndarray | None = None) -> None:
@@ -313,7 +331,15 @@ def _vessel_shape(f: FrameFeatures, p: ContrastParams, live: bool = True) -> boo
     if r >= p.vessel_spread_ratio and f.eff_area_mm2 <= vmax:
         return True
     thin = not live or p.plexus_max_width_mm is None or f.width_mm <= p.plexus_max_width_mm
-    return r >= p.plexus_spread_ratio and thin
+    return r >= p.plexus_spread_ratio and thin and _lines(f, p, live)
+
+
+def _lines(f: FrameFeatures, p: ContrastParams, live: bool) -> bool:
+    """Live: thin lines inside the opacified region (≥ ``lattice_gate_mm``), or none
+    measurable (no region near the first opacified point); DSA: always."""
+    if not live or p.lattice_gate_mm is None or p.lattice_min_mm is None:
+        return True
+    return f.lattice_mm >= p.lattice_gate_mm or f.near_ratio != f.near_ratio
 
 
 def _vessel_pieces(f: FrameFeatures, p: ContrastParams, live: bool = True) -> bool:
@@ -321,7 +347,8 @@ def _vessel_pieces(f: FrameFeatures, p: ContrastParams, live: bool = True) -> bo
     iodine they hold together (a vessel seen where it runs along the beam)."""
     r = f.near_ratio
     vmax = p.vessel_max_area_mm2 if live else p.dsa_vessel_max_area_mm2
-    return r == r and r >= p.vessel_spread_ratio and f.near_eff_mm2 <= vmax
+    return (r == r and r >= p.vessel_spread_ratio and f.near_eff_mm2 <= vmax
+            and _lines(f, p, live))
 
 
 def _plateau(feats: list[FrameFeatures], arrival: float | None, p: ContrastParams) -> bool:
@@ -346,12 +373,12 @@ def _plateau(feats: list[FrameFeatures], arrival: float | None, p: ContrastParam
 def _final_label(feats: list[FrameFeatures], alarm: float | None, cause: str,
                  p: ContrastParams) -> tuple[str, float]:
     """Pattern label and confidence. Intravascular (an alarm): venous when the spread
-    ratio ever reaches ``venous_spread_ratio`` or a streaming ridge fired (the plexus runs
-    along the canal; on seeds 0–71 every ridge alarm was venous), else arterial."""
+    ratio ever reaches ``venous_spread_ratio`` or the ridge or lattice cue fired (the
+    plexus runs along the canal; seeds 0–71: every ridge alarm was venous), else arterial."""
     seen = [f for f in feats if f.area_mm2 > 0]
     if alarm is not None:
         ratios = [f.spread_ratio for f in seen if f.spread_ratio == f.spread_ratio]
-        if cause == "ridge" or (ratios and max(ratios) >= p.venous_spread_ratio):
+        if cause in ("ridge", "lattice") or (ratios and max(ratios) >= p.venous_spread_ratio):
             return "intravascular_venous", 0.75
         return "intravascular_arterial", 0.75
     if not seen:

@@ -36,7 +36,9 @@ class FrameFeatures:
     (:func:`.contrast_shape.spread_per_mass`); near_ratio / near_eff_mm2: the same over
     every opacified region near the first opacified point (a vessel seen in pieces);
     ridge_mm: length of thin contrast ridges beyond the opacified region
-    (:mod:`.contrast_line`); llr: saturation log-likelihood ratio (live)."""
+    (:mod:`.contrast_line`); lattice_mm: length of thin lines inside it near the first
+    opacified point (:mod:`.contrast_lattice`, live); llr: saturation log-likelihood
+    ratio (live)."""
 
     time_s: float
     area_mm2: float = 0.0
@@ -51,6 +53,7 @@ class FrameFeatures:
     near_ratio: float = float("nan")
     near_eff_mm2: float = 0.0
     ridge_mm: float = 0.0
+    lattice_mm: float = 0.0
     llr: float = 0.0
 
 

@@ -31,9 +31,10 @@ INJECTION_START_S = 0.6
 #: live fluoroscopy runs this long before the first frame the analyser gets (s)
 WARMUP_S = 1.0
 #: seeds ≥ 1000 already evaluated (held out once: 1000–1015 in issue 6, 1016–1031 in issue
-#: 21, 1032–1047 for issue 21's DSA fix, 1048–1063 for issue 21's latency work); a run on
-#: any of them is not held out. Fresh held-out seeds start at 1064.
-SEEN_SEEDS = tuple(range(1000, 1064))
+#: 21, 1032–1047 for issue 21's DSA fix, 1048–1063 for issue 21's latency work, 1064–1079
+#: for issue 21's lattice cue); a run on any of them is not held out. Fresh held-out seeds
+#: start at 1080.
+SEEN_SEEDS = tuple(range(1000, 1080))
 #: live pulse rate of the evaluation (/s): the session engine's test dose runs at 15 /s;
 #: clinical live contrast runs 7.5–15 /s (``evaluate_contrast(pulse_rate=7.5)``)
 LIVE_PULSE_RATE = 15.0
@@ -41,9 +42,10 @@ DSA_FPS = 2.0
 #: the baseline's single spot image: its one frame may alarm on shape (or pieces) alone;
 #: spot images have no recursive filter; the ridge cue needs ``ridge_frames`` (3) frames,
 #: which one spot cannot give (on one frame it false-alarms: seeds 0–23, 13 of 96); the
-#: pieces cue likewise on its one frame (live runs need ``pieces_frames_live`` = 3)
+#: pieces cue likewise on its one frame (live runs need ``pieces_frames_live`` = 3); the
+#: lattice cue (3 frames) is off, and with it its gate on the shape and pieces cues
 BASELINE_PARAMS = ContrastParams(shape_frames_live=1, pieces_frames_live=1,
-                                 temporal_filter=1.0)
+                                 temporal_filter=1.0, lattice_min_mm=None)
 PATTERNS = ("arterial", "venous", "epidural", "intrathecal", "intra-articular", "soft-tissue")
 #: volume (mL) and rate (mL/s) per pattern (as cli/contrast.py; arterial/venous: test dose)
 INJECTION = {"arterial": (1.5, 0.5), "venous": (1.5, 0.5), "epidural": (3.0, 0.5),
