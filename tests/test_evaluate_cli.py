@@ -62,6 +62,8 @@ def test_needle_json_and_overlays(capsys, tmp_path):
             assert set(r["angle_error_deg"]) == {"median", "p95"}
             assert {"detection_rate", "false_positive_rate", "fps"} <= set(r)
     assert out["held_out"] is True
+    m = out["sequence"]["motion"]
+    assert set(m["tip_error_mm"]) == {"median", "p95"} and 0 <= m["false_positive_rate"] <= 1
     pngs = sorted(p.name for p in tmp_path.glob("needle_*_*_*.png"))
     assert any(p.startswith("needle_us_") for p in pngs)
     assert any(p.startswith("needle_fluoro_") for p in pngs)

@@ -202,6 +202,12 @@ def test_evaluate_needle_interface(tmp_path):
         assert sum(b["n_needle_frames"] for b in bands.values()) == 1
     assert r["held_out"] is True
     assert r["seed"] == 2007
+    sq = r["sequence"]  # the tip from motion, one sequence and its needle-free twin
+    for k in ("motion", "single_frame", "tracked"):
+        assert keys - {"fps"} <= set(sq[k])
+        assert sq[k]["n_needle_frames"] > 10 and sq[k]["n_needle_free_frames"] > 10
+        assert set(sq[k]["breakdown"]["phase"]) <= {"advance", "pause", "jiggle", "hold"}
+    assert sq["n_sequences"] == 1 and sq["fps"] > 0
     json.dumps(r)
 
 

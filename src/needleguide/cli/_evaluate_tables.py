@@ -141,6 +141,23 @@ def _needle(r: dict, out: Console) -> None:
                       mm(m["tip_error_mm"]["median"]), mm(m["tip_error_mm"]["p95"]))
     if t.row_count:
         out.print(t)
+    sq = r.get("sequence") or {}
+    if sq.get("motion"):
+        t = _table("US tip from motion: advance, pause, jiggle, hold sequences (same frames)",
+                   ["measure", "ours (motion)", "single frame", "tracked"])
+        cols = [sq.get(k, {}) for k in ("motion", "single_frame", "tracked")]
+        t.add_row("tip error, median", *[mm(c.get("tip_error_mm", {}).get("median"))
+                                         for c in cols])
+        t.add_row("tip error, 95th percentile", *[mm(c.get("tip_error_mm", {}).get("p95"))
+                                                  for c in cols])
+        for key, name in (("detection_rate", "detected (needle frames)"),
+                          ("tip_within_2mm_rate", "tip within 2 mm (needle frames)"),
+                          ("false_positive_rate", "false positives (needle-free)")):
+            t.add_row(name, *[pct(c.get(key)) for c in cols])
+        out.print(t)
+        out.print(f"{sq['n_sequences']} needle + {sq['n_needle_free_sequences']} needle-free "
+                  f"sequences, {sq['motion']['n_needle_frames']} needle frames; motion "
+                  f"analyser {sq['fps']:.0f} frames/s", highlight=False)
     seed = r.get("seed")
     if r.get("held_out"):
         held = "held out (never used in tuning)"

@@ -8,7 +8,7 @@ truth-free frames, and returns the issue's fixed interface (see docs/guidance_ne
 
 Tuning seeds: the detector's parameters were set on runs with ``seed`` 0, 1 and 5–12; a
 run draws phantom seeds ``100·seed + i`` (i < 4). Runs with other seeds ≥ 1000 that are
-not in ``SEEN_RUN_SEEDS`` (all from 1028 on) are held out (``held_out`` says so).
+not in ``SEEN_RUN_SEEDS`` (all from 1036 on) are held out (``held_out`` says so).
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ from needleguide.lab.population import EVAL_NEEDLE
 TUNING_SEEDS = (101, 102, 103, 104, 111, 112, 113, 114)  # phantom / case seeds used for tuning
 TUNING_RUN_SEEDS = (0, 1, 5, 6, 7, 8, 9, 10, 11, 12)  # ``seed`` of runs used for tuning
 HELD_OUT_FROM = 1000  # runs with seed ≥ 1000 were not used for tuning ...
-# ... except these, evaluated (1000–1007, 1012–1027) or looked at (1008–1011, the tip-seen
-# test) along the way: a run with one of them is not reported as held out
-SEEN_RUN_SEEDS = tuple(range(1000, 1028))
+# ... except these, evaluated (1000–1007, 1012–1035; 1028–1035 for the tip from motion) or
+# looked at (1008–1011, the tip-seen test) along the way: a run with one of them is not
+# reported as held out
+SEEN_RUN_SEEDS = tuple(range(1000, 1036))
 
 
 # ---- baseline ------------------------------------------------------------------------------
@@ -275,16 +276,19 @@ def _report(progress: Progress, done: int, total: int, what: str) -> None:
 
 
 def make_cases(n: int, seed: int, progress: Progress = False,
-               sequence_frames: int = 12) -> dict[str, list]:
-    """``n`` needle + ``n`` needle-free frames per modality over a few phantoms, and one
-    US needle-advance sequence per phantom (``us_sequences``, for the tracker).
+               sequence_frames: int = 12, motion_sequences: int = 1) -> dict[str, list]:
+    """``n`` needle + ``n`` needle-free frames per modality over a few phantoms, one US
+    needle-advance sequence per phantom (``us_sequences``, for the tracker) and
+    ``motion_sequences`` US motion sequences (advance, pause, jiggle, hold) with their
+    needle-free twins per phantom (``us_motion``, :mod:`.needle_motion_cases`).
     ``progress``: see :func:`_report` (one call per phantom; total: phantoms + 2)."""
     from needleguide.anatomy.phantom import build_phantom
+    from needleguide.lab.needle_motion_cases import us_motion_sequences
 
     rng = np.random.default_rng(seed)
     n_ph = max(1, min(4, math.ceil(n / 10)))
     per = [n // n_ph + (i < n % n_ph) for i in range(n_ph)]
-    out: dict[str, list] = {"us": [], "fluoro": [], "us_sequences": []}
+    out: dict[str, list] = {"us": [], "fluoro": [], "us_sequences": [], "us_motion": []}
     for i in range(n_ph):
         region = "cervical" if (n_ph >= 3 and i == n_ph - 1) else "lumbar"
         bmi, deg = EVAL_NEEDLE.factors(rng)
@@ -304,13 +308,20 @@ def make_cases(n: int, seed: int, progress: Progress = False,
             seq = us_sequence(p, region, r, ps, frames=sequence_frames)
             if seq:
                 out["us_sequences"].append(seq)
+        if motion_sequences > 0:
+            for sq in us_motion_sequences(p, region, r, ps, motion_sequences):
+                sq.params.update(bmi=bmi, degeneration=deg)
+                out["us_motion"].append(sq)
     return out
 
 
 def evaluate_needle(n: int = 40, seed: int = 0, progress: Progress = False,
                     overlays_dir=None) -> dict:
     """Needle analyser vs the baseline on ``n`` needle and ``n`` needle-free frames per
-    modality (US in-plane, fluoroscopy). Returns the issue-6 interface:
+    modality (US in-plane, fluoroscopy), and the US tip from motion on advance / jiggle
+    sequences (``sequence``: :func:`.eval_needle_motion.evaluate_sequences`, max(1,
+    n // (10 × phantoms)) sequences and as many needle-free ones per phantom). Returns the
+    issue-6 interface:
     ``{us: {tip_error_mm: {median, p95}, angle_error_deg: {median, p95}, detection_rate,
     false_positive_rate, fps}, fluoro: {…}, baseline: {us: {…}, fluoro: {…}}}`` plus
     ``n``, ``seed``, ``held_out``, ``tuning_seeds`` and per-modality counts. With
@@ -319,10 +330,14 @@ def evaluate_needle(n: int = 40, seed: int = 0, progress: Progress = False,
     if n < 1:
         raise ValueError("n must be ≥ 1")
     t0 = time.perf_counter()
-    cases = make_cases(n, seed, progress)
-    seqs = cases.pop("us_sequences")
+    from needleguide.lab.eval_needle_motion import evaluate_sequences
+
     n_ph = max(1, min(4, math.ceil(n / 10)))
-    res: dict = {"baseline": {}, "tracking": evaluate_tracking(seqs)}
+    cases = make_cases(n, seed, progress, motion_sequences=max(1, n // (10 * n_ph)))
+    seqs = cases.pop("us_sequences")
+    motion = cases.pop("us_motion")
+    res: dict = {"baseline": {}, "tracking": evaluate_tracking(seqs),
+                 "sequence": evaluate_sequences(motion)}
     for k, (mod, cs) in enumerate(cases.items()):
         _report(progress, n_ph + k, n_ph + 2, f"needle: analysing {len(cs)} {mod} frames "
                 "(ours and the baseline)")

@@ -21,6 +21,19 @@ GAUGE_ID_MM: dict[int, float] = {
     23: 0.337, 24: 0.311, 25: 0.260, 26: 0.260, 27: 0.210,
 }
 
+# Assumption (issue 16): the largest stick displacement of the soft tissue along the shaft
+# before the needle slips through it (mm); soft-tissue insertion studies report 1–5 mm of
+# axial tissue displacement near the shaft (less in the fat and muscle of the back than in
+# liver or prostate). The field it drives is in ``us/tissue_motion.py``.
+TISSUE_DRAG_MAX_MM = 1.0
+
+
+def next_tissue_drag_mm(drag_mm: float, advance_mm: float,
+                        limit_mm: float = TISSUE_DRAG_MAX_MM) -> float:
+    """Stick–slip: the tissue follows the needle by ``advance_mm`` (negative: withdrawal)
+    until it lags ``limit_mm`` behind, then the needle slips through it."""
+    return float(np.clip(drag_mm + advance_mm, -limit_mm, limit_mm))
+
 
 @dataclass(frozen=True)
 class Needle:
@@ -31,7 +44,9 @@ class Needle:
     length of shaft below the skin (0..length_mm); bevel_deg: bevel angle (typ. 12–30°);
     hub_length_mm: length of the (plastic/metal) hub behind the shaft; echogenic: an
     echo-enhanced needle (dimpled / coated shaft) whose ultrasound echo keeps a diffuse,
-    nearly angle-independent part (``us/needle_echo.py``).
+    nearly angle-independent part (``us/needle_echo.py``); tissue_drag_mm: how far the
+    tissue around the shaft has been dragged along the axis by the last moves (signed mm,
+    stick–slip within ±``TISSUE_DRAG_MAX_MM``; ``advanced`` and ``moved_from`` update it).
     """
 
     gauge: int = 22
@@ -42,6 +57,7 @@ class Needle:
     bevel_deg: float = 20.0
     hub_length_mm: float = 20.0
     echogenic: bool = False
+    tissue_drag_mm: float = 0.0
 
     def __post_init__(self) -> None:
         if int(self.gauge) not in GAUGE_OD_MM:
@@ -49,6 +65,8 @@ class Needle:
         check_range("needle length_mm", self.length_mm, 25.0, 200.0, " mm")
         check_range("needle inserted_length_mm", self.inserted_length_mm, 0.0,
                     self.length_mm, " mm")
+        check_range("needle tissue_drag_mm", self.tissue_drag_mm, -TISSUE_DRAG_MAX_MM,
+                    TISSUE_DRAG_MAX_MM, " mm")
         d = np.asarray(self.direction, dtype=float)
         n = float(np.linalg.norm(d))
         if not np.isfinite(n) or n < 1e-9:
@@ -98,8 +116,23 @@ class Needle:
         new_len = float(np.clip(self.inserted_length_mm + distance_mm, 0.0, self.length_mm))
         moved = new_len - self.inserted_length_mm
         return dataclasses.replace(
-            self, tip_mm=tuple(self.tip + self.axis * moved), inserted_length_mm=new_len
+            self, tip_mm=tuple(self.tip + self.axis * moved), inserted_length_mm=new_len,
+            tissue_drag_mm=next_tissue_drag_mm(self.tissue_drag_mm, moved)
         )
+
+    def moved_from(self, previous: Needle | None, redirect_deg: float = 3.0) -> Needle:
+        """This needle with the tissue drag carried over from ``previous`` (the same
+        needle one move earlier): the change of inserted length drags the tissue on;
+        a needle new in the body, or turned by more than ``redirect_deg``, starts from
+        rest."""
+        if previous is None or previous.inserted_length_mm <= 0.0:
+            return dataclasses.replace(self, tissue_drag_mm=0.0)
+        cos = float(np.clip(self.axis @ previous.axis, -1.0, 1.0))
+        if np.degrees(np.arccos(cos)) > redirect_deg:
+            return dataclasses.replace(self, tissue_drag_mm=0.0)
+        moved = self.inserted_length_mm - previous.inserted_length_mm
+        return dataclasses.replace(
+            self, tissue_drag_mm=next_tissue_drag_mm(previous.tissue_drag_mm, moved))
 
     @staticmethod
     def from_entry_and_target(entry_mm, target_mm, gauge: int = 22, length_mm: float = 89.0,

@@ -16,6 +16,7 @@ seed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -24,6 +25,7 @@ from needleguide.anatomy.phantom import build_phantom
 from needleguide.errors import UserError
 from needleguide.procedures import get_procedure
 from needleguide.scene import Needle, Scene
+from needleguide.scene.needle import next_tissue_drag_mm
 from needleguide.session.models import Event, SessionConfig, SessionResult, StepRecord
 from needleguide.session.operator import Operator
 from needleguide.session.plan import is_bone
@@ -69,6 +71,7 @@ class Body:
         self.tip = self.entry.copy()
         self.inserted = 0.0
         self.curve = np.zeros(3)
+        self.drag = 0.0  # the tissue dragged along the shaft (Needle.tissue_drag_mm)
 
     @staticmethod
     def _perp(axis) -> np.ndarray:
@@ -92,6 +95,7 @@ class Body:
                                np.radians(self.rng.normal(0, AIM_DEG, 2)) @ P)
         self.tip = self.entry.copy()
         self.inserted = 0.0
+        self.drag = 0.0
 
     def steer(self, want_axis, max_deg: float = STEER_DEG) -> None:
         """Turn toward ``want_axis`` without withdrawing, by at most ``max_deg``."""
@@ -111,11 +115,13 @@ class Body:
                                np.radians(self.rng.normal(0, TREMOR_DEG, 2)) @ P)
         self.tip = self.tip + self.axis * d
         self.inserted += d
+        self.drag = next_tissue_drag_mm(self.drag, d)
 
     def withdraw(self, mm: float) -> None:
         back = min(mm, self.inserted)
         self.tip = self.tip - self.axis * back
         self.inserted -= back
+        self.drag = next_tissue_drag_mm(self.drag, -back)
 
     def back_out_of_bone(self) -> bool:
         """If the tip is in bone, withdraw in 0.5 mm steps until it is not (the needle stops
@@ -134,8 +140,9 @@ class Body:
                                                 gauge=self.gauge,
                                                 length_mm=self.plan.needle_length_mm,
                                                 inserted_mm=max(ins, 1e-3))
-        return Needle.from_entry_and_target(self.entry, self.tip, gauge=self.gauge,
-                                            length_mm=self.plan.needle_length_mm)
+        nd = Needle.from_entry_and_target(self.entry, self.tip, gauge=self.gauge,
+                                          length_mm=self.plan.needle_length_mm)
+        return dataclasses.replace(nd, tissue_drag_mm=self.drag)
 
 
 def run_session(cfg: SessionConfig,

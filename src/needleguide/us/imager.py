@@ -30,6 +30,7 @@ from needleguide.us.beams import (
 )
 from needleguide.us.needle_echo import ROUGH, ROUGH_ECHOGENIC, add_needle, needle_truth_px
 from needleguide.us.probe import NOISE_DB_RE_FACE, USSettings, image_extent_mm, image_to_probe
+from needleguide.us.tissue_motion import NO_DRAG, drag_params
 
 SPEC_GAIN_DB = 34.0  # specular-to-diffuse calibration: K (perpendicular bone ≈ +30 dB)
 THETA0_DEG = 12.0  # angular width of specular reflection from tissue interfaces
@@ -201,6 +202,9 @@ class USImager:
         fluid, Mf = self._fluid(scene)
         table = _table(self.seed)
         rmap = self.contact_map(med, origins, dirs)
+        nd = scene.needle
+        drag = NO_DRAG if nd is None else drag_params(nd.tip, nd.axis, nd.inserted_length_mm,
+                                                      nd.tissue_drag_mm)
         el_off, el_w = K.elevation_planes(st.el_sigma_mm, float(np.mean(origins @ elev)),
                                           g.dr_mm * LATTICE_FRACTION, ELEV_PLANES,
                                           ELEV_PLANE_SPACING)
@@ -208,7 +212,7 @@ class USImager:
                         self._ismuscle, lab,
                         zimp, zp, zm, scat, table, g.dr_mm * LATTICE_FRACTION, self.seed, fluid,
                         Mf, fl, ELEV_STEP_MM, GEL, K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
-                        int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)), el_off, el_w)
+                        int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)), el_off, el_w, drag)
         # interface normals from impedance smoothed over ~0.6 mm (range and lateral); the
         # out-of-plane component from the smoothed impedance one step either side
         sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)
@@ -223,7 +227,6 @@ class USImager:
                     st.line_dx_mm, 10 ** (SPEC_GAIN_DB / 10) * st.spec_norm,
                     np.deg2rad(THETA0_DEG), LAMBERT, R_FASCIA, src, att, refl)
         hit = np.full(L, -1, np.int64)
-        nd = scene.needle
         if nd is not None and nd.inserted_length_mm > 0:
             add_needle(src, att, origins, dirs, elev, g.r_mm, st.line_dx_mm, st.el_sigma_mm,
                        st.aperture_mm, nd.skin_entry_mm, nd.tip, nd.outer_diameter_mm,
@@ -231,7 +234,9 @@ class USImager:
                        ROUGH_ECHOGENIC if getattr(nd, "echogenic", False) else ROUGH)
         frame_no = int(round(scene.time_s * 1000))
         # the body wall crossed by each line (body_wall.py): aberration and defocus (main-lobe
-        # fraction S, aperture-averaged) with their pedestal, and reverberation clutter
+        # fraction S, aperture-averaged) with their pedestal, and reverberation clutter; their
+        # random phases are fixed to the scan lines (a still probe on a still body wall shows
+        # still clutter); the receiver noise is drawn anew every frame
         slow = np.empty((L, N), np.float32)
         W.slowness_path(lab, self._slow, g.dr_mm, slow)
         S = W.strehl_frame(fat, slow, st.wall_half_lines, st.strehl_coef)
@@ -240,7 +245,7 @@ class USImager:
         prefix = np.empty((L + 1, N), np.float32)
         W.power_prefix(src, prefix)
         K.body_wall_clutter(src, S, st.pedestal, prefix, st.halo_half, clutter, table,
-                            (frame_no * 40503 + 977) & ((1 << 40) - 1))
+                            (self.seed * 40503 + 977) & ((1 << 40) - 1))
         tmp = np.empty_like(src)
         K.psf_axial_noise(src, st.ax_kernel, table, np.float32(10 ** (s.noise_db_re_face / 20)),
                           (frame_no * 2654435761 + 12345) & ((1 << 40) - 1), tmp)

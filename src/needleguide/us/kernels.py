@@ -33,6 +33,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
+from needleguide.us.elevation import elevation_planes  # noqa: E402,F401 (re-exported)
+from needleguide.us.tissue_motion import displaced  # noqa: E402
+
 FLAG_BONE = 1
 FLAG_AIR = 2
 FLAG_VESSEL = 4
@@ -108,38 +111,10 @@ def _muscle_texture(x, y, z, seed):
     return _MUSCLE_BASE * (SEPTUM_GAIN if u < SEPTUM_FRACTION else 1.0)
 
 
-def elevation_planes(sigma_mm, t_mm: float, lattice_mm: float, n_planes: int,
-                     spacing: float) -> tuple[np.ndarray, np.ndarray]:
-    """Planes and weights of the elevation beam profile for :func:`sample_medium`.
-
-    sigma_mm (N,): σ of the elevation amplitude profile exp(−e²/2σ²) at each range sample;
-    t_mm: elevation coordinate of the image plane in the patient (a point of the plane ·
-    the unit elevation vector). The planes are the ``n_planes`` nearest to the image plane
-    of the grid (n + ½)·a (n integer, a = ``spacing``·σ, at least 2 lattice cells so that the
-    planes draw independent cells), fixed in the patient: an elevational shift Δ of the
-    probe moves t by Δ and the offsets by −Δ, so the same scatterers stay in the beam with
-    weights that follow the profile continuously (the intensity correlation of the speckle
-    is Σw(e)w(e−Δ)/Σw², ≈ exp(−Δ²/2σ²)). Returns offsets (N, P) mm from the image plane
-    and weights (N, P) float32 with Σ_j w² = 1. ``n_planes`` ≤ 1: the image plane alone
-    (no thickness)."""
-    sig = np.asarray(sigma_mm, float)
-    if n_planes <= 1:
-        return np.zeros((sig.shape[0], 1)), np.ones((sig.shape[0], 1), np.float32)
-    a = np.maximum(spacing * sig, 2.0 * lattice_mm)
-    u = t_mm / a - 0.5  # grid (n + ½)·a: off the lattice's cell faces (rounding at 0)
-    n0 = np.floor(u - n_planes / 2.0 + 1.0)
-    frac = n0 - u  # offset of the first plane, in units of a: (−P/2, −P/2 + 1]
-    d = frac[:, None] + np.arange(n_planes)[None, :]
-    off = d * a[:, None]
-    w = np.exp(-0.5 * (off / sig[:, None]) ** 2)
-    w /= np.sqrt((w * w).sum(axis=1, keepdims=True))
-    return np.ascontiguousarray(off), np.ascontiguousarray(w.astype(np.float32))
-
-
 @njit(cache=True, parallel=True, fastmath=True)
 def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out_label, out_z,
                   out_zp, out_zm, scat, table, lattice_mm, seed, fluid, Mf, out_fluid, elev_step_mm,
-                  gel_label, z_gel, gel_run, out_fat, band, el_off, el_w):
+                  gel_label, z_gel, gel_run, out_fat, band, el_off, el_w, drag):
     """Sample the medium along every line. origins/dirs (L, 3) patient mm; ``r_mm`` (L, N):
     the range in the undeformed patient of every sample (the soft tissue under the face is
     displaced along the line, us/imager.py ``contact_map``); elev (3,) unit
@@ -153,7 +128,9 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
     ``el_off[k, j]`` (mm along ``elev``, (N, P)) of the cells there, weighted by the beam's
     elevation amplitude profile ``el_w[k, j]`` (Σ_j w² = 1: the mean power is kept). The
     planes lie on a grid fixed in the patient (:func:`elevation_planes`), so an
-    out-of-plane move of the probe keeps the same cells and only changes their weights."""
+    out-of-plane move of the probe keeps the same cells and only changes their weights.
+    ``drag``: the needle's tissue displacement (``tissue_motion.drag_params``): the cells
+    are looked up where the tissue came from."""
     L = origins.shape[0]
     N = r_mm.shape[1]
     inv = 1.0 / lattice_mm
@@ -181,11 +158,12 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
             acc = np.complex64(0.0)
             for j in range(P):
                 e = el_off[k, j]
-                acc += el_w[k, j] * table[_cell_index(x + e * elev[0], y + e * elev[1],
-                                                      z + e * elev[2], inv, seed, mask)]
+                xs, ys, zs = displaced(x + e * elev[0], y + e * elev[1], z + e * elev[2], drag)
+                acc += el_w[k, j] * table[_cell_index(xs, ys, zs, inv, seed, mask)]
             scat[l, k] = acc
             if ismuscle[lab]:
-                scat[l, k] *= _muscle_texture(x, y, z, seed)
+                xs, ys, zs = displaced(x, y, z, drag)
+                scat[l, k] *= _muscle_texture(xs, ys, zs, seed)
             if has_fluid:
                 f = _label_at(fluid, Mf, x, y, z)
                 out_fluid[l, k] = 0.0 if f < 0 else f

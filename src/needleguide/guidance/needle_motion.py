@@ -1,0 +1,333 @@
+"""The ultrasound needle tip from motion (issue 16 part 4): what the sonographer watches.
+
+A needle that advances drags and pushes the tissue around its tip; a needle jiggled in and
+out drags the tissue along its whole shaft (``us/tissue_motion.py``). On a still probe the
+speckle of still tissue stays (it belongs to the tissue), so the change between frames
+shows where the needle is, even where its shaft is too steep to return an echo.
+:class:`NeedleMotion` is fed the frames of one probe position in order (real time) and
+reads only their pixels, spacing and time:
+
+1. **Working grid**: the frame averaged over ``scale``² pixels; hand tremor removed by
+   phase correlation with the previous frame (a whole-image shift, summed over frames).
+2. **Motion map** (``needle_motion_maps.motion_z``): the mean of the last ``average``
+   frames (the receiver noise is new in every frame, the tissue's speckle is not) against
+   the mean of as many frames ``lag`` frames earlier, for each of ``lags``: the local
+   decorrelation 1 − ρ (``window_mm`` box) as a z score against still tissue of the same
+   brightness and edge strength (median and MAD per band over the image: most of it is
+   still); bands of receiver noise give 0; the larger z of the lags.
+3. **The moving region**: the connected set of z ≥ ``z_on`` with the most z mass; it must
+   reach ``tip_z``. Elongated (≥ ``shape_min_mm``, aspect ≥ ``shape_aspect``): a jiggled
+   shaft, its axis is the needle's. Compact: an advancing tip; the needle's direction is
+   the ray from it back toward the skin along which the echo is brightest against two
+   parallel lines (the shaft is seen best in the shallow tissue).
+4. **Tip**: the motion's peak along the line less ``peak_bias_mm`` (advance: the tissue is
+   pushed and dragged most at the tip), or the distal edge of a jiggled shaft's motion
+   less ``edge_bias_mm``; refined to where the echo steps down along the line
+   (``step_tip``, on the frames at full resolution, within −``step_back_mm`` …
+   +``step_ahead_mm``) when that step is ≥ ``step_k`` σ (``tip_from`` ``step``,
+   ``tip_visible``), else ``motion``.
+5. **One needle**: motion farther than ``jump_mm`` from the last tip, or a jiggled shaft,
+   is checked against the needle found before: on its line the last tip is kept unless
+   the motion reaches beyond it (``kept``: the motion fades where the tissue is dark);
+   off its line it is ignored (something else moved). The tip moves at most
+   ``max_tip_speed_mm_s``. A still needle keeps, for ``hold_frames`` frames, the last tip
+   found at an advancing tip or at the echo's end (``held``), once its motion was seen in
+   ``confirm_frames`` frames (a lone flicker of motion is not held); then it is lost.
+
+Reported as :class:`~needleguide.guidance.needle_types.NeedleDetection` (``extra``:
+``tip_from`` step | motion | kept | held, ``motion_z``, ``moving_mm``, ``shaft_motion``).
+The first ``max(lags) + average`` frames have no motion map: not found.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from needleguide.frame import Frame
+from needleguide.guidance.needle_motion_maps import (
+    aligned,
+    line_profile,
+    main_component,
+    motion_z,
+    ray_direction,
+    step_tip,
+    tremor_shift,
+)
+from needleguide.guidance.needle_types import NOT_FOUND, NeedleDetection
+
+
+@dataclass(frozen=True)
+class MotionParams:
+    """Tunable parameters (tuning seeds; docs/guidance_needle.md). Lengths in mm at the
+    image plane, lags in frames."""
+
+    scale: int = 2
+    average: int = 2
+    lags: tuple[int, ...] = (2, 4)
+    window_mm: float = 2.0
+    bands: int = 8
+    edge_bands: int = 4
+    depth_bands: int = 4
+    noise_d: float = 0.6
+    sig_floor: float = 1e-3
+    smooth_mm: float = 0.6
+    z_on: float = 15.0
+    tip_z: float = 250.0
+    min_mass: float = 20.0
+    shape_min_mm: float = 6.0
+    shape_aspect: float = 3.0
+    min_angle_deg: float = 12.0
+    max_angle_deg: float = 80.0
+    ray_step_deg: float = 0.5
+    ray_from_mm: float = 1.0
+    ray_to_mm: float = 40.0
+    ray_side_mm: float = 1.0
+    band_mm: float = 1.0
+    edge_rel: float = 0.5
+    peak_bias_mm: float = 0.35
+    edge_bias_mm: float = 3.0
+    step_k: float = 3.0
+    step_mm: float = 1.5
+    step_band_mm: float = 0.3
+    step_back_mm: float = 4.0
+    step_ahead_mm: float = 2.0
+    step_bias_mm: float = -0.4
+    min_trail_mm: float = 4.0
+    max_tip_speed_mm_s: float = 30.0
+    jump_mm: float = 3.0
+    keep_band_mm: float = 2.0
+    tip_rel_kept: float = 0.1
+    hold_frames: int = 30
+    confirm_frames: int = 2
+    max_shift_px: float = 4.0
+
+
+class NeedleMotion:
+    """Real-time needle tip from the motion of a sequence of US frames of a still probe.
+
+    ``update(frame)`` → :class:`NeedleDetection` for that frame (the frames of one probe
+    position, in order; a change of image size or spacing starts afresh)."""
+
+    def __init__(self, params: MotionParams | None = None):
+        self.prm = params or MotionParams()
+        self._key = None
+        self._hist: deque = deque(maxlen=max(self.prm.lags) + self.prm.average)
+        self._last: NeedleDetection = NOT_FOUND
+        self._held = 0
+        self.z: np.ndarray | None = None
+        self._cur: np.ndarray | None = None
+        self._t: float | None = None
+        self._anchor: NeedleDetection | None = None
+        self._seen = 0
+        self._full: deque = deque(maxlen=self.prm.average)
+
+    # ---- working grid ----------------------------------------------------------------
+    def _grid(self, frame: Frame) -> np.ndarray:
+        p = frame.pixels
+        if p.ndim == 3:
+            p = cv2.cvtColor(np.ascontiguousarray(p[..., :3]), cv2.COLOR_RGB2GRAY)
+        g = p.astype(np.float32) * np.float32(1.0 / 255.0)
+        self._full.append(g)
+        sc = self.prm.scale
+        h, w = g.shape
+        return cv2.resize(g, (w // sc, h // sc), interpolation=cv2.INTER_AREA)
+
+    def _mean(self, start: int, shift: np.ndarray) -> np.ndarray:
+        """The mean of ``average`` frames of the history from ``start`` (negative index),
+        each aligned to the newest frame (receiver noise averaged, tissue speckle kept)."""
+        k = self.prm.average
+        out = None
+        for i in range(start, start + k):
+            g, s = self._hist[i]
+            a = aligned(g, shift - s)
+            out = a.copy() if out is None else cv2.add(out, a)
+        return out * np.float32(1.0 / k)
+
+    def _full_mean(self) -> np.ndarray:
+        """The mean of the last ``average`` frames at full resolution."""
+        f = list(self._full)
+        return f[0] if len(f) == 1 else sum(f[1:], f[0].copy()) * np.float32(1.0 / len(f))
+
+    def reset(self) -> None:
+        self._t = None
+        self._seen = 0
+        self._anchor = None
+        self._hist.clear()
+        self._last = NOT_FOUND
+        self._held = 0
+
+    def update(self, frame: Frame) -> NeedleDetection:
+        """The needle of ``frame`` from the motion since the previous frames."""
+        prm = self.prm
+        g = self._grid(frame)
+        px_mm = float(frame.spacing_mm[0]) * prm.scale
+        key = (g.shape, round(px_mm, 6))
+        if key != self._key:
+            self.reset()
+            self._key = key
+        shift = np.zeros(2)
+        if self._hist:
+            shift = self._hist[-1][1] + tremor_shift(self._hist[-1][0], g, prm.max_shift_px)
+        self._hist.append((g, shift))
+        m = prm.average
+        prevs = [self._mean(-lag - m, shift) for lag in prm.lags if len(self._hist) >= lag + m]
+        z = motion_z(prevs, self._mean(-m, shift), px_mm, prm) if prevs else None
+        self.z = z  # the last motion map (diagnostics)
+        if z is None:
+            return NOT_FOUND
+        self._cur = self._mean(-m, shift)
+        det = self._locate(frame, z, px_mm)
+        if det.found:
+            det = self._limit(det, frame)
+            self._last, self._held, self._t = det, 0, float(frame.time_s)
+            self._seen += 1
+            # the tip a still needle keeps: the last one seen at the echo's end or at an
+            # advancing tip (a jiggled shaft's motion places it less well)
+            if not det.extra.get("shaft_motion", True) and det.extra.get("tip_from") in (
+                    "step", "motion"):
+                self._anchor = det
+            return det
+        # a still needle is held once its motion was seen in ``confirm_frames`` frames (a
+        # lone flicker of motion is not held)
+        if self._last.found and self._held < prm.hold_frames and \
+                self._seen >= prm.confirm_frames:
+            self._held += 1
+            base = self._anchor if self._anchor is not None else self._last
+            return NeedleDetection(**{**base.__dict__, "extra": {
+                **base.extra, "tip_from": "held", "held_frames": self._held},
+                "confidence": base.confidence * 0.98 ** self._held})
+        self._last, self._anchor, self._seen = NOT_FOUND, None, 0  # the needle is lost
+        return det
+
+    def _limit(self, det: NeedleDetection, frame: Frame) -> NeedleDetection:
+        """The tip moves at most ``max_tip_speed_mm_s`` from the last one (a jiggle moves
+        the needle ±2 mm; a jiggled shaft's motion may end short of the tip where the
+        tissue is dark)."""
+        last = self._last
+        if not last.found or last.tip_px is None or self._t is None:
+            return det
+        dt = max(float(frame.time_s) - self._t, 1e-3)
+        lim = self.prm.max_tip_speed_mm_s * dt / float(frame.spacing_mm[0])
+        a, b = np.asarray(last.tip_px), np.asarray(det.tip_px)
+        d = float(np.hypot(*(b - a)))
+        if d <= lim:
+            return det
+        t = a + (b - a) * (lim / d)
+        tip = (float(t[0]), float(t[1]))
+        return NeedleDetection(**{**det.__dict__, **_tip_fields(frame, tip),
+                                  "shaft_px": (det.shaft_px[0], tip),
+                                  "extra": {**det.extra, "rate_limited": True}})
+
+    # ---- line and tip ----------------------------------------------------------------
+    def _locate(self, frame: Frame, z: np.ndarray, px_mm: float) -> NeedleDetection:
+        prm = self.prm
+        comp = main_component(z, px_mm, prm)
+        if comp is None:
+            return NOT_FOUND
+        ys, xs, w, elongated = comp
+        c = np.array([float(w @ xs), float(w @ ys)]) / float(w.sum())
+        u = ray_direction(self._cur, c, px_mm, prm) if elongated is None else None
+        if u is None:
+            u = elongated
+        if u is None:
+            return NOT_FOUND
+        if u[1] < 0:
+            u = -u  # the needle points deeper
+        ang = np.degrees(np.arctan2(abs(u[1]), abs(u[0])))
+        if not (prm.min_angle_deg <= ang <= prm.max_angle_deg):
+            return NOT_FOUND
+        s, prof = line_profile(z, c, u, px_mm, prm.band_mm)
+        if prof.size == 0:
+            return NOT_FOUND
+        lz = np.log1p(prof)
+        k = int(np.argmax(lz))
+        lo, hi = k, k
+        while lo > 0 and lz[lo - 1] >= prm.edge_rel * lz[k]:
+            lo -= 1
+        while hi + 1 < lz.size and lz[hi + 1] >= prm.edge_rel * lz[k]:
+            hi += 1
+        # the motion's tip: its peak (advance: the tissue pushed and dragged most at the
+        # tip) or, for a jiggled shaft, its distal edge; each less its bias (tuning seeds)
+        if elongated is None:
+            tip_s, src = float(s[k]) - prm.peak_bias_mm / px_mm, "motion"
+        else:
+            tip_s, src = float(s[hi]) - prm.edge_bias_mm / px_mm, "motion"
+        zpk = float(prof[k])
+        sc = prm.scale
+
+        def full(p):  # working grid -> frame pixels
+            return ((p[0] + 0.5) * sc - 0.5, (p[1] + 0.5) * sc - 0.5)
+
+        tip_px = full(c + u * tip_s)
+        prox_px = full(c + u * min(float(s[lo]), tip_s - prm.min_trail_mm / px_mm))
+        angle = float(np.degrees(np.arctan2(-u[1], u[0])) % 180.0)
+        step = None
+        if prm.step_k > 0 and elongated is None and not self._far(c, px_mm):
+            step = step_tip(self._full_mean(), c, u, tip_s, px_mm, prm)
+        if step is not None:
+            tip_px, src = full(c + u * step), "step"
+        if src == "motion" and (elongated is not None or self._far(c, px_mm)):
+            known = self._known_needle(xs, ys, w, px_mm)
+            if known == "elsewhere":
+                return NOT_FOUND  # something else moved: keep the needle found before
+            if known is not None:
+                tip_px, src = known, "kept"
+        conf = float(1.0 / (1.0 + np.exp(-(np.log(zpk) - np.log(prm.tip_z)) * 2.0)))
+        return NeedleDetection(True, **_tip_fields(frame, tip_px),
+                               shaft_px=(prox_px, tip_px), angle_deg=angle,
+                               confidence=conf, score=zpk,
+                               extra={"tip_from": src, "motion_z": zpk,
+                                      "moving_mm": float(s[hi] - s[lo]) * px_mm,
+                                      "shaft_motion": elongated is not None},
+                               tip_visible=src == "step")
+
+    def _far(self, c: np.ndarray, px_mm: float) -> bool:
+        """The moving point lies farther than ``jump_mm`` from the last tip."""
+        last = self._last
+        if not last.found or last.tip_px is None:
+            return False
+        t = (np.asarray(last.tip_px) + 0.5) / self.prm.scale - 0.5
+        return float(np.hypot(*(t - c))) * px_mm > self.prm.jump_mm
+
+    def _known_needle(self, xs: np.ndarray, ys: np.ndarray, w: np.ndarray, px_mm: float):
+        """A moving shaft (jiggle) against the needle found before: None when there is
+        none (or it is older than ``hold_frames``); ``"elsewhere"`` when less than half of
+        the motion lies within ``keep_band_mm`` of its line; else the tip (frame pixels):
+        the last tip, or the motion's distal end on that line when it lies beyond it (the
+        motion fades where the tissue is dark; the tip did not move back)."""
+        last, prm = self._last, self.prm
+        if not last.found or last.shaft_px is None or self._held > prm.hold_frames:
+            return None
+        sc = prm.scale
+        p0 = (np.asarray(last.shaft_px[0]) + 0.5) / sc - 0.5
+        p1 = (np.asarray(last.tip_px) + 0.5) / sc - 0.5
+        if float(np.hypot(*(p1 - p0))) < 1e-6:
+            return None
+        u = (p1 - p0) / float(np.hypot(*(p1 - p0)))
+        rel = np.c_[xs - p1[0], ys - p1[1]]
+        near = np.abs(rel @ np.array([-u[1], u[0]])) * px_mm <= prm.keep_band_mm
+        if float(w[near].sum()) < 0.5 * float(w.sum()):
+            return "elsewhere"
+        strong = near & (w >= prm.tip_rel_kept * float(w.max()))
+        if not strong.any():
+            return last.tip_px
+        end = float(np.quantile(rel[strong] @ u, 0.95)) - prm.edge_bias_mm / px_mm
+        if end <= 0.0:
+            return last.tip_px
+        t = p1 + u * end
+        return ((t[0] + 0.5) * sc - 0.5, (t[1] + 0.5) * sc - 0.5)
+
+
+def _tip_fields(frame: Frame, tip_px) -> dict:
+    """``tip_px`` (col, row) with its image-plane mm and patient RAS mm."""
+    c, r = float(tip_px[0]), float(tip_px[1])
+    return {"tip_px": (c, r),
+            "tip_image_mm": (c * float(frame.spacing_mm[1]), r * float(frame.spacing_mm[0])),
+            "tip_patient_mm": tuple(float(v) for v in frame.pixel_to_patient(c, r))}
+
+
+__all__ = ["MotionParams", "NeedleMotion"]

@@ -1,0 +1,265 @@
+"""Maps and line measures of the needle-from-motion analyser (:mod:`.needle_motion`):
+the motion z map of two frames, the moving region, the shaft direction from the echo
+through a moving point, the step down of the echo along a line, and the whole-image
+shift of hand tremor. ``prm`` is a :class:`.needle_motion.MotionParams` (lengths mm at the
+image plane; "grid": the analyser's working grid, ``scale`` frame pixels per pixel)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def tremor_shift(prev: np.ndarray, cur: np.ndarray, max_px: float) -> np.ndarray:
+    """Whole-image shift (col, row) of ``cur`` against ``prev`` (phase correlation); 0 when
+    implausible (> ``max_px``)."""
+    win = _hann(prev.shape)
+    (dx, dy), _ = cv2.phaseCorrelate(prev, cur, win)
+    d = np.array([dx, dy])
+    return d if float(np.hypot(*d)) <= max_px else np.zeros(2)
+
+
+_HANN: dict = {}
+
+
+def _hann(shape) -> np.ndarray:
+    if shape not in _HANN:
+        _HANN[shape] = cv2.createHanningWindow((shape[1], shape[0]), cv2.CV_32F)
+    return _HANN[shape]
+
+
+def aligned(prev: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """``prev`` moved by ``d`` (col, row) px."""
+    if float(np.hypot(*d)) < 0.05:
+        return prev
+    m = np.float32([[1, 0, d[0]], [0, 1, d[1]]])
+    return cv2.warpAffine(prev, m, (prev.shape[1], prev.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def motion_z(prevs: list[np.ndarray], cur: np.ndarray, px_mm: float, prm) -> np.ndarray:
+    """Noise-normalised local decorrelation of ``cur`` against each of the aligned frames
+    ``prevs`` (shortest lag first; float32, 0 outside the scan area; the larger over
+    ``prevs``; the band statistics from the longest lag, the most conservative): (1 − ρ −
+    median) / (1.4826 · MAD) within each band of the current frame's local brightness ×
+    edge strength × depth (still tissue's decorrelation depends on its brightness and
+    depth — receiver noise — and on its edges — interfaces flicker); bands of receiver noise (median
+    1 − ρ > ``noise_d``) give 0."""
+    k = max(3, int(round(prm.window_mm / px_mm)) | 1)
+    box = (k, k)
+    mb = cv2.blur(cur, box)
+    vb = cv2.blur(cur * cur, box) - mb * mb
+    inside = (cv2.blur((cur > 0).astype(np.float32), box) > 0.99) & (vb > 1e-6)
+    out = np.zeros_like(cur)
+    if int(inside.sum()) < 100:
+        return out
+    edge = cv2.magnitude(cv2.Sobel(mb, cv2.CV_32F, 1, 0), cv2.Sobel(mb, cv2.CV_32F, 0, 1))
+    nb, ne = prm.bands, prm.edge_bands
+    sub = np.zeros_like(inside)
+    sub[::2, ::2] = inside[::2, ::2]  # the statistics on every 4th pixel (speed)
+    nd = prm.depth_bands  # the same brightness is noisier deeper (the TGC lifts the noise)
+    rows = np.nonzero(inside.any(axis=1))[0]
+    depth = np.clip(((np.arange(cur.shape[0]) - rows[0]) * nd) // max(rows[-1] - rows[0] + 1, 1),
+                    0, nd - 1).astype(np.int32)
+    idx = _band_index(mb, edge, sub, nb, ne) * nd + depth[:, None]
+    idx_sub = idx[sub]
+    stats = None
+    for a in reversed(prevs):  # the longest lag first: its band statistics serve all lags
+        ma = cv2.blur(a, box)
+        va = cv2.blur(a * a, box) - ma * ma
+        cab = cv2.blur(a * cur, box) - ma * mb
+        d = 1.0 - cab / np.sqrt(np.maximum(va * vb, 1e-10))
+        if stats is None:
+            med, sig = _band_stats(d[sub], idx_sub, nb * ne * nd, prm.sig_floor)
+            sig[med > prm.noise_d] = np.inf  # bands of receiver noise (1 − ρ of noise ≈ 1)
+            stats = med[idx], sig[idx]
+        z = (d - stats[0]) / stats[1]
+        z[~inside | (va <= 1e-6)] = 0.0
+        np.maximum(out, z, out=out)
+    if prm.smooth_mm > 0:  # tissue moves over mm, noise pixel by pixel
+        out = cv2.GaussianBlur(out, (0, 0), prm.smooth_mm / px_mm)
+    return out
+
+
+_DQ = 512  # histogram bins of 1 − ρ over [0, 2), on a square-root scale (fine near 0)
+
+
+def _band_index(bright: np.ndarray, edge: np.ndarray, sub: np.ndarray, nb: int,
+                ne: int) -> np.ndarray:
+    """Band of every pixel: brightness quantile band × edge quantile band (quantiles of
+    the ``sub`` pixels), through 256-level look-up tables."""
+    def lut_index(v: np.ndarray, n: int) -> np.ndarray:
+        top = max(float(np.max(v[sub])), 1e-6)
+        q = cv2.convertScaleAbs(v, alpha=255.0 / top)  # saturating cast to 0..255
+        cdf = np.cumsum(np.bincount(q[sub], minlength=256)) / max(int(sub.sum()), 1)
+        lut = np.searchsorted(np.linspace(0.0, 1.0, n + 1)[1:-1], cdf, side="right")
+        return lut.astype(np.int32)[q]
+
+    return lut_index(bright, nb) * ne + lut_index(edge, ne)
+
+
+def _band_stats(vals: np.ndarray, bi: np.ndarray, n: int, floor: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Median and 1.4826 × MAD of ``vals`` (1 − ρ, in [0, 2]) per band (histograms of
+    ``_DQ`` bins); bands with < 20 values: 0 and 1."""
+    q = np.clip((np.sqrt(np.maximum(vals, 0.0) * 0.5) * _DQ).astype(np.int64), 0, _DQ - 1)
+    h = np.bincount(bi * _DQ + q, minlength=n * _DQ).reshape(n, _DQ)
+    cnt = h.sum(axis=1)
+    cdf = np.cumsum(h, axis=1)
+    mi = np.argmax(cdf >= 0.5 * cnt[:, None], axis=1)
+    med = (2.0 * ((mi + 0.5) / _DQ) ** 2).astype(np.float32)
+    dev = np.clip((np.abs(vals - med[bi]) * (_DQ / 0.5)).astype(np.int64), 0, _DQ - 1)
+    hd = np.bincount(bi * _DQ + dev, minlength=n * _DQ).reshape(n, _DQ)
+    mad = (np.argmax(np.cumsum(hd, axis=1) >= 0.5 * cnt[:, None], axis=1) + 0.5) * (0.5 / _DQ)
+    sig = np.maximum(1.4826 * mad, floor).astype(np.float32)
+    few = cnt < 20
+    med[few], sig[few] = 0.0, 1.0
+    return med, sig
+
+
+def main_component(z: np.ndarray, px_mm: float, prm):
+    """The moving region: the connected set of z ≥ ``z_on`` with the most z mass, if it
+    holds ≥ ``min_mass``; (rows, cols, z weights, unit axis when elongated (a jiggled
+    shaft) else None)."""
+    m = (z >= prm.z_on).astype(np.uint8)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    if n <= 1:
+        return None
+    mass = np.bincount(lab.ravel(), weights=z.ravel(), minlength=n)
+    mass[0] = 0.0
+    best = int(np.argmax(mass))
+    if mass[best] * px_mm * px_mm < prm.min_mass:
+        return None
+    ys, xs = np.nonzero(lab == best)
+    w = z[ys, xs].astype(np.float64)
+    if float(w.max()) < prm.tip_z:
+        return None
+    c = np.array([float(w @ xs), float(w @ ys)]) / float(w.sum())
+    dx, dy = xs - c[0], ys - c[1]
+    cov = np.array([[w @ (dx * dx), w @ (dx * dy)], [w @ (dx * dy), w @ (dy * dy)]]) / w.sum()
+    ev, evec = np.linalg.eigh(cov)
+    length_mm = 4.0 * np.sqrt(max(ev[1], 0.0)) * px_mm
+    elongated = None
+    if length_mm >= prm.shape_min_mm and ev[1] >= prm.shape_aspect**2 * max(ev[0], 1e-9):
+        elongated = evec[:, 1]
+    return ys, xs, w, elongated
+
+
+_RAYS: dict = {}
+
+
+def _rays(lo_deg: float, hi_deg: float, step_deg: float) -> np.ndarray:
+    """Unit directions pointing deeper (+row) at ``lo``–``hi`` degrees to the horizontal,
+    toward the left and the right (n, 2)."""
+    key = (lo_deg, hi_deg, step_deg)
+    if key not in _RAYS:
+        a = np.radians(np.arange(lo_deg, hi_deg + 1e-9, step_deg))
+        _RAYS[key] = np.concatenate([np.c_[np.cos(a), np.sin(a)], np.c_[-np.cos(a), np.sin(a)]])
+    return _RAYS[key]
+
+
+def ray_direction(img: np.ndarray, c: np.ndarray, px_mm: float, prm) -> np.ndarray | None:
+    """The shaft's direction through the moving point ``c``: of the rays from ``c``
+    back up toward the skin at ``min_angle_deg``–``max_angle_deg`` to the horizontal
+    (either side), the one along which the current image is brightest against two
+    parallel lines ``ray_side_mm`` away (the shaft's echo, seen best near the skin).
+    ``img``: the working grid; ``c`` in its pixels. A unit vector pointing deeper."""
+    rays = _rays(prm.min_angle_deg, prm.max_angle_deg, prm.ray_step_deg)
+    t = np.arange(prm.ray_from_mm, prm.ray_to_mm, px_mm * 0.75) / px_mm
+    px = c[0] - rays[:, 0:1] * t[None, :]
+    py = c[1] - rays[:, 1:2] * t[None, :]
+    h, w = img.shape
+    inside = (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)
+    o = prm.ray_side_mm / px_mm
+    nx, ny = -rays[:, 1:2], rays[:, 0:1]
+
+    def at(img, dx, dy):
+        return cv2.remap(img, (px + dx).astype(np.float32), (py + dy).astype(np.float32),
+                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    on = at(img, 0.0, 0.0)
+    side = 0.5 * (at(img, o * nx, o * ny) + at(img, -o * nx, -o * ny))
+    val = on - side
+    cnt = inside.sum(axis=1)
+    score = np.where(cnt >= 8, (val * inside).sum(axis=1) / np.maximum(cnt, 1), -np.inf)
+    best = int(np.argmax(score))
+    if not np.isfinite(score[best]):
+        return None
+    return rays[best]
+
+
+
+def step_tip(img: np.ndarray, c: np.ndarray, u: np.ndarray, s_peak: float, px_mm: float,
+             prm) -> float | None:
+    """Where the shaft's echo ends near the moving point: along the line, on the mean
+    of the last frames at full resolution, the largest step down of the echo
+    (``step_mm`` either side; the line's band ±``step_band_mm``, its max) within
+    ``step_back_mm`` before to ``step_ahead_mm`` beyond the motion's peak, if it
+    exceeds ``step_k`` × the same step's σ on two parallel lines. ``img``: full
+    resolution; ``c`` (working grid px), ``u`` (unit), ``s_peak`` (grid px along ``u``
+    from ``c``): the motion's tip. Returns s (grid px along ``u``) or None."""
+    sc = prm.scale
+    fmm = px_mm / sc  # full-resolution pixel (mm)
+    ds = 0.1 / fmm  # 0.1 mm steps, in full-resolution px
+    lo = (s_peak - prm.step_back_mm / px_mm) * sc - prm.step_mm / fmm
+    hi = (s_peak + prm.step_ahead_mm / px_mm) * sc + prm.step_mm / fmm
+    t = np.arange(lo, hi, ds, dtype=np.float32)
+    cf = (c + 0.5) * sc - 0.5
+    nrm = np.array([-u[1], u[0]])
+
+    def prof(off_mm: float, band_mm: float) -> np.ndarray:
+        out = None
+        for b in np.arange(-band_mm, band_mm + 1e-6, 0.1):
+            o = (off_mm + b) / fmm
+            mx = (cf[0] + t * u[0] + o * nrm[0]).astype(np.float32)[None, :]
+            my = (cf[1] + t * u[1] + o * nrm[1]).astype(np.float32)[None, :]
+            v = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+            out = v if out is None else np.maximum(out, v)
+        return out
+
+    n = max(1, int(round(prm.step_mm / 0.1)))
+    ker = np.ones(n, np.float32) / n
+
+    def steps(p: np.ndarray) -> np.ndarray:
+        m = np.convolve(p, ker, mode="valid")  # mean of [i, i + n)
+        return m[: -n] - m[n:]  # before minus after, at the boundary i + n
+
+    on = steps(prof(0.0, prm.step_band_mm))
+    sides = np.concatenate([steps(prof(o, prm.step_band_mm)) for o in (-1.5, 1.5)])
+    sig = max(float(np.std(sides)), 1e-3)
+    if on.size == 0:
+        return None
+    j = int(np.argmax(on))
+    if on[j] < prm.step_k * sig:
+        return None
+    return float((t[j + n] + 0.5) / sc - 0.5) + prm.step_bias_mm / px_mm
+
+
+
+def line_profile(z: np.ndarray, p0: np.ndarray, u: np.ndarray, px_mm: float,
+                 band_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """The max of ``z`` across a band of ±``band_mm`` around the line, sampled every pixel
+    along it inside the image: (s px, profile)."""
+    h, w = z.shape
+    nrm = np.array([-u[1], u[0]])
+    L = int(np.hypot(h, w))
+    s = np.arange(-L, L + 1, dtype=np.float32)
+    xs = p0[0] + s * u[0]
+    ys = p0[1] + s * u[1]
+    ok = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
+    s, xs, ys = s[ok], xs[ok], ys[ok]
+    if s.size == 0:
+        return s, s
+    nb = max(1, int(round(band_mm / px_mm)))
+    prof = np.zeros(s.size, np.float32)
+    for o in range(-nb, nb + 1):
+        mx = (xs + o * nrm[0]).astype(np.float32)
+        my = (ys + o * nrm[1]).astype(np.float32)
+        v = cv2.remap(z, mx[None, :], my[None, :], cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)[0]
+        np.maximum(prof, v, out=prof)
+    return s, prof
+
+
+__all__ = ["aligned", "line_profile", "main_component", "motion_z", "ray_direction",
+           "step_tip", "tremor_shift"]

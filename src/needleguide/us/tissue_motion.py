@@ -1,0 +1,83 @@
+"""Tissue moved by the needle: the local displacement field that makes insertion move the
+speckle (issue 16: the sonographer's motion cue).
+
+The soft tissue around the shaft sticks to it by friction and follows the needle until the
+friction limit is reached, then the needle slips through it (Coulomb stick–slip; DiMaio &
+Salcudean 2003, Okamura et al. 2004 measured mm-scale axial tissue displacement along
+needles in phantoms and tissue). The needle carries that state, ``Needle.tissue_drag_mm``
+q (signed, along the axis; ``scene.needle``): every advance Δ moves it to
+clip(q + Δ, −Q, Q) (Q: ``scene.needle.TISSUE_DRAG_MAX_MM``). Steady advance keeps q at
++Q (only the tissue the tip reaches moves between frames); a jiggle (in–out by more than
+Q) flips it between +Q and −Q, so the tissue along the whole shaft moves by up to 2Q.
+
+Field, at a point with axial coordinate s from the tip (s > 0 ahead of it) and distance ρ
+from the axis:
+
+    u = q · exp(−ρ² / 2w²) · h(s) · axis,   h = 1 along the shaft (−inserted < s ≤ 0),
+                                            h = exp(−s / λ) ahead of the tip (pushed)
+
+The B-mode scatterers are looked up at x − u(x) (``kernels.sample_medium``): the speckle is
+carried by the tissue. Interfaces (the label map) are not moved: the displacement (≤ Q)
+is not drawn into the 0.25–0.4 mm label voxels. Assumptions (no published field for these
+tissues): Q (``scene.needle``), w and λ below.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# Assumption: radial σ of the dragged tissue around the axis (mm) and the decay length of
+# the push ahead of the tip (mm).
+DRAG_WIDTH_MM = 2.0
+PUSH_LENGTH_MM = 1.5
+N_PARAMS = 10
+
+
+def drag_params(tip_mm, axis, inserted_mm: float, drag_mm: float,
+                width_mm: float = DRAG_WIDTH_MM, push_mm: float = PUSH_LENGTH_MM
+                ) -> np.ndarray:
+    """The field's parameters for the kernels (float64, ``N_PARAMS``): tip (patient mm),
+    unit axis (hub → tip), inserted length (mm), drag q (mm), 1/(2w²) (mm⁻²), 1/λ (mm⁻¹).
+    q = 0 (or no needle): no displacement."""
+    out = np.zeros(N_PARAMS)
+    if inserted_mm <= 0.0 or drag_mm == 0.0:
+        return out
+    out[0:3] = np.asarray(tip_mm, float)
+    a = np.asarray(axis, float)
+    out[3:6] = a / np.linalg.norm(a)
+    out[6] = float(inserted_mm)
+    out[7] = float(drag_mm)
+    out[8] = 1.0 / (2.0 * width_mm * width_mm)
+    out[9] = 1.0 / push_mm
+    return out
+
+
+NO_DRAG = np.zeros(N_PARAMS)
+
+
+@njit(cache=True, inline="always")
+def displaced(x, y, z, p):
+    """Where the tissue now at (x, y, z) came from: x − u(x) (patient mm); ``p`` from
+    :func:`drag_params`."""
+    q = p[7]
+    if q == 0.0:
+        return x, y, z
+    dx = x - p[0]
+    dy = y - p[1]
+    dz = z - p[2]
+    s = dx * p[3] + dy * p[4] + dz * p[5]
+    if s < -p[6]:
+        return x, y, z
+    a = (dx * dx + dy * dy + dz * dz - s * s) * p[8]
+    if a > 12.0:
+        return x, y, z
+    m = q * math.exp(-a)
+    if s > 0.0:
+        m *= math.exp(-s * p[9])
+    return x - m * p[3], y - m * p[4], z - m * p[5]
+
+
+__all__ = ["DRAG_WIDTH_MM", "NO_DRAG", "PUSH_LENGTH_MM", "displaced", "drag_params"]
