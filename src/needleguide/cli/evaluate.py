@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
                               "needle-free ones) per modality; levels, contrast: phantoms "
                               "(1–200)."),
         seed: int = typer.Option(1000, "--seed", help=SEED_HELP + "; the first seed. Held "
-                                 "out (never used in tuning): needle ≥ 1036, levels and "
+                                 "out (never used in tuning): needle ≥ 1040, levels and "
                                  "contrast ≥ 1080."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
         overlays: Path = typer.Option(None, "--overlays", help="Folder for overlay PNGs "

@@ -8,7 +8,9 @@ shows where the needle is, even where its shaft is too steep to return an echo.
 reads only their pixels, spacing and time:
 
 1. **Working grid**: the frame averaged over ``scale``² pixels; hand tremor removed by
-   phase correlation with the previous frame (a whole-image shift, summed over frames).
+   phase correlation with the previous frame (a whole-image shift of ``min_shift_px`` …
+   ``max_shift_px``, summed over frames; smaller estimates are the estimator's scatter on
+   a still probe and are ignored).
 2. **Motion map** (``needle_motion_maps.motion_z``): the mean of the last ``average``
    frames (the receiver noise is new in every frame, the tissue's speckle is not) against
    the mean of as many frames ``lag`` frames earlier, for each of ``lags``: the local
@@ -104,6 +106,7 @@ class MotionParams:
     hold_frames: int = 30
     confirm_frames: int = 2
     max_shift_px: float = 4.0
+    min_shift_px: float = 0.5
 
 
 class NeedleMotion:
@@ -171,7 +174,8 @@ class NeedleMotion:
             self._key = key
         shift = np.zeros(2)
         if self._hist:
-            shift = self._hist[-1][1] + tremor_shift(self._hist[-1][0], g, prm.max_shift_px)
+            shift = self._hist[-1][1] + tremor_shift(self._hist[-1][0], g, prm.max_shift_px,
+                                                       prm.min_shift_px)
         self._hist.append((g, shift))
         m = prm.average
         prevs = [self._mean(-lag - m, shift) for lag in prm.lags if len(self._hist) >= lag + m]

@@ -10,13 +10,17 @@ import cv2
 import numpy as np
 
 
-def tremor_shift(prev: np.ndarray, cur: np.ndarray, max_px: float) -> np.ndarray:
+def tremor_shift(prev: np.ndarray, cur: np.ndarray, max_px: float, min_px: float = 0.0
+                 ) -> np.ndarray:
     """Whole-image shift (col, row) of ``cur`` against ``prev`` (phase correlation); 0 when
-    implausible (> ``max_px``)."""
+    implausible (> ``max_px``) or within the estimate's own scatter on a still probe
+    (< ``min_px``: re-sampling a still frame by a spurious fraction of a pixel would
+    decorrelate it)."""
     win = _hann(prev.shape)
     (dx, dy), _ = cv2.phaseCorrelate(prev, cur, win)
     d = np.array([dx, dy])
-    return d if float(np.hypot(*d)) <= max_px else np.zeros(2)
+    n = float(np.hypot(*d))
+    return d if min_px <= n <= max_px else np.zeros(2)
 
 
 _HANN: dict = {}
