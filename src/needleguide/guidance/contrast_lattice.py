@@ -27,10 +27,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
 
-from needleguide.guidance.contrast_line import LineParams, _kernels, _shift
+from needleguide.guidance.contrast_line import LineParams, line_sets, ridge_z_reference
 
 
 @dataclass(frozen=True)
@@ -59,20 +58,9 @@ class LatticeParams:
 def thin_line_z(zn: np.ndarray, pixel_mm: float, lp: LatticeParams) -> np.ndarray:
     """Thin-line z map (max over orientations; −inf where no orientation is thin) of a
     noise-normalised contrast map ``zn`` (iodine positive, unit noise)."""
-    img = zn.astype(np.float32)
     geom = LineParams(length_mm=lp.length_mm, width_mm=lp.width_mm, offset_mm=lp.offset_mm,
                       n_angles=lp.n_angles)
-    best = np.full(img.shape, -np.inf, np.float32)
-    for w, dx, dy in _kernels(float(pixel_mm), geom):
-        c = cv2.filter2D(img, -1, w, borderType=cv2.BORDER_REFLECT)
-        d = np.minimum(c - _shift(c, dx, dy), c - _shift(c, -dx, -dy))
-        v = d[::2, ::2]
-        med = float(np.median(v))
-        s = 1.4826 * float(np.median(np.abs(v - med))) + 1e-9
-        dz = (d - med) / s
-        dz[d < lp.thin * np.maximum(c, 0.0)] = -np.inf
-        np.maximum(best, dz, out=best)
-    return best
+    return ridge_z_reference(zn, pixel_mm, geom, thin=lp.thin)
 
 
 def lattice_length(znorm: np.ndarray, region: np.ndarray, pixel_mm: float,
@@ -100,22 +88,9 @@ def lattice_length(znorm: np.ndarray, region: np.ndarray, pixel_mm: float,
         zn = cv2.resize(zn, size, interpolation=cv2.INTER_AREA)
         reg = cv2.resize(reg.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5
     px = pixel_mm * k
-    z = thin_line_z(zn, px, lp)
-    e = int(np.ceil((lp.length_mm / 2 + lp.offset_mm) / px)) * k
-    rows = y0 + k * np.arange(zn.shape[0])[:, None]
-    cols = x0 + k * np.arange(zn.shape[1])[None, :]
-    z[(rows < e) | (rows >= h - e) | (cols < e) | (cols >= w - e)] = -np.inf
-    lab, n = ndi.label((z > lp.z_low) & (zn > lp.z_pixel))
-    if n == 0:
+    m = line_sets(thin_line_z(zn, px, lp), zn, px, lp, (y0, x0, k, h, w), origin)
+    if m is None:
         return 0.0, out
-    idx = np.arange(1, n + 1)
-    dist = np.hypot(rows - origin[0], cols - origin[1]) * (px / k)
-    peak = np.asarray(ndi.maximum(z, lab, idx))
-    dmin = np.asarray(ndi.minimum(dist, lab, idx))
-    keep = (peak >= lp.z_high) & (dmin <= lp.reach_mm)
-    if not keep.any():
-        return 0.0, out
-    m = np.concatenate([[False], keep])[lab]
     sk = skeletonize(m) & reg
     if k > 1:
         m = np.repeat(np.repeat(m, k, axis=0), k, axis=1)

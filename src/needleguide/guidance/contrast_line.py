@@ -106,8 +106,11 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="ridge")
 
 
-def ridge_z_reference(znorm: np.ndarray, pixel_mm: float, lp: LineParams) -> np.ndarray:
-    """:func:`ridge_z` in numpy (the reference its kernel is tested against)."""
+def ridge_z_reference(znorm: np.ndarray, pixel_mm: float, lp: LineParams,
+                      thin: float | None = None) -> np.ndarray:
+    """:func:`ridge_z` in numpy (the reference its kernel is tested against). ``thin``:
+    an orientation counts only where the centre line exceeds both side lines by at least
+    ``thin`` × its own value (−inf elsewhere: the thin-line map of ``contrast_lattice``)."""
     img = znorm.astype(np.float32)
     best = np.full(img.shape, -np.inf, np.float32)
     for w, dx, dy in _kernels(float(pixel_mm), lp):
@@ -116,7 +119,10 @@ def ridge_z_reference(znorm: np.ndarray, pixel_mm: float, lp: LineParams) -> np.
         v = d[::2, ::2]
         med = float(np.median(v))
         s = 1.4826 * float(np.median(np.abs(v - med))) + 1e-9
-        np.maximum(best, (d - med) / s, out=best)
+        dz = (d - med) / s
+        if thin is not None:
+            dz[d < thin * np.maximum(c, 0.0)] = -np.inf
+        np.maximum(best, dz, out=best)
     return best
 
 
@@ -165,23 +171,34 @@ def _ridges(zn: np.ndarray, px: float, lp: LineParams, geom: tuple[int, int, int
             ) -> tuple[np.ndarray | None, float]:
     """Ridge sets (mask on the search grid) and their skeleton length (mm) outside
     ``ex``; ``geom``: (row0, col0, factor, full height, full width) of the grid."""
+    m = line_sets(ridge_z(zn, px, lp), zn, px, lp, geom, origin)
+    if m is None:
+        return None, 0.0
+    sk = skeletonize(m)
+    if ex is not None:
+        sk &= ~ex
+    return m, float(sk.sum() * px)
+
+
+def line_sets(z: np.ndarray, zn: np.ndarray, px: float, lp, geom: tuple[int, int, int, int, int],
+              origin: tuple[float, float] | None) -> np.ndarray | None:
+    """The connected sets of line pixels (``z`` > ``lp.z_low`` where the map ``zn`` >
+    ``lp.z_pixel``; none within a kernel radius, ``lp.length_mm / 2 + lp.offset_mm``, of
+    the full image's border) that reach ``lp.z_high`` and come within ``lp.reach_mm`` of
+    ``origin`` (None: anywhere), as a mask on the search grid, or None. ``geom``: (row0,
+    col0, factor, full height, full width) of the grid; ``z`` is changed (border)."""
     y0, x0, k, h, w = geom
-    z = ridge_z(zn, px, lp)
     e = int(np.ceil((lp.length_mm / 2 + lp.offset_mm) / px)) * k
     rows = y0 + k * np.arange(zn.shape[0])[:, None]
     cols = x0 + k * np.arange(zn.shape[1])[None, :]
     z[(rows < e) | (rows >= h - e) | (cols < e) | (cols >= w - e)] = -np.inf
     lab, n = ndi.label((z > lp.z_low) & (zn > lp.z_pixel))
     if n == 0:
-        return None, 0.0
+        return None
     dist = None if origin is None else np.hypot(rows - origin[0], cols - origin[1]) * (px / k)
     peak, dmin = K.label_max_min(lab, n, z, dist)  # ndi.maximum / ndi.minimum
     near = np.ones(n, bool) if origin is None else dmin <= lp.reach_mm
     keep = (peak >= lp.z_high) & near
     if not keep.any():
-        return None, 0.0
-    m = np.concatenate([[False], keep])[lab]  # np.isin(lab, idx[keep])
-    sk = skeletonize(m)
-    if ex is not None:
-        sk &= ~ex
-    return m, float(sk.sum() * px)
+        return None
+    return np.concatenate([[False], keep])[lab]  # np.isin(lab, idx[keep])
