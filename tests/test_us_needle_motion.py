@@ -148,3 +148,13 @@ def test_evaluate_sequences_keys(sequences):
                 "tip_within_2mm_rate", "breakdown"} <= set(r[k])
     assert r["motion"]["detection_rate"] > r["single_frame"]["detection_rate"]
     assert sum(r["motion"]["tip_from"].values()) > 0
+
+
+@pytest.mark.parametrize("shape", [(9, 9), (64, 64), (300, 200, 3)])
+def test_odd_frames_give_no_needle(shape):
+    """Tiny, colour, blank and noise frames in turn: no detection, no failure."""
+    rng = np.random.default_rng(0)
+    nm = NeedleMotion()
+    for i in range(10):
+        px = rng.integers(0, 255, shape, dtype=np.uint8) if i % 2 else np.zeros(shape, np.uint8)
+        assert not nm.update(_frame(px, i / 15)).found

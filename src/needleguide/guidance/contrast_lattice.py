@@ -33,34 +33,24 @@ from needleguide.guidance.contrast_line import LineParams, line_sets, ridge_z_re
 
 
 @dataclass(frozen=True)
-class LatticeParams:
+class LatticeParams(LineParams):
     """Thin-line detector geometry (mm at the detector) and thresholds (*assumptions*,
     tuned on seeds 0–60 of the contrast evaluation, issue 21): shorter segments and a
     closer side offset than the ridge cue's (24 mm, 5 mm) — the plexus arms are short
     and run between dense parts; ``thin``: the smallest centre-minus-side difference, as a
     share of the centre line's mean density (0.5: on seeds 0–60 the 3-frame sustained
     length stays ≤ 21 mm on every negative; without the test ≤ 238 mm, the crests of
-    pools and columns)."""
+    pools and columns). The other fields are the ridge detector's (:class:`LineParams`)."""
 
     length_mm: float = 12.0
-    width_mm: float = 1.2
     offset_mm: float = 3.5
-    n_angles: int = 16
     thin: float = 0.5
-    z_low: float = 3.0
-    z_high: float = 5.0
-    z_pixel: float = 1.5
-    reach_mm: float = 40.0
-    window_mm: float = 60.0
-    min_pixel_mm: float = 1.0
 
 
 def thin_line_z(zn: np.ndarray, pixel_mm: float, lp: LatticeParams) -> np.ndarray:
     """Thin-line z map (max over orientations; −inf where no orientation is thin) of a
     noise-normalised contrast map ``zn`` (iodine positive, unit noise)."""
-    geom = LineParams(length_mm=lp.length_mm, width_mm=lp.width_mm, offset_mm=lp.offset_mm,
-                      n_angles=lp.n_angles)
-    return ridge_z_reference(zn, pixel_mm, geom, thin=lp.thin)
+    return ridge_z_reference(zn, pixel_mm, lp, thin=lp.thin)
 
 
 def lattice_length(znorm: np.ndarray, region: np.ndarray, pixel_mm: float,

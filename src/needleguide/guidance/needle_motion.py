@@ -179,11 +179,11 @@ class NeedleMotion:
         self._hist.append((g, shift))
         m = prm.average
         prevs = [self._mean(-lag - m, shift) for lag in prm.lags if len(self._hist) >= lag + m]
-        z = motion_z(prevs, self._mean(-m, shift), px_mm, prm) if prevs else None
-        self.z = z  # the last motion map (diagnostics)
-        if z is None:
+        if not prevs:
+            self.z = None
             return NOT_FOUND
         self._cur = self._mean(-m, shift)
+        z = self.z = motion_z(prevs, self._cur, px_mm, prm)  # (kept for diagnostics)
         det = self._locate(frame, z, px_mm)
         if det.found:
             det = self._limit(det, frame)
@@ -261,11 +261,7 @@ class NeedleMotion:
         else:
             tip_s, src = float(s[hi]) - prm.edge_bias_mm / px_mm, "motion"
         zpk = float(prof[k])
-        sc = prm.scale
-
-        def full(p):  # working grid -> frame pixels
-            return ((p[0] + 0.5) * sc - 0.5, (p[1] + 0.5) * sc - 0.5)
-
+        full = self._to_frame
         tip_px = full(c + u * tip_s)
         prox_px = full(c + u * min(float(s[lo]), tip_s - prm.min_trail_mm / px_mm))
         angle = float(np.degrees(np.arctan2(-u[1], u[0])) % 180.0)
@@ -294,8 +290,7 @@ class NeedleMotion:
         last = self._last
         if not last.found or last.tip_px is None:
             return False
-        t = (np.asarray(last.tip_px) + 0.5) / self.prm.scale - 0.5
-        return float(np.hypot(*(t - c))) * px_mm > self.prm.jump_mm
+        return float(np.hypot(*(self._to_grid(last.tip_px) - c))) * px_mm > self.prm.jump_mm
 
     def _known_needle(self, xs: np.ndarray, ys: np.ndarray, w: np.ndarray, px_mm: float):
         """A moving shaft (jiggle) against the needle found before: None when there is
@@ -306,9 +301,7 @@ class NeedleMotion:
         last, prm = self._last, self.prm
         if not last.found or last.shaft_px is None or self._held > prm.hold_frames:
             return None
-        sc = prm.scale
-        p0 = (np.asarray(last.shaft_px[0]) + 0.5) / sc - 0.5
-        p1 = (np.asarray(last.tip_px) + 0.5) / sc - 0.5
+        p0, p1 = self._to_grid(last.shaft_px[0]), self._to_grid(last.tip_px)
         if float(np.hypot(*(p1 - p0))) < 1e-6:
             return None
         u = (p1 - p0) / float(np.hypot(*(p1 - p0)))
@@ -322,8 +315,16 @@ class NeedleMotion:
         end = float(np.quantile(rel[strong] @ u, 0.95)) - prm.edge_bias_mm / px_mm
         if end <= 0.0:
             return last.tip_px
-        t = p1 + u * end
-        return ((t[0] + 0.5) * sc - 0.5, (t[1] + 0.5) * sc - 0.5)
+        return self._to_frame(p1 + u * end)
+
+    def _to_frame(self, p) -> tuple[float, float]:
+        """Working-grid pixel (col, row) -> frame pixel."""
+        sc = self.prm.scale
+        return (float(p[0] + 0.5) * sc - 0.5, float(p[1] + 0.5) * sc - 0.5)
+
+    def _to_grid(self, p) -> np.ndarray:
+        """Frame pixel (col, row) -> working-grid pixel."""
+        return (np.asarray(p, float) + 0.5) / self.prm.scale - 0.5
 
 
 def _tip_fields(frame: Frame, tip_px) -> dict:

@@ -13,11 +13,6 @@ needle-free frames; broken down by phase and insertion angle.
 
 from __future__ import annotations
 
-import time
-
-import cv2
-import numpy as np
-
 from needleguide.guidance.needle import NeedleDetection, detect_needle
 from needleguide.guidance.needle_motion import NeedleMotion
 from needleguide.guidance.tracking import NeedleTracker
@@ -47,30 +42,6 @@ def run_sequences(seqs: list[Sequence]) -> dict[str, tuple[list[Case], list[Need
     return out
 
 
-def motion_fps(seq: Sequence, repeats: int = 2) -> float:
-    """Frames per second of :class:`NeedleMotion` on one sequence, one thread."""
-    import numba
-
-    frames = [c.frame.without_truth() for c in seq.cases]
-    old_cv, old_nb = cv2.getNumThreads(), numba.get_num_threads()
-    cv2.setNumThreads(1)
-    numba.set_num_threads(1)
-    try:
-        nm = NeedleMotion()
-        for f in frames[:6]:
-            nm.update(f)  # warm-up
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            nm = NeedleMotion()
-            for f in frames:
-                nm.update(f)
-        dt = time.perf_counter() - t0
-    finally:
-        cv2.setNumThreads(old_cv)
-        numba.set_num_threads(old_nb)
-    return round(repeats * len(frames) / dt, 1)
-
-
 def _band(angle: float) -> str:
     for lo, hi in ANGLE_BANDS:
         if lo <= angle < hi or (hi == ANGLE_BANDS[-1][1] and angle == hi):
@@ -83,7 +54,7 @@ def evaluate_sequences(seqs: list[Sequence]) -> dict:
     and ``tracked`` on the same frames, each with ``eval_needle.score_cases``' keys, a
     ``breakdown`` by ``phase`` and ``angle_band`` (needle-free frames go with the band of
     their twin), and for ``motion`` the share of detections per tip source."""
-    from needleguide.lab.eval_needle import score_cases
+    from needleguide.lab.eval_needle import measure_fps, score_cases
 
     res: dict = {}
     runs = run_sequences(seqs)
@@ -92,7 +63,7 @@ def evaluate_sequences(seqs: list[Sequence]) -> dict:
         bd: dict = {"phase": {}, "angle_band": {}}
         for ph in PHASES:
             sel = [i for i, c in enumerate(cases) if c.params.get("phase") == ph
-                   or (not c.has_needle and _phase_of(c) == ph)]
+                   or (not c.has_needle and c.params.get("phase_twin") == ph)]
             if sel:
                 bd["phase"][ph] = _sub(score_cases, cases, dets, sel)
         for lo, hi in ANGLE_BANDS:
@@ -112,17 +83,14 @@ def evaluate_sequences(seqs: list[Sequence]) -> dict:
         res[k] = r
     pos = [s for s in seqs if s.has_needle]
     res.update(n_sequences=len(pos), n_needle_free_sequences=len(seqs) - len(pos),
-               fps=motion_fps(pos[0]) if pos else None,
+               fps=measure_fps([c.frame.without_truth() for c in pos[0].cases],
+                               NeedleMotion().update, repeats=2) if pos else None,
                protocol={"rate_hz": RATE_HZ, "advance_mm": [6.0, 15.0],
                          "speed_mm_s": [2.0, 8.0], "pause_frames": PAUSE_FRAMES,
                          "jiggle_mm": [1.0, 2.0], "jiggle_hz": [1.5, 2.5],
                          "tremor_mm": sorted({float(s.params.get("tremor_mm", 0.0))
                                               for s in seqs})})
     return res
-
-
-def _phase_of(c: Case) -> str | None:
-    return c.params.get("phase_twin")
 
 
 def _sub(score, cases, dets, sel) -> dict:
@@ -132,16 +100,4 @@ def _sub(score, cases, dets, sel) -> dict:
     return {k: r[k] for k in keep}
 
 
-def pooled_tip_errors(cases: list[Case], dets: list[NeedleDetection]) -> np.ndarray:
-    """Tip errors (mm) of the detected needle frames (for tests and figures)."""
-    out = []
-    for c, d in zip(cases, dets, strict=True):
-        if c.has_needle and d.found and d.tip_px is not None:
-            t = c.frame.truth.tip_px
-            out.append(float(np.hypot(d.tip_px[0] - t[0], d.tip_px[1] - t[1])
-                             * c.frame.spacing_mm[0]))
-    return np.asarray(out)
-
-
-__all__ = ["ANGLE_BANDS", "PHASES", "evaluate_sequences", "motion_fps", "pooled_tip_errors",
-           "run_sequences"]
+__all__ = ["ANGLE_BANDS", "PHASES", "evaluate_sequences", "run_sequences"]
