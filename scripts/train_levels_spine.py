@@ -16,7 +16,9 @@ Optionally (``--ct-seeds``) phantoms rendered at 1.5 mm, written as a synthetic 
 2. vertebra classifier: softmax after one hidden layer (``--hidden`` units) on the
    chain's vertebrae of normal-anatomy frames (variants would teach a rib on L1 to look
    like T12), classes balanced by 1/√count;
-3. temperature of the count's posterior and the logistic calibration of its confidence,
+3. body-centre scorer (``levels_centre``): a one-layer network (``--centre-hidden``
+   units) on the candidate descriptors of lateral and oblique vertebrae, every anatomy;
+4. temperature of the count's posterior and the logistic calibration of its confidence,
    on the calibration seeds (all anatomy).
 
 Seeds used here must stay below 1000 (held out: ≥ 1000). Frames are cached as pickles in
@@ -101,6 +103,49 @@ def fit_disc_filter(fit: list[dict], cols: dict, n_examples: int):
     return DiscFilter(lw, lb, W1, b1, w2, b2)
 
 
+def fit_centre(fit: list[dict], cols: dict, chains: dict, hidden: int):
+    """The body-centre scorer (``levels_centre.CentreNet``) from the fitting frames."""
+    from needleguide.guidance.levels_centre import CentreNet, centre_examples
+    from needleguide.guidance.levels_fit import fit_mlp
+
+    X, Y = [], []
+    for d in fit:
+        verts, _, names = chains[id(d)]
+        x, y = centre_examples(cols[id(d)], verts, names, d["truth"], frame_of(d))
+        if len(y):
+            X.append(x)
+            Y.append(y)
+    X, Y = np.concatenate(X), np.concatenate(Y)
+    mu, sd = X.mean(axis=0), X.std(axis=0) + 1e-3
+    W1, b1, w2, b2 = fit_mlp((X - mu) / sd, Y, hidden, 1e-4, seed=0)
+    return CentreNet(mu, sd, W1, b1, w2, b2)
+
+
+def centre_error(cal: list[dict], cols: dict, chains: dict, net) -> tuple[float, ...]:
+    """Median and 90th percentile of |across error| (pitch units) of the moved labels and
+    of the path alone, on lateral and oblique calibration vertebrae."""
+    from needleguide.guidance.levels_centre import across_mm, body_offsets
+    from needleguide.guidance.levels_column import WORK_MM
+
+    e_net, e_path = [], []
+    for d in cal:
+        verts, _, names = chains[id(d)]
+        f = frame_of(d)
+        u = body_offsets(cols[id(d)], verts, f, net)
+        if not np.any(u):
+            continue
+        for v, nm, uk in zip(verts, names, u, strict=True):
+            if nm in d["truth"]:
+                a, along = across_mm(cols[id(d)], v.t, d["truth"][nm])
+                if abs(along) * WORK_MM < 0.3 * v.pitch_mm:
+                    e_net.append(abs(a - uk) / v.pitch_mm)
+                    e_path.append(abs(a) / v.pitch_mm)
+    if not e_net:
+        return (np.nan,) * 4
+    return (float(np.median(e_net)), float(np.percentile(e_net, 90)),
+            float(np.median(e_path)), float(np.percentile(e_path, 90)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="100-339", help="first-last tuning seed (< 1000)")
@@ -108,6 +153,7 @@ def main() -> None:
     ap.add_argument("--ct-seeds", default="400-429", help="first-last tuning seeds rendered "
                     "through the CT path (synthetic CT, 1-5 mm slices, import-ct)")
     ap.add_argument("--hidden", type=int, default=32)
+    ap.add_argument("--centre-hidden", type=int, default=24)
     ap.add_argument("--disc-examples", type=int, default=90000)
     ap.add_argument("--reuse-disc", type=Path, default=None,
                     help="take the disc filter of this model file instead of fitting it")
@@ -186,7 +232,14 @@ def main() -> None:
     print(f"classifier: {len(Yc)} vertebrae, classes {cnt.tolist()} "
           f"({time.time() - t0:.0f} s)", flush=True)
 
-    # 3. temperature and calibration (calibration seeds, all anatomy)
+    # 3. body-centre scorer (lateral and oblique views, every anatomy)
+    centre = fit_centre(fit, cols, chains, a.centre_hidden)
+    err = centre_error(cal, cols, chains, centre)
+    print(f"centre scorer: calibration-set |across error| median / p90 "
+          f"{err[0]:.2f} / {err[1]:.2f} pitch (path alone {err[2]:.2f} / {err[3]:.2f}) "
+          f"({time.time() - t0:.0f} s)", flush=True)
+
+    # 4. temperature and calibration (calibration seeds, all anatomy)
     pairs, rows, probs = [], [], []
     for d in cal:
         _, F, names = chains[id(d)]
@@ -223,7 +276,8 @@ def main() -> None:
     for key in (True, False):
         ca, cb = fit_logistic(np.asarray(xs[key]), np.asarray(ys[key]), 1e-4)
         cal_ab += [ca[0], cb]
-    m = LS.SpineModel(disc, mu, sd, Wc, bc, prior, tau, np.asarray(cal_ab), 0.7, H, hb)
+    m = LS.SpineModel(disc, mu, sd, Wc, bc, prior, tau, np.asarray(cal_ab), 0.7, H, hb,
+                      centre)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     LS.save_model(m, a.out)
     print(f"tau {tau:.3f}, calibration {np.round(cal_ab, 3).tolist()}; wrote {a.out} "

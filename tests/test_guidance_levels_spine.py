@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from needleguide.frame import Frame
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from needleguide.guidance import levels_spine as LS
+from needleguide.guidance.levels_centre import N_DESC, smooth_offsets
+from needleguide.guidance.levels_column import sym_energy, sym_weight
 from needleguide.guidance.levels_fit import fit_logistic, fit_softmax_mlp, fit_temperature
 from needleguide.lab.eval_levels_cases import anchors_in_view
 from needleguide.lab.eval_levels_spine import Tally, score
@@ -142,10 +147,65 @@ def test_fitting_helpers_recover_simple_models():
     assert fit_temperature([(S, 1)] * 5 + [(S, 0)]) > fit_temperature([(S, 1), (S, 0)] * 3)
 
 
-def test_model_file_loads_with_its_parts():
+def test_model_file_loads_with_its_parts(tmp_path):
     m = LS.load_model()
     assert m.disc.W1.shape[0] == 300 and m.W.shape[1] == len(LS.CLASSES)
     assert m.tau > 0 and np.all(m.prior > 0)
+    assert m.centre is not None and m.centre.W1.shape[0] == N_DESC
+    LS.save_model(m, tmp_path / "m.npz")
+    m2 = LS.load_model(str(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(m2.centre.W1, m.centre.W1)
+
+
+@given(st.integers(30, 130), st.integers(0, 2**31 - 1))
+@settings(max_examples=15, deadline=None)
+def test_symmetry_energy_peaks_on_the_mirror_axis(c0, seed):
+    """An image mirror-symmetric about column c0 (plus noise) is most symmetric there."""
+    rng = np.random.default_rng(seed)
+    h, w = 80, 160
+    half = rng.normal(0, 1, (h, w)).astype(np.float32)
+    img = np.zeros((h, w), np.float32)
+    for c in range(w):
+        m = 2 * c0 - c
+        img[:, c] = half[:, min(c, m)] if 0 <= m < w else half[:, c]
+    img += rng.normal(0, 0.1, img.shape).astype(np.float32)
+    e = sym_energy(img)[h // 4:3 * h // 4]
+    lo, hi = 22, w - 22  # full support (SYM_HALF_MM) either side
+    assert abs(int(np.argmax(e.mean(axis=0)[lo:hi])) + lo - c0) <= 1
+
+
+def test_symmetry_weight_by_view():
+    assert sym_weight({"orbit_deg": 0.0}) == 1.0
+    assert sym_weight({"orbit_deg": -8.0}) == 1.0
+    assert sym_weight({"orbit_deg": 30.0}) == 0.0
+    assert sym_weight({"orbit_deg": 90.0}) == 0.0
+    assert 0.0 < sym_weight({"orbit_deg": 16.0}) < 1.0
+    assert sym_weight({}) == 0.0 and sym_weight({"view": "ap"}) == 1.0
+
+
+def test_body_offsets_stay_on_a_smooth_column():
+    p = np.full(6, 30.0)
+    u = np.array([2.0, 3.0, 25.0, 4.0, 3.0, -20.0])
+    out = smooth_offsets(u, p)
+    assert out[2] == 4.0 and out[5] == 3.0  # strays take their neighbourhood's median
+    np.testing.assert_array_equal(out[[0, 1, 3, 4]], u[[0, 1, 3, 4]])
+    np.testing.assert_array_equal(smooth_offsets(u[:2], p[:2]), u[:2])
+
+
+def test_lateral_labels_sit_on_the_bodies(cases, spine):
+    """On the lateral views the labels are on the bodies (within a third of a pitch of the
+    true centre), not on the pillars behind them; AP labels are not moved."""
+    from needleguide.guidance.levels_centre import body_offsets, moves
+
+    for k in (1, 4):
+        c = cases[k]
+        res = LS.label_spine(c.frame.without_truth())
+        pitch = np.median(np.diff(sorted(r for _, r in c.truth.values())))
+        d = [min(np.hypot(v.col_px - tc, v.row_px - tr) for tc, tr in c.truth.values())
+             for v in res.vertebrae]
+        assert len(d) >= 3 and np.median(d) < pitch / 3
+    assert not moves(cases[0].frame)[0]
+    assert not np.any(body_offsets(None, [], cases[0].frame, LS.load_model().centre))
 
 
 def test_analyse_cli_on_a_fluoro_frame_and_a_plain_png(tmp_path, capsys):

@@ -8,9 +8,12 @@ of ``WORK_MM`` per pixel at the isocentre, so a 256² or 512² frame costs the s
 2. The column: end plates are horizontal edges across a body, so the vertical-gradient
    energy averaged over 14 mm across is largest along the column; bodies are also bright
    bands between two walls (``wall_energy``: the best pair of opposite horizontal edges
-   7–30 mm either side). A dynamic programme finds the smoothest top-to-bottom path
-   through both (stiffer on AP and oblique views, where the column bends little; the
-   lordoses and the kyphosis bend it on a lateral).
+   7–30 mm either side). On an AP view the column is also mirror-symmetric about its
+   midline (``sym_energy``: pedicles, transverse processes, the sacral foramina and the
+   iliac wings pair up only there), which keeps the path on the bodies rather than on a
+   row of pedicles or foramina. A dynamic programme finds the smoothest top-to-bottom
+   path through these energies (stiffer on AP and oblique views, where the column bends
+   little; the lordoses and the kyphosis bend it on a lateral).
 3. The strip: the image resampled along the path (``t`` caudal, ``WORK_MM`` per row) and
    across it (``u`` mm, + = image right, ±``HALF_U_MM``): the column straightened, its
    disc spaces horizontal. Discs, vertebrae and their features are read from it
@@ -168,13 +171,58 @@ def wall_energy(hp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _walls(gx, ks, mm)
 
 
+@nb.njit(cache=True)
+def _mirror(hp: np.ndarray, xmax: int) -> tuple[np.ndarray, np.ndarray]:
+    h, w = hp.shape
+    num = np.zeros((h, w), np.float32)
+    den = np.zeros((h, w), np.float32)
+    for r in range(h):
+        for c in range(w):
+            a = np.float32(0.0)
+            b = np.float32(0.0)
+            for x in range(1, xmax + 1):
+                if c - x < 0 or c + x >= w:
+                    break
+                p = hp[r, c + x]
+                q = hp[r, c - x]
+                a += abs(p - q)
+                b += abs(p) + abs(q)
+            num[r, c] = a
+            den[r, c] = b
+    return num, den
+
+
+SYM_HALF_MM = 25.0
+
+
+def sym_energy(hp: np.ndarray) -> np.ndarray:
+    """Mirror symmetry about every pixel's vertical line, in [0, 1]: one minus the summed
+    |left − right| differences of the high-passed image over their summed magnitudes, out
+    to ``SYM_HALF_MM`` either side and over 10 mm along (1: perfectly symmetric)."""
+    num, den = _mirror(np.ascontiguousarray(hp, np.float32), int(SYM_HALF_MM / WORK_MM))
+    k = int(10.0 / WORK_MM) | 1
+    return 1.0 - cv2.blur(num, (1, k)) / (cv2.blur(den, (1, k)) + 1e-3)
+
+
 WALL_WEIGHT = 0.5
 
 
-def trace(hp: np.ndarray, stiff: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def sym_weight(settings: dict) -> float:
+    """Weight of the symmetry energy: 1 on an AP view (|sin orbit| ≤ 0.2), fading to 0 at
+    |sin orbit| = 0.35 (20°): an oblique or lateral column is not mirror-symmetric; 0 when
+    the view is unknown unless the settings say ``view: ap``."""
+    o = settings.get("orbit_deg")
+    if o is None:
+        return 1.0 if settings.get("view") == "ap" else 0.0
+    return float(np.clip((0.35 - abs(np.sin(np.radians(float(o))))) / 0.15, 0.0, 1.0))
+
+
+def trace(hp: np.ndarray, stiff: bool = False, sym: float = 0.0
+          ) -> tuple[np.ndarray, np.ndarray]:
     """Column (work x) for every work row and the body half width (mm) along it: the
-    smoothest path through the end-plate energy (vertical gradient over 14 mm across) plus
-    the body-wall energy (``wall_energy``)."""
+    smoothest path through the end-plate energy (vertical gradient over 14 mm across), the
+    body-wall energy (``wall_energy``) and, weighted by ``sym``, the mirror symmetry
+    (``sym_energy``)."""
     ey = np.abs(cv2.Sobel(hp, cv2.CV_32F, 0, 1, ksize=3))
     k = int(14.0 / WORK_MM) | 1
     E1 = cv2.blur(ey, (k, int(5.0 / WORK_MM) | 1))
@@ -183,7 +231,10 @@ def trace(hp: np.ndarray, stiff: bool = False) -> tuple[np.ndarray, np.ndarray]:
     edge = np.minimum(np.arange(w), w - 1 - np.arange(w)) * WORK_MM
     fade = np.clip(edge / 20.0, 0.0, 1.0)[None, :]
     E = (E1 / (float(np.percentile(E1, 99)) + 1e-6)
-         + WALL_WEIGHT * np.maximum(E2, 0) / (float(np.percentile(E2, 99)) + 1e-6)) * fade
+         + WALL_WEIGHT * np.maximum(E2, 0) / (float(np.percentile(E2, 99)) + 1e-6))
+    if sym > 0:
+        E = E + sym * sym_energy(hp)
+    E = E * fade
     path = _dp_path(E.astype(np.float64), 0.6 if stiff else 0.15).astype(np.float32)
     path = cv2.GaussianBlur(path.reshape(-1, 1), (1, 0), 10.0 / WORK_MM).ravel()
     ci = np.clip(np.rint(path).astype(int), 0, w - 1)
@@ -221,11 +272,13 @@ def column(frame: Frame) -> Column:
     gw, hp, scale = work_image(frame)
     # an AP or oblique column bends little (scoliosis aside): a stiffer path there
     o = frame.settings.get("orbit_deg")
-    col, hw = trace(hp, stiff=o is not None and abs(np.sin(np.radians(float(o)))) < 0.8)
+    col, hw = trace(hp, stiff=o is not None and abs(np.sin(np.radians(float(o)))) < 0.8,
+                    sym=sym_weight(frame.settings))
     path, normal, strip = straighten(hp, col)
     _, _, raw = straighten(gw, col)
     half = np.interp(path[:, 1], np.arange(hw.size), hw)
     return Column(scale, path, normal, strip, raw, half, gw.shape)
 
 
-__all__ = ["Column", "column", "iso_pixel_mm", "bone_bright", "WORK_MM", "HALF_U_MM"]
+__all__ = ["Column", "column", "iso_pixel_mm", "bone_bright", "sym_energy", "sym_weight",
+           "WORK_MM", "HALF_U_MM"]

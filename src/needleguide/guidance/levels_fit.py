@@ -163,8 +163,8 @@ def truth_discs(rows: dict[str, float], order: list[str]) -> list[tuple[float, f
 
 def disc_examples(col: Column, rows: dict[str, float], order: list[str],
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Positive (disc at its pitch) and negative (elsewhere, or at half / double pitch)
-    descriptors of one frame."""
+    """Positive (disc at its pitch) and negative (elsewhere, or at half, two-thirds, one
+    and a half or double the pitch) descriptors of one frame."""
     discs = truth_discs(rows, order)
     if len(discs) < 2:
         return np.zeros((0, 300)), np.zeros(0)
@@ -187,6 +187,9 @@ def disc_examples(col: Column, rows: dict[str, float], order: list[str],
             add([t - 1, t, t + 1], p * f, 1)
         add([t], p * 0.5, 0)
         add([t], p * 2.0, 0)
+        # two-thirds and one and a half of the pitch: a chain of lamina or pedicle edges
+        add([t, t + p / 1.5 / WORK_MM], p / 1.5, 0)
+        add([t], p * 1.5, 0)
         add([t + 0.5 * p / WORK_MM, t - 0.5 * p / WORK_MM], p, 0)
         add([t + 0.5 * p / WORK_MM], p * 0.5, 0)
     names = sorted(rows, key=order.index)

@@ -29,8 +29,11 @@ settings (never ``truth``). Steps:
    for the rest). With no anchor supporting the count, a calibrated confidence below 0.5
    or a conflict, the anchor is ``"none"`` / ``"conflict"``, the vertebrae are numbered
    ``v1``, ``v2``, … from the top and every confidence stays below 0.5 (at most 0.45).
+   Each label sits on its body: on lateral and oblique views moved across the traced
+   path by ``levels_centre`` (the path may follow the pillars or pedicles).
 
-The learned weights (disc filter, classifier, temperature, calibration) are in
+The learned weights (disc filter, classifier, body-centre scorer, temperature,
+calibration) are in
 ``data/levels_spine.npz``, fitted by ``scripts/train_levels_spine.py`` on tuning seeds.
 """
 
@@ -43,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from needleguide.frame import Frame
+from needleguide.guidance.levels_centre import CentreNet, body_offsets
 from needleguide.guidance.levels_column import WORK_MM, column
 from needleguide.guidance.levels_discs import DiscFilter, find_discs
 from needleguide.guidance.levels_vertebra import features, vertebrae, view_of
@@ -135,6 +139,7 @@ class SpineModel:
     strong: float = 0.7
     H: np.ndarray | None = None
     hb: np.ndarray | None = None
+    centre: CentreNet | None = None
 
 
 @lru_cache(maxsize=2)
@@ -144,18 +149,25 @@ def load_model(path: str | None = None) -> SpineModel:
     disc = DiscFilter(z["disc_lin_w"], float(z["disc_lin_b"]), z["disc_W1"], z["disc_b1"],
                       z["disc_w2"], float(z["disc_b2"]))
     hid = ("H" in z.files) and z["H"].size > 0
+    centre = CentreNet(z["centre_mu"], z["centre_sd"], z["centre_W1"], z["centre_b1"],
+                       z["centre_w2"], float(z["centre_b2"])) if "centre_W1" in z.files \
+        else None
     return SpineModel(disc, z["mu"], z["sd"], z["W"], z["b"], z["prior"], float(z["tau"]),
                       z["cal"], float(z["strong"]), z["H"] if hid else None,
-                      z["hb"] if hid else None)
+                      z["hb"] if hid else None, centre)
 
 
 def save_model(m: SpineModel, path: str | Path) -> None:
     """Write ``m`` as an .npz (the layout ``load_model`` reads)."""
     d = m.disc
+    c = m.centre
+    extra = {} if c is None else dict(centre_mu=c.mu, centre_sd=c.sd, centre_W1=c.W1,
+                                      centre_b1=c.b1, centre_w2=c.w2, centre_b2=c.b2)
     np.savez(path, disc_lin_w=d.lin_w, disc_lin_b=d.lin_b, disc_W1=d.W1, disc_b1=d.b1,
              disc_w2=d.w2, disc_b2=d.b2, mu=m.mu, sd=m.sd, W=m.W, b=m.b, prior=m.prior,
              tau=m.tau, cal=m.cal, strong=m.strong,
-             H=np.zeros(0) if m.H is None else m.H, hb=np.zeros(0) if m.hb is None else m.hb)
+             H=np.zeros(0) if m.H is None else m.H, hb=np.zeros(0) if m.hb is None else m.hb,
+             **extra)
 
 
 def class_probs(X: np.ndarray, m: SpineModel) -> np.ndarray:
@@ -234,6 +246,7 @@ def label_spine(frame: Frame, model: SpineModel | None = None) -> SpineLevels:
     if not named:
         conf = min(conf, 0.45)
     anchor = "conflict" if conflict else ("+".join(sorted(sup)) if named else "none")
+    across = body_offsets(col, verts, frame, m.centre)
     out = []
     k_rel = 0
     for k, v in enumerate(verts):
@@ -242,7 +255,7 @@ def label_spine(frame: Frame, model: SpineModel | None = None) -> SpineLevels:
         if guess not in REAL or not (0.3 * p <= v.t <= n - 1 - 0.3 * p):
             continue  # a body whose centre may lie outside the image is not labelled
         k_rel += 1
-        c, r = col.to_frame_px(v.t)
+        c, r = col.to_frame_px(v.t, float(across[k]))
         out.append(VertebraLabel(guess if named else f"v{k_rel}", c, r, conf, guess))
     return SpineLevels(anchor, out, pitch, view, float(post[o]))
 

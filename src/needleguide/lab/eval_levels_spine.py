@@ -230,7 +230,22 @@ def evaluate_spine(n: int, seed: int, frames: int = 12, n_transitional: int = 0,
                    progress: Callable[[int, int], None] | None = None,
                    overlays_dir=None) -> dict:
     """The whole-spine level evaluation (module docstring); ours and the baseline."""
-    tally = Tally()
+    tally = collect_spine(n, seed, frames, n_transitional, n_ct, pixels, progress,
+                          overlays_dir)
+    total = n + n_transitional + n_ct
+    out = summarise(tally, n, n_transitional, n_ct)
+    out["seeds"] = [seed, (seed + total - 1) % 2**32]
+    out["frames_per_phantom"] = frames
+    return out
+
+
+def collect_spine(n: int, seed: int, frames: int = 12, n_transitional: int = 0,
+                  n_ct: int = 0, pixels: int = 256,
+                  progress: Callable[[int, int], None] | None = None,
+                  overlays_dir=None, tally: Tally | None = None) -> Tally:
+    """The frame records of the evaluation (``evaluate_spine``), added to ``tally``: seeds
+    ``seed`` … for the phantoms, then the transitional, then the CT-path phantoms."""
+    tally = Tally() if tally is None else tally
     total = n + n_transitional + n_ct
     step = 0
 
@@ -288,12 +303,17 @@ def evaluate_spine(n: int, seed: int, frames: int = 12, n_transitional: int = 0,
             step += 1
             if progress:
                 progress(step, total)
+    return tally
+
+
+def summarise(tally: Tally, n: int, n_transitional: int, n_ct: int) -> dict:
+    """The evaluation's figures from its frame records (``collect_spine``, possibly
+    several runs' records joined)."""
     out = {
         "ours": tally.summary("ours"), "baseline": tally.summary("baseline"),
         "ours_all_anatomy": tally.summary("ours", normal=False),
         "transitional": {"ours": tally.transitional("ours"),
                          "baseline": tally.transitional("baseline")},
-        "seeds": [seed, (seed + total - 1) % 2**32], "frames_per_phantom": frames,
         "phantoms": n, "transitional_phantoms": n_transitional, "ct_phantoms": n_ct,
     }
     if n_ct:
@@ -335,5 +355,5 @@ def spine_fps(pixels: int = 512, repeats: int = 20, seed: int = 0) -> float:
     return float(repeats / (time.perf_counter() - t0))
 
 
-__all__ = ["evaluate_spine", "spine_fps", "merge_keys", "by_region", "ct_patient", "Tally",
+__all__ = ["evaluate_spine", "collect_spine", "summarise", "spine_fps", "merge_keys", "by_region", "ct_patient", "Tally",
            "score", "region_of"]
