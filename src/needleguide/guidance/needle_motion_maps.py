@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from numba import njit
 
 
 def tremor_shift(prev: np.ndarray, cur: np.ndarray, max_px: float, min_px: float = 0.0
@@ -59,30 +60,59 @@ def motion_z(prevs: list[np.ndarray], cur: np.ndarray, px_mm: float, prm) -> np.
         return out
     edge = cv2.magnitude(cv2.Sobel(mb, cv2.CV_32F, 1, 0), cv2.Sobel(mb, cv2.CV_32F, 0, 1))
     nb, ne = prm.bands, prm.edge_bands
-    sub = np.zeros_like(inside)
-    sub[::2, ::2] = inside[::2, ::2]  # the statistics on every 4th pixel (speed)
+    sub = inside[::2, ::2]  # the statistics on every 4th pixel (speed): x[::2, ::2][sub]
     nd = prm.depth_bands  # the same brightness is noisier deeper (the TGC lifts the noise)
     rows = np.nonzero(inside.any(axis=1))[0]
     depth = np.clip(((np.arange(cur.shape[0]) - rows[0]) * nd) // max(rows[-1] - rows[0] + 1, 1),
                     0, nd - 1).astype(np.int32)
     idx = _band_index(mb, edge, sub, nb, ne) * nd + depth[:, None]
-    idx_sub = idx[sub]
+    idx_sub = idx[::2, ::2][sub]
     stats = None
     for a in reversed(prevs):  # the longest lag first: its band statistics serve all lags
-        ma = cv2.blur(a, box)
-        va = cv2.blur(a * a, box) - ma * ma
-        cab = cv2.blur(a * cur, box) - ma * mb
-        d = 1.0 - cab / np.sqrt(np.maximum(va * vb, 1e-10))
+        d, ok = _decorrelation(cv2.blur(a, box), cv2.blur(a * a, box),
+                               cv2.blur(a * cur, box), mb, vb, inside)
         if stats is None:
-            med, sig = _band_stats(d[sub], idx_sub, nb * ne * nd, prm.sig_floor)
+            med, sig = _band_stats(d[::2, ::2][sub], idx_sub, nb * ne * nd, prm.sig_floor)
             sig[med > prm.noise_d] = np.inf  # bands of receiver noise (1 − ρ of noise ≈ 1)
-            stats = med[idx], sig[idx]
-        z = (d - stats[0]) / stats[1]
-        z[~inside | (va <= 1e-6)] = 0.0
-        np.maximum(out, z, out=out)
+            stats = med, sig
+        _z_max(d, ok, idx, stats[0], stats[1], out)
     if prm.smooth_mm > 0:  # tissue moves over mm, noise pixel by pixel
         out = cv2.GaussianBlur(out, (0, 0), prm.smooth_mm / px_mm)
     return out
+
+
+@njit(cache=True)
+def _decorrelation(ma: np.ndarray, a2: np.ndarray, ac: np.ndarray, mb: np.ndarray,
+                   vb: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """1 − ρ of the local (box) statistics of a frame (mean ``ma``, mean square ``a2``)
+    against the current one (mean ``mb``, variance ``vb``, cross mean ``ac``), and where
+    it counts: inside the scan area with the frame's local variance > 1e-6."""
+    h, w = ma.shape
+    d = np.empty((h, w), np.float32)
+    ok = np.empty((h, w), np.bool_)
+    for i in range(h):
+        for j in range(w):
+            m = ma[i, j]
+            va = a2[i, j] - m * m
+            cab = ac[i, j] - m * mb[i, j]
+            d[i, j] = np.float32(1.0) - cab / np.sqrt(max(va * vb[i, j], np.float32(1e-10)))
+            ok[i, j] = inside[i, j] and va > np.float32(1e-6)
+    return d, ok
+
+
+@njit(cache=True)
+def _z_max(d: np.ndarray, ok: np.ndarray, idx: np.ndarray, med: np.ndarray,
+           sig: np.ndarray, out: np.ndarray) -> None:
+    """``out`` = max(``out``, (d − med) / sig of each pixel's band, 0 where not ``ok``)."""
+    h, w = d.shape
+    for i in range(h):
+        for j in range(w):
+            z = np.float32(0.0)
+            if ok[i, j]:
+                k = idx[i, j]
+                z = (d[i, j] - med[k]) / sig[k]
+            if z > out[i, j]:
+                out[i, j] = z
 
 
 _DQ = 512  # histogram bins of 1 − ρ over [0, 2), on a square-root scale (fine near 0)
@@ -91,15 +121,41 @@ _DQ = 512  # histogram bins of 1 − ρ over [0, 2), on a square-root scale (fin
 def _band_index(bright: np.ndarray, edge: np.ndarray, sub: np.ndarray, nb: int,
                 ne: int) -> np.ndarray:
     """Band of every pixel: brightness quantile band × edge quantile band (quantiles of
-    the ``sub`` pixels), through 256-level look-up tables."""
+    the pixels of the every-other-row-and-column grid where ``sub``), through 256-level
+    look-up tables."""
     def lut_index(v: np.ndarray, n: int) -> np.ndarray:
-        top = max(float(np.max(v[sub])), 1e-6)
+        top = max(float(np.max(v[::2, ::2][sub])), 1e-6)
         q = cv2.convertScaleAbs(v, alpha=255.0 / top)  # saturating cast to 0..255
-        cdf = np.cumsum(np.bincount(q[sub], minlength=256)) / max(int(sub.sum()), 1)
+        cdf = np.cumsum(np.bincount(q[::2, ::2][sub], minlength=256)) / max(int(sub.sum()), 1)
         lut = np.searchsorted(np.linspace(0.0, 1.0, n + 1)[1:-1], cdf, side="right")
         return lut.astype(np.int32)[q]
 
     return lut_index(bright, nb) * ne + lut_index(edge, ne)
+
+
+@njit(cache=True)
+def _half_bin(h: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """Per row of the histograms ``h``: the first bin where the cumulative count reaches
+    half of ``cnt`` (0 for an empty row)."""
+    n, m = h.shape
+    out = np.zeros(n, np.int64)
+    for b in range(n):
+        half = 0.5 * cnt[b]
+        c = 0
+        for k in range(m):
+            c += h[b, k]
+            if c >= half:
+                out[b] = k
+                break
+    return out
+
+
+@njit(cache=True)
+def _hist(bi: np.ndarray, q: np.ndarray, n: int, m: int) -> np.ndarray:
+    h = np.zeros((n, m), np.int64)
+    for i in range(bi.size):
+        h[bi[i], q[i]] += 1
+    return h
 
 
 def _band_stats(vals: np.ndarray, bi: np.ndarray, n: int, floor: float
@@ -107,14 +163,12 @@ def _band_stats(vals: np.ndarray, bi: np.ndarray, n: int, floor: float
     """Median and 1.4826 × MAD of ``vals`` (1 − ρ, in [0, 2]) per band (histograms of
     ``_DQ`` bins); bands with < 20 values: 0 and 1."""
     q = np.clip((np.sqrt(np.maximum(vals, 0.0) * 0.5) * _DQ).astype(np.int64), 0, _DQ - 1)
-    h = np.bincount(bi * _DQ + q, minlength=n * _DQ).reshape(n, _DQ)
+    h = _hist(bi, q, n, _DQ)
     cnt = h.sum(axis=1)
-    cdf = np.cumsum(h, axis=1)
-    mi = np.argmax(cdf >= 0.5 * cnt[:, None], axis=1)
+    mi = _half_bin(h, cnt)
     med = (2.0 * ((mi + 0.5) / _DQ) ** 2).astype(np.float32)
     dev = np.clip((np.abs(vals - med[bi]) * (_DQ / 0.5)).astype(np.int64), 0, _DQ - 1)
-    hd = np.bincount(bi * _DQ + dev, minlength=n * _DQ).reshape(n, _DQ)
-    mad = (np.argmax(np.cumsum(hd, axis=1) >= 0.5 * cnt[:, None], axis=1) + 0.5) * (0.5 / _DQ)
+    mad = (_half_bin(_hist(bi, dev, n, _DQ), cnt) + 0.5) * (0.5 / _DQ)
     sig = np.maximum(1.4826 * mad, floor).astype(np.float32)
     few = cnt < 20
     med[few], sig[few] = 0.0, 1.0
@@ -126,16 +180,19 @@ def main_component(z: np.ndarray, px_mm: float, prm):
     holds ≥ ``min_mass``; (rows, cols, z weights, unit axis when elongated (a jiggled
     shaft) else None)."""
     m = (z >= prm.z_on).astype(np.uint8)
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    n, lab = cv2.connectedComponents(m, connectivity=8)
     if n <= 1:
         return None
-    mass = np.bincount(lab.ravel(), weights=z.ravel(), minlength=n)
-    mass[0] = 0.0
+    ys, xs = np.nonzero(m)  # only the moving pixels (raster order, as the labels)
+    lv = lab[ys, xs]
+    zv = z[ys, xs]
+    mass = np.bincount(lv, weights=zv, minlength=n)
     best = int(np.argmax(mass))
     if mass[best] * px_mm * px_mm < prm.min_mass:
         return None
-    ys, xs = np.nonzero(lab == best)
-    w = z[ys, xs].astype(np.float64)
+    sel = lv == best
+    ys, xs = ys[sel], xs[sel]
+    w = zv[sel].astype(np.float64)
     if float(w.max()) < prm.tip_z:
         return None
     c = np.array([float(w @ xs), float(w @ ys)]) / float(w.sum())
