@@ -190,6 +190,8 @@ def test_body_offsets_stay_on_a_smooth_column():
     assert out[2] == 4.0 and out[5] == 3.0  # strays take their neighbourhood's median
     np.testing.assert_array_equal(out[[0, 1, 3, 4]], u[[0, 1, 3, 4]])
     np.testing.assert_array_equal(smooth_offsets(u[:2], p[:2]), u[:2])
+    turns = np.array([False] * 5 + [True])  # the sacrum keeps its own offset
+    assert smooth_offsets(u, p, turns)[5] == -20.0
 
 
 def test_lateral_labels_sit_on_the_bodies(cases, spine):

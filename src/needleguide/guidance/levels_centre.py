@@ -13,7 +13,7 @@ the candidate in pitch units: rows −0.4 … +0.4 pitch × columns −0.8 … +
 high-passed image, oriented so that anterior (lateral) or the side the beam comes from
 (oblique) is always the same way, plus the candidate's offset and the view. The best
 candidate, refined by a parabola through its neighbours' scores, is the body centre; one
-that strays from its neighbours' (``smooth_offsets``) takes theirs.
+that strays from its neighbours' (``smooth_offsets``) takes theirs, except the sacrum.
 Fitted by ``scripts/train_levels_spine.py`` (``centre_examples`` on tuning frames).
 """
 
@@ -82,10 +82,11 @@ def descriptors(col: Column, v: Vert, sign: int, frame: Frame,
     return np.concatenate([a, b, extra], axis=1).astype(np.float32)
 
 
-def body_offsets(col: Column, verts: list[Vert], frame: Frame, net: CentreNet | None
-                 ) -> np.ndarray:
+def body_offsets(col: Column, verts: list[Vert], frame: Frame, net: CentreNet | None,
+                 turns: np.ndarray | None = None) -> np.ndarray:
     """Across offset (mm, strip u) of every vertebra's body centre from the traced path;
-    zeros on AP views or without a fitted scorer."""
+    zeros on AP views or without a fitted scorer. ``turns``: vertebrae where the column
+    may turn (the sacrum), kept out of the smoothing."""
     out = np.zeros(len(verts))
     move, sign = moves(frame)
     if net is None or not move or not verts:
@@ -101,18 +102,22 @@ def body_offsets(col: Column, verts: list[Vert], frame: Frame, net: CentreNet | 
                 frac = float(np.clip(0.5 * (z[j - 1] - z[j + 1]) / den, -0.5, 0.5))
         step = CAND_P[1] - CAND_P[0]
         out[k] = (CAND_P[j] + frac * step) * v.pitch_mm * sign
-    return smooth_offsets(out, np.array([v.pitch_mm for v in verts]))
+    return smooth_offsets(out, np.array([v.pitch_mm for v in verts]), turns)
 
 
-def smooth_offsets(u_mm: np.ndarray, pitch_mm: np.ndarray, tol: float = 0.3) -> np.ndarray:
+def smooth_offsets(u_mm: np.ndarray, pitch_mm: np.ndarray, turns: np.ndarray | None = None,
+                   tol: float = 0.3) -> np.ndarray:
     """Bodies form a smooth column: an offset more than ``tol`` pitch from the median of
     its neighbourhood (itself and one either side; the first or last three at the ends)
-    is replaced by that median."""
+    is replaced by that median — except where the column turns (``turns``: the sacrum,
+    tilted some 40° to the lumbar column, sits off the lumbar bodies' line)."""
     n = len(u_mm)
     if n < 3:
         return u_mm
     out = u_mm.copy()
     for k in range(n):
+        if turns is not None and turns[k]:
+            continue
         a = min(max(k - 1, 0), n - 3)
         med = float(np.median(u_mm[a:a + 3]))
         if abs(u_mm[k] - med) > tol * pitch_mm[k]:

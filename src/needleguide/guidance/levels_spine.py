@@ -58,6 +58,7 @@ CLASSES = ("skull", "C1", "C2", "C3-C6", "C7", "T1", "T2-T11", "T12", "L1-L4", "
            "sacrum")
 ANCHOR = {0: "C2", 1: "C2", 2: "C2", 4: "C7", 5: "T1", 7: "T12", 9: "S1", 10: "S1", 11: "S1"}
 REAL = frozenset(NAMES[2:-3])  # the names a label may carry (C1 … S1)
+SACRAL = (10, 11)  # classes S1 and below S1: the sacrum
 MODEL_PATH = Path(__file__).with_name("data") / "levels_spine.npz"
 
 
@@ -246,7 +247,8 @@ def label_spine(frame: Frame, model: SpineModel | None = None) -> SpineLevels:
     if not named:
         conf = min(conf, 0.45)
     anchor = "conflict" if conflict else ("+".join(sorted(sup)) if named else "none")
-    across = body_offsets(col, verts, frame, m.centre)
+    across = body_offsets(col, verts, frame, m.centre,
+                          np.isin(np.argmax(P, axis=1), SACRAL))
     out = []
     k_rel = 0
     for k, v in enumerate(verts):
