@@ -37,3 +37,25 @@ def test_levels_cut_by_the_scan_take_the_axis_of_the_complete_ones(tmp_path):
     for n, v in ct.vertebrae.items():
         truth = p.vertebrae[n].superior
         assert np.degrees(np.arccos(np.clip(v.superior @ truth, -1, 1))) < 12.0, n
+
+
+def test_a_level_whose_posterior_elements_outweigh_its_body_faces_the_column_way():
+    """Upper thoracic levels collect the long spinous processes from above, so their mask's
+    centroid lies behind the canal; their anterior axis (and body) follow the column."""
+    from needleguide.anatomy.importer_spine import vertebrae_from_levels
+
+    vol = np.zeros((60, 90, 100), np.uint8)
+    cord = np.zeros(vol.shape, bool)
+    cord[28:32, 38:42, :] = True  # the canal at y = 40 (1 mm voxels, RAS = index)
+    for n in range(5):
+        z0 = 5 + 18 * n
+        vol[15:45, 50:80, z0:z0 + 14] = n + 1   # body: anterior (+y) of the canal
+        vol[27:33, 10:34, z0:z0 + 14] = n + 1   # posterior elements
+    vol[5:55, 0:34, 5 + 36:5 + 36 + 14] = 3    # level 3: a heavy posterior mass
+    names = ("L1", "L2", "L3", "L4", "L5")
+    v = vertebrae_from_levels(vol, np.eye(4), names, cord)
+    for nm in names:
+        assert v[nm].anterior[1] > 0.8  # (the neighbours of L3 tilt with its centroid)
+        assert 55.0 < v[nm].center_mm[1] < 75.0  # the body's centre, not the posterior mass
+    assert v["L3"].extra["anterior_from"] == "column"
+    assert v["L2"].extra["anterior_from"] == "centroid"

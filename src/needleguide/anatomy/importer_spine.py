@@ -8,7 +8,11 @@ For each level present, in cranio-caudal order:
 - canal centre: the spinal cord mask inside the level's slab when there is one, else the
   largest hole of the vertebra projected along the superior axis (the vertebral foramen);
 - anterior axis: from the canal towards the vertebra's centroid (the body outweighs the
-  posterior elements), made orthogonal to the superior axis; +y when no canal is found;
+  posterior elements), made orthogonal to the superior axis; +y when no canal is found.
+  Where the posterior elements outweigh the body (the long, overlapping spinous processes
+  of the upper thoracic spine, given to the level whose slab holds them, pull the
+  centroid behind the canal) that points backwards: a level whose axis points away from
+  the column's consensus (the normalised sum over levels) takes the consensus instead;
 - body: the mask voxels more than one canal radius anterior of the canal centre; its centre
   and its 2-98th percentile extents along superior / right / anterior give the dimensions.
 """
@@ -92,8 +96,8 @@ def vertebrae_from_levels(
     cord_pts = None
     if cord_mask is not None and cord_mask.any():
         cord_pts = geometry.apply(VoxelToPatient, np.argwhere(cord_mask).astype(float))
-    out: dict[str, Vertebra] = {}
     m = len(present)
+    frames = []
     for n in range(m):
         if whole.size >= 2:
             j = int(whole[np.argmin(np.abs(whole - n))])  # n itself when complete
@@ -122,8 +126,19 @@ def vertebrae_from_levels(
             canal_src = "foramen" if canal is not None else "none"
         a = np.array([0.0, 1.0, 0.0]) if canal is None else (c - canal)
         a = _unit(a - (a @ s) * s)
+        anterior_from = "centroid" if canal is not None else "default"
         if np.linalg.norm(a) < 0.5 or (canal is not None and np.linalg.norm(c - canal) < 1.0):
             a = _unit(np.array([0.0, 1.0, 0.0]) - s[1] * s)
+            anterior_from = "default"
+        frames.append((s, axis_from, canal, canal_r, canal_src, a, anterior_from))
+    consensus = _unit(np.sum([f[5] for f in frames], axis=0))
+    out: dict[str, Vertebra] = {}
+    for n in range(m):
+        s, axis_from, canal, canal_r, canal_src, a, anterior_from = frames[n]
+        p, c = pts[n], cents[n]
+        if m >= 3 and float(a @ consensus) < 0.0:  # points backwards: the column's instead
+            a = _unit(consensus - (consensus @ s) * s)
+            anterior_from = "column"
         r = np.cross(a, s)
         ref = canal if canal is not None else c
         t_ant = (p - ref) @ a
@@ -140,7 +155,7 @@ def vertebrae_from_levels(
             body_depth_mm=round(_extent((body - bc) @ a, v), 2),
             extra={"source": "labelmap", "volume_ml": round(float(counts[n]) * voxel_mm3 / 1e3, 2),
                    "truncated": bool(cut[n]), "axis_from": axis_from,
-                   "canal_from": canal_src,
+                   "canal_from": canal_src, "anterior_from": anterior_from,
                    "canal_mm": None if canal is None else np.round(canal, 3).tolist()},
         )
     return out
