@@ -152,6 +152,7 @@ def _half_bin(h: np.ndarray, cnt: np.ndarray) -> np.ndarray:
 
 @njit(cache=True)
 def _hist(bi: np.ndarray, q: np.ndarray, n: int, m: int) -> np.ndarray:
+    """Histograms (n bands × m bins) of the bins ``q`` of values in bands ``bi``."""
     h = np.zeros((n, m), np.int64)
     for i in range(bi.size):
         h[bi[i], q[i]] += 1
