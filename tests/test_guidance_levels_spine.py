@@ -6,11 +6,10 @@ import json
 
 import numpy as np
 import pytest
-
-from needleguide.frame import Frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from needleguide.frame import Frame
 from needleguide.guidance import levels_spine as LS
 from needleguide.guidance.levels_centre import N_DESC, smooth_offsets
 from needleguide.guidance.levels_column import sym_energy, sym_weight

@@ -56,17 +56,10 @@ def moves(frame: Frame) -> tuple[bool, int]:
     return lateral or sin_o > 0.2, -sgn
 
 
-def _planes(col: Column) -> tuple[np.ndarray, np.ndarray]:
-    raw = col.raw
-    med = float(np.nanmedian(raw)) if np.isfinite(raw).any() else 0.0
-    rw = np.nan_to_num((raw - med) / (float(np.nanstd(raw)) + 1e-3), nan=0.0)
-    return rw.astype(np.float32), np.nan_to_num(col.strip, nan=0.0).astype(np.float32)
-
-
-def descriptors(col: Column, v: Vert, sign: int, frame: Frame,
-                planes: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """(len(CAND_P), N_DESC) descriptors of vertebra ``v``'s candidate centres."""
-    rw, hp = planes if planes is not None else _planes(col)
+def descriptors(col: Column, v: Vert, sign: int, frame: Frame) -> np.ndarray:
+    """(len(CAND_P), N_DESC) descriptors of vertebra ``v``'s candidate centres (the plain
+    and high-passed strip, ``Column.raw_z`` and ``Column.filled``)."""
+    rw, hp = col.raw_z, col.filled
     lateral, sin_o, _ = view_of(frame)
     U = col.strip.shape[1] // 2
     p = v.pitch_mm / WORK_MM
@@ -91,9 +84,8 @@ def body_offsets(col: Column, verts: list[Vert], frame: Frame, net: CentreNet | 
     move, sign = moves(frame)
     if net is None or not move or not verts:
         return out
-    planes = _planes(col)
     for k, v in enumerate(verts):
-        z = net.logits(descriptors(col, v, sign, frame, planes))
+        z = net.logits(descriptors(col, v, sign, frame))
         j = int(np.argmax(z))
         frac = 0.0
         if 0 < j < len(z) - 1:
@@ -143,7 +135,6 @@ def centre_examples(col: Column, verts: list[Vert], names: list[str | None],
     move, sign = moves(frame)
     if not move:
         return np.zeros((0, N_DESC)), np.zeros(0)
-    planes = _planes(col)
     X, y = [], []
     for v, nm in zip(verts, names, strict=True):
         if nm is None or nm not in truth:
@@ -152,7 +143,7 @@ def centre_examples(col: Column, verts: list[Vert], names: list[str | None],
         a = a_mm * sign / v.pitch_mm
         if abs(along) > 0.3 * v.pitch_mm / WORK_MM or abs(a) > CAND_P[-1]:
             continue
-        X.append(descriptors(col, v, sign, frame, planes))
+        X.append(descriptors(col, v, sign, frame))
         y.append((np.abs(CAND_P - a) < 0.6 * (CAND_P[1] - CAND_P[0])).astype(float))
     if not X:
         return np.zeros((0, N_DESC)), np.zeros(0)

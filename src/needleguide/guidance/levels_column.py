@@ -23,6 +23,7 @@ of ``WORK_MM`` per pixel at the isocentre, so a 256² or 512² frame costs the s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numba as nb
@@ -79,6 +80,20 @@ class Column:
     @property
     def u0(self) -> int:
         return self.strip.shape[1] // 2
+
+    @cached_property
+    def filled(self) -> np.ndarray:
+        """The high-passed strip with its outside-the-image samples (NaN) at 0."""
+        return np.nan_to_num(self.strip, nan=0.0).astype(np.float32)
+
+    @cached_property
+    def raw_z(self) -> np.ndarray:
+        """The plain strip less its median over its own standard deviation (+ 1e-3);
+        outside the image 0."""
+        raw = self.raw
+        med = float(np.nanmedian(raw)) if np.isfinite(raw).any() else 0.0
+        return (np.nan_to_num(raw - med, nan=0.0) / (float(np.nanstd(raw)) + 1e-3)
+                ).astype(np.float32)
 
     def to_frame_px(self, t: float, u_mm: float = 0.0) -> tuple[float, float]:
         """Frame pixel (col, row) of strip row ``t`` (float), ``u_mm`` across."""

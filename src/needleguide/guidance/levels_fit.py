@@ -168,7 +168,7 @@ def disc_examples(col: Column, rows: dict[str, float], order: list[str],
     discs = truth_discs(rows, order)
     if len(discs) < 2:
         return np.zeros((0, 300)), np.zeros(0)
-    st = np.nan_to_num(col.strip, nan=0.0).astype(np.float32)
+    st = col.filled
     cum = (folded(st), folded(np.gradient(st, axis=0)))
     n = col.strip.shape[0]
     td = np.array([d[0] for d in discs])

@@ -108,11 +108,9 @@ def features(col: Column, verts: list[Vert], frame: Frame) -> np.ndarray:
     lateral, sin_o, sgn = view_of(frame)
     u_sign = sgn if lateral else 1
     n = col.strip.shape[0]
-    hp = np.nan_to_num(col.strip, nan=0.0)
+    hp = col.filled
     gt = np.abs(np.gradient(hp, axis=0))
-    raw = col.raw
-    med = float(np.nanmedian(raw)) if np.isfinite(raw).any() else 0.0
-    rw = np.nan_to_num(raw - med, nan=0.0) / (float(np.nanstd(raw)) + 1e-3)
+    rw = col.raw_z
     t = np.array([v.t for v in verts])
     p = np.array([v.pitch_mm for v in verts]) / WORK_MM
     rows = t[:, None] + ROWS_P[None, :] * p[:, None]

@@ -355,5 +355,5 @@ def spine_fps(pixels: int = 512, repeats: int = 20, seed: int = 0) -> float:
     return float(repeats / (time.perf_counter() - t0))
 
 
-__all__ = ["evaluate_spine", "collect_spine", "summarise", "spine_fps", "merge_keys", "by_region", "ct_patient", "Tally",
-           "score", "region_of"]
+__all__ = ["evaluate_spine", "collect_spine", "summarise", "spine_fps", "merge_keys",
+           "by_region", "ct_patient", "Tally", "score", "region_of"]
