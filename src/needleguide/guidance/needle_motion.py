@@ -24,20 +24,29 @@ reads only their pixels, spacing and time:
    parallel lines (the shaft is seen best in the shallow tissue).
 4. **Tip**: the motion's peak along the line less ``peak_bias_mm`` (advance: the tissue is
    pushed and dragged most at the tip), or the distal edge of a jiggled shaft's motion
-   less ``edge_bias_mm``; refined to where the echo steps down along the line
-   (``step_tip``, on the frames at full resolution, within −``step_back_mm`` …
-   +``step_ahead_mm``) when that step is ≥ ``step_k`` σ (``tip_from`` ``step``,
-   ``tip_visible``), else ``motion``.
-5. **One needle**: motion farther than ``jump_mm`` from the last tip, or a jiggled shaft,
-   is checked against the needle found before: on its line the last tip is kept unless
-   the motion reaches beyond it (``kept``: the motion fades where the tissue is dark);
-   off its line it is ignored (something else moved). The tip moves at most
-   ``max_tip_speed_mm_s``. A still needle keeps, for ``hold_frames`` frames, the last tip
-   found at an advancing tip or at the echo's end (``held``), once its motion was seen in
-   ``confirm_frames`` frames (a lone flicker of motion is not held); then it is lost.
+   less ``edge_bias_mm``; moved to where the echo steps down (``needle_motion_step``, on
+   the frames at full resolution): along the motion's line (``step_tip``, within
+   −``step_back_mm`` … +``step_ahead_mm``, ≥ ``step_k`` σ), else on lines rocked
+   ±``refine_deg`` and slid ±``refine_mm`` about it (``refined_step``, ≥ ``refine_k`` σ:
+   the motion's line is off by a few degrees where the shaft is too steep to echo)
+   (``tip_from`` ``step``, ``tip_visible``), else ``motion``.
+5. **One needle**: the tips found at the echo's end give the needle's line
+   (``needle_line``: the needle of a still probe stays on one line); the refined search
+   rocks about it (±``line_mm`` across) and a tip found by motion alone is put on it.
+   Motion farther than ``jump_mm`` from the last tip, or a jiggled shaft, is checked
+   against that line: an advancing tip on it is the needle gone on; on it a jiggled
+   shaft keeps the last tip unless its motion reaches beyond it (``kept``: the motion
+   fades where the tissue is dark); off it the motion is ignored (something else moved).
+   The tip moves at most ``max_tip_speed_mm_s``. A still needle keeps, for
+   ``hold_frames`` frames, the last tip found at an advancing tip or at the echo's end
+   (``held``), looked for again at the echo's end each frame (up to ``held_ahead_mm``
+   ahead: a needle may go on where the tissue is too dark to show motion; what is found
+   becomes the held tip), once its motion was seen in ``confirm_frames`` frames (a lone
+   flicker of motion is not held); then it is lost.
 
 Reported as :class:`~needleguide.guidance.needle_types.NeedleDetection` (``extra``:
-``tip_from`` step | motion | kept | held, ``motion_z``, ``moving_mm``, ``shaft_motion``).
+``tip_from`` step | motion | kept | held, ``motion_z``, ``moving_mm``, ``shaft_motion``,
+``refined`` (the refined step's score), ``on_line``).
 The first ``max(lags) + average`` frames have no motion map: not found.
 """
 
@@ -56,8 +65,13 @@ from needleguide.guidance.needle_motion_maps import (
     main_component,
     motion_z,
     ray_direction,
-    step_tip,
     tremor_shift,
+)
+from needleguide.guidance.needle_motion_step import (
+    needle_line,
+    refined_detection,
+    step_tip,
+    tip_fields,
 )
 from needleguide.guidance.needle_types import NOT_FOUND, NeedleDetection
 
@@ -97,7 +111,22 @@ class MotionParams:
     step_band_mm: float = 0.3
     step_back_mm: float = 4.0
     step_ahead_mm: float = 2.0
-    step_bias_mm: float = -0.4
+    step_bias_mm: float = -0.65
+    refine_k: float = 3.0
+    refine_bias_mm: float = -0.5
+    refine_tie: float = 0.1
+    refine_sig_q: float = 0.25
+    refine_deg: float = 8.0
+    refine_deg_step: float = 2.0
+    refine_mm: float = 1.5
+    refine_mm_step: float = 0.5
+    refine_back_mm: float = 1.5
+    refine_ahead_mm: float = 2.0
+    line_points: int = 60
+    line_span_mm: float = 3.0
+    line_tol_mm: float = 1.0
+    held_ahead_mm: float = 4.0
+    line_mm: float = 1.0
     min_trail_mm: float = 4.0
     max_tip_speed_mm_s: float = 30.0
     jump_mm: float = 3.0
@@ -127,6 +156,9 @@ class NeedleMotion:
         self._anchor: NeedleDetection | None = None
         self._seen = 0
         self._full: deque = deque(maxlen=self.prm.average)
+        self._fm: np.ndarray | None = None
+        self._tips: deque = deque(maxlen=self.prm.line_points)
+        self._sp = 1.0
 
     # ---- working grid ----------------------------------------------------------------
     def _grid(self, frame: Frame) -> np.ndarray:
@@ -135,6 +167,7 @@ class NeedleMotion:
             p = cv2.cvtColor(np.ascontiguousarray(p[..., :3]), cv2.COLOR_RGB2GRAY)
         g = p.astype(np.float32) * np.float32(1.0 / 255.0)
         self._full.append(g)
+        self._fm = None
         sc = self.prm.scale
         h, w = g.shape
         return cv2.resize(g, (w // sc, h // sc), interpolation=cv2.INTER_AREA)
@@ -151,14 +184,18 @@ class NeedleMotion:
         return out * np.float32(1.0 / k)
 
     def _full_mean(self) -> np.ndarray:
-        """The mean of the last ``average`` frames at full resolution."""
-        f = list(self._full)
-        return f[0] if len(f) == 1 else sum(f[1:], f[0].copy()) * np.float32(1.0 / len(f))
+        """The mean of the last ``average`` frames at full resolution (once per frame)."""
+        if self._fm is None:
+            f = list(self._full)
+            self._fm = f[0] if len(f) == 1 else \
+                sum(f[1:], f[0].copy()) * np.float32(1.0 / len(f))
+        return self._fm
 
     def reset(self) -> None:
         self._t = None
         self._seen = 0
         self._anchor = None
+        self._tips.clear()
         self._hist.clear()
         self._last = NOT_FOUND
         self._held = 0
@@ -167,7 +204,8 @@ class NeedleMotion:
         """The needle of ``frame`` from the motion since the previous frames."""
         prm = self.prm
         g = self._grid(frame)
-        px_mm = float(frame.spacing_mm[0]) * prm.scale
+        self._sp = float(frame.spacing_mm[0])
+        px_mm = self._sp * prm.scale
         key = (g.shape, round(px_mm, 6))
         if key != self._key:
             self.reset()
@@ -194,6 +232,10 @@ class NeedleMotion:
             if not det.extra.get("shaft_motion", True) and det.extra.get("tip_from") in (
                     "step", "motion"):
                 self._anchor = det
+                if det.extra["tip_from"] == "step":
+                    (a, b), (c, d) = det.shaft_px
+                    n = max(float(np.hypot(c - a, d - b)), 1e-9)
+                    self._tips.append((c, d, (c - a) / n, (d - b) / n))
             return det
         # a still needle is held once its motion was seen in ``confirm_frames`` frames (a
         # lone flicker of motion is not held)
@@ -201,10 +243,15 @@ class NeedleMotion:
                 self._seen >= prm.confirm_frames:
             self._held += 1
             base = self._anchor if self._anchor is not None else self._last
-            return NeedleDetection(**{**base.__dict__, "extra": {
+            held = NeedleDetection(**{**base.__dict__, "extra": {
                 **base.extra, "tip_from": "held", "held_frames": self._held},
                 "confidence": base.confidence * 0.98 ** self._held})
+            held = self._refined(held, frame)
+            if "refined" in held.extra:
+                self._anchor = held  # the echo's end of a still (or slowly moving) needle
+            return held
         self._last, self._anchor, self._seen = NOT_FOUND, None, 0  # the needle is lost
+        self._tips.clear()
         return det
 
     def _limit(self, det: NeedleDetection, frame: Frame) -> NeedleDetection:
@@ -222,7 +269,7 @@ class NeedleMotion:
             return det
         t = a + (b - a) * (lim / d)
         tip = (float(t[0]), float(t[1]))
-        return NeedleDetection(**{**det.__dict__, **_tip_fields(frame, tip),
+        return NeedleDetection(**{**det.__dict__, **tip_fields(frame, tip),
                                   "shaft_px": (det.shaft_px[0], tip),
                                   "extra": {**det.extra, "rate_limited": True}})
 
@@ -270,20 +317,28 @@ class NeedleMotion:
             step = step_tip(self._full_mean(), c, u, tip_s, px_mm, prm)
         if step is not None:
             tip_px, src = full(c + u * step), "step"
+        conf = float(1.0 / (1.0 + np.exp(-(np.log(zpk) - np.log(prm.tip_z)) * 2.0)))
+        det = NeedleDetection(True, **tip_fields(frame, tip_px),
+                              shaft_px=(prox_px, tip_px), angle_deg=angle,
+                              confidence=conf, score=zpk,
+                              extra={"tip_from": src, "motion_z": zpk,
+                                     "moving_mm": float(s[hi] - s[lo]) * px_mm,
+                                     "shaft_motion": elongated is not None},
+                              tip_visible=src == "step")
         if src == "motion" and (elongated is not None or self._far(c, px_mm)):
-            known = self._known_needle(xs, ys, w, px_mm)
+            known = self._known_needle(xs, ys, w, px_mm,
+                                       None if elongated is not None else c + u * tip_s)
             if known == "elsewhere":
                 return NOT_FOUND  # something else moved: keep the needle found before
             if known is not None:
-                tip_px, src = known, "kept"
-        conf = float(1.0 / (1.0 + np.exp(-(np.log(zpk) - np.log(prm.tip_z)) * 2.0)))
-        return NeedleDetection(True, **_tip_fields(frame, tip_px),
-                               shaft_px=(prox_px, tip_px), angle_deg=angle,
-                               confidence=conf, score=zpk,
-                               extra={"tip_from": src, "motion_z": zpk,
-                                      "moving_mm": float(s[hi] - s[lo]) * px_mm,
-                                      "shaft_motion": elongated is not None},
-                               tip_visible=src == "step")
+                det = NeedleDetection(**{**det.__dict__, **tip_fields(frame, known),
+                                         "shaft_px": (prox_px, known),
+                                         "extra": {**det.extra, "tip_from": "kept"}})
+        return det if src == "step" else self._refined(det, frame)
+
+    def _refined(self, det: NeedleDetection, frame: Frame) -> NeedleDetection:
+        """``det`` with its tip at the echo's end around it (``refined_detection``)."""
+        return refined_detection(det, self._full_mean(), self._line(), frame, self.prm)
 
     def _far(self, c: np.ndarray, px_mm: float) -> bool:
         """The moving point lies farther than ``jump_mm`` from the last tip."""
@@ -292,21 +347,39 @@ class NeedleMotion:
             return False
         return float(np.hypot(*(self._to_grid(last.tip_px) - c))) * px_mm > self.prm.jump_mm
 
-    def _known_needle(self, xs: np.ndarray, ys: np.ndarray, w: np.ndarray, px_mm: float):
-        """A moving shaft (jiggle) against the needle found before: None when there is
-        none (or it is older than ``hold_frames``); ``"elsewhere"`` when less than half of
-        the motion lies within ``keep_band_mm`` of its line; else the tip (frame pixels):
-        the last tip, or the motion's distal end on that line when it lies beyond it (the
-        motion fades where the tissue is dark; the tip did not move back)."""
+    def _line(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The needle's line through the tips found at the echo's end (``needle_line``)."""
+        return needle_line(self._tips, self._sp, self.prm)
+
+    def _known_needle(self, xs: np.ndarray, ys: np.ndarray, w: np.ndarray, px_mm: float,
+                      tip: np.ndarray | None = None):
+        """A moving shaft (jiggle) or a far moving tip (``tip``: grid px) against the
+        needle found before (its line: :meth:`_line`, else its last shaft): None when there
+        is none (or it is older than ``hold_frames``), or when the moving tip lies within
+        ``keep_band_mm`` of the line and not behind the last tip (the needle advanced);
+        ``"elsewhere"`` when the moving tip, or half of a shaft's motion, lies off the line;
+        else the tip (frame pixels): the last tip, or a shaft's motion's distal end on that
+        line when it lies beyond it (the motion fades where the tissue is dark; the tip did
+        not move back)."""
         last, prm = self._last, self.prm
         if not last.found or last.shaft_px is None or self._held > prm.hold_frames:
             return None
-        p0, p1 = self._to_grid(last.shaft_px[0]), self._to_grid(last.tip_px)
-        if float(np.hypot(*(p1 - p0))) < 1e-6:
-            return None
-        u = (p1 - p0) / float(np.hypot(*(p1 - p0)))
+        line = self._line()
+        if line is not None:  # the last tip on the needle's line
+            lc, u = line
+            p1 = self._to_grid(lc + u * float((np.asarray(last.tip_px) - lc) @ u))
+        else:
+            p0, p1 = self._to_grid(last.shaft_px[0]), self._to_grid(last.tip_px)
+            if float(np.hypot(*(p1 - p0))) < 1e-6:
+                return None
+            u = (p1 - p0) / float(np.hypot(*(p1 - p0)))
+        nrm = np.array([-u[1], u[0]])
+        if tip is not None:
+            if abs(float((tip - p1) @ nrm)) * px_mm > prm.keep_band_mm:
+                return "elsewhere"
+            return None if float((tip - p1) @ u) * px_mm >= -prm.jump_mm else last.tip_px
         rel = np.c_[xs - p1[0], ys - p1[1]]
-        near = np.abs(rel @ np.array([-u[1], u[0]])) * px_mm <= prm.keep_band_mm
+        near = np.abs(rel @ nrm) * px_mm <= prm.keep_band_mm
         if float(w[near].sum()) < 0.5 * float(w.sum()):
             return "elsewhere"
         strong = near & (w >= prm.tip_rel_kept * float(w.max()))
@@ -325,14 +398,6 @@ class NeedleMotion:
     def _to_grid(self, p) -> np.ndarray:
         """Frame pixel (col, row) -> working-grid pixel."""
         return (np.asarray(p, float) + 0.5) / self.prm.scale - 0.5
-
-
-def _tip_fields(frame: Frame, tip_px) -> dict:
-    """``tip_px`` (col, row) with its image-plane mm and patient RAS mm."""
-    c, r = float(tip_px[0]), float(tip_px[1])
-    return {"tip_px": (c, r),
-            "tip_image_mm": (c * float(frame.spacing_mm[1]), r * float(frame.spacing_mm[0])),
-            "tip_patient_mm": tuple(float(v) for v in frame.pixel_to_patient(c, r))}
 
 
 __all__ = ["MotionParams", "NeedleMotion"]

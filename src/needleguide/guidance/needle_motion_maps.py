@@ -1,8 +1,9 @@
 """Maps and line measures of the needle-from-motion analyser (:mod:`.needle_motion`):
 the motion z map of two frames, the moving region, the shaft direction from the echo
-through a moving point, the step down of the echo along a line, and the whole-image
-shift of hand tremor. ``prm`` is a :class:`.needle_motion.MotionParams` (lengths mm at the
-image plane; "grid": the analyser's working grid, ``scale`` frame pixels per pixel)."""
+through a moving point, and the whole-image shift of hand tremor (the echo's end:
+:mod:`.needle_motion_step`). ``prm`` is a :class:`.needle_motion.MotionParams` (lengths mm
+at the image plane; "grid": the analyser's working grid, ``scale`` frame pixels per
+pixel)."""
 
 from __future__ import annotations
 
@@ -251,53 +252,6 @@ def ray_direction(img: np.ndarray, c: np.ndarray, px_mm: float, prm) -> np.ndarr
 
 
 
-def step_tip(img: np.ndarray, c: np.ndarray, u: np.ndarray, s_peak: float, px_mm: float,
-             prm) -> float | None:
-    """Where the shaft's echo ends near the moving point: along the line, on the mean
-    of the last frames at full resolution, the largest step down of the echo
-    (``step_mm`` either side; the line's band ±``step_band_mm``, its max) within
-    ``step_back_mm`` before to ``step_ahead_mm`` beyond the motion's peak, if it
-    exceeds ``step_k`` × the same step's σ on two parallel lines. ``img``: full
-    resolution; ``c`` (working grid px), ``u`` (unit), ``s_peak`` (grid px along ``u``
-    from ``c``): the motion's tip. Returns s (grid px along ``u``) or None."""
-    sc = prm.scale
-    fmm = px_mm / sc  # full-resolution pixel (mm)
-    ds = 0.1 / fmm  # 0.1 mm steps, in full-resolution px
-    lo = (s_peak - prm.step_back_mm / px_mm) * sc - prm.step_mm / fmm
-    hi = (s_peak + prm.step_ahead_mm / px_mm) * sc + prm.step_mm / fmm
-    t = np.arange(lo, hi, ds, dtype=np.float32)
-    cf = (c + 0.5) * sc - 0.5
-    nrm = np.array([-u[1], u[0]])
-
-    def prof(off_mm: float, band_mm: float) -> np.ndarray:
-        out = None
-        for b in np.arange(-band_mm, band_mm + 1e-6, 0.1):
-            o = (off_mm + b) / fmm
-            mx = (cf[0] + t * u[0] + o * nrm[0]).astype(np.float32)[None, :]
-            my = (cf[1] + t * u[1] + o * nrm[1]).astype(np.float32)[None, :]
-            v = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
-            out = v if out is None else np.maximum(out, v)
-        return out
-
-    n = max(1, int(round(prm.step_mm / 0.1)))
-    ker = np.ones(n, np.float32) / n
-
-    def steps(p: np.ndarray) -> np.ndarray:
-        m = np.convolve(p, ker, mode="valid")  # mean of [i, i + n)
-        return m[: -n] - m[n:]  # before minus after, at the boundary i + n
-
-    on = steps(prof(0.0, prm.step_band_mm))
-    sides = np.concatenate([steps(prof(o, prm.step_band_mm)) for o in (-1.5, 1.5)])
-    sig = max(float(np.std(sides)), 1e-3)
-    if on.size == 0:
-        return None
-    j = int(np.argmax(on))
-    if on[j] < prm.step_k * sig:
-        return None
-    return float((t[j + n] + 0.5) / sc - 0.5) + prm.step_bias_mm / px_mm
-
-
-
 def line_profile(z: np.ndarray, p0: np.ndarray, u: np.ndarray, px_mm: float,
                  band_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """The max of ``z`` across a band of ±``band_mm`` around the line, sampled every pixel
@@ -324,4 +278,4 @@ def line_profile(z: np.ndarray, p0: np.ndarray, u: np.ndarray, px_mm: float,
 
 
 __all__ = ["aligned", "line_profile", "main_component", "motion_z", "ray_direction",
-           "step_tip", "tremor_shift"]
+           "tremor_shift"]

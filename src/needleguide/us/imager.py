@@ -341,7 +341,7 @@ class USImager:
         ent_p = geometry.apply(inv, nd.skin_entry_mm)
         half_el = float(np.median(st.el_sigma_mm)) * 2.3548 / 2
         tip_px, shaft, vis = needle_truth_px(tip_p, ent_p, st.x0_mm, st.y0_mm, st.spacing_mm,
-                                             (st.rows, st.cols), half_el)
+                                             st.map_x, half_el)
         return FrameTruth(tip_px=tip_px, tip_mm=tuple(map(float, nd.tip)), shaft_px=shaft,
                           needle_visible=vis, labels_visible=names,
                           extra={"needle_lines_hit": int((bd.needle_hit >= 0).sum())})

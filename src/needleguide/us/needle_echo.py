@@ -127,18 +127,21 @@ def add_needle(src, att, origins, dirs, elev, r_mm, line_dx_mm, el_sigma_mm, ap_
 
 
 def needle_truth_px(tip_probe: np.ndarray, entry_probe: np.ndarray, x0_mm: float, y0_mm: float,
-                    spacing_mm: float, shape: tuple[int, int], el_half_width_mm: float):
+                    spacing_mm: float, scanned: np.ndarray, el_half_width_mm: float):
     """Tip and visible shaft end points in pixels from probe-frame points; visible when the
-    tip or the shaft crosses the elevation slice (|z| ≤ half width) inside the image."""
+    tip or the shaft crosses the elevation slice (|z| ≤ half width) inside the scanned
+    area (``scanned``: rows × cols, ≥ 0 where a pixel is imaged — the scan converter's
+    range-sample map; the corners of a sector or of a steered frame are not)."""
     def px(p):
         return ((p[0] - x0_mm) / spacing_mm, (p[1] - y0_mm) / spacing_mm)
 
     t, e = np.asarray(tip_probe, float), np.asarray(entry_probe, float)
-    rows, cols = shape
+    rows, cols = scanned.shape
 
     def inside(p):
         c, r = px(p)
-        return 0 <= c <= cols - 1 and 0 <= r <= rows - 1 and abs(p[2]) <= el_half_width_mm
+        return (0 <= c <= cols - 1 and 0 <= r <= rows - 1 and abs(p[2]) <= el_half_width_mm
+                and scanned[int(round(r)), int(round(c))] >= 0)
 
     n = 64
     pts = e[None] + np.linspace(0, 1, n)[:, None] * (t - e)[None]

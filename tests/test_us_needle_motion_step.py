@@ -1,0 +1,115 @@
+"""Issue 16 part 4: the echo's end found around a tip placed by motion (rocked and slid
+lines), the needle's line kept over a sequence, and the truth's tip inside the scan."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from needleguide.guidance.needle_motion import MotionParams, NeedleMotion
+from needleguide.guidance.needle_motion_step import refined_step, step_tip
+from needleguide.us.needle_echo import needle_truth_px
+
+SP = 0.1  # mm per pixel
+
+
+def _image(tip, u, seed: int, shaft: bool = True) -> np.ndarray:
+    """Speckle with a bright shaft along ``u`` ending at ``tip`` (px)."""
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.rayleigh(1.0, (300, 300)).astype(np.float32), (0, 0), 1.5)
+    img = 0.15 + 0.25 * img / img.max()
+    if shaft:
+        start = np.asarray(tip) - np.asarray(u) * 150
+        cv2.line(img, tuple(int(round(v)) for v in start), tuple(int(round(v)) for v in tip),
+                 0.9, 3, lineType=cv2.LINE_AA)
+    return img
+
+
+def _rot(u, deg):
+    a = math.radians(deg)
+    return np.array([u[0] * math.cos(a) - u[1] * math.sin(a),
+                     u[0] * math.sin(a) + u[1] * math.cos(a)])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(20.0, 70.0), st.floats(-6.0, 6.0), st.floats(-0.9, 0.9), st.floats(-1.2, 1.2),
+       st.integers(0, 10_000))
+def test_the_echo_end_is_found_on_a_rocked_and_slid_line(ang, d_deg, d_perp, d_along, seed):
+    """The motion's tip off by up to 1.2 mm along and 0.9 mm across the shaft, its line by
+    up to 6°: the refined tip lies within 0.35 mm of the echo's end less the bias."""
+    prm = MotionParams()
+    u = np.array([math.cos(math.radians(ang)), math.sin(math.radians(ang))])
+    tip = np.array([150.0, 150.0])
+    img = _image(tip, u, seed)
+    nrm = np.array([-u[1], u[0]])
+    guess = tip + (u * d_along + nrm * d_perp) / SP
+    r = refined_step(img, guess, _rot(u, d_deg), SP, prm)
+    assert r is not None
+    score, found, _ = r
+    assert score >= prm.refine_k
+    expect = tip + u * (prm.refine_bias_mm / SP)
+    assert math.hypot(*(np.asarray(found) - expect)) * SP <= 0.35
+
+
+def test_no_echo_end_scores_far_below_a_shaft():
+    prm = MotionParams()
+    u = np.array([math.cos(1.0), math.sin(1.0)])
+    tip = np.array([150.0, 150.0])
+    with_shaft = refined_step(_image(tip, u, 1), tip, u, SP, prm)
+    assert with_shaft is not None
+    plain = refined_step(_image(tip, u, 1, shaft=False), tip, u, SP,
+                         MotionParams(refine_k=0.0))
+    assert plain[0] < 0.5 * with_shaft[0]
+
+
+def test_step_tip_on_the_line():
+    """The working grid's step search (scale 2) on the exact line."""
+    prm = MotionParams()
+    u = np.array([math.cos(0.7), math.sin(0.7)])
+    tip = np.array([150.0, 150.0])
+    img = _image(tip, u, 5)
+    px_mm = SP * prm.scale
+    c = (tip + 0.5) / prm.scale - 0.5 - u * (1.0 / px_mm)  # grid px, 1 mm short of the tip
+    s = step_tip(img, c, u, 0.0, px_mm, prm)
+    assert s is not None
+    end = (c + u * s + 0.5) * prm.scale - 0.5
+    assert math.hypot(*(end - (tip + u * prm.step_bias_mm / SP))) * SP <= 0.3
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.0, 180.0), st.floats(2.0, 12.0), st.integers(0, 10_000))
+def test_the_needle_line_through_its_tips(ang, advance_mm, seed):
+    """Tips at the echo's end along an advance (0.25 mm noise across, their shafts' directions
+    off by up to 8°, one tip 3 mm off): the line passes within 0.4 mm of the last tip."""
+    rng = np.random.default_rng(seed)
+    u = np.array([math.cos(math.radians(ang)), math.sin(math.radians(ang))])
+    nrm = np.array([-u[1], u[0]])
+    nm = NeedleMotion()
+    nm._sp = SP
+    s = np.linspace(0.0, advance_mm, 20) / SP
+    for i, si in enumerate(s):
+        p = np.array([200.0, 200.0]) + u * si + nrm * rng.normal(0.0, 0.25 / SP)
+        if i == 7:
+            p = p + nrm * (3.0 / SP)
+        d = _rot(u, rng.uniform(-8.0, 8.0))
+        nm._tips.append((p[0], p[1], d[0], d[1]))
+    c, v = nm._line()
+    assert v[1] >= 0.0 and abs(math.hypot(*v) - 1.0) < 1e-9
+    last = np.array([200.0, 200.0]) + u * s[-1]
+    assert abs(float((last - c) @ np.array([-v[1], v[0]]))) * SP <= 0.4
+
+
+def test_a_tip_outside_the_scanned_area_is_not_in_view():
+    """A steered or sector frame's corners are not imaged: the truth has no tip there."""
+    scanned = np.zeros((100, 100), np.float32)
+    scanned[:, 50:] = -10.0  # right half: outside the scan
+    entry, inside, outside = (np.array([10.0, 0.0, 0.0]), np.array([4.0, 6.0, 0.0]),
+                              np.array([7.0, 6.0, 0.0]))
+    tip, shaft, vis = needle_truth_px(inside, entry, 0.0, 0.0, 0.1, scanned, 1.0)
+    assert tip is not None and vis
+    tip, shaft, vis = needle_truth_px(outside, entry, 0.0, 0.0, 0.1, scanned, 1.0)
+    assert tip is None and shaft is None and not vis
