@@ -132,20 +132,19 @@ def needle_truth_px(tip_probe: np.ndarray, entry_probe: np.ndarray, x0_mm: float
     tip or the shaft crosses the elevation slice (|z| ≤ half width) inside the scanned
     area (``scanned``: rows × cols, ≥ 0 where a pixel is imaged — the scan converter's
     range-sample map; the corners of a sector or of a steered frame are not)."""
-    def px(p):
-        return ((p[0] - x0_mm) / spacing_mm, (p[1] - y0_mm) / spacing_mm)
-
     t, e = np.asarray(tip_probe, float), np.asarray(entry_probe, float)
     rows, cols = scanned.shape
-
-    def inside(p):
-        c, r = px(p)
-        return (0 <= c <= cols - 1 and 0 <= r <= rows - 1 and abs(p[2]) <= el_half_width_mm
-                and scanned[int(round(r)), int(round(c))] >= 0)
-
-    n = 64
-    pts = e[None] + np.linspace(0, 1, n)[:, None] * (t - e)[None]
-    vis = [p for p in pts if inside(p)]
-    shaft = (px(vis[0]), px(vis[-1])) if vis else None
-    tip_in = inside(t)
-    return (px(t) if tip_in else None), shaft, bool(vis)
+    pts = e[None] + np.linspace(0, 1, 64)[:, None] * (t - e)[None]  # the shaft, tip last
+    c = (pts[:, 0] - x0_mm) / spacing_mm
+    r = (pts[:, 1] - y0_mm) / spacing_mm
+    ok = (c >= 0) & (c <= cols - 1) & (r >= 0) & (r <= rows - 1) \
+        & (np.abs(pts[:, 2]) <= el_half_width_mm)
+    ri = np.clip(np.rint(r), 0, rows - 1).astype(np.int64)
+    ci = np.clip(np.rint(c), 0, cols - 1).astype(np.int64)
+    ok &= scanned[ri, ci] >= 0
+    vis = np.flatnonzero(ok)
+    if vis.size == 0:
+        return None, None, False
+    shaft = ((float(c[vis[0]]), float(r[vis[0]])), (float(c[vis[-1]]), float(r[vis[-1]])))
+    tip = (float(c[-1]), float(r[-1])) if ok[-1] else None
+    return tip, shaft, True
