@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from needleguide.us.body_wall import ABERR_CORR_MM, aperture_residual, strehl_coefficients
+from needleguide.us.body_wall import (
+    ABERR_CORR_MM,
+    REVERB_BIN_MM,
+    aperture_residual,
+    strehl_coefficients,
+)
+from needleguide.us.elevation import reverb_slice_gains
 from needleguide.us.probe import BeamGeometry, USSettings, beam_geometry, image_grid
 
 C_MM_US = 1.540  # mm/µs (1540 m/s), speed assumed by the scanner
@@ -96,6 +102,8 @@ class BeamSetup:
     spacing_mm: float
     x0_mm: float
     y0_mm: float
+    reverb_gain_int: np.ndarray  # (Nc, Nc) elevation.reverb_slice_gains on the clutter bins
+    reverb_gain_face: np.ndarray  # (Nc, Nc) the same for the paths off the probe face
 
 
 def _gauss_kernel(sigma_samples: float, half: int) -> np.ndarray:
@@ -186,13 +194,17 @@ def make_setup(s: USSettings) -> BeamSetup:
     tgc = tgc_curve_db(s, r) + s.gain_db
     rows, cols, sp, x0, y0 = image_grid(s)
     map_x, map_y = _remap_maps(g, rows, cols, sp, x0, y0)
+    m = max(1, int(round(REVERB_BIN_MM / dr)))  # the clutter's range bins (body_wall)
+    zc = r[np.minimum(np.arange((len(r) + m - 1) // m) * m + m // 2, len(r) - 1)]
+    g_int, g_face = reverb_slice_gains(zc, m * dr, lam, s.spec.elevation_mm,
+                                       s.spec.elevation_focus_mm)
     return BeamSetup(s, g, depth, line_dx, ax.astype(np.complex64),
                      lat_c, half, np.ascontiguousarray(lat.T.astype(np.float32)), halo_half,
                      pedestal, g_tx, g_rx, d_tx, wall_half, reverb_half,
                      strehl_coefficients(s.f_mhz, g_tx, g_rx, d_tx, d_rx, depth),
                      spec_norm, el_sigma, d_rx, (10.0 ** (tgc / 20.0)).astype(np.float64),
                      _corners(g),
-                     map_x, map_y, rows, cols, sp, x0, y0)
+                     map_x, map_y, rows, cols, sp, x0, y0, g_int, g_face)
 
 
 def _corners(g: BeamGeometry) -> np.ndarray:

@@ -229,10 +229,13 @@ def power_prefix(src, out):
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def reverb_power(src, refl, labels, lut_septa, att, dr_mm, m, r_face, out):
+def reverb_power(src, refl, labels, lut_septa, att, dr_mm, m, r_face, g_int, g_face, out):
     """Reverberation clutter power (L, Nc) on range bins of ``m`` samples (module docstring,
-    item 4): w(Δ) = ∑_b R_b·R_{b+Δ}·A_{b+Δ}/A_b (+ the face), clutter(c) = 2∑_Δ w(Δ)·P(c−Δ),
-    P the mean echo power |src|² of a bin, A the two-way intensity factor att²."""
+    item 4): w(Δ) = ∑_b R_b·R_{b+Δ}·A_{b+Δ}/A_b between tissue reflectors, w_face(Δ) =
+    R_face·R_Δ·A_Δ off the probe face; clutter(c) = 2∑_Δ (w(Δ)·g_int[c−Δ, Δ] +
+    w_face(Δ)·g_face[c−Δ, Δ])·P(c−Δ), P the mean echo power |src|² of a bin, A the two-way
+    intensity factor att², g the share the elevation slice keeps
+    (``elevation.reverb_slice_gains``)."""
     L, N = src.shape
     Nc = out.shape[1]
     for l in prange(L):
@@ -250,9 +253,10 @@ def reverb_power(src, refl, labels, lut_septa, att, dr_mm, m, r_face, out):
             P[c] = s / max(k1 - k0, 1)
             a = att[l, min(k0 + m // 2, N - 1)]
             A[c] = a * a
-        w = np.zeros(Nc)
+        wf = np.zeros(Nc)
         for a in range(Nc):
-            w[a] += r_face * R[a] * A[a]
+            wf[a] = r_face * R[a] * A[a]
+        w = np.zeros(Nc)
         for b in range(Nc):
             if R[b] <= 0.0 or A[b] < 1e-20:
                 continue
@@ -263,7 +267,7 @@ def reverb_power(src, refl, labels, lut_septa, att, dr_mm, m, r_face, out):
         for c in range(Nc):
             acc = 0.0
             for d in range(1, c + 1):
-                acc += w[d] * P[c - d]
+                acc += (w[d] * g_int[c - d, d] + wf[d] * g_face[c - d, d]) * P[c - d]
             out[l, c] = 2.0 * acc
 
 
@@ -293,14 +297,16 @@ def _spread_interp(coarse, pre, half_bins, m, out):
 
 
 def reverb_clutter(src, refl, labels, lut_septa, att, dr_mm: float,
-                   spread_half_lines: np.ndarray) -> np.ndarray:
+                   spread_half_lines: np.ndarray, g_int: np.ndarray, g_face: np.ndarray
+                   ) -> np.ndarray:
     """Reverberation clutter power (L, N) at full range resolution, spread laterally over
-    ±``spread_half_lines[k]`` lines."""
+    ±``spread_half_lines[k]`` lines; ``g_int``, ``g_face``: the elevation slice's share of
+    each path (``BeamSetup.reverb_gain_*``)."""
     L, N = src.shape
     m = max(1, int(round(REVERB_BIN_MM / dr_mm)))
     Nc = (N + m - 1) // m
     coarse = np.zeros((L, Nc), np.float32)
-    reverb_power(src, refl, labels, lut_septa, att, dr_mm, m, R_FACE, coarse)
+    reverb_power(src, refl, labels, lut_septa, att, dr_mm, m, R_FACE, g_int, g_face, coarse)
     pre = np.empty((L + 1, Nc), np.float64)
     _line_prefix(coarse, pre)
     half_bins = np.ascontiguousarray(spread_half_lines[np.minimum(np.arange(Nc) * m + m // 2,

@@ -241,7 +241,8 @@ class USImager:
         W.slowness_path(lab, self._slow, g.dr_mm, slow)
         S = W.strehl_frame(fat, slow, st.wall_half_lines, st.strehl_coef)
         clutter = W.reverb_clutter(src, refl, lab, self._septa, att, g.dr_mm,
-                                   st.reverb_half_lines)
+                                   st.reverb_half_lines, st.reverb_gain_int,
+                                   st.reverb_gain_face)
         prefix = np.empty((L + 1, N), np.float32)
         W.power_prefix(src, prefix)
         K.body_wall_clutter(src, S, st.pedestal, prefix, st.halo_half, clutter, table,
