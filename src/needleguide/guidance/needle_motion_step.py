@@ -8,9 +8,10 @@ scored against the same step's σ on two parallel lines 1.5 mm either side (spec
 interfaces). :func:`step_tip` looks along the motion's line; :func:`refined_step` also
 rocks and slides the line around the motion's tip (``refine_deg`` × ``refine_mm``) and
 keeps the strongest step (the motion's line is off by a few degrees where the shaft is too
-steep to echo; a 1° error moves the line ~0.3 mm at 20 mm). ``prm`` is a
-:class:`.needle_motion.MotionParams`; images are the last frames' mean at full
-resolution (float32)."""
+steep to echo; a 1° error moves the line ~0.3 mm at 20 mm). :func:`needle_line` is the
+needle's line through the tips so found; :func:`refined_detection` applies the search to a
+detection. ``prm`` is a :class:`.needle_motion.MotionParams`; images are the last frames'
+mean at full resolution (float32)."""
 
 from __future__ import annotations
 
