@@ -309,3 +309,20 @@ def test_colour_doppler_direction_and_aliasing():
     _, fast = frame(300.0)  # peak 600 mm/s, axial 300 mm/s > Nyquist: wraps to red
     rgb = fast.pixels.astype(int)
     assert (rgb[..., 0] > rgb[..., 2] + 40).sum() > 20
+
+
+def test_fascia_normal_from_the_labels():
+    """A boundary the impedance does not show takes its normal from the labels: a flat
+    boundary faces the beam, a 45° one (equal range and line steps) is 45° off it."""
+    from needleguide.us.kernels import _label_normal
+
+    L, N = 9, 30
+    flat = np.zeros((L, N), np.uint8)
+    flat[:, 15:] = 2
+    ga, gl = _label_normal(flat, 4, 15, 2, 0.2, 0.2, 3)
+    assert ga > 0 and abs(gl) < 1e-12
+    tilted = np.zeros((L, N), np.uint8)
+    for ln in range(L):
+        tilted[ln, 11 + ln:] = 2  # the boundary moves one sample deeper per line
+    ga, gl = _label_normal(tilted, 4, 15, 2, 0.2, 0.2, 3)
+    assert np.degrees(np.arctan2(abs(gl), ga)) == pytest.approx(45.0, abs=8.0)

@@ -225,7 +225,8 @@ class USImager:
         refl = np.empty((L, N), np.float32)
         K.propagate(lab, zimp, zs, gel, fl, scat, self._flags, lut_a, lut_bs, s.f_mhz, g.dr_mm,
                     st.line_dx_mm, 10 ** (SPEC_GAIN_DB / 10) * st.spec_norm,
-                    np.deg2rad(THETA0_DEG), LAMBERT, R_FASCIA, src, att, refl)
+                    np.deg2rad(THETA0_DEG), LAMBERT, R_FASCIA,
+                    max(1, int(round(NORMAL_SMOOTH_MM / g.dr_mm))), src, att, refl)
         hit = np.full(L, -1, np.int64)
         if nd is not None and nd.inserted_length_mm > 0:
             add_needle(src, att, origins, dirs, elev, g.r_mm, st.line_dx_mm, st.el_sigma_mm,
