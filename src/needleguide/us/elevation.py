@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# Speed of sound in the probe's elevation lens: RTV silicone rubber, ≈ 1.0 mm/µs (slower
-# than tissue, so a focusing lens is convex toward the patient). Assumption: the usual
-# lens material (Szabo, Diagnostic Ultrasound Imaging, 2nd ed. 2014, ch. 5).
+# Speed of sound in the probe's elevation lens (assumption: RTV silicone rubber, the usual
+# lens material, ≈ 1.0 mm/µs; slower than tissue, so a focusing lens is convex toward the
+# patient; no probe's lens data were available here).
 LENS_C_MM_US = 1.0
 C_TISSUE_MM_US = 1.540
 
