@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from needleguide.guidance.needle_motion import MotionParams, NeedleMotion
-from needleguide.guidance.needle_motion_step import refined_step, step_tip
+from needleguide.guidance.needle_motion_step import needle_line, refined_step, step_tip
 from needleguide.us.needle_echo import needle_truth_px
 
 SP = 0.1  # mm per pixel
@@ -89,7 +89,6 @@ def test_the_needle_line_through_its_tips(ang, advance_mm, seed):
     u = np.array([math.cos(math.radians(ang)), math.sin(math.radians(ang))])
     nrm = np.array([-u[1], u[0]])
     nm = NeedleMotion()
-    nm._sp = SP
     s = np.linspace(0.0, advance_mm, 20) / SP
     for i, si in enumerate(s):
         p = np.array([200.0, 200.0]) + u * si + nrm * rng.normal(0.0, 0.25 / SP)
@@ -97,7 +96,7 @@ def test_the_needle_line_through_its_tips(ang, advance_mm, seed):
             p = p + nrm * (3.0 / SP)
         d = _rot(u, rng.uniform(-8.0, 8.0))
         nm._tips.append((p[0], p[1], d[0], d[1]))
-    c, v = nm._line()
+    c, v = needle_line(nm._tips, SP, nm.prm)
     assert v[1] >= 0.0 and abs(math.hypot(*v) - 1.0) < 1e-9
     last = np.array([200.0, 200.0]) + u * s[-1]
     assert abs(float((last - c) @ np.array([-v[1], v[0]]))) * SP <= 0.4

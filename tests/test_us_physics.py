@@ -314,15 +314,15 @@ def test_colour_doppler_direction_and_aliasing():
 def test_fascia_normal_from_the_labels():
     """A boundary the impedance does not show takes its normal from the labels: a flat
     boundary faces the beam, a 45° one (equal range and line steps) is 45° off it."""
-    from needleguide.us.kernels import _label_normal
+    from needleguide.us.interface_normal import label_normal
 
     L, N = 9, 30
     flat = np.zeros((L, N), np.uint8)
     flat[:, 15:] = 2
-    ga, gl = _label_normal(flat, 4, 15, 2, 0.2, 0.2, 3)
+    ga, gl = label_normal(flat, 4, 15, 2, 0.2, 0.2, 3)
     assert ga > 0 and abs(gl) < 1e-12
     tilted = np.zeros((L, N), np.uint8)
     for ln in range(L):
         tilted[ln, 11 + ln:] = 2  # the boundary moves one sample deeper per line
-    ga, gl = _label_normal(tilted, 4, 15, 2, 0.2, 0.2, 3)
+    ga, gl = label_normal(tilted, 4, 15, 2, 0.2, 0.2, 3)
     assert np.degrees(np.arctan2(abs(gl), ga)) == pytest.approx(45.0, abs=8.0)

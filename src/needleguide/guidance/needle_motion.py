@@ -338,7 +338,8 @@ class NeedleMotion:
 
     def _refined(self, det: NeedleDetection, frame: Frame) -> NeedleDetection:
         """``det`` with its tip at the echo's end around it (``refined_detection``)."""
-        return refined_detection(det, self._full_mean(), self._line(), frame, self.prm)
+        line = needle_line(self._tips, self._sp, self.prm)
+        return refined_detection(det, self._full_mean(), line, frame, self.prm)
 
     def _far(self, c: np.ndarray, px_mm: float) -> bool:
         """The moving point lies farther than ``jump_mm`` from the last tip."""
@@ -347,14 +348,10 @@ class NeedleMotion:
             return False
         return float(np.hypot(*(self._to_grid(last.tip_px) - c))) * px_mm > self.prm.jump_mm
 
-    def _line(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The needle's line through the tips found at the echo's end (``needle_line``)."""
-        return needle_line(self._tips, self._sp, self.prm)
-
     def _known_needle(self, xs: np.ndarray, ys: np.ndarray, w: np.ndarray, px_mm: float,
                       tip: np.ndarray | None = None):
         """A moving shaft (jiggle) or a far moving tip (``tip``: grid px) against the
-        needle found before (its line: :meth:`_line`, else its last shaft): None when there
+        needle found before (its line: ``needle_line``, else its last shaft): None when there
         is none (or it is older than ``hold_frames``), or when the moving tip lies within
         ``keep_band_mm`` of the line and not behind the last tip (the needle advanced);
         ``"elsewhere"`` when the moving tip, or half of a shaft's motion, lies off the line;
@@ -364,7 +361,7 @@ class NeedleMotion:
         last, prm = self._last, self.prm
         if not last.found or last.shaft_px is None or self._held > prm.hold_frames:
             return None
-        line = self._line()
+        line = needle_line(self._tips, self._sp, self.prm)
         if line is not None:  # the last tip on the needle's line
             lc, u = line
             p1 = self._to_grid(lc + u * float((np.asarray(last.tip_px) - lc) @ u))

@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
 from needleguide.us.elevation import elevation_planes  # noqa: E402,F401 (re-exported)
+from needleguide.us.interface_normal import GRAD_EPS, label_normal  # noqa: E402
 from needleguide.us.tissue_motion import displaced  # noqa: E402
 
 FLAG_BONE = 1
@@ -54,9 +55,6 @@ def gaussian_table(seed: int, bits: int = TABLE_BITS) -> np.ndarray:
 N_REVERB = 4  # soft-tissue interfaces per line taking part in face reverberation
 R_FACE = 0.1  # intensity reflectivity of the probe face (lens and matching layers)
 Z_WATER = 1.48  # MRayl
-# MRayl/mm: an impedance gradient below this is float rounding of the smoothed maps, not a
-# direction (the smallest real one, 0.005 MRayl over the 0.6 mm smoothing, is ≈ 1e-2)
-GRAD_EPS = 1e-5
 ALPHA_WATER = 0.002
 BS_WATER = 1e-3  # amplitude (-60 dB)
 
@@ -208,33 +206,6 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
                 last = k1
 
 
-@njit(cache=True, inline="always")
-def _label_normal(label, l, k, lab, dr_mm, dx_mm, h):
-    """The in-plane normal (axial, lateral; unnormalised) of the boundary above label
-    ``lab`` at sample (l, k), for a boundary the impedance does not show (a fascia between
-    tissues of equal impedance): the boundary's depth on the neighbouring lines from the
-    count of ``lab`` samples within ±``h`` of k (a step at k + b leaves h + 1 − b of them),
-    its slope m (mm per mm) and the normal (1, −m)."""
-    L, N = label.shape
-    s = 0.0
-    n = 0
-    for dl in (-1, 1):
-        ll = l + dl
-        if ll < 0 or ll >= L:
-            continue
-        cnt = 0
-        for dk in range(-h, h + 1):
-            kk = min(max(k + dk, 0), N - 1)
-            if label[ll, kk] == lab:
-                cnt += 1
-        s += dl * (h + 1 - cnt)
-        n += 1
-    if n == 0:
-        return 1.0, 0.0
-    m = (s / n) * dr_mm / dx_mm  # boundary depth change per lateral mm
-    return 1.0, -m
-
-
 @njit(cache=True, parallel=True, fastmath=True)
 def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, f_mhz, dr_mm,
               line_dx_mm, spec_gain, theta0_rad, lambert, r_fascia, h_label, out_src, out_att,
@@ -288,7 +259,7 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
                 ge = gel[l, k]
                 gn = math.sqrt(ga * ga + gl * gl + ge * ge)
                 if gn <= GRAD_EPS:  # no impedance step to show it: the labels' boundary
-                    ga, gl = _label_normal(label, l, k, lab, dr_mm, line_dx_mm[k], h_label)
+                    ga, gl = label_normal(label, l, k, lab, dr_mm, line_dx_mm[k], h_label)
                     gn = math.sqrt(ga * ga + gl * gl)
                 c = 1.0 if gn <= 0.0 else abs(ga) / gn
                 th = math.acos(min(1.0, c))
