@@ -82,9 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--scatterers", type=int, default=1500)
     a = ap.parse_args(argv)
-    print(f"cores: {os.cpu_count()}, numba threads: "
-          f"{__import__('numba').config.NUMBA_NUM_THREADS}")
     import numba
+
+    import needleguide  # noqa: F401  (its threading defaults, before numba starts its threads)
+
+    print(f"cores: {os.cpu_count()}, numba threads: {numba.config.NUMBA_NUM_THREADS}")
 
     best = np.inf
     for threads in sorted({min(2, numba.config.NUMBA_NUM_THREADS), 1}, reverse=True):

@@ -25,11 +25,11 @@ from needleguide.errors import UserError
 JPEG_QUALITY = 85
 MAX_SESSIONS = 16
 #: one session's tick (or build, or finish) at a time in this process: the imagers' and
-#: the phantom's numba kernels run in parallel over the cores with numba's work-queue
-#: threading layer (the package default, needleguide/__init__.py), which must not be
-#: entered from two threads at once (it terminates the process). Each tick uses every
-#: core; JPEG encoding and the page's I/O run outside the lock. A session being built
-#: (2–5 s) holds the others' frames meanwhile.
+#: the phantom's numba kernels run in parallel over all the cores, so two ticks at once
+#: only share them; and numba's work-queue layer (the fallback where OpenMP cannot load,
+#: needleguide/__init__.py) terminates the process if two threads enter it at once. JPEG
+#: encoding and the page's I/O run outside the lock. A session being built (2–5 s) holds
+#: the others' frames meanwhile.
 PARALLEL_LOCK = threading.Lock()
 
 

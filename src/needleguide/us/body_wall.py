@@ -253,22 +253,30 @@ def reverb_power(src, refl, labels, lut_septa, att, dr_mm, m, r_face, g_int, g_f
             P[c] = s / max(k1 - k0, 1)
             a = att[l, min(k0 + m // 2, N - 1)]
             A[c] = a * a
-        wf = np.zeros(Nc)
+        # w(Δ) = ∑_b u_b·v_{b+Δ}: u = R/A (0 where no reflector or no echo), v = R·A
+        u = np.zeros(Nc)
+        v = np.empty(Nc)
         for a in range(Nc):
-            wf[a] = r_face * R[a] * A[a]
+            v[a] = R[a] * A[a]
+            if R[a] > 0.0 and A[a] >= 1e-20:
+                u[a] = R[a] / A[a]
         w = np.zeros(Nc)
-        for b in range(Nc):
-            if R[b] <= 0.0 or A[b] < 1e-20:
-                continue
-            rb = R[b] / A[b]
-            for a in range(b + 1, Nc):
-                if R[a] > 0.0:
-                    w[a - b] += rb * R[a] * A[a]
-        for c in range(Nc):
+        for d in range(1, Nc):
             acc = 0.0
-            for d in range(1, c + 1):
-                acc += (w[d] * g_int[c - d, d] + wf[d] * g_face[c - d, d]) * P[c - d]
-            out[l, c] = 2.0 * acc
+            for b in range(Nc - d):
+                acc += u[b] * v[b + d]
+            w[d] = acc
+        # clutter(c) = 2∑_d (w(d)·g_int[c−d, d] + R_face·v(d)·g_face[c−d, d])·P(c−d), summed
+        # from each source bin b = c − d (rows of g: contiguous)
+        acc = np.zeros(Nc)
+        for b in range(Nc - 1):
+            pb = 2.0 * P[b]
+            if pb == 0.0:
+                continue
+            for d in range(1, Nc - b):
+                acc[b + d] += (w[d] * g_int[b, d] + r_face * v[d] * g_face[b, d]) * pb
+        for c in range(Nc):
+            out[l, c] = acc[c]
 
 
 @njit(cache=True, parallel=True, fastmath=True)

@@ -58,8 +58,8 @@ CONTACT_DEPTH_MM = 25.0
 
 
 @lru_cache(maxsize=8)
-def _table(seed: int) -> np.ndarray:
-    return K.gaussian_table(seed)
+def _table(seed: int, bits: int = K.TABLE_BITS, stream: int = K.NOISE_STREAM) -> np.ndarray:
+    return K.gaussian_table(seed, bits, stream)
 
 
 @lru_cache(maxsize=16)
@@ -208,18 +208,18 @@ class USImager:
         el_off, el_w = K.elevation_planes(st.el_sigma_mm, float(np.mean(origins @ elev)),
                                           g.dr_mm * LATTICE_FRACTION, ELEV_PLANES,
                                           ELEV_PLANE_SPACING)
+        cells = _table(self.seed, K.SCATTER_TABLE_BITS, K.SCATTER_STREAM)
         K.sample_medium(med.labels, med.M, origins, dirs, elev, rmap, lut_z, self._isfat,
-                        self._ismuscle, lab,
-                        zimp, zp, zm, scat, table, g.dr_mm * LATTICE_FRACTION, self.seed, fluid,
-                        Mf, fl, ELEV_STEP_MM, GEL, K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
+                        self._ismuscle, lab, zimp, zp, zm, scat, cells,
+                        g.dr_mm * LATTICE_FRACTION, self.seed, fluid, Mf, fl, ELEV_STEP_MM, GEL,
+                        K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
                         int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)), el_off, el_w, drag)
         # interface normals from impedance smoothed over ~0.6 mm (range and lateral); the
         # out-of-plane component from the smoothed impedance one step either side
         sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)
         sy = max(NORMAL_SMOOTH_MM / float(np.median(st.line_dx_mm)), 0.5)
         zs = cv2.GaussianBlur(zimp, (0, 0), sigmaX=sx, sigmaY=sy)
-        gel = (cv2.GaussianBlur(zp, (0, 0), sigmaX=sx, sigmaY=sy)
-               - cv2.GaussianBlur(zm, (0, 0), sigmaX=sx, sigmaY=sy)) / (2.0 * ELEV_STEP_MM)
+        gel = cv2.GaussianBlur(zp - zm, (0, 0), sigmaX=sx, sigmaY=sy) / (2.0 * ELEV_STEP_MM)
         src = np.empty((L, N), np.complex64)
         att = np.empty((L, N), np.float32)
         refl = np.empty((L, N), np.float32)
@@ -310,7 +310,7 @@ class USImager:
         st, s = self.setup, self.settings
         img = cv2.remap(bd.img8, st.map_x, st.map_y, cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        pixels = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        pixels = cv2.convertScaleAbs(img)  # rounded to uint8 (img8 lies in 0..255)
         if s.doppler is not None:
             from needleguide.us.doppler import colour_doppler
 
@@ -333,7 +333,7 @@ class USImager:
 
     def _truth(self, scene: Scene, bd: BeamData, P2P: np.ndarray) -> FrameTruth:
         st = self.setup
-        counts = np.bincount(bd.labels.ravel(), minlength=256)
+        counts = cv2.calcHist([bd.labels], [0], None, [256], [0, 256]).ravel()
         names = tuple(t.name for t in scene.patient.tissues if counts[t.label] > 0)
         nd = scene.needle
         if nd is None or nd.inserted_length_mm <= 0:
