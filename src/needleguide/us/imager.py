@@ -218,8 +218,9 @@ class USImager:
         # out-of-plane component from the smoothed impedance one step either side
         sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)
         sy = max(NORMAL_SMOOTH_MM / float(np.median(st.line_dx_mm)), 0.5)
-        zs = cv2.GaussianBlur(zimp, (0, 0), sigmaX=sx, sigmaY=sy)
-        gel = cv2.GaussianBlur(zp - zm, (0, 0), sigmaX=sx, sigmaY=sy) / (2.0 * ELEV_STEP_MM)
+        ks = (2 * int(np.ceil(3.0 * sx)) + 1, 2 * int(np.ceil(3.0 * sy)) + 1)  # to ±3σ
+        zs = cv2.GaussianBlur(zimp, ks, sigmaX=sx, sigmaY=sy)
+        gel = cv2.GaussianBlur(zp - zm, ks, sigmaX=sx, sigmaY=sy) / (2.0 * ELEV_STEP_MM)
         src = np.empty((L, N), np.complex64)
         att = np.empty((L, N), np.float32)
         refl = np.empty((L, N), np.float32)

@@ -258,7 +258,9 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
                     gl = (zsmooth[l1, k] - zsmooth[l0, k]) / ((l1 - l0) * line_dx_mm[k])
                 ge = gel[l, k]
                 gn = math.sqrt(ga * ga + gl * gl + ge * ge)
-                if gn <= GRAD_EPS:  # no impedance step to show it: the labels' boundary
+                # no impedance step here (a fascia between tissues of equal impedance: the
+                # smoothed gradient there is another interface's tail) or none at all
+                if zz == z_prev or gn <= GRAD_EPS:  # the labels' boundary
                     ga, gl = label_normal(label, l, k, lab, dr_mm, line_dx_mm[k], h_label)
                     gn = math.sqrt(ga * ga + gl * gl)
                 c = 1.0 if gn <= 0.0 else abs(ga) / gn
