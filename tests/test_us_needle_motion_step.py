@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from needleguide.guidance.needle_motion import MotionParams, NeedleMotion
+from needleguide.guidance.needle_motion_path import MotionPath, angle_between_deg
 from needleguide.guidance.needle_motion_step import needle_line, refined_step, step_tip
 from needleguide.us.needle_echo import needle_truth_px
 
@@ -112,3 +113,30 @@ def test_a_tip_outside_the_scanned_area_is_not_in_view():
     assert tip is not None and vis
     tip, shaft, vis = needle_truth_px(outside, entry, 0.0, 0.0, 0.1, scanned, 1.0)
     assert tip is None and shaft is None and not vis
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(15.0, 165.0), st.floats(2.5, 12.0), st.floats(0.0, 0.15))
+def test_the_motions_path_gives_the_needles_direction(ang, length_mm, across_mm):
+    """Centroids of the needle's moving regions zigzagging ±``across_mm`` about its line
+    over a few mm: the path's direction within 2°, pointing deeper; a short path, a round
+    cloud or too few frames give none."""
+    prm = MotionParams()
+    px_mm = 0.2
+    u = np.array([math.cos(math.radians(ang)), math.sin(math.radians(ang))])
+    n = np.array([-u[1], u[0]])
+    p0 = np.array([50.0, 20.0])
+    path, short, few, cloud = MotionPath(), MotionPath(), MotionPath(), MotionPath()
+    for i, t in enumerate(np.linspace(0.0, length_mm, 12)):
+        path.add((p0 + u * t + n * across_mm * (-1) ** i) / px_mm, prm.path_decay)
+        short.add((p0 + u * t / length_mm) / px_mm, prm.path_decay)  # 1 mm
+        a = 2 * math.pi * i / 12
+        cloud.add((p0 + 3.0 * np.array([math.cos(a), math.sin(a)])) / px_mm, prm.path_decay)
+        if i < prm.path_frames - 1:
+            few.add((p0 + u * t * 12) / px_mm, prm.path_decay)
+    v = path.axis(px_mm, prm)
+    assert v is not None and v[1] >= 0.0
+    assert angle_between_deg(u, v) < 2.0
+    assert short.axis(px_mm, prm) is None
+    assert few.axis(px_mm, prm) is None
+    assert cloud.axis(px_mm, prm) is None

@@ -21,7 +21,11 @@ reads only their pixels, spacing and time:
    reach ``tip_z``. Elongated (≥ ``shape_min_mm``, aspect ≥ ``shape_aspect``): a jiggled
    shaft, its axis is the needle's. Compact: an advancing tip; the needle's direction is
    the ray from it back toward the skin along which the echo is brightest against two
-   parallel lines (the shaft is seen best in the shallow tissue).
+   parallel lines (the shaft is seen best in the shallow tissue). Once the moving
+   regions' centroids since the needle was found trace a path ≥ ``path_min_mm`` long
+   (``needle_motion_path``: everything the needle moves lies on its line), a direction
+   more than ``path_tol_deg`` off that path is replaced by it (a steep shaft in muscle
+   does not echo, and the brightest ray then follows a striation or fascia).
 4. **Tip**: the motion's peak along the line less ``peak_bias_mm`` (advance: the tissue is
    pushed and dragged most at the tip), or the distal edge of a jiggled shaft's motion
    less ``edge_bias_mm``; moved to where the echo steps down (``needle_motion_step``, on
@@ -32,7 +36,8 @@ reads only their pixels, spacing and time:
    (``tip_from`` ``step``, ``tip_visible``), else ``motion``.
 5. **One needle**: the tips found at the echo's end give the needle's line
    (``needle_line``: the needle of a still probe stays on one line); the refined search
-   rocks about it (±``line_mm`` across) and a tip found by motion alone is put on it.
+   rocks about it (±``line_mm`` across) and a tip found by motion alone is put on it;
+   it too is turned to the motion's path when they differ by more than ``path_tol_deg``.
    Motion farther than ``jump_mm`` from the last tip, or a jiggled shaft, is checked
    against that line: an advancing tip on it is the needle gone on; on it a jiggled
    shaft keeps the last tip unless its motion reaches beyond it (``kept``: the motion
@@ -53,7 +58,6 @@ The first ``max(lags) + average`` frames have no motion map: not found.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -67,6 +71,8 @@ from needleguide.guidance.needle_motion_maps import (
     ray_direction,
     tremor_shift,
 )
+from needleguide.guidance.needle_motion_params import MotionParams
+from needleguide.guidance.needle_motion_path import MotionPath, angle_between_deg
 from needleguide.guidance.needle_motion_step import (
     needle_line,
     refined_detection,
@@ -74,68 +80,6 @@ from needleguide.guidance.needle_motion_step import (
     tip_fields,
 )
 from needleguide.guidance.needle_types import NOT_FOUND, NeedleDetection
-
-
-@dataclass(frozen=True)
-class MotionParams:
-    """Tunable parameters (tuning seeds; docs/guidance_needle.md). Lengths in mm at the
-    image plane, lags in frames."""
-
-    scale: int = 2
-    average: int = 2
-    lags: tuple[int, ...] = (2, 4)
-    window_mm: float = 2.0
-    bands: int = 8
-    edge_bands: int = 4
-    depth_bands: int = 4
-    noise_d: float = 0.6
-    sig_floor: float = 1e-3
-    smooth_mm: float = 0.6
-    z_on: float = 15.0
-    tip_z: float = 250.0
-    min_mass: float = 20.0
-    shape_min_mm: float = 6.0
-    shape_aspect: float = 3.0
-    min_angle_deg: float = 12.0
-    max_angle_deg: float = 80.0
-    ray_step_deg: float = 0.5
-    ray_from_mm: float = 1.0
-    ray_to_mm: float = 40.0
-    ray_side_mm: float = 1.0
-    band_mm: float = 1.0
-    edge_rel: float = 0.5
-    peak_bias_mm: float = 0.35
-    edge_bias_mm: float = 3.0
-    step_k: float = 3.0
-    step_mm: float = 1.5
-    step_band_mm: float = 0.3
-    step_back_mm: float = 4.0
-    step_ahead_mm: float = 2.0
-    step_bias_mm: float = -0.65
-    refine_k: float = 3.0
-    refine_bias_mm: float = -0.5
-    refine_tie: float = 0.1
-    refine_sig_q: float = 0.25
-    refine_deg: float = 8.0
-    refine_deg_step: float = 2.0
-    refine_mm: float = 1.5
-    refine_mm_step: float = 0.5
-    refine_back_mm: float = 1.5
-    refine_ahead_mm: float = 2.0
-    line_points: int = 60
-    line_span_mm: float = 3.0
-    line_tol_mm: float = 1.0
-    held_ahead_mm: float = 4.0
-    line_mm: float = 1.0
-    min_trail_mm: float = 4.0
-    max_tip_speed_mm_s: float = 30.0
-    jump_mm: float = 3.0
-    keep_band_mm: float = 2.0
-    tip_rel_kept: float = 0.1
-    hold_frames: int = 30
-    confirm_frames: int = 2
-    max_shift_px: float = 4.0
-    min_shift_px: float = 0.5
 
 
 class NeedleMotion:
@@ -158,6 +102,8 @@ class NeedleMotion:
         self._full: deque = deque(maxlen=self.prm.average)
         self._fm: np.ndarray | None = None
         self._tips: deque = deque(maxlen=self.prm.line_points)
+        self._path = MotionPath()
+        self._c = np.zeros(2)
         self._sp = 1.0
 
     # ---- working grid ----------------------------------------------------------------
@@ -196,6 +142,7 @@ class NeedleMotion:
         self._seen = 0
         self._anchor = None
         self._tips.clear()
+        self._path.clear()
         self._hist.clear()
         self._last = NOT_FOUND
         self._held = 0
@@ -227,6 +174,7 @@ class NeedleMotion:
             det = self._limit(det, frame)
             self._last, self._held, self._t = det, 0, float(frame.time_s)
             self._seen += 1
+            self._path.add(self._c, prm.path_decay)
             # the tip a still needle keeps: the last one seen at the echo's end or at an
             # advancing tip (a jiggled shaft's motion places it less well)
             if not det.extra.get("shaft_motion", True) and det.extra.get("tip_from") in (
@@ -252,6 +200,7 @@ class NeedleMotion:
             return held
         self._last, self._anchor, self._seen = NOT_FOUND, None, 0  # the needle is lost
         self._tips.clear()
+        self._path.clear()
         return det
 
     def _limit(self, det: NeedleDetection, frame: Frame) -> NeedleDetection:
@@ -288,6 +237,10 @@ class NeedleMotion:
             return NOT_FOUND
         if u[1] < 0:
             u = -u  # the needle points deeper
+        v = self._path.axis(px_mm, prm)  # where its motion has been (needle_motion_path)
+        if v is not None and angle_between_deg(u, v) > prm.path_tol_deg:
+            u = v
+        self._c = c
         ang = np.degrees(np.arctan2(abs(u[1]), abs(u[0])))
         if not (prm.min_angle_deg <= ang <= prm.max_angle_deg):
             return NOT_FOUND
@@ -338,8 +291,17 @@ class NeedleMotion:
 
     def _refined(self, det: NeedleDetection, frame: Frame) -> NeedleDetection:
         """``det`` with its tip at the echo's end around it (``refined_detection``)."""
+        return refined_detection(det, self._full_mean(), self._line(), frame, self.prm)
+
+    def _line(self):
+        """``needle_line``, turned to the path of the motion (``needle_motion_path``) when
+        they differ by more than ``path_tol_deg`` (the first directions of a shaft that
+        does not show came from something else)."""
         line = needle_line(self._tips, self._sp, self.prm)
-        return refined_detection(det, self._full_mean(), line, frame, self.prm)
+        v = self._path.axis(self._sp * self.prm.scale, self.prm)
+        if line is None or v is None or angle_between_deg(line[1], v) <= self.prm.path_tol_deg:
+            return line
+        return line[0], v
 
     def _far(self, c: np.ndarray, px_mm: float) -> bool:
         """The moving point lies farther than ``jump_mm`` from the last tip."""
@@ -361,7 +323,7 @@ class NeedleMotion:
         last, prm = self._last, self.prm
         if not last.found or last.shaft_px is None or self._held > prm.hold_frames:
             return None
-        line = needle_line(self._tips, self._sp, self.prm)
+        line = self._line()
         if line is not None:  # the last tip on the needle's line
             lc, u = line
             p1 = self._to_grid(lc + u * float((np.asarray(last.tip_px) - lc) @ u))

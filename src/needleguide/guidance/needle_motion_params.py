@@ -1,0 +1,76 @@
+"""The tunable parameters of ``guidance.needle_motion`` (their meaning: that module's
+docstring; their values: tuning runs, docs/guidance_needle.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MotionParams:
+    """Tunable parameters (tuning seeds; docs/guidance_needle.md). Lengths in mm at the
+    image plane, lags in frames."""
+
+    scale: int = 2
+    average: int = 2
+    lags: tuple[int, ...] = (2, 4)
+    window_mm: float = 2.0
+    bands: int = 8
+    edge_bands: int = 4
+    depth_bands: int = 4
+    noise_d: float = 0.6
+    sig_floor: float = 1e-3
+    smooth_mm: float = 0.6
+    z_on: float = 15.0
+    tip_z: float = 250.0
+    min_mass: float = 20.0
+    shape_min_mm: float = 6.0
+    shape_aspect: float = 3.0
+    min_angle_deg: float = 12.0
+    max_angle_deg: float = 80.0
+    ray_step_deg: float = 0.5
+    ray_from_mm: float = 1.0
+    ray_to_mm: float = 40.0
+    ray_side_mm: float = 1.0
+    band_mm: float = 1.0
+    edge_rel: float = 0.5
+    peak_bias_mm: float = 0.35
+    edge_bias_mm: float = 3.0
+    step_k: float = 3.0
+    step_mm: float = 1.5
+    step_band_mm: float = 0.3
+    step_back_mm: float = 4.0
+    step_ahead_mm: float = 2.0
+    step_bias_mm: float = -0.65
+    refine_k: float = 3.0
+    refine_bias_mm: float = -0.5
+    refine_tie: float = 0.1
+    refine_sig_q: float = 0.25
+    refine_deg: float = 8.0
+    refine_deg_step: float = 2.0
+    refine_mm: float = 1.5
+    refine_mm_step: float = 0.5
+    refine_back_mm: float = 1.5
+    refine_ahead_mm: float = 2.0
+    line_points: int = 60
+    line_span_mm: float = 3.0
+    line_tol_mm: float = 1.0
+    held_ahead_mm: float = 4.0
+    line_mm: float = 1.0
+    min_trail_mm: float = 4.0
+    max_tip_speed_mm_s: float = 30.0
+    jump_mm: float = 3.0
+    keep_band_mm: float = 2.0
+    tip_rel_kept: float = 0.1
+    hold_frames: int = 30
+    confirm_frames: int = 2
+    max_shift_px: float = 4.0
+    min_shift_px: float = 0.5
+    path_decay: float = 0.97
+    path_min_mm: float = 2.0
+    path_ratio: float = 3.0
+    path_frames: int = 5
+    path_tol_deg: float = 20.0
+
+
+__all__ = ["MotionParams"]
