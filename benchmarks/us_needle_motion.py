@@ -40,7 +40,7 @@ def main() -> None:
     from needleguide.guidance.needle import detect_needle
     from needleguide.guidance.needle_motion import NeedleMotion
     from needleguide.lab.eval_needle import baseline_detect
-    from needleguide.lab.needle_cases import _plan_us
+    from needleguide.lab.needle_cases import first_us_plan
     from needleguide.lab.needle_motion_cases import us_motion_sequences
 
     cv2.setNumThreads(1)
@@ -61,12 +61,7 @@ def main() -> None:
         motion = a.repeats * len(frames) / (time.perf_counter() - t0)
         single = _fps(detect_needle, frames, a.repeats)
         base = _fps(baseline_detect, frames, a.repeats)
-        plan = None
-        for k in range(50):
-            plan = _plan_us(p, "lumbar", np.random.default_rng(s + k), s + k)
-            if plan is not None:
-                break
-        img, scene, nd, _ = plan
+        img, scene, nd, _ = first_us_plan(p, "lumbar", s)
         moving = dataclasses.replace(nd, tissue_drag_mm=1.0)
         still = dataclasses.replace(nd, tissue_drag_mm=0.0)
         sc = [scene.with_needle(moving).with_time(i / 15) for i in range(20)]

@@ -39,7 +39,7 @@ def main() -> None:
 
     import needleguide  # noqa: F401  (its threading defaults before numba starts)
     from needleguide.anatomy.phantom import build_phantom
-    from needleguide.lab.needle_cases import _plan_us
+    from needleguide.lab.needle_cases import first_us_plan
 
     numba.set_num_threads(a.threads)
     cv2.setNumThreads(a.threads)
@@ -47,11 +47,7 @@ def main() -> None:
     for s in a.seeds:
         region = "cervical" if s % 1000 >= 700 else "lumbar"
         p = build_phantom(region, bmi=26, degeneration=1, seed=s, spacing_mm=1.5)
-        plan = None
-        for k in range(50):
-            plan = _plan_us(p, region, np.random.default_rng(s + k), s + k)
-            if plan is not None:
-                break
+        plan = first_us_plan(p, region, s)
         if plan is None:
             continue
         img, scene, nd, par = plan

@@ -10,8 +10,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from needleguide.guidance.needle_lines import angle_between_deg
 from needleguide.guidance.needle_motion import MotionParams, NeedleMotion
-from needleguide.guidance.needle_motion_path import MotionPath, angle_between_deg
+from needleguide.guidance.needle_motion_path import MotionPath
 from needleguide.guidance.needle_motion_step import needle_line, refined_step, step_tip
 from needleguide.us.needle_echo import needle_truth_px
 

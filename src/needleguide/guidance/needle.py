@@ -245,7 +245,7 @@ def _gated(frame: Frame, u: np.ndarray, prm: NeedleParams,
     if frame.modality == "us":
         return a >= prm.min_angle_deg
     if frame.modality == "fluoro" and prm.axis_gate_deg > 0:
-        if prior_dir is not None and _angle_between_deg(u, prior_dir) <= prm.prior_gate_deg:
+        if prior_dir is not None and NL.angle_between_deg(u, prior_dir) <= prm.prior_gate_deg:
             return True
         return prm.axis_gate_deg <= a <= 90.0 - prm.axis_gate_deg
     return True
@@ -264,12 +264,6 @@ def _prior_direction(prior: NeedleDetection | None) -> np.ndarray | None:
 def _normal_bin(u: np.ndarray) -> int:
     """Hough bin (1° steps) of the normal of a line of direction ``u`` (col, row)."""
     return int(round(float(np.degrees(np.arctan2(u[0], -u[1]))) % 180.0)) % NL.N_THETA
-
-
-def _angle_between_deg(u: np.ndarray, v: np.ndarray) -> float:
-    """Angle (0–90°) between two undirected lines."""
-    c = abs(float(u @ v)) / (float(np.linalg.norm(u) * np.linalg.norm(v)) + 1e-12)
-    return float(np.degrees(np.arccos(min(1.0, c))))
 
 
 def _rescore(d: NeedleDetection, score: float, prm: NeedleParams) -> NeedleDetection:

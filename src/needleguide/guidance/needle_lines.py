@@ -157,6 +157,12 @@ def _screen_maps(cu, side_px, step_px, w, h):
     return px, py, lens
 
 
+def angle_between_deg(u: np.ndarray, v: np.ndarray) -> float:
+    """Angle (0–90°) between two undirected lines of directions ``u`` and ``v``."""
+    c = abs(float(u @ v)) / (float(np.linalg.norm(u) * np.linalg.norm(v)) + 1e-12)
+    return float(np.degrees(np.arccos(min(1.0, c))))
+
+
 def fit_line(xs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted total-least-squares line: (centroid (2,), unit direction (2,))."""
     w = ws / ws.sum()

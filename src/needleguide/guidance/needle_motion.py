@@ -63,6 +63,7 @@ import cv2
 import numpy as np
 
 from needleguide.frame import Frame
+from needleguide.guidance.needle_lines import angle_between_deg
 from needleguide.guidance.needle_motion_maps import (
     aligned,
     line_profile,
@@ -72,7 +73,7 @@ from needleguide.guidance.needle_motion_maps import (
     tremor_shift,
 )
 from needleguide.guidance.needle_motion_params import MotionParams
-from needleguide.guidance.needle_motion_path import MotionPath, angle_between_deg
+from needleguide.guidance.needle_motion_path import MotionPath
 from needleguide.guidance.needle_motion_step import (
     needle_line,
     refined_detection,

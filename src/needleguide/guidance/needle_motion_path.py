@@ -53,9 +53,4 @@ class MotionPath:
         return v if v[1] >= 0 else -v
 
 
-def angle_between_deg(u: np.ndarray, v: np.ndarray) -> float:
-    """The angle between two undirected lines (degrees, 0–90)."""
-    return math.degrees(math.acos(min(1.0, abs(float(u @ v)))))
-
-
-__all__ = ["MotionPath", "angle_between_deg"]
+__all__ = ["MotionPath"]

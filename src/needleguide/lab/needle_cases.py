@@ -135,6 +135,17 @@ def _plan_us(patient: Patient, region: str, rng: np.random.Generator, seed: int)
     return img, Scene(patient, poses={"ProbeToPatient": P2P}), nd, params
 
 
+def first_us_plan(patient: Patient, region: str, seed: int, tries: int = 50):
+    """The first usable :func:`_plan_us` set-up of seeds ``seed``, ``seed + 1``, … (each
+    its own random stream; the benchmarks' fixed views): (imager, scene, needle, params),
+    or None after ``tries``."""
+    for k in range(tries):
+        plan = _plan_us(patient, region, np.random.default_rng(seed + k), seed + k)
+        if plan is not None:
+            return plan
+    return None
+
+
 def _usable(f: Frame, spacing_mm: float) -> bool:
     tr = f.truth
     if tr is None or tr.tip_px is None or tr.shaft_px is None:
@@ -267,5 +278,5 @@ def shaft_angle_deg(shaft_px) -> float:
     return float(np.degrees(np.arctan2(-(r1 - r0), c1 - c0)) % 180.0)
 
 
-__all__ = ["Case", "fluoro_cases", "shaft_angle_deg", "skin_entry_along", "stop_before_bone",
-           "us_cases", "us_sequence"]
+__all__ = ["Case", "first_us_plan", "fluoro_cases", "shaft_angle_deg", "skin_entry_along",
+           "stop_before_bone", "us_cases", "us_sequence"]
