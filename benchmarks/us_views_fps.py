@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
+    if a.frames < 4 or a.rounds < 1 or not 1 <= a.threads <= (os.cpu_count() or 1):
+        ap.error(f"--frames must be ≥ 4, --rounds ≥ 1 and --threads 1–{os.cpu_count() or 1}")
     import cv2
     import numba
 
