@@ -16,12 +16,20 @@ reads only their pixels, spacing and time:
    the mean of as many frames ``lag`` frames earlier, for each of ``lags``: the local
    decorrelation 1 − ρ (``window_mm`` box) as a z score against still tissue of the same
    brightness and edge strength (median and MAD per band over the image: most of it is
-   still); bands of receiver noise give 0; the larger z of the lags.
+   still); bands of receiver noise give 0, and so do black pixels (local mean ≤
+   ``dark_floor``: a bone shadow's receiver noise flickers, but no echo moves there);
+   the larger z of the lags.
 3. **The moving region**: the connected set of z ≥ ``z_on`` with the most z mass; it must
-   reach ``tip_z``. Elongated (≥ ``shape_min_mm``, aspect ≥ ``shape_aspect``): a jiggled
-   shaft, its axis is the needle's. Compact: an advancing tip; the needle's direction is
-   the ray from it back toward the skin along which the echo is brightest against two
-   parallel lines (the shaft is seen best in the shallow tissue). Once the moving
+   reach ``tip_z`` — or, once a needle is known, ``track_z`` where it lies on the
+   needle's line (within ``keep_band_mm``) from ``jump_mm`` behind to ``track_ahead_mm``
+   ahead of its last tip: the tip going on through tissue that moves less visibly.
+   Elongated (≥ ``shape_min_mm``, aspect ≥ ``shape_aspect``): a jiggled shaft, its axis
+   is the needle's — unless it runs within ``beam_tol_deg`` of the ultrasound beam there
+   (``us_beams``, from the scanned area's borders): what changes along a beam under a
+   moving needle is its shadow and reverberation tail, and an in-plane needle crosses the
+   beams. Compact: an advancing tip; the needle's direction is the ray from it back
+   toward the skin along which the echo is brightest against two parallel lines (the
+   shaft is seen best in the shallow tissue; rays along the beam excluded). Once the moving
    regions' centroids since the needle was found trace a path ≥ ``path_min_mm`` long
    (``needle_motion_path``: everything the needle moves lies on its line), a direction
    more than ``path_tol_deg`` off that path is replaced by it (a steep shaft in muscle
@@ -77,10 +85,12 @@ from needleguide.guidance.needle_motion_path import MotionPath
 from needleguide.guidance.needle_motion_step import (
     needle_line,
     refined_detection,
+    speed_limited,
     step_tip,
     tip_fields,
 )
 from needleguide.guidance.needle_types import NOT_FOUND, NeedleDetection
+from needleguide.guidance.us_beams import ScannedArea
 
 
 class NeedleMotion:
@@ -106,6 +116,7 @@ class NeedleMotion:
         self._path = MotionPath()
         self._c = np.zeros(2)
         self._sp = 1.0
+        self._area = ScannedArea(self.prm.beam_every)  # (working grid)
 
     # ---- working grid ----------------------------------------------------------------
     def _grid(self, frame: Frame) -> np.ndarray:
@@ -117,7 +128,9 @@ class NeedleMotion:
         self._fm = None
         sc = self.prm.scale
         h, w = g.shape
-        return cv2.resize(g, (w // sc, h // sc), interpolation=cv2.INTER_AREA)
+        g = cv2.resize(g, (w // sc, h // sc), interpolation=cv2.INTER_AREA)
+        self._area.add(g)
+        return g
 
     def _mean(self, start: int, shift: np.ndarray) -> np.ndarray:
         """The mean of ``average`` frames of the history from ``start`` (negative index),
@@ -140,6 +153,7 @@ class NeedleMotion:
 
     def reset(self) -> None:
         self._t = None
+        self._area.clear()
         self._seen = 0
         self._anchor = None
         self._tips.clear()
@@ -172,7 +186,9 @@ class NeedleMotion:
         z = self.z = motion_z(prevs, self._cur, px_mm, prm)  # (kept for diagnostics)
         det = self._locate(frame, z, px_mm)
         if det.found:
-            det = self._limit(det, frame)
+            if self._last.found and self._t is not None:
+                det = speed_limited(det, self._last.tip_px, float(frame.time_s) - self._t,
+                                    frame, prm.max_tip_speed_mm_s)
             self._last, self._held, self._t = det, 0, float(frame.time_s)
             self._seen += 1
             self._path.add(self._c, prm.path_decay)
@@ -204,43 +220,38 @@ class NeedleMotion:
         self._path.clear()
         return det
 
-    def _limit(self, det: NeedleDetection, frame: Frame) -> NeedleDetection:
-        """The tip moves at most ``max_tip_speed_mm_s`` from the last one (a jiggle moves
-        the needle ±2 mm; a jiggled shaft's motion may end short of the tip where the
-        tissue is dark)."""
-        last = self._last
-        if not last.found or last.tip_px is None or self._t is None:
-            return det
-        dt = max(float(frame.time_s) - self._t, 1e-3)
-        lim = self.prm.max_tip_speed_mm_s * dt / float(frame.spacing_mm[0])
-        a, b = np.asarray(last.tip_px), np.asarray(det.tip_px)
-        d = float(np.hypot(*(b - a)))
-        if d <= lim:
-            return det
-        t = a + (b - a) * (lim / d)
-        tip = (float(t[0]), float(t[1]))
-        return NeedleDetection(**{**det.__dict__, **tip_fields(frame, tip),
-                                  "shaft_px": (det.shaft_px[0], tip),
-                                  "extra": {**det.extra, "rate_limited": True}})
-
     # ---- line and tip ----------------------------------------------------------------
     def _locate(self, frame: Frame, z: np.ndarray, px_mm: float) -> NeedleDetection:
         prm = self.prm
-        comp = main_component(z, px_mm, prm)
+        axis = self._needle_axis() if self._seen >= prm.confirm_frames else None
+        comp = main_component(z, px_mm, prm, None if axis is None else prm.track_z)
         if comp is None:
             return NOT_FOUND
         ys, xs, w, elongated = comp
         c = np.array([float(w @ xs), float(w @ ys)]) / float(w.sum())
-        u = ray_direction(self._cur, c, px_mm, prm) if elongated is None else None
-        if u is None:
-            u = elongated
-        if u is None:
-            return NOT_FOUND
-        if u[1] < 0:
-            u = -u  # the needle points deeper
-        v = self._path.axis(px_mm, prm)  # where its motion has been (needle_motion_path)
-        if v is not None and angle_between_deg(u, v) > prm.path_tol_deg:
-            u = v
+        if float(w.max()) < prm.tip_z:
+            # weak motion: only the known needle's tip going on along its line
+            p1, u = axis
+            rel = c - p1
+            if abs(float(rel @ (-u[1], u[0]))) * px_mm > prm.keep_band_mm or not (
+                    -prm.jump_mm <= float(rel @ u) * px_mm <= prm.track_ahead_mm):
+                return NOT_FOUND
+            elongated = None
+        else:
+            beam = self._beam(c)
+            if elongated is not None and self._along_beam(elongated, beam):
+                elongated = None  # the change under a moving needle: its shadow, its tail
+            u = ray_direction(self._cur, c, px_mm, prm, beam) if elongated is None else None
+            if u is None:
+                u = elongated
+            if u is None:
+                return NOT_FOUND
+            if u[1] < 0:
+                u = -u  # the needle points deeper
+            v = self._path.axis(px_mm, prm)  # where its motion has been (needle_motion_path)
+            if v is not None and angle_between_deg(u, v) > prm.path_tol_deg and \
+                    not self._along_beam(v, beam):
+                u = v
         self._c = c
         ang = np.degrees(np.arctan2(abs(u[1]), abs(u[0])))
         if not (prm.min_angle_deg <= ang <= prm.max_angle_deg):
@@ -321,18 +332,12 @@ class NeedleMotion:
         else the tip (frame pixels): the last tip, or a shaft's motion's distal end on that
         line when it lies beyond it (the motion fades where the tissue is dark; the tip did
         not move back)."""
-        last, prm = self._last, self.prm
-        if not last.found or last.shaft_px is None or self._held > prm.hold_frames:
+        prm = self.prm
+        axis = self._needle_axis()
+        if axis is None:
             return None
-        line = self._line()
-        if line is not None:  # the last tip on the needle's line
-            lc, u = line
-            p1 = self._to_grid(lc + u * float((np.asarray(last.tip_px) - lc) @ u))
-        else:
-            p0, p1 = self._to_grid(last.shaft_px[0]), self._to_grid(last.tip_px)
-            if float(np.hypot(*(p1 - p0))) < 1e-6:
-                return None
-            u = (p1 - p0) / float(np.hypot(*(p1 - p0)))
+        p1, u = axis
+        last = self._last
         nrm = np.array([-u[1], u[0]])
         if tip is not None:
             if abs(float((tip - p1) @ nrm)) * px_mm > prm.keep_band_mm:
@@ -349,6 +354,28 @@ class NeedleMotion:
         if end <= 0.0:
             return last.tip_px
         return self._to_frame(p1 + u * end)
+
+    def _needle_axis(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The needle found before: (its last tip on its line, the line's unit direction;
+        working grid), from ``needle_line`` else its last shaft; None when there is none
+        or it is older than ``hold_frames``."""
+        last = self._last
+        if not last.found or last.shaft_px is None or self._held > self.prm.hold_frames:
+            return None
+        line = self._line()
+        if line is not None:  # the last tip on the needle's line
+            lc, u = line
+            return self._to_grid(lc + u * float((np.asarray(last.tip_px) - lc) @ u)), u
+        p0, p1 = self._to_grid(last.shaft_px[0]), self._to_grid(last.tip_px)
+        n = float(np.hypot(*(p1 - p0)))
+        return None if n < 1e-6 else (p1, (p1 - p0) / n)
+
+    def _beam(self, c: np.ndarray) -> np.ndarray | None:
+        """The beam through grid point ``c`` (``us_beams``), or None."""
+        return self._area.beam(c[0], c[1]) if self.prm.beam_tol_deg > 0 else None
+
+    def _along_beam(self, u: np.ndarray, beam: np.ndarray | None) -> bool:
+        return beam is not None and angle_between_deg(u, beam) < self.prm.beam_tol_deg
 
     def _to_frame(self, p) -> tuple[float, float]:
         """Working-grid pixel (col, row) -> frame pixel."""

@@ -50,7 +50,7 @@ def motion_z(prevs: list[np.ndarray], cur: np.ndarray, px_mm: float, prm) -> np.
     median) / (1.4826 · MAD) within each band of the current frame's local brightness ×
     edge strength × depth (still tissue's decorrelation depends on its brightness and
     depth — receiver noise — and on its edges — interfaces flicker); bands of receiver noise (median
-    1 − ρ > ``noise_d``) give 0."""
+    1 − ρ > ``noise_d``) and black pixels (local mean ≤ ``dark_floor``) give 0."""
     k = max(3, int(round(prm.window_mm / px_mm)) | 1)
     box = (k, k)
     mb = cv2.blur(cur, box)
@@ -77,6 +77,8 @@ def motion_z(prevs: list[np.ndarray], cur: np.ndarray, px_mm: float, prm) -> np.
             sig[med > prm.noise_d] = np.inf  # bands of receiver noise (1 − ρ of noise ≈ 1)
             stats = med, sig
         _z_max(d, ok, idx, stats[0], stats[1], out)
+    if prm.dark_floor > 0:  # black: no echo, nothing to see move (receiver noise flickers)
+        out[mb <= prm.dark_floor] = 0.0
     if prm.smooth_mm > 0:  # tissue moves over mm, noise pixel by pixel
         out = cv2.GaussianBlur(out, (0, 0), prm.smooth_mm / px_mm)
     return out
@@ -177,10 +179,10 @@ def _band_stats(vals: np.ndarray, bi: np.ndarray, n: int, floor: float
     return med, sig
 
 
-def main_component(z: np.ndarray, px_mm: float, prm):
+def main_component(z: np.ndarray, px_mm: float, prm, peak_z: float | None = None):
     """The moving region: the connected set of z ≥ ``z_on`` with the most z mass, if it
-    holds ≥ ``min_mass``; (rows, cols, z weights, unit axis when elongated (a jiggled
-    shaft) else None)."""
+    holds ≥ ``min_mass`` and reaches ``peak_z`` (default ``tip_z``); (rows, cols, z
+    weights, unit axis when elongated (a jiggled shaft) else None)."""
     m = (z >= prm.z_on).astype(np.uint8)
     n, lab = cv2.connectedComponents(m, connectivity=8)
     if n <= 1:
@@ -195,7 +197,7 @@ def main_component(z: np.ndarray, px_mm: float, prm):
     sel = lv == best
     ys, xs = ys[sel], xs[sel]
     w = zv[sel].astype(np.float64)
-    if float(w.max()) < prm.tip_z:
+    if float(w.max()) < (prm.tip_z if peak_z is None else peak_z):
         return None
     c = np.array([float(w @ xs), float(w @ ys)]) / float(w.sum())
     dx, dy = xs - c[0], ys - c[1]
@@ -221,13 +223,17 @@ def _rays(lo_deg: float, hi_deg: float, step_deg: float) -> np.ndarray:
     return _RAYS[key]
 
 
-def ray_direction(img: np.ndarray, c: np.ndarray, px_mm: float, prm) -> np.ndarray | None:
+def ray_direction(img: np.ndarray, c: np.ndarray, px_mm: float, prm,
+                  beam: np.ndarray | None = None) -> np.ndarray | None:
     """The shaft's direction through the moving point ``c``: of the rays from ``c``
     back up toward the skin at ``min_angle_deg``–``max_angle_deg`` to the horizontal
-    (either side), the one along which the current image is brightest against two
+    (either side) and more than ``beam_tol_deg`` off the ``beam`` through ``c`` (unit,
+    deeper; None: any), the one along which the current image is brightest against two
     parallel lines ``ray_side_mm`` away (the shaft's echo, seen best near the skin).
     ``img``: the working grid; ``c`` in its pixels. A unit vector pointing deeper."""
     rays = _rays(prm.min_angle_deg, prm.max_angle_deg, prm.ray_step_deg)
+    if beam is not None:
+        rays = rays[rays @ beam < np.cos(np.radians(prm.beam_tol_deg))]
     t = np.arange(prm.ray_from_mm, prm.ray_to_mm, px_mm * 0.75) / px_mm
     px = c[0] - rays[:, 0:1] * t[None, :]
     py = c[1] - rays[:, 1:2] * t[None, :]

@@ -19,10 +19,13 @@ class MotionParams:
     edge_bands: int = 4
     depth_bands: int = 4
     noise_d: float = 0.6
+    dark_floor: float = 0.02
     sig_floor: float = 1e-3
     smooth_mm: float = 0.6
     z_on: float = 15.0
     tip_z: float = 250.0
+    track_z: float = 60.0
+    track_ahead_mm: float = 6.0
     min_mass: float = 20.0
     shape_min_mm: float = 6.0
     shape_aspect: float = 3.0
@@ -55,7 +58,7 @@ class MotionParams:
     line_points: int = 60
     line_span_mm: float = 3.0
     line_tol_mm: float = 1.0
-    held_ahead_mm: float = 4.0
+    held_ahead_mm: float = 2.0
     line_mm: float = 1.0
     min_trail_mm: float = 4.0
     max_tip_speed_mm_s: float = 30.0
@@ -71,6 +74,8 @@ class MotionParams:
     path_ratio: float = 3.0
     path_frames: int = 5
     path_tol_deg: float = 20.0
+    beam_tol_deg: float = 15.0
+    beam_every: int = 10
 
 
 __all__ = ["MotionParams"]

@@ -164,6 +164,25 @@ def tip_fields(frame: Frame, tip_px) -> dict:
             "tip_patient_mm": tuple(float(v) for v in frame.pixel_to_patient(c, r))}
 
 
+def speed_limited(det: NeedleDetection, last_tip_px, dt_s: float, frame: Frame,
+                  max_mm_s: float) -> NeedleDetection:
+    """``det`` with its tip moved at most ``max_mm_s`` × ``dt_s`` from ``last_tip_px``
+    (frame px; a jiggle moves the needle ±2 mm, and a jiggled shaft's motion may end
+    short of the tip where the tissue is dark); ``extra['rate_limited']`` when moved."""
+    if last_tip_px is None:
+        return det
+    lim = max_mm_s * max(dt_s, 1e-3) / float(frame.spacing_mm[0])
+    a, b = np.asarray(last_tip_px, float), np.asarray(det.tip_px, float)
+    d = float(np.hypot(*(b - a)))
+    if d <= lim:
+        return det
+    t = a + (b - a) * (lim / d)
+    tip = (float(t[0]), float(t[1]))
+    return NeedleDetection(**{**det.__dict__, **tip_fields(frame, tip),
+                              "shaft_px": (det.shaft_px[0], tip),
+                              "extra": {**det.extra, "rate_limited": True}})
+
+
 def refined_detection(det: NeedleDetection, img: np.ndarray, line, frame: Frame, prm
                       ) -> NeedleDetection:
     """``det`` with its tip moved to the echo's end found around it (``refined_step`` on
@@ -200,5 +219,5 @@ def refined_detection(det: NeedleDetection, img: np.ndarray, line, frame: Frame,
                               "tip_visible": r is not None or det.tip_visible, "extra": extra})
 
 
-__all__ = ["needle_line", "refined_detection", "refined_step", "step_scores", "step_tip",
-           "tip_fields"]
+__all__ = ["needle_line", "refined_detection", "refined_step", "speed_limited", "step_scores",
+           "step_tip", "tip_fields"]

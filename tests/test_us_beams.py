@@ -1,0 +1,60 @@
+"""The beams' direction read from a B-mode frame's scanned area (guidance/us_beams.py),
+against the imager's own beam geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from needleguide.guidance.us_beams import beam_field
+from needleguide.scene import Scene
+from needleguide.us import USImager, make_settings
+from needleguide.us.probe import PROBES
+from needleguide.us.testobjects import layered_patient, probe_on_top
+
+
+def _frame(probe: str, steer_deg: float, depth_mm: float):
+    # a bone block under one side: its black shadow cuts into the scanned area's border
+    p = layered_patient([("skin", 2.0), ("subcutaneous_fat", 10.0),
+                         ("paraspinal_muscle", 150.0)], size_mm=(120.0, 110.0, 16.0),
+                        spacing_mm=0.5, bone_top_mm=0.45 * depth_mm, bone_x_mm=(-100.0, -5.0))
+    s = make_settings(probe=probe, depth_mm=depth_mm, steer_deg=steer_deg, output_px=256,
+                      noise_db_re_face=-120.0)
+    return USImager(s, seed=1).render(Scene(p), probe_on_top())
+
+
+def _true_direction(f, col: float, row: float) -> np.ndarray:
+    """The beam through a pixel, from the imager's geometry (probe mm: x right, y deeper)."""
+    x0, y0 = f.settings["ImageToProbe"][0, 3], f.settings["ImageToProbe"][1, 3]
+    sp = f.spacing_mm[0]
+    x, y = x0 + col * sp, y0 + row * sp
+    if f.settings["probe"] == "linear":
+        a = np.radians(f.settings["steer_deg"])
+        return np.array([np.sin(a), np.cos(a)])
+    v = np.array([x, y + PROBES["curvilinear"].radius_mm])  # from the apex (0, −R)
+    return v / np.linalg.norm(v)
+
+
+@pytest.mark.parametrize("probe,steer,depth", [("curvilinear", 0.0, 80.0),
+                                               ("linear", 15.0, 40.0),
+                                               ("linear", -20.0, 30.0),
+                                               ("linear", 0.0, 40.0)])
+def test_beam_directions_from_the_scanned_area(probe, steer, depth):
+    f = _frame(probe, steer, depth)
+    lit = f.pixels > 0
+    bf = beam_field(lit)
+    assert bf is not None and (bf.apex is None) == (probe == "linear")
+    rows, cols = np.nonzero(lit)
+    for k in np.linspace(0, rows.size - 1, 25).astype(int):
+        got, want = bf.direction(cols[k], rows[k]), _true_direction(f, cols[k], rows[k])
+        assert np.degrees(np.arccos(min(1.0, float(got @ want)))) < 1.5
+
+
+def test_too_small_an_area_gives_no_field():
+    lit = np.zeros((64, 64), bool)
+    assert beam_field(lit) is None
+    lit[10:14, 20:40] = True
+    assert beam_field(lit) is None
+    full = np.ones((64, 64), bool)  # a linear image filling the frame: straight down
+    d = beam_field(full).direction(30.0, 30.0)
+    assert np.allclose(d, [0.0, 1.0])

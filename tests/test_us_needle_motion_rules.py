@@ -1,0 +1,73 @@
+"""Issue 16 part 4: what the needle-from-motion analyser must not take for a needle —
+receiver noise flickering in black (a bone shadow) and change along a beam (the shadow
+and reverberation tail under a moving needle)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from needleguide.frame import Frame
+from needleguide.guidance.needle_lines import angle_between_deg
+from needleguide.guidance.needle_motion import MotionParams, NeedleMotion
+from needleguide.guidance.needle_motion_maps import motion_z
+
+
+def _speckle(rng, shape) -> np.ndarray:
+    z = cv2.GaussianBlur(rng.rayleigh(1.0, shape).astype(np.float32), (0, 0), 1.2)
+    return 0.2 + 0.6 * z / z.max()
+
+
+def test_flicker_in_black_is_not_motion():
+    """Receiver noise a few grey levels above black (no zeros), new in every frame, under
+    still speckle: it decorrelates completely, but there is no echo to see move."""
+    rng = np.random.default_rng(5)
+    base = _speckle(rng, (200, 200))
+    frames = []
+    for _ in range(2):
+        f = base + rng.normal(0, 0.01, base.shape).astype(np.float32)
+        f[120:190, 20:180] = rng.integers(1, 6, (70, 160)) / 255.0
+        frames.append(f.astype(np.float32))
+    z_floor = motion_z([frames[0]], frames[1], 0.2, MotionParams())
+    z_none = motion_z([frames[0]], frames[1], 0.2, MotionParams(dark_floor=0.0))
+    assert float(z_none[130:180, 30:170].max()) > MotionParams().z_on  # the flicker
+    assert float(z_floor[130:180, 30:170].max()) < 1.0  # only the smoothing's spill
+    assert float(z_floor[20:100, 20:180].max()) < MotionParams().tip_z  # still speckle
+
+
+def _steered_frames(n: int, slope: float, seed: int):
+    """A steered linear frame (the scanned area a parallelogram, beams ``slope`` col per
+    row) of still speckle, with a 1 mm wide band along one beam redrawn in every frame."""
+    rng = np.random.default_rng(seed)
+    h = w = 256
+    rows, cols = np.mgrid[0:h, 0:w]
+    left = 30 + slope * rows
+    lit = (cols >= left) & (cols <= left + 150)
+    base = _speckle(rng, (h, w))
+    band = lit & (np.abs(cols - (110 + slope * rows)) <= 2.5) & (rows > 60) & (rows < 200)
+    out = []
+    for i in range(n):
+        f = base.copy()
+        f[band] = _speckle(rng, (h, w))[band]
+        px = np.where(lit, np.clip(f * 255, 1, 255), 0).astype(np.uint8)
+        out.append(Frame(pixels=px, spacing_mm=(0.2, 0.2), ImageToPatient=np.eye(4),
+                         time_s=i / 15, modality="us"))
+    return out
+
+
+def test_change_along_a_beam_is_not_a_shaft():
+    slope = np.tan(np.radians(20.0))  # beams 20° off vertical: 70° to the horizontal
+    beam = np.array([slope, 1.0]) / np.hypot(slope, 1.0)
+
+    def shafts(prm):
+        nm, got = NeedleMotion(prm), []
+        for f in _steered_frames(14, slope, 2):
+            d = nm.update(f)
+            if d.found:
+                (a, b), (c, e) = d.shaft_px
+                got.append(angle_between_deg(np.array([c - a, e - b]), beam))
+        return got
+
+    off = shafts(MotionParams(beam_tol_deg=0.0))
+    assert off and min(off) < 10.0  # without the rule: the band is taken for a shaft
+    assert all(a >= MotionParams().beam_tol_deg for a in shafts(MotionParams()))
