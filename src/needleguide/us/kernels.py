@@ -28,7 +28,7 @@ from numba import njit, prange
 
 from needleguide.us.elevation import elevation_planes  # noqa: F401 (re-exported)
 from needleguide.us.interface_normal import GRAD_EPS, label_normal
-from needleguide.us.tissue_motion import displaced
+from needleguide.us.tissue_motion import drag_magnitude
 
 FLAG_BONE = 1
 FLAG_AIR = 2
@@ -140,6 +140,16 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
     P = el_off.shape[1]
     ex, ey, ez = elev_step_mm * elev[0], elev_step_mm * elev[1], elev_step_mm * elev[2]
     dr = r_mm[0, N - 1] - r_mm[0, N - 2]  # image range step (the deep samples: undeformed)
+    # the drag field once per sample, its planes from it: a plane e mm off in elevation has
+    # s + e·(elev·axis) and ρ² + 2e(d·elev) + e² − … ; none moves where the sample lies
+    # farther than the field's reach + the farthest plane (ρ − e_max)² > 12·2w²
+    q = drag[7]
+    en = elev[0] * drag[3] + elev[1] * drag[4] + elev[2] * drag[5]
+    emax = 0.0
+    for k in range(N):
+        for j in range(P):
+            emax = max(emax, abs(el_off[k, j]))
+    reach2 = 12.0 / drag[8] if q != 0.0 else 0.0
     for l in prange(L):
         run = 0
         first = -1
@@ -156,15 +166,29 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
             if isfat[lab]:
                 fat += dr  # the path the wave crosses: the deformed (image) step
             out_fat[l, k] = fat
+            near = False
+            s0 = r0 = de = 0.0
+            if q != 0.0:
+                dx, dy, dz = x - drag[0], y - drag[1], z - drag[2]
+                s0 = dx * drag[3] + dy * drag[4] + dz * drag[5]
+                r0 = dx * dx + dy * dy + dz * dz - s0 * s0  # ρ²
+                de = dx * elev[0] + dy * elev[1] + dz * elev[2]
+                rho = math.sqrt(max(r0, 0.0))
+                near = s0 + emax >= -drag[6] and (rho <= emax or (rho - emax) ** 2 <= reach2)
             acc = np.complex64(0.0)
             for j in range(P):
                 e = el_off[k, j]
-                xs, ys, zs = displaced(x + e * elev[0], y + e * elev[1], z + e * elev[2], drag)
+                xs, ys, zs = x + e * elev[0], y + e * elev[1], z + e * elev[2]
+                if near:
+                    se = s0 + e * en
+                    m = drag_magnitude(se, r0 + s0 * s0 + 2.0 * e * de + e * e - se * se, drag)
+                    xs, ys, zs = xs - m * drag[3], ys - m * drag[4], zs - m * drag[5]
                 acc += el_w[k, j] * table[_cell_index(xs, ys, zs, inv, seed, mask)]
             scat[l, k] = acc
             if ismuscle[lab]:
-                xs, ys, zs = displaced(x, y, z, drag)
-                scat[l, k] *= _muscle_texture(xs, ys, zs, seed)
+                m = drag_magnitude(s0, r0, drag) if near else 0.0
+                scat[l, k] *= _muscle_texture(x - m * drag[3], y - m * drag[4], z - m * drag[5],
+                                              seed)
             if has_fluid:
                 f = _label_at(fluid, Mf, x, y, z)
                 out_fluid[l, k] = 0.0 if f < 0 else f

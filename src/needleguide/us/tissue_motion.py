@@ -71,25 +71,32 @@ def _exp_neg(a):
 
 
 @njit(cache=True, inline="always")
+def drag_magnitude(s, rho2, p):
+    """|u| (mm, along the axis) at axial coordinate ``s`` from the tip and squared distance
+    ``rho2`` from the axis; 0 behind the hub and where |u| < q·6e-6."""
+    if s < -p[6]:
+        return 0.0
+    a = max(rho2, 0.0) * p[8]
+    if s > 0.0:
+        a += s * p[9]  # one exponential: exp(−a)·exp(−s/λ)
+    if a > 12.0:
+        return 0.0
+    return p[7] * _exp_neg(a)
+
+
+@njit(cache=True, inline="always")
 def displaced(x, y, z, p):
     """Where the tissue now at (x, y, z) came from: x − u(x) (patient mm); ``p`` from
     :func:`drag_params`."""
-    q = p[7]
-    if q == 0.0:
+    if p[7] == 0.0:
         return x, y, z
     dx = x - p[0]
     dy = y - p[1]
     dz = z - p[2]
     s = dx * p[3] + dy * p[4] + dz * p[5]
-    if s < -p[6]:
-        return x, y, z
-    a = (dx * dx + dy * dy + dz * dz - s * s) * p[8]
-    if s > 0.0:
-        a += s * p[9]  # one exponential: exp(−a)·exp(−s/λ)
-    if a > 12.0:  # |u| < q·6e-6
-        return x, y, z
-    m = q * _exp_neg(a)
+    m = drag_magnitude(s, dx * dx + dy * dy + dz * dz - s * s, p)
     return x - m * p[3], y - m * p[4], z - m * p[5]
 
 
-__all__ = ["DRAG_WIDTH_MM", "NO_DRAG", "PUSH_LENGTH_MM", "displaced", "drag_params"]
+__all__ = ["DRAG_WIDTH_MM", "NO_DRAG", "PUSH_LENGTH_MM", "displaced", "drag_magnitude",
+           "drag_params"]
