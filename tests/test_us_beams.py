@@ -42,11 +42,17 @@ def _true_direction(f, col: float, row: float) -> np.ndarray:
 def test_beam_directions_from_the_scanned_area(probe, steer, depth):
     f = _frame(probe, steer, depth)
     lit = f.pixels > 0
-    bf = beam_field(lit)
+    h, w = lit.shape
+    screen = np.zeros((h + 30, w + 40), bool)  # the scan on a screen, with text and a scale
+    screen[20:20 + h, 10:10 + w] = lit
+    screen[3:10, 5:80] = np.arange(75) % 3 > 0
+    screen[20:, w + 30:w + 32] = True
+    bf = beam_field(screen)
     assert bf is not None and (bf.apex is None) == (probe == "linear")
     rows, cols = np.nonzero(lit)
     for k in np.linspace(0, rows.size - 1, 25).astype(int):
-        got, want = bf.direction(cols[k], rows[k]), _true_direction(f, cols[k], rows[k])
+        got = bf.direction(cols[k] + 10, rows[k] + 20)
+        want = _true_direction(f, cols[k], rows[k])
         assert np.degrees(np.arccos(min(1.0, float(got @ want)))) < 1.5
 
 

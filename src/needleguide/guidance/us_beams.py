@@ -14,6 +14,7 @@ beam is not the needle's (an in-plane needle crosses the beams at ≥ 20°)."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 PARALLEL = 0.02  # border slopes (col per row) closer than this: parallel beams
@@ -57,8 +58,12 @@ def _border(rows: np.ndarray, cols: np.ndarray) -> tuple[float, float] | None:
 
 def beam_field(lit: np.ndarray) -> BeamField | None:
     """The beams of a scanned area (``lit``: bool image, True where the frame was ever
-    non-black), or None when the area is too small to tell (a straight-down field is then
-    the caller's fallback)."""
+    non-black; its largest connected part is the scan, the rest screen text and marks),
+    or None when the area is too small to tell (a straight-down field is then the
+    caller's fallback)."""
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(lit.astype(np.uint8), connectivity=8)
+    if n > 2:
+        lit = lab == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     h, w = lit.shape
     any_row = lit.any(axis=1)
     rows = np.flatnonzero(any_row)
