@@ -9,8 +9,12 @@ import pytest
 from needleguide.guidance.us_beams import beam_field
 from needleguide.scene import Scene
 from needleguide.us import USImager, make_settings
+from needleguide.us.display import HEADER_PX as OY
+from needleguide.us.display import screen
 from needleguide.us.probe import PROBES
 from needleguide.us.testobjects import layered_patient, probe_on_top
+
+OX = 10  # the scan's left edge on the screen (us/display.py)
 
 
 def _frame(probe: str, steer_deg: float, depth_mm: float):
@@ -42,16 +46,14 @@ def _true_direction(f, col: float, row: float) -> np.ndarray:
 def test_beam_directions_from_the_scanned_area(probe, steer, depth):
     f = _frame(probe, steer, depth)
     lit = f.pixels > 0
-    h, w = lit.shape
-    screen = np.zeros((h + 30, w + 40), bool)  # the scan on a screen, with text and a scale
-    screen[20:20 + h, 10:10 + w] = lit
-    screen[3:10, 5:80] = np.arange(75) % 3 > 0
-    screen[20:, w + 30:w + 32] = True
-    bf = beam_field(screen)
+    # the scanner's screen (us/display.py): title, depth scale, focus and orientation
+    # markers, grey bar and settings text around the scan
+    shown = screen(f, f"{probe} steer {steer:+.0f}").max(axis=2) > 0
+    bf = beam_field(shown)
     assert bf is not None and (bf.apex is None) == (probe == "linear")
     rows, cols = np.nonzero(lit)
     for k in np.linspace(0, rows.size - 1, 25).astype(int):
-        got = bf.direction(cols[k] + 10, rows[k] + 20)
+        got = bf.direction(cols[k] + OX, rows[k] + OY)
         want = _true_direction(f, cols[k], rows[k])
         assert np.degrees(np.arccos(min(1.0, float(got @ want)))) < 1.5
 

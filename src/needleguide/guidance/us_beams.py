@@ -2,7 +2,9 @@
 
 A linear array fires parallel beams (straight down the image, or tilted by the steering
 angle); a curvilinear or phased array fires them from a virtual apex above the image. The
-scanned area shows which: its left and right borders are the outermost beams. Each border
+scanned area shows which: its left and right borders are the outermost beams. The area is
+the largest connected part of what is lit (screen text and scales are apart from it),
+filled to its convex hull (black bone shadows cut into it, never out of it). Each border
 is fitted as a line ``col = a + b·row`` (least squares over the rows where the area is
 lit, with the rows where it is clipped by the image's sides left out); parallel borders
 (slopes within ``PARALLEL`` of each other) mean parallel beams along their mean slope,
@@ -44,8 +46,9 @@ class BeamField:
 
 
 def _border(rows: np.ndarray, cols: np.ndarray) -> tuple[float, float] | None:
-    """``col = a + b·row`` through a border: fitted on its upper half (deep shadows cut
-    into the scanned area's sides), then on every row within ``TOL_PX`` of that line."""
+    """``col = a + b·row`` through a border: fitted on its upper half, then on every row
+    within ``TOL_PX`` of that line (the rows of the scan's curved top and bottom left
+    out)."""
     if rows.size < MIN_ROWS:
         return None
     r, c = rows.astype(float), cols.astype(float)
@@ -62,8 +65,12 @@ def beam_field(lit: np.ndarray) -> BeamField | None:
     or None when the area is too small to tell (a straight-down field is then the
     caller's fallback)."""
     n, lab, stats, _ = cv2.connectedComponentsWithStats(lit.astype(np.uint8), connectivity=8)
-    if n > 2:
-        lit = lab == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    if n < 2:
+        return None
+    scan = (lab == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+    # its convex hull: black shadows only ever cut into the scan, the beams bound it
+    cv2.fillConvexPoly(scan, cv2.convexHull(cv2.findNonZero(scan)), 1)
+    lit = scan.astype(bool)
     h, w = lit.shape
     any_row = lit.any(axis=1)
     rows = np.flatnonzero(any_row)
