@@ -22,20 +22,6 @@ VIEWS = (("transverse-facet", 0.0), ("sij-transverse", 0.0),
 OX = 10  # the scan's left edge on the screen (us/display.py)
 
 
-def true_direction(frame, col: float, row: float) -> np.ndarray:
-    """The imager's beam through a frame pixel (probe mm: x right, y deeper)."""
-    from needleguide.us.probe import PROBES
-
-    s = frame.settings
-    if s["probe"] == "linear":
-        a = np.radians(s["steer_deg"])
-        return np.array([np.sin(a), np.cos(a)])
-    sp = frame.spacing_mm[0]
-    x, y = s["ImageToProbe"][0, 3] + col * sp, s["ImageToProbe"][1, 3] + row * sp
-    v = np.array([x, y + PROBES["curvilinear"].radius_mm])
-    return v / np.linalg.norm(v)
-
-
 def tile(view: str, steer: float, seed: int, bmi: float) -> np.ndarray:
     import cv2
 
@@ -44,6 +30,7 @@ def tile(view: str, steer: float, seed: int, bmi: float) -> np.ndarray:
     from needleguide.scene import Scene
     from needleguide.us import USImager, make_settings
     from needleguide.us.display import HEADER_PX, screen
+    from needleguide.us.probe import beam_direction_px
     from needleguide.us.views import VIEW_INFO, standard_view
 
     patient = build_model(VIEW_INFO[view][0], bmi=bmi, seed=seed, spacing_mm=1.5).to_patient()
@@ -57,15 +44,19 @@ def tile(view: str, steer: float, seed: int, bmi: float) -> np.ndarray:
     lit = fr.pixels > 0
     rows, cols = np.nonzero(lit)
     err = 0.0
+
+    def truth(c, r):
+        return beam_direction_px(fr.settings, fr.spacing_mm[0], c, r)
+
     for k in np.linspace(0, rows.size - 1, 400).astype(int):
-        a = bf.direction(cols[k] + OX, rows[k] + HEADER_PX) @ true_direction(fr, cols[k], rows[k])
+        a = bf.direction(cols[k] + OX, rows[k] + HEADER_PX) @ truth(cols[k], rows[k])
         err = max(err, float(np.degrees(np.arccos(min(1.0, a)))))
     r1 = rows.max()
     r0 = int(rows.min() + 0.15 * (r1 - rows.min()))
     top = np.flatnonzero(lit[r0])
     for c in np.linspace(top.min(), top.max(), 7):  # beams from near the scan's top down
         for d, colour, w in ((bf.direction(c + OX, r0 + HEADER_PX), (0, 255, 0), 3),
-                             (true_direction(fr, c, r0), (255, 0, 255), 1)):
+                             (truth(c, r0), (255, 0, 255), 1)):
             p0 = np.array([c + OX, r0 + HEADER_PX])
             p1 = p0 + d * (r1 - r0) / d[1]
             cv2.line(img, tuple(int(x) for x in p0), tuple(int(x) for x in p1), colour, w,

@@ -11,7 +11,7 @@ from needleguide.scene import Scene
 from needleguide.us import USImager, make_settings
 from needleguide.us.display import HEADER_PX as OY
 from needleguide.us.display import screen
-from needleguide.us.probe import PROBES
+from needleguide.us.probe import beam_direction_px
 from needleguide.us.testobjects import layered_patient, probe_on_top
 
 OX = 10  # the scan's left edge on the screen (us/display.py)
@@ -25,18 +25,6 @@ def _frame(probe: str, steer_deg: float, depth_mm: float):
     s = make_settings(probe=probe, depth_mm=depth_mm, steer_deg=steer_deg, output_px=256,
                       noise_db_re_face=-120.0)
     return USImager(s, seed=1).render(Scene(p), probe_on_top())
-
-
-def _true_direction(f, col: float, row: float) -> np.ndarray:
-    """The beam through a pixel, from the imager's geometry (probe mm: x right, y deeper)."""
-    x0, y0 = f.settings["ImageToProbe"][0, 3], f.settings["ImageToProbe"][1, 3]
-    sp = f.spacing_mm[0]
-    x, y = x0 + col * sp, y0 + row * sp
-    if f.settings["probe"] == "linear":
-        a = np.radians(f.settings["steer_deg"])
-        return np.array([np.sin(a), np.cos(a)])
-    v = np.array([x, y + PROBES["curvilinear"].radius_mm])  # from the apex (0, −R)
-    return v / np.linalg.norm(v)
 
 
 @pytest.mark.parametrize("probe,steer,depth", [("curvilinear", 0.0, 80.0),
@@ -54,7 +42,7 @@ def test_beam_directions_from_the_scanned_area(probe, steer, depth):
     rows, cols = np.nonzero(lit)
     for k in np.linspace(0, rows.size - 1, 25).astype(int):
         got = bf.direction(cols[k] + OX, rows[k] + OY)
-        want = _true_direction(f, cols[k], rows[k])
+        want = beam_direction_px(f.settings, f.spacing_mm[0], cols[k], rows[k])
         assert np.degrees(np.arccos(min(1.0, float(got @ want)))) < 1.5
 
 

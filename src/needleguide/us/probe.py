@@ -238,3 +238,18 @@ def image_to_probe(x0_mm: float, y0_mm: float) -> np.ndarray:
     t[0, 3] = x0_mm
     t[1, 3] = y0_mm
     return t
+
+
+def beam_direction_px(frame_settings: dict, spacing_mm: float, col: float, row: float
+                      ) -> np.ndarray:
+    """The unit direction (col, row; deeper) of the beam through a pixel of a rendered
+    frame (its ``settings``: probe, steer_deg, ImageToProbe; square pixels of
+    ``spacing_mm``): parallel beams steered by ``steer_deg`` on a linear array, rays from
+    the apex (0, −radius) of the probe frame on a curvilinear one."""
+    if frame_settings["probe"] == "linear":
+        a = np.deg2rad(float(frame_settings.get("steer_deg", 0.0)))
+        return np.array([np.sin(a), np.cos(a)])
+    t = np.asarray(frame_settings["ImageToProbe"], float)
+    x, y = t[0, 3] + col * spacing_mm, t[1, 3] + row * spacing_mm
+    v = np.array([x, y + PROBES[frame_settings["probe"]].radius_mm])
+    return v / float(np.hypot(v[0], v[1]))
