@@ -16,6 +16,10 @@ over the ROI's depths with σ(z) (the elevation slice widens from 0.28 to 0.54 m
 figure.
 
     python benchmarks/us_decorrelation.py [--seeds 0 1 2] [--png docs/img/us_decorrelation.png]
+        [--shifts 0 0.005 0.01 0.02 0.05] [--subcell]
+
+``--shifts`` (mm) sets other shifts (tremor-sized ones, say); ``--subcell`` renders with
+``speckle_subcell`` (scatterers blended between lattice cells).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 SHIFTS_MM = (0.0, 0.2, 0.5, 1.0)
 
 
-def measure(seed: int) -> dict:
+def measure(seed: int, shifts=SHIFTS_MM, subcell: bool = False) -> dict:
     from needleguide.scene import Scene
     from needleguide.us import USImager, make_settings
     from needleguide.us.beams import elevation_fwhm_mm, lateral_fwhm_mm
@@ -36,7 +40,7 @@ def measure(seed: int) -> dict:
     patient = layered_patient([("soft_tissue", 100.0)], size_mm=(56.0, 60.0, 16.0),
                               spacing_mm=0.4)
     s = make_settings(probe="linear", frequency_mhz=7.5, depth_mm=30.0, focus_mm=20.0,
-                      output_px=256, tgc_auto_db_cm_mhz=0.8)
+                      output_px=256, tgc_auto_db_cm_mhz=0.8, speckle_subcell=subcell)
     im = USImager(s, seed=seed)
     r = im.setup.geom.r_mm
     k = (r > 15.0) & (r < 25.0)
@@ -50,7 +54,7 @@ def measure(seed: int) -> dict:
     a = intensity(0.0, 0.0, 0.0)
     out = {"lateral": [], "elevation": []}
     for name in ("lateral", "elevation"):
-        for d in SHIFTS_MM:
+        for d in shifts:
             b = intensity(d if name == "lateral" else 0.0, d if name == "elevation" else 0.0,
                           0.1)
             out[name].append(float(np.corrcoef(a, b)[0, 1]))
@@ -72,9 +76,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--png", default=None)
+    ap.add_argument("--shifts", type=float, nargs="+", default=list(SHIFTS_MM))
+    ap.add_argument("--subcell", action="store_true")
     a = ap.parse_args()
-    res = [measure(s) for s in a.seeds]
-    d = np.array(SHIFTS_MM)
+    if any(not 0.0 <= x <= 5.0 for x in a.shifts):
+        ap.error("--shifts: each shift must be in [0, 5] mm")
+    res = [measure(s, a.shifts, a.subcell) for s in a.seeds]
+    d = np.array(a.shifts)
     sig_l = float(np.mean([r["sigma_lat_mm"] for r in res]))
     sig_e = float(np.mean([r["sigma_el_mm"] for r in res]))
     th_l = np.exp(-d ** 2 / (2 * sig_l ** 2))
@@ -87,7 +95,7 @@ def main() -> None:
     print("shift mm | lateral measured (mean ± sd) | theory (mid / ROI) | elevation measured"
           " | theory (mid / ROI)")
     for i, x in enumerate(d):
-        print(f"  {x:4.1f}   | {lat[:, i].mean():.3f} ± {lat[:, i].std():.3f}"
+        print(f"  {x:5.3f} | {lat[:, i].mean():.3f} ± {lat[:, i].std():.3f}"
               f"               | {th_l[i]:.3f} / {tr_l[i]:.3f}      "
               f"| {el[:, i].mean():.3f} ± {el[:, i].std():.3f}"
               f"      | {th_e[i]:.3f} / {tr_e[i]:.3f}")
@@ -97,7 +105,7 @@ def main() -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        dd = np.linspace(0, 1.0, 101)
+        dd = np.linspace(0, max(1.0, float(d.max())), 101)
         fig, ax = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
         for k, (m, sg, sr, ttl) in enumerate(((lat, sig_l, sr_l, "lateral"),
                                               (el, sig_e, sr_e, "elevational"))):

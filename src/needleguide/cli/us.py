@@ -112,6 +112,9 @@ def register(app: typer.Typer) -> None:
         tgc: str = typer.Option(None, help="TGC dB values from top to bottom, comma separated"
                                            " ('off' = none; default: automatic)."),
         steer: float = typer.Option(0.0, help="Beam steering (deg, linear probe)."),
+        speckle_subcell: bool = typer.Option(
+            False, "--speckle-subcell", help="Scatterers blended between lattice cells: "
+            "speckle coherent under tremor-sized probe moves (≈1.7× the medium sampling)."),
         doppler: bool = typer.Option(False, help="Colour Doppler box over the image centre."),
         prf: float = typer.Option(4000.0, help="Doppler PRF (Hz)."),
         needle_to: str = typer.Option(None, help="Landmark: write an in-plane needle advance"
@@ -168,7 +171,7 @@ def register(app: typer.Typer) -> None:
                               v.frequency_mhz, depth_mm=v.depth_mm, gain_db=gain,
                               focus_mm=fmm, dynamic_range_db=dr, tgc_db=tgc_list,
                               steer_deg=steer, noise_db_re_face=noise_db, doppler=box,
-                              prf_hz=prf)
+                              prf_hz=prf, speckle_subcell=speckle_subcell)
             study = None
             if dicom:
                 from needleguide.io.dicom_study import phantom_study

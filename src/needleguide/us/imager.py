@@ -213,7 +213,8 @@ class USImager:
                         self._ismuscle, lab, zimp, zp, zm, scat, cells,
                         g.dr_mm * LATTICE_FRACTION, self.seed, fluid, Mf, fl, ELEV_STEP_MM, GEL,
                         K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
-                        int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)), el_off, el_w, drag)
+                        int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)), el_off, el_w, drag,
+                        bool(s.speckle_subcell))
         # interface normals from impedance smoothed over ~0.6 mm (range and lateral); the
         # out-of-plane component from the smoothed impedance one step either side
         sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)

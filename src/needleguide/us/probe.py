@@ -73,7 +73,10 @@ class USSettings(BaseModel):
     None; prf_hz: Doppler pulse repetition frequency; output_px: image rows = cols;
     noise_db_re_face: electronic (thermal) receiver noise, dB re the mean muscle-speckle echo
     at the face before attenuation (the system dynamic range; default −70 dB, an assumption,
-    see docs/us.md): TGC and gain amplify it together with the echoes.
+    see docs/us.md): TGC and gain amplify it together with the echoes; speckle_subcell:
+    scatterers blended between their lattice cells, so that the speckle stays coherent
+    under sub-cell (tremor-sized) probe motion (≈ 1.7× the medium-sampling time; interfaces
+    still move by whole label voxels; docs/us.md).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -92,6 +95,7 @@ class USSettings(BaseModel):
     output_px: int = Field(512, ge=64, le=2048)
     n_cycles: float = Field(3.0, ge=1.0, le=6.0)
     noise_db_re_face: float = Field(NOISE_DB_RE_FACE, ge=-120.0, le=-20.0)
+    speckle_subcell: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> USSettings:
