@@ -73,3 +73,51 @@ def test_cli_renders_with_blended_speckle(tmp_path):
     meta = json.loads((out / "frame.json").read_text())
     assert meta["settings"]["speckle_subcell"] is True
     assert (out / "us.png").stat().st_size > 10_000
+
+
+def test_interfaces_are_placed_between_samples(monkeypatch):
+    """With ``speckle_subcell`` an interface's echo sits where the label changes between
+    two range samples (bisection of the label volume), so a sub-sample move moves it a
+    little: on every central line the fat/muscle crossing it reports agrees with a
+    brute-force walk along the line in 1 µm steps."""
+    from needleguide.us import kernels as K
+
+    seen = {}
+    sample, prop = K.sample_medium, K.propagate
+
+    def sample_medium(*a):
+        seen["r"] = np.array(a[5])
+        return sample(*a)
+
+    def propagate(*a):
+        seen["label"], seen["frac"] = np.array(a[0]), np.array(a[-1])
+        return prop(*a)
+
+    monkeypatch.setattr(K, "sample_medium", sample_medium)
+    monkeypatch.setattr(K, "propagate", propagate)
+    p = layered_patient([("skin", 2.0), ("subcutaneous_fat", 9.0),
+                         ("paraspinal_muscle", 150.0)], size_mm=(40.0, 60.0, 16.0),
+                        spacing_mm=0.4)
+    s = make_settings(probe="linear", frequency_mhz=7.5, depth_mm=30, output_px=128,
+                      speckle_subcell=True)
+    im = USImager(s, seed=0)
+    pose = probe_on_top(press_mm=0.5)
+    bd = im.beams(Scene(p, poses={"ProbeToPatient": pose}))
+    med = im.medium_for(p, pose)
+    lab, frac, r = seen["label"], seen["frac"], seen["r"]
+    fat, muscle = p.tissues.label("subcutaneous_fat"), p.tissues.label("paraspinal_muscle")
+    for ln in range(60, 130, 10):
+        k = int(np.flatnonzero((lab[ln, 1:] == muscle) & (lab[ln, :-1] == fat))[0]) + 1
+        assert 0.0 <= frac[ln, k] <= 1.0
+        at = r[ln, k - 1] + frac[ln, k] * (r[ln, k] - r[ln, k - 1])
+        t = np.arange(r[ln, k - 1], r[ln, k] + 1e-9, 0.001)
+        pts = bd.origins[ln][None, :] + t[:, None] * bd.dirs[ln][None, :]
+        ijk = np.rint(pts @ med.M[:3, :3].T + med.M[:3, 3]).astype(int)
+        first = t[np.argmax(med.labels[ijk[:, 0], ijk[:, 1], ijk[:, 2]] == muscle)]
+        assert at == pytest.approx(first, abs=0.005)
+        assert r[ln, k - 1] < at <= r[ln, k]
+    # without the option the kernels get no fractions
+    im2 = USImager(make_settings(probe="linear", frequency_mhz=7.5, depth_mm=30,
+                                 output_px=128), seed=0)
+    im2.beams(Scene(p, poses={"ProbeToPatient": pose}))
+    assert seen["frac"].shape == (1, 1)

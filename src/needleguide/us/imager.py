@@ -209,12 +209,13 @@ class USImager:
                                           g.dr_mm * LATTICE_FRACTION, ELEV_PLANES,
                                           ELEV_PLANE_SPACING)
         cells = _table(self.seed, K.SCATTER_TABLE_BITS, K.SCATTER_STREAM)
+        frac = np.empty((L, N) if s.speckle_subcell else (1, 1), np.float32)
         K.sample_medium(med.labels, med.M, origins, dirs, elev, rmap, lut_z, self._isfat,
                         self._ismuscle, lab, zimp, zp, zm, scat, cells,
                         g.dr_mm * LATTICE_FRACTION, self.seed, fluid, Mf, fl, ELEV_STEP_MM, GEL,
                         K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
                         int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)), el_off, el_w, drag,
-                        bool(s.speckle_subcell))
+                        bool(s.speckle_subcell), frac)
         # interface normals from impedance smoothed over ~0.6 mm (range and lateral); the
         # out-of-plane component from the smoothed impedance one step either side
         sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)
@@ -228,7 +229,7 @@ class USImager:
         K.propagate(lab, zimp, zs, gel, fl, scat, self._flags, lut_a, lut_bs, s.f_mhz, g.dr_mm,
                     st.line_dx_mm, 10 ** (SPEC_GAIN_DB / 10) * st.spec_norm,
                     np.deg2rad(THETA0_DEG), LAMBERT, R_FASCIA,
-                    max(1, int(round(NORMAL_SMOOTH_MM / g.dr_mm))), src, att, refl)
+                    max(1, int(round(NORMAL_SMOOTH_MM / g.dr_mm))), src, att, refl, frac)
         hit = np.full(L, -1, np.int64)
         if nd is not None and nd.inserted_length_mm > 0:
             add_needle(src, att, origins, dirs, elev, g.r_mm, st.line_dx_mm, st.el_sigma_mm,

@@ -148,7 +148,8 @@ def _muscle_texture(x, y, z, seed):
 @njit(cache=True, parallel=True, fastmath=True)
 def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out_label, out_z,
                   out_zp, out_zm, scat, table, lattice_mm, seed, fluid, Mf, out_fluid, elev_step_mm,
-                  gel_label, z_gel, gel_run, out_fat, band, el_off, el_w, drag, interp=False):
+                  gel_label, z_gel, gel_run, out_fat, band, el_off, el_w, drag, interp,
+                  out_frac):
     """Sample the medium along every line. origins/dirs (L, 3) patient mm; ``r_mm`` (L, N):
     the range in the undeformed patient of every sample (the soft tissue under the face is
     displaced along the line, us/imager.py ``contact_map``); elev (3,) unit
@@ -165,7 +166,11 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
     out-of-plane move of the probe keeps the same cells and only changes their weights.
     ``drag``: the needle's tissue displacement (``tissue_motion.drag_params``): the cells
     are looked up where the tissue came from. ``interp``: the scatterers blended between
-    cells (:func:`_cell_interp`; coherent under sub-cell motion, 8 cells per plane)."""
+    cells (:func:`_cell_interp`; coherent under sub-cell motion, 8 cells per plane), and
+    ``out_frac`` (L, N) the fraction of the step from sample k − 1 to k where the label
+    changes (bisection of the label volume; 1 elsewhere): the interface's echo is placed
+    there (:func:`propagate`), so that a sub-sample move moves it a little instead of a
+    whole sample."""
     L = origins.shape[0]
     N = r_mm.shape[1]
     inv = 1.0 / lattice_mm
@@ -244,6 +249,26 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
             if out_label[l, k] == 0:
                 out_label[l, k] = gel_label
                 out_z[l, k] = z_gel
+        if interp:
+            out_frac[l, 0] = 1.0
+            for k in range(1, N):
+                out_frac[l, k] = 1.0
+                if out_label[l, k] == out_label[l, k - 1]:
+                    continue
+                lo, hi = r_mm[l, k - 1], r_mm[l, k]
+                want = _label_at(vol, M, origins[l, 0] + hi * dirs[l, 0],
+                                 origins[l, 1] + hi * dirs[l, 1], origins[l, 2] + hi * dirs[l, 2])
+                for _ in range(5):
+                    mid = 0.5 * (lo + hi)
+                    if _label_at(vol, M, origins[l, 0] + mid * dirs[l, 0],
+                                 origins[l, 1] + mid * dirs[l, 1],
+                                 origins[l, 2] + mid * dirs[l, 2]) == want:
+                        hi = mid
+                    else:
+                        lo = mid
+                step = r_mm[l, k] - r_mm[l, k - 1]
+                if step > 0.0:
+                    out_frac[l, k] = (0.5 * (lo + hi) - r_mm[l, k - 1]) / step
         # impedance one elevation step either side, only within ``band`` samples of an
         # interface (the only place where the out-of-plane tilt is used)
         for k in range(N):
@@ -270,11 +295,13 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
 @njit(cache=True, parallel=True, fastmath=True)
 def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, f_mhz, dr_mm,
               line_dx_mm, spec_gain, theta0_rad, lambert, r_fascia, h_label, out_src, out_att,
-              out_refl):
+              out_refl, frac):
     """March every line: write the complex source (diffuse + specular, both multiplied by
     the two-way attenuation and transmission so far), the two-way amplitude factor and the
     intensity reflectivity R·(angle law) of every interface except air (for the body-wall
-    reverberation, body_wall.reverb_power)."""
+    reverberation, body_wall.reverb_power). ``frac`` (L, N), or (1, 1) for none: where
+    between samples k − 1 and k an interface lies (``sample_medium``); its echo is split
+    between the two in proportion."""
     L, N = label.shape
     np_per_cm = math.log(10.0) / 20.0  # dB -> neper (amplitude)
     for l in prange(L):
@@ -328,7 +355,11 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
                 th = math.acos(min(1.0, c))
                 lam = lambert if (fl & FLAG_BONE) != 0 else 0.1 * lambert
                 ang = math.exp(-(th / theta0_rad) ** 2) + lam * c
-                src += math.sqrt(spec_gain[k] * R * ang) * amp
+                spec = math.sqrt(spec_gain[k] * R * ang) * amp
+                if frac.shape[0] == L:
+                    out_src[l, k - 1] += (1.0 - frac[l, k]) * spec
+                    spec *= frac[l, k]
+                src += spec
                 if (fl & FLAG_AIR) == 0:
                     out_refl[l, k] = R * ang
                 trans *= 1.0 - R

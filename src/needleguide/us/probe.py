@@ -76,7 +76,7 @@ class USSettings(BaseModel):
     see docs/us.md): TGC and gain amplify it together with the echoes; speckle_subcell:
     scatterers blended between their lattice cells, so that the speckle stays coherent
     under sub-cell (tremor-sized) probe motion (≈ 1.7× the medium-sampling time; interfaces
-    still move by whole label voxels; docs/us.md).
+    move by whole label voxels across the beam, by a bisected fraction along it; docs/us.md).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
