@@ -15,8 +15,7 @@
    Gaussian beam laterally), then the envelope |IQ|
    (Rayleigh for fully developed speckle), TGC and gain, log compression to 8 bits.
 
-Random numbers come from a table of complex Gaussians made once per seed
-(:func:`gaussian_table`); scatterers index it by a hash of their patient-space cell.
+Random numbers and the scatterers' field: ``us/scatterers.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +27,16 @@ from numba import njit, prange
 
 from needleguide.us.elevation import elevation_planes  # noqa: F401 (re-exported)
 from needleguide.us.interface_normal import GRAD_EPS, label_normal
+from needleguide.us.scatterers import (  # noqa: F401 (re-exported)
+    NOISE_STREAM,
+    SCATTER_STREAM,
+    SCATTER_TABLE_BITS,
+    TABLE_BITS,
+    cell_index,
+    cell_interp,
+    gaussian_table,
+    muscle_texture,
+)
 from needleguide.us.tissue_motion import drag_magnitude
 
 FLAG_BONE = 1
@@ -35,35 +44,11 @@ FLAG_AIR = 2
 FLAG_VESSEL = 4
 FLAG_FLUID = 8
 
-TABLE_BITS = 16  # 512 kB: receiver noise and clutter phases, read in runs along the lines
-# the scatterers' table, read at random (hashed cells, several per sample): 32 kB stays in
-# the first-level cache (a 512 kB table cost ≈ 1 ms more per 192 × 607 frame, one thread)
-SCATTER_TABLE_BITS = 12
-NOISE_STREAM = 0x05C1
-SCATTER_STREAM = 0x5CA7
-
-
-def gaussian_table(seed: int, bits: int = TABLE_BITS, stream: int = NOISE_STREAM
-                   ) -> np.ndarray:
-    """2**bits circular complex Gaussian numbers with E|z|² = 1 (complex64), from the
-    random stream (seed, ``stream``)."""
-    rng = np.random.default_rng([int(seed), int(stream)])
-    z = rng.standard_normal((2, 1 << bits)) * np.sqrt(0.5)
-    return (z[0] + 1j * z[1]).astype(np.complex64)
-
-
 N_REVERB = 4  # soft-tissue interfaces per line taking part in face reverberation
 R_FACE = 0.1  # intensity reflectivity of the probe face (lens and matching layers)
 Z_WATER = 1.48  # MRayl
 ALPHA_WATER = 0.002
 BS_WATER = 1e-3  # amplitude (-60 dB)
-
-
-@njit(cache=True, inline="always")
-def _mix64(x):
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
 
 
 @njit(cache=True, inline="always")
@@ -77,72 +62,6 @@ def _label_at(vol, M, x, y, z):
     if i < 0 or j < 0 or k < 0 or i >= vol.shape[0] or j >= vol.shape[1] or k >= vol.shape[2]:
         return -1
     return vol[i, j, k]
-
-
-@njit(cache=True, inline="always")
-def _cell_index(x, y, z, inv, seed, mask):
-    i = np.int64(math.floor(x * inv))
-    j = np.int64(math.floor(y * inv))
-    k = np.int64(math.floor(z * inv))
-    h = np.uint64(i * 73856093) ^ np.uint64(j * 19349663) ^ np.uint64(k * 83492791) \
-        ^ (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15))
-    return np.int64(_mix64(h) & np.uint64(mask))
-
-
-# the blend correlates neighbouring range samples (they share cells), so the PSF sums them
-# to more power: −1.7 dB keeps the mean speckle power of the nearest-cell field (measured:
-# +1.8 dB linear 7.5 MHz, +1.6 dB curvilinear 3.5 MHz without it; tests/test_us_subcell.py
-# checks other probes and frequencies within 0.5 dB)
-SUBCELL_GAIN = 10.0 ** (-1.7 / 20.0)
-
-
-@njit(cache=True, inline="always")
-def _cell_interp(x, y, z, inv, seed, mask, table):
-    """The scatterer field between lattice cells: the trilinear blend of the 8 cells
-    around (x, y, z) (cell centres), divided by the root of the weights' sum of squares so
-    that its variance stays 1 everywhere; continuous, so a sub-cell move changes it a
-    little instead of redrawing some samples whole."""
-    fx, fy, fz = x * inv - 0.5, y * inv - 0.5, z * inv - 0.5
-    i0, j0, k0 = math.floor(fx), math.floor(fy), math.floor(fz)
-    tx, ty, tz = fx - i0, fy - j0, fz - k0
-    acc = np.complex64(0.0)
-    w2 = 0.0
-    for a in range(2):
-        wa = tx if a else 1.0 - tx
-        for b in range(2):
-            wb = wa * (ty if b else 1.0 - ty)
-            for c in range(2):
-                w = wb * (tz if c else 1.0 - tz)
-                h = np.uint64(np.int64(i0 + a) * 73856093) ^ \
-                    np.uint64(np.int64(j0 + b) * 19349663) ^ \
-                    np.uint64(np.int64(k0 + c) * 83492791) ^ \
-                    (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15))
-                acc += w * table[np.int64(_mix64(h) & np.uint64(mask))]
-                w2 += w * w
-    return acc * np.float32(SUBCELL_GAIN / math.sqrt(w2))
-
-
-SEPTUM_CELL_MM = 0.9  # fibre bundle (perimysium) spacing across the fibres
-SEPTUM_LENGTH_MM = 8.0  # along the fibres (patient superior axis)
-SEPTUM_FRACTION = 0.18
-SEPTUM_GAIN = 3.16  # +10 dB amplitude
-_MUSCLE_BASE = 1.0 / math.sqrt(1.0 - SEPTUM_FRACTION + SEPTUM_FRACTION * SEPTUM_GAIN**2)
-
-
-@njit(cache=True, inline="always")
-def _muscle_texture(x, y, z, seed):
-    """Amplitude factor of the fibro-adipose septa of muscle (mean intensity kept): cells
-    of SEPTUM_CELL_MM across and SEPTUM_LENGTH_MM along the fibres (taken along the patient
-    superior axis), a fraction of them bright; the cells of each fibre column are staggered.
-    Transverse sections show the 'starry night' dots, longitudinal ones the striations."""
-    i = np.int64(math.floor(x / SEPTUM_CELL_MM))
-    j = np.int64(math.floor(y / SEPTUM_CELL_MM))
-    h0 = _mix64(np.uint64(i * 2654435761) ^ np.uint64(j * 40503) ^ np.uint64(seed + 17))
-    off = (h0 & np.uint64(1023)) * (SEPTUM_LENGTH_MM / 1024.0)
-    kz = np.int64(math.floor((z + off) / SEPTUM_LENGTH_MM))
-    h = _mix64(h0 ^ np.uint64(kz * 97531))
-    u = (h >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-    return _MUSCLE_BASE * (SEPTUM_GAIN if u < SEPTUM_FRACTION else 1.0)
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -166,7 +85,7 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
     out-of-plane move of the probe keeps the same cells and only changes their weights.
     ``drag``: the needle's tissue displacement (``tissue_motion.drag_params``): the cells
     are looked up where the tissue came from. ``interp``: the scatterers blended between
-    cells (:func:`_cell_interp`; coherent under sub-cell motion, 8 cells per plane), and
+    cells (``scatterers.cell_interp``; coherent under sub-cell motion, 8 cells per plane), and
     ``out_frac`` (L, N) the fraction of the step from sample k − 1 to k where the label
     changes (bisection of the label volume; 1 elsewhere): the interface's echo is placed
     there (:func:`propagate`), so that a sub-sample move moves it a little instead of a
@@ -223,13 +142,13 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
                     m = drag_magnitude(se, r0 + s0 * s0 + 2.0 * e * de + e * e - se * se, drag)
                     xs, ys, zs = xs - m * drag[3], ys - m * drag[4], zs - m * drag[5]
                 if interp:
-                    acc += el_w[k, j] * _cell_interp(xs, ys, zs, inv, seed, mask, table)
+                    acc += el_w[k, j] * cell_interp(xs, ys, zs, inv, seed, mask, table)
                 else:
-                    acc += el_w[k, j] * table[_cell_index(xs, ys, zs, inv, seed, mask)]
+                    acc += el_w[k, j] * table[cell_index(xs, ys, zs, inv, seed, mask)]
             scat[l, k] = acc
             if ismuscle[lab]:
                 m = drag_magnitude(s0, r0, drag) if near else 0.0
-                scat[l, k] *= _muscle_texture(x - m * drag[3], y - m * drag[4], z - m * drag[5],
+                scat[l, k] *= muscle_texture(x - m * drag[3], y - m * drag[4], z - m * drag[5],
                                               seed)
             if has_fluid:
                 f = _label_at(fluid, Mf, x, y, z)

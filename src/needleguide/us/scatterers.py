@@ -1,0 +1,108 @@
+"""The scatterers of the B-mode simulator: a complex Gaussian field fixed in the patient.
+
+Random numbers come from a table of complex Gaussians made once per seed
+(:func:`gaussian_table`); a scatterer indexes it by a hash of its patient-space lattice
+cell (:func:`cell_index`), or blends the 8 cells around it (:func:`cell_interp`, the
+``speckle_subcell`` option: continuous under sub-cell motion). Muscle adds the
+fibro-adipose septa (:func:`muscle_texture`). Used by ``kernels.sample_medium``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+TABLE_BITS = 16  # 512 kB: receiver noise and clutter phases, read in runs along the lines
+# the scatterers' table, read at random (hashed cells, several per sample): 32 kB stays in
+# the first-level cache (a 512 kB table cost ≈ 1 ms more per 192 × 607 frame, one thread)
+SCATTER_TABLE_BITS = 12
+NOISE_STREAM = 0x05C1
+SCATTER_STREAM = 0x5CA7
+
+
+def gaussian_table(seed: int, bits: int = TABLE_BITS, stream: int = NOISE_STREAM
+                   ) -> np.ndarray:
+    """2**bits circular complex Gaussian numbers with E|z|² = 1 (complex64), from the
+    random stream (seed, ``stream``)."""
+    rng = np.random.default_rng([int(seed), int(stream)])
+    z = rng.standard_normal((2, 1 << bits)) * np.sqrt(0.5)
+    return (z[0] + 1j * z[1]).astype(np.complex64)
+
+
+@njit(cache=True, inline="always")
+def mix64(x):
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def cell_index(x, y, z, inv, seed, mask):
+    i = np.int64(math.floor(x * inv))
+    j = np.int64(math.floor(y * inv))
+    k = np.int64(math.floor(z * inv))
+    h = np.uint64(i * 73856093) ^ np.uint64(j * 19349663) ^ np.uint64(k * 83492791) \
+        ^ (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15))
+    return np.int64(mix64(h) & np.uint64(mask))
+
+
+# the blend correlates neighbouring range samples (they share cells), so the PSF sums them
+# to more power: −1.7 dB keeps the mean speckle power of the nearest-cell field (measured:
+# +1.8 dB linear 7.5 MHz, +1.6 dB curvilinear 3.5 MHz without it; tests/test_us_subcell.py
+# checks other probes and frequencies within 0.5 dB)
+SUBCELL_GAIN = 10.0 ** (-1.7 / 20.0)
+
+
+@njit(cache=True, inline="always")
+def cell_interp(x, y, z, inv, seed, mask, table):
+    """The scatterer field between lattice cells: the trilinear blend of the 8 cells
+    around (x, y, z) (cell centres), divided by the root of the weights' sum of squares so
+    that its variance stays 1 everywhere; continuous, so a sub-cell move changes it a
+    little instead of redrawing some samples whole."""
+    fx, fy, fz = x * inv - 0.5, y * inv - 0.5, z * inv - 0.5
+    i0, j0, k0 = math.floor(fx), math.floor(fy), math.floor(fz)
+    tx, ty, tz = fx - i0, fy - j0, fz - k0
+    acc = np.complex64(0.0)
+    w2 = 0.0
+    for a in range(2):
+        wa = tx if a else 1.0 - tx
+        for b in range(2):
+            wb = wa * (ty if b else 1.0 - ty)
+            for c in range(2):
+                w = wb * (tz if c else 1.0 - tz)
+                h = np.uint64(np.int64(i0 + a) * 73856093) ^ \
+                    np.uint64(np.int64(j0 + b) * 19349663) ^ \
+                    np.uint64(np.int64(k0 + c) * 83492791) ^ \
+                    (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15))
+                acc += w * table[np.int64(mix64(h) & np.uint64(mask))]
+                w2 += w * w
+    return acc * np.float32(SUBCELL_GAIN / math.sqrt(w2))
+
+
+SEPTUM_CELL_MM = 0.9  # fibre bundle (perimysium) spacing across the fibres
+SEPTUM_LENGTH_MM = 8.0  # along the fibres (patient superior axis)
+SEPTUM_FRACTION = 0.18
+SEPTUM_GAIN = 3.16  # +10 dB amplitude
+_MUSCLE_BASE = 1.0 / math.sqrt(1.0 - SEPTUM_FRACTION + SEPTUM_FRACTION * SEPTUM_GAIN**2)
+
+
+@njit(cache=True, inline="always")
+def muscle_texture(x, y, z, seed):
+    """Amplitude factor of the fibro-adipose septa of muscle (mean intensity kept): cells
+    of SEPTUM_CELL_MM across and SEPTUM_LENGTH_MM along the fibres (taken along the patient
+    superior axis), a fraction of them bright; the cells of each fibre column are staggered.
+    Transverse sections show the 'starry night' dots, longitudinal ones the striations."""
+    i = np.int64(math.floor(x / SEPTUM_CELL_MM))
+    j = np.int64(math.floor(y / SEPTUM_CELL_MM))
+    h0 = mix64(np.uint64(i * 2654435761) ^ np.uint64(j * 40503) ^ np.uint64(seed + 17))
+    off = (h0 & np.uint64(1023)) * (SEPTUM_LENGTH_MM / 1024.0)
+    kz = np.int64(math.floor((z + off) / SEPTUM_LENGTH_MM))
+    h = mix64(h0 ^ np.uint64(kz * 97531))
+    u = (h >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    return _MUSCLE_BASE * (SEPTUM_GAIN if u < SEPTUM_FRACTION else 1.0)
+
+
+__all__ = ["NOISE_STREAM", "SCATTER_STREAM", "SCATTER_TABLE_BITS", "SUBCELL_GAIN", "TABLE_BITS",
+           "cell_index", "cell_interp", "gaussian_table", "mix64", "muscle_texture"]
