@@ -74,6 +74,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bmi", type=float, default=24.0)
     a = ap.parse_args()
+    if not 15.0 <= a.bmi <= 60.0:
+        ap.error("--bmi: must be in [15, 60] kg/m²")
+    if a.seed < 0:
+        ap.error("--seed: must be ≥ 0")
+    if a.png.suffix.lower() != ".png":
+        ap.error("--png: the file name must end in .png")
     import imageio.v2 as imageio
 
     tiles = [tile(v, st, a.seed, a.bmi) for v, st in VIEWS]
