@@ -4,8 +4,8 @@ and reverberation tail under a moving needle)."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+from tests.test_us_needle_motion import _speckle as speckle
 
 from needleguide.frame import Frame
 from needleguide.guidance.needle_lines import angle_between_deg
@@ -14,7 +14,7 @@ from needleguide.guidance.needle_motion_maps import motion_z
 
 
 def _speckle(rng, shape) -> np.ndarray:
-    z = cv2.GaussianBlur(rng.rayleigh(1.0, shape).astype(np.float32), (0, 0), 1.2)
+    z = speckle(rng, shape)
     return 0.2 + 0.6 * z / z.max()
 
 

@@ -231,12 +231,10 @@ class NeedleMotion:
         c = np.array([float(w @ xs), float(w @ ys)]) / float(w.sum())
         if float(w.max()) < prm.tip_z:
             # weak motion: only the known needle's tip going on along its line
-            p1, u = axis
-            rel = c - p1
-            if abs(float(rel @ (-u[1], u[0]))) * px_mm > prm.keep_band_mm or not (
-                    -prm.jump_mm <= float(rel @ u) * px_mm <= prm.track_ahead_mm):
+            along, across = _along_across(c, axis, px_mm)
+            if across > prm.keep_band_mm or not -prm.jump_mm <= along <= prm.track_ahead_mm:
                 return NOT_FOUND
-            elongated = None
+            u, elongated = axis[1], None
         else:
             beam = self._beam(c)
             if elongated is not None and self._along_beam(elongated, beam):
@@ -340,9 +338,10 @@ class NeedleMotion:
         last = self._last
         nrm = np.array([-u[1], u[0]])
         if tip is not None:
-            if abs(float((tip - p1) @ nrm)) * px_mm > prm.keep_band_mm:
+            along, across = _along_across(tip, axis, px_mm)
+            if across > prm.keep_band_mm:
                 return "elsewhere"
-            return None if float((tip - p1) @ u) * px_mm >= -prm.jump_mm else last.tip_px
+            return None if along >= -prm.jump_mm else last.tip_px
         rel = np.c_[xs - p1[0], ys - p1[1]]
         near = np.abs(rel @ nrm) * px_mm <= prm.keep_band_mm
         if float(w[near].sum()) < 0.5 * float(w.sum()):
@@ -385,6 +384,14 @@ class NeedleMotion:
     def _to_grid(self, p) -> np.ndarray:
         """Frame pixel (col, row) -> working-grid pixel."""
         return (np.asarray(p, float) + 0.5) / self.prm.scale - 0.5
+
+
+def _along_across(p: np.ndarray, axis, px_mm: float) -> tuple[float, float]:
+    """Grid point ``p`` against the needle's ``axis`` (its last tip on its line, unit
+    direction): (mm along it from that tip, mm across it)."""
+    p1, u = axis
+    rel = np.asarray(p, float) - p1
+    return float(rel @ u) * px_mm, abs(float(rel[1] * u[0] - rel[0] * u[1])) * px_mm
 
 
 __all__ = ["MotionParams", "NeedleMotion"]

@@ -209,13 +209,14 @@ class USImager:
                                           g.dr_mm * LATTICE_FRACTION, ELEV_PLANES,
                                           ELEV_PLANE_SPACING)
         cells = _table(self.seed, K.SCATTER_TABLE_BITS, K.SCATTER_STREAM)
+        # where each interface lies between two samples; (1, 1): sub-cell coherence off
         frac = np.empty((L, N) if s.speckle_subcell else (1, 1), np.float32)
         K.sample_medium(med.labels, med.M, origins, dirs, elev, rmap, lut_z, self._isfat,
                         self._ismuscle, lab, zimp, zp, zm, scat, cells,
                         g.dr_mm * LATTICE_FRACTION, self.seed, fluid, Mf, fl, ELEV_STEP_MM, GEL,
                         K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
                         int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)), el_off, el_w, drag,
-                        bool(s.speckle_subcell), frac)
+                        frac)
         # interface normals from impedance smoothed over ~0.6 mm (range and lateral); the
         # out-of-plane component from the smoothed impedance one step either side
         sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)

@@ -64,11 +64,17 @@ def _label_at(vol, M, x, y, z):
     return vol[i, j, k]
 
 
+@njit(cache=True, inline="always")
+def _label_on_line(vol, M, origins, dirs, l, r):
+    """The label at range ``r`` (mm) along line ``l``."""
+    return _label_at(vol, M, origins[l, 0] + r * dirs[l, 0], origins[l, 1] + r * dirs[l, 1],
+                     origins[l, 2] + r * dirs[l, 2])
+
+
 @njit(cache=True, parallel=True, fastmath=True)
 def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out_label, out_z,
                   out_zp, out_zm, scat, table, lattice_mm, seed, fluid, Mf, out_fluid, elev_step_mm,
-                  gel_label, z_gel, gel_run, out_fat, band, el_off, el_w, drag, interp,
-                  out_frac):
+                  gel_label, z_gel, gel_run, out_fat, band, el_off, el_w, drag, out_frac):
     """Sample the medium along every line. origins/dirs (L, 3) patient mm; ``r_mm`` (L, N):
     the range in the undeformed patient of every sample (the soft tissue under the face is
     displaced along the line, us/imager.py ``contact_map``); elev (3,) unit
@@ -84,14 +90,15 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
     planes lie on a grid fixed in the patient (:func:`elevation_planes`), so an
     out-of-plane move of the probe keeps the same cells and only changes their weights.
     ``drag``: the needle's tissue displacement (``tissue_motion.drag_params``): the cells
-    are looked up where the tissue came from. ``interp``: the scatterers blended between
-    cells (``scatterers.cell_interp``; coherent under sub-cell motion, 8 cells per plane), and
-    ``out_frac`` (L, N) the fraction of the step from sample k − 1 to k where the label
-    changes (bisection of the label volume; 1 elsewhere): the interface's echo is placed
-    there (:func:`propagate`), so that a sub-sample move moves it a little instead of a
-    whole sample."""
+    are looked up where the tissue came from. ``out_frac`` (L, N) turns on sub-cell
+    coherence (``speckle_subcell``; (1, 1): off): the scatterers blended between cells
+    (``scatterers.cell_interp``, 8 cells per plane), and ``out_frac`` filled with the
+    fraction of the step from sample k − 1 to k where the label changes (bisection of the
+    label volume; 1 elsewhere), where :func:`propagate` places the interface's echo, so
+    that a sub-sample move moves it a little instead of a whole sample."""
     L = origins.shape[0]
     N = r_mm.shape[1]
+    interp = out_frac.shape[0] == L
     inv = 1.0 / lattice_mm
     mask = table.shape[0] - 1
     has_fluid = fluid.shape[0] > 1
@@ -175,13 +182,10 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
                 if out_label[l, k] == out_label[l, k - 1]:
                     continue
                 lo, hi = r_mm[l, k - 1], r_mm[l, k]
-                want = _label_at(vol, M, origins[l, 0] + hi * dirs[l, 0],
-                                 origins[l, 1] + hi * dirs[l, 1], origins[l, 2] + hi * dirs[l, 2])
+                want = _label_on_line(vol, M, origins, dirs, l, hi)
                 for _ in range(5):
                     mid = 0.5 * (lo + hi)
-                    if _label_at(vol, M, origins[l, 0] + mid * dirs[l, 0],
-                                 origins[l, 1] + mid * dirs[l, 1],
-                                 origins[l, 2] + mid * dirs[l, 2]) == want:
+                    if _label_on_line(vol, M, origins, dirs, l, mid) == want:
                         hi = mid
                     else:
                         lo = mid

@@ -39,13 +39,18 @@ def mix64(x):
 
 
 @njit(cache=True, inline="always")
-def cell_index(x, y, z, inv, seed, mask):
-    i = np.int64(math.floor(x * inv))
-    j = np.int64(math.floor(y * inv))
-    k = np.int64(math.floor(z * inv))
+def cell_hash(i, j, k, seed, mask):
+    """The table index of lattice cell (i, j, k) (int64) for ``seed``."""
     h = np.uint64(i * 73856093) ^ np.uint64(j * 19349663) ^ np.uint64(k * 83492791) \
         ^ (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15))
     return np.int64(mix64(h) & np.uint64(mask))
+
+
+@njit(cache=True, inline="always")
+def cell_index(x, y, z, inv, seed, mask):
+    """The table index of the lattice cell holding (x, y, z) (``inv``: 1 / cell size)."""
+    return cell_hash(np.int64(math.floor(x * inv)), np.int64(math.floor(y * inv)),
+                     np.int64(math.floor(z * inv)), seed, mask)
 
 
 # the blend correlates neighbouring range samples (they share cells), so the PSF sums them
@@ -72,11 +77,8 @@ def cell_interp(x, y, z, inv, seed, mask, table):
             wb = wa * (ty if b else 1.0 - ty)
             for c in range(2):
                 w = wb * (tz if c else 1.0 - tz)
-                h = np.uint64(np.int64(i0 + a) * 73856093) ^ \
-                    np.uint64(np.int64(j0 + b) * 19349663) ^ \
-                    np.uint64(np.int64(k0 + c) * 83492791) ^ \
-                    (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15))
-                acc += w * table[np.int64(mix64(h) & np.uint64(mask))]
+                acc += w * table[cell_hash(np.int64(i0 + a), np.int64(j0 + b),
+                                           np.int64(k0 + c), seed, mask)]
                 w2 += w * w
     return acc * np.float32(SUBCELL_GAIN / math.sqrt(w2))
 
@@ -105,4 +107,4 @@ def muscle_texture(x, y, z, seed):
 
 
 __all__ = ["NOISE_STREAM", "SCATTER_STREAM", "SCATTER_TABLE_BITS", "SUBCELL_GAIN", "TABLE_BITS",
-           "cell_index", "cell_interp", "gaussian_table", "mix64", "muscle_texture"]
+           "cell_hash", "cell_index", "cell_interp", "gaussian_table", "mix64", "muscle_texture"]
