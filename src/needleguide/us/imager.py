@@ -8,6 +8,7 @@ baseband, add receiver noise, detect, TGC, log-compress, scan-convert with ``cv2
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -30,7 +31,7 @@ from needleguide.us.beams import (
 )
 from needleguide.us.needle_echo import ROUGH, ROUGH_ECHOGENIC, add_needle, needle_truth_px
 from needleguide.us.probe import NOISE_DB_RE_FACE, USSettings, image_extent_mm, image_to_probe
-from needleguide.us.tissue_motion import NO_DRAG, drag_params
+from needleguide.us.tissue_motion import NO_DRAG, drag_params, near_setup
 
 SPEC_GAIN_DB = 34.0  # specular-to-diffuse calibration: K (perpendicular bone ≈ +30 dB)
 THETA0_DEG = 12.0  # angular width of specular reflection from tissue interfaces
@@ -140,6 +141,25 @@ class BeamData:
     clutter: np.ndarray  # (L, N) reverberation clutter power (before TGC and gain)
 
 
+@dataclass
+class Samples:
+    """The medium along the lines for one pose (``USImager._sample``; kept while the probe
+    is still)."""
+
+    lab: np.ndarray  # (L, N) uint8 labels (GEL in front of the skin)
+    zimp: np.ndarray  # (L, N) impedance (MRayl)
+    zs: np.ndarray  # (L, N) impedance smoothed over NORMAL_SMOOTH_MM
+    gel: np.ndarray  # (L, N) its elevational gradient (MRayl/mm)
+    fl: np.ndarray  # (L, N) injectate fluid fraction
+    scat: np.ndarray  # (L, N) complex64 scatterer amplitude
+    frac: np.ndarray  # (L, N) interfaces between samples, or (1, 1)
+    S: np.ndarray  # (L, N) two-way main-lobe fraction after the body wall
+    rmap: np.ndarray  # (L, N) range in the undeformed patient (contact_map)
+    el_off: np.ndarray  # (N, P) elevation planes (mm)
+    el_w: np.ndarray  # (N, P) their weights
+    cells: np.ndarray  # the scatterers' table
+
+
 class USImager:
     """Simulated B-mode scanner. ``render(scene)`` uses ``scene.poses['ProbeToPatient']``."""
 
@@ -147,10 +167,13 @@ class USImager:
         self.settings = settings
         self.seed = int(seed)
         self.setup = _setup_cached(settings)
+        self._order = K.line_order(self.setup.geom.n_lines)  # the threads' order of lines
         self._medium: Medium | None = None
         self._medium_key: int | None = None
         self._flags: np.ndarray | None = None
         self._luts: tuple | None = None
+        self._still_key: tuple | None = None  # the pose of the frame before (beams)
+        self._still: Samples | None = None
 
     # ---- medium cache ---------------------------------------------------------------------
     def medium_for(self, patient: Patient, ProbeToPatient: np.ndarray) -> Medium:
@@ -184,7 +207,7 @@ class USImager:
                          else ProbeToPatient, float)
         s, st = self.settings, self.setup
         med = self.medium_for(scene.patient, P2P)
-        lut_z, lut_a, lut_bs = self._luts
+        _, lut_a, lut_bs = self._luts
         g = st.geom
         L, N = g.n_lines, len(g.r_mm)
         o3 = np.c_[g.origins, np.zeros(L)]
@@ -192,43 +215,34 @@ class USImager:
         origins = geometry.apply(P2P, o3)
         dirs = geometry.apply_vector(P2P, d3)
         elev = geometry.apply_vector(P2P, np.array([0.0, 0.0, 1.0]))
-        lab = np.empty((L, N), np.uint8)
-        zimp = np.empty((L, N), np.float32)
-        zp = np.empty((L, N), np.float32)
-        zm = np.empty((L, N), np.float32)
-        scat = np.empty((L, N), np.complex64)
-        fl = np.empty((L, N), np.float32)
-        fat = np.empty((L, N), np.float32)
         fluid, Mf = self._fluid(scene)
         table = _table(self.seed)
-        rmap = self.contact_map(med, origins, dirs)
         nd = scene.needle
         drag = NO_DRAG if nd is None else drag_params(nd.tip, nd.axis, nd.inserted_length_mm,
                                                       nd.tissue_drag_mm)
-        el_off, el_w = K.elevation_planes(st.el_sigma_mm, float(np.mean(origins @ elev)),
-                                          g.dr_mm * LATTICE_FRACTION, ELEV_PLANES,
-                                          ELEV_PLANE_SPACING)
-        cells = _table(self.seed, K.SCATTER_TABLE_BITS, K.SCATTER_STREAM)
-        # where each interface lies between two samples; (1, 1): sub-cell coherence off
-        frac = np.empty((L, N) if s.speckle_subcell else (1, 1), np.float32)
-        K.sample_medium(med.labels, med.M, origins, dirs, elev, rmap, lut_z, self._isfat,
-                        self._ismuscle, lab, zimp, zp, zm, scat, cells,
-                        g.dr_mm * LATTICE_FRACTION, self.seed, fluid, Mf, fl, ELEV_STEP_MM, GEL,
-                        K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
-                        int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)), el_off, el_w, drag,
-                        frac)
-        # interface normals from impedance smoothed over ~0.6 mm (range and lateral); the
-        # out-of-plane component from the smoothed impedance one step either side
-        sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)
-        sy = max(NORMAL_SMOOTH_MM / float(np.median(st.line_dx_mm)), 0.5)
-        ks = (2 * int(np.ceil(3.0 * sx)) + 1, 2 * int(np.ceil(3.0 * sy)) + 1)  # to ±3σ
-        zs = cv2.GaussianBlur(zimp, ks, sigmaX=sx, sigmaY=sy)
-        gel = cv2.GaussianBlur(zp - zm, ks, sigmaX=sx, sigmaY=sy) / (2.0 * ELEV_STEP_MM)
+        # a still probe (same pose, medium and patient as the frame before, no injectate)
+        # keeps what only the pose decides and redraws only the scatterers the needle moves
+        key = (id(med), id(scene.patient), P2P.tobytes())
+        if fluid.shape[0] > 1 or key != self._still_key:
+            self._still_key = None if fluid.shape[0] > 1 else key
+            self._still = None
+            m = self._sample(med, origins, dirs, elev, fluid, Mf, drag)
+        else:
+            if self._still is None:
+                self._still = self._sample(med, origins, dirs, elev, fluid, Mf, NO_DRAG)
+            m = self._still
+            if drag[7] != 0.0:
+                m = dataclasses.replace(m, scat=np.empty_like(m.scat))
+                K.rescatter(origins, dirs, m.rmap, m.lab, self._ismuscle, elev, m.el_off,
+                            m.el_w, drag, *near_setup(elev, drag), m.cells,
+                            g.dr_mm * LATTICE_FRACTION, self.seed, m.frac.shape[0] == L,
+                            self._order, self._still.scat, m.scat)
+        lab, fl, scat, frac = m.lab, m.fl, m.scat, m.frac
         src = np.empty((L, N), np.complex64)
         att = np.empty((L, N), np.float32)
         refl = np.empty((L, N), np.float32)
-        K.propagate(lab, zimp, zs, gel, fl, scat, self._flags, lut_a, lut_bs, s.f_mhz, g.dr_mm,
-                    st.line_dx_mm, 10 ** (SPEC_GAIN_DB / 10) * st.spec_norm,
+        K.propagate(lab, m.zimp, m.zs, m.gel, fl, scat, self._flags, lut_a, lut_bs, s.f_mhz,
+                    g.dr_mm, st.line_dx_mm, 10 ** (SPEC_GAIN_DB / 10) * st.spec_norm,
                     np.deg2rad(THETA0_DEG), LAMBERT, R_FASCIA,
                     max(1, int(round(NORMAL_SMOOTH_MM / g.dr_mm))), src, att, refl, frac)
         hit = np.full(L, -1, np.int64)
@@ -242,9 +256,7 @@ class USImager:
         # fraction S, aperture-averaged) with their pedestal, and reverberation clutter; their
         # random phases are fixed to the scan lines (a still probe on a still body wall shows
         # still clutter); the receiver noise is drawn anew every frame
-        slow = np.empty((L, N), np.float32)
-        W.slowness_path(lab, self._slow, g.dr_mm, slow)
-        S = W.strehl_frame(fat, slow, st.wall_half_lines, st.strehl_coef)
+        S = m.S
         clutter = W.reverb_clutter(src, refl, lab, self._septa, att, g.dr_mm,
                                    st.reverb_half_lines, st.reverb_gain_int,
                                    st.reverb_gain_face)
@@ -262,6 +274,46 @@ class USImager:
                              s.dynamic_range_db)
         return BeamData(lab, env, img, att, hit, origins, dirs, S.mean(axis=0), S,
                         clutter)
+
+    def _sample(self, med: Medium, origins: np.ndarray, dirs: np.ndarray, elev: np.ndarray,
+                fluid: np.ndarray, Mf: np.ndarray, drag: np.ndarray) -> Samples:
+        """The medium along the lines (``kernels.sample_medium``), its smoothed impedance
+        and the body wall's main-lobe fraction, for the pose of ``origins``/``dirs``."""
+        s, st = self.settings, self.setup
+        g = st.geom
+        L, N = g.n_lines, len(g.r_mm)
+        lut_z = self._luts[0]
+        lab = np.empty((L, N), np.uint8)
+        zimp = np.empty((L, N), np.float32)
+        zp = np.empty((L, N), np.float32)
+        zm = np.empty((L, N), np.float32)
+        scat = np.empty((L, N), np.complex64)
+        fl = np.empty((L, N), np.float32)
+        fat = np.empty((L, N), np.float32)
+        rmap = self.contact_map(med, origins, dirs)
+        el_off, el_w = K.elevation_planes(st.el_sigma_mm, float(np.mean(origins @ elev)),
+                                          g.dr_mm * LATTICE_FRACTION, ELEV_PLANES,
+                                          ELEV_PLANE_SPACING)
+        cells = _table(self.seed, K.SCATTER_TABLE_BITS, K.SCATTER_STREAM)
+        # where each interface lies between two samples; (1, 1): sub-cell coherence off
+        frac = np.empty((L, N) if s.speckle_subcell else (1, 1), np.float32)
+        K.sample_medium(med.labels, med.M, origins, dirs, elev, rmap, lut_z, self._isfat,
+                        self._ismuscle, lab, zimp, zp, zm, scat, cells,
+                        g.dr_mm * LATTICE_FRACTION, self.seed, fluid, Mf, fl, ELEV_STEP_MM, GEL,
+                        K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
+                        int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)), el_off, el_w, drag,
+                        np.array(near_setup(elev, drag)), self._order, frac)
+        # interface normals from impedance smoothed over ~0.6 mm (range and lateral); the
+        # out-of-plane component from the smoothed impedance one step either side
+        sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)
+        sy = max(NORMAL_SMOOTH_MM / float(np.median(st.line_dx_mm)), 0.5)
+        ks = (2 * int(np.ceil(3.0 * sx)) + 1, 2 * int(np.ceil(3.0 * sy)) + 1)  # to ±3σ
+        zs = cv2.GaussianBlur(zimp, ks, sigmaX=sx, sigmaY=sy)
+        gel = cv2.GaussianBlur(zp - zm, ks, sigmaX=sx, sigmaY=sy) / (2.0 * ELEV_STEP_MM)
+        slow = np.empty((L, N), np.float32)
+        W.slowness_path(lab, self._slow, g.dr_mm, slow)
+        S = W.strehl_frame(fat, slow, st.wall_half_lines, st.strehl_coef)
+        return Samples(lab, zimp, zs, gel, fl, scat, frac, S, rmap, el_off, el_w, cells)
 
     def contact_map(self, med: Medium, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
         """(L, N) range in the undeformed patient of every beam sample: the soft tissue

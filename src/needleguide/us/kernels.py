@@ -32,12 +32,14 @@ from needleguide.us.scatterers import (  # noqa: F401 (re-exported)
     SCATTER_STREAM,
     SCATTER_TABLE_BITS,
     TABLE_BITS,
-    cell_index,
-    cell_interp,
     gaussian_table,
-    muscle_texture,
+    line_order,
+    line_point,
+    plane_reach,
+    rescatter,
+    scatter_sum,
 )
-from needleguide.us.tissue_motion import drag_magnitude
+from needleguide.us.tissue_motion import drag_near
 
 FLAG_BONE = 1
 FLAG_AIR = 2
@@ -74,7 +76,8 @@ def _label_on_line(vol, M, origins, dirs, l, r):
 @njit(cache=True, parallel=True, fastmath=True)
 def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out_label, out_z,
                   out_zp, out_zm, scat, table, lattice_mm, seed, fluid, Mf, out_fluid, elev_step_mm,
-                  gel_label, z_gel, gel_run, out_fat, band, el_off, el_w, drag, out_frac):
+                  gel_label, z_gel, gel_run, out_fat, band, el_off, el_w, drag, drag_consts,
+                  order, out_frac):
     """Sample the medium along every line. origins/dirs (L, 3) patient mm; ``r_mm`` (L, N):
     the range in the undeformed patient of every sample (the soft tissue under the face is
     displaced along the line, us/imager.py ``contact_map``); elev (3,) unit
@@ -90,39 +93,32 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
     planes lie on a grid fixed in the patient (:func:`elevation_planes`), so an
     out-of-plane move of the probe keeps the same cells and only changes their weights.
     ``drag``: the needle's tissue displacement (``tissue_motion.drag_params``): the cells
-    are looked up where the tissue came from. ``out_frac`` (L, N) turns on sub-cell
-    coherence (``speckle_subcell``; (1, 1): off): the scatterers blended between cells
-    (``scatterers.cell_interp``, 8 cells per plane), and ``out_frac`` filled with the
-    fraction of the step from sample k − 1 to k where the label changes (bisection of the
-    label volume; 1 elsewhere), where :func:`propagate` places the interface's echo, so
-    that a sub-sample move moves it a little instead of a whole sample."""
+    are looked up where the tissue came from (``drag_consts``: ``near_setup``'s; ``order``:
+    the lines in the threads' order, ``scatterers.line_order``).
+    ``out_frac`` (L, N) turns on sub-cell coherence (``speckle_subcell``; (1, 1): off): the
+    scatterers blended between cells (``scatterers.cell_interp``, 8 cells per plane), and
+    ``out_frac`` filled with the fraction of the step from sample k − 1 to k where the
+    label changes (bisection of the label volume; 1 elsewhere), where :func:`propagate`
+    places the interface's echo, so that a sub-sample move moves it a little instead of a
+    whole sample."""
     L = origins.shape[0]
     N = r_mm.shape[1]
     interp = out_frac.shape[0] == L
     inv = 1.0 / lattice_mm
     mask = table.shape[0] - 1
     has_fluid = fluid.shape[0] > 1
-    P = el_off.shape[1]
     ex, ey, ez = elev_step_mm * elev[0], elev_step_mm * elev[1], elev_step_mm * elev[2]
     dr = r_mm[0, N - 1] - r_mm[0, N - 2]  # image range step (the deep samples: undeformed)
-    # the drag field once per sample, its planes from it: a plane e mm off in elevation has
-    # s + e·(elev·axis) and ρ² + 2e(d·elev) + e² − … ; none moves where the sample lies
-    # farther than the field's reach + the farthest plane (ρ − e_max)² > 12·2w²
-    q = drag[7]
-    en = elev[0] * drag[3] + elev[1] * drag[4] + elev[2] * drag[5]
-    emax = 0.0
-    for k in range(N):
-        for j in range(P):
-            emax = max(emax, abs(el_off[k, j]))
-    reach2 = 12.0 / drag[8] if q != 0.0 else 0.0
-    for l in prange(L):
+    # the drag field once per sample (scatterers.scatter_sum, tissue_motion.drag_near): only
+    # where it moves an elevation plane (identical cells elsewhere, a fraction of the work)
+    en, c2, reach2 = drag_consts[0], drag_consts[1], drag_consts[2]
+    for i in prange(L):
+        l = order[i]
         run = 0
         first = -1
         fat = 0.0
         for k in range(N):
-            x = origins[l, 0] + r_mm[l, k] * dirs[l, 0]
-            y = origins[l, 1] + r_mm[l, k] * dirs[l, 1]
-            z = origins[l, 2] + r_mm[l, k] * dirs[l, 2]
+            x, y, z = line_point(origins, dirs, r_mm, l, k)
             lab = _label_at(vol, M, x, y, z)
             if lab < 0:
                 lab = 0
@@ -131,32 +127,10 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
             if isfat[lab]:
                 fat += dr  # the path the wave crosses: the deformed (image) step
             out_fat[l, k] = fat
-            near = False
-            s0 = r0 = de = 0.0
-            if q != 0.0:
-                dx, dy, dz = x - drag[0], y - drag[1], z - drag[2]
-                s0 = dx * drag[3] + dy * drag[4] + dz * drag[5]
-                r0 = dx * dx + dy * dy + dz * dz - s0 * s0  # ρ²
-                de = dx * elev[0] + dy * elev[1] + dz * elev[2]
-                rho = math.sqrt(max(r0, 0.0))
-                near = s0 + emax >= -drag[6] and (rho <= emax or (rho - emax) ** 2 <= reach2)
-            acc = np.complex64(0.0)
-            for j in range(P):
-                e = el_off[k, j]
-                xs, ys, zs = x + e * elev[0], y + e * elev[1], z + e * elev[2]
-                if near:
-                    se = s0 + e * en
-                    m = drag_magnitude(se, r0 + s0 * s0 + 2.0 * e * de + e * e - se * se, drag)
-                    xs, ys, zs = xs - m * drag[3], ys - m * drag[4], zs - m * drag[5]
-                if interp:
-                    acc += el_w[k, j] * cell_interp(xs, ys, zs, inv, seed, mask, table)
-                else:
-                    acc += el_w[k, j] * table[cell_index(xs, ys, zs, inv, seed, mask)]
-            scat[l, k] = acc
-            if ismuscle[lab]:
-                m = drag_magnitude(s0, r0, drag) if near else 0.0
-                scat[l, k] *= muscle_texture(x - m * drag[3], y - m * drag[4], z - m * drag[5],
-                                              seed)
+            near, s0, r0, de = drag_near(x, y, z, plane_reach(el_off, k), en, c2, reach2,
+                                         elev, drag)
+            scat[l, k] = scatter_sum(x, y, z, k, el_off, el_w, elev, near, s0, r0, de, en,
+                                     drag, interp, inv, seed, mask, table, ismuscle[lab])
             if has_fluid:
                 f = _label_at(fluid, Mf, x, y, z)
                 out_fluid[l, k] = 0.0 if f < 0 else f

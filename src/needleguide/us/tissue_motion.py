@@ -84,6 +84,33 @@ def drag_magnitude(s, rho2, p):
     return p[7] * _exp_neg(a)
 
 
+def near_setup(elev, p) -> tuple[float, float, float]:
+    """Per-frame constants of :func:`drag_near` for the unit elevation vector ``elev``:
+    (elev·axis, 1 − (elev·axis)², the field's squared reach (mm², 0: no field))."""
+    en = float(np.dot(elev, p[3:6]))
+    return en, max(1.0 - en * en, 0.0), 12.0 / p[8] + 1e-6 if p[7] != 0.0 else 0.0
+
+
+@njit(cache=True, inline="always")
+def drag_near(x, y, z, ek, en, c2, reach2, elev, p):
+    """Whether the field moves any elevation plane |e| ≤ ``ek`` (mm) of the sample at (x,
+    y, z) (patient mm), with its axial coordinate s, squared distance ρ² from the axis and
+    offset along ``elev`` (for the planes: s + e·en, ρ² + 2e(d·elev − s·en) + e²(1 − en²)).
+    Not near: the least ρ_e² over the planes is beyond the reach (drag_magnitude is 0 on
+    every plane) or all planes lie behind the hub."""
+    if reach2 == 0.0:
+        return False, 0.0, 0.0, 0.0
+    dx, dy, dz = x - p[0], y - p[1], z - p[2]
+    s0 = dx * p[3] + dy * p[4] + dz * p[5]
+    r0 = dx * dx + dy * dy + dz * dz - s0 * s0
+    de = dx * elev[0] + dy * elev[1] + dz * elev[2]
+    c1 = de - s0 * en
+    eb = -c1 / c2 if c2 > 0.0 else (-ek if c1 > 0.0 else ek)
+    eb = min(max(eb, -ek), ek)
+    near = s0 + ek * abs(en) >= -p[6] and r0 + eb * (2.0 * c1 + eb * c2) <= reach2
+    return near, s0, r0, de
+
+
 @njit(cache=True, inline="always")
 def displaced(x, y, z, p):
     """Where the tissue now at (x, y, z) came from: x − u(x) (patient mm); ``p`` from
@@ -99,4 +126,4 @@ def displaced(x, y, z, p):
 
 
 __all__ = ["DRAG_WIDTH_MM", "NO_DRAG", "PUSH_LENGTH_MM", "displaced", "drag_magnitude",
-           "drag_params"]
+           "drag_near", "drag_params", "near_setup"]
