@@ -4,6 +4,9 @@ Per frame: sample the medium along the scan lines (label slab re-rendered around
 plane at 0.25–0.4 mm and cached while the plane stays inside it), propagate (attenuation,
 reflection, transmission, shadow, reverberation), add the needle, apply the PSF in complex
 baseband, add receiver noise, detect, TGC, log-compress, scan-convert with ``cv2.remap``.
+While the probe stays still (same pose, medium and patient as the frame before, no
+injectate), what only the pose decides is kept (``Samples``) and only the scatterers the
+needle's drag moves are drawn again (``scatterers.rescatter``).
 """
 
 from __future__ import annotations
