@@ -1,7 +1,8 @@
 """A still probe under a moving needle (``USImager.beams``): what only the pose decides is
 kept from the frame before and only the scatterers the needle's drag moves are drawn
 again (``scatterers.rescatter``); the frames are those of an imager that draws every frame
-afresh, and the samples left out are those the field does not move."""
+afresh, and the samples left out are those the field does not move; a still needle's
+field is not drawn again."""
 
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ def _scenes(tissue):
         moved = dataclasses.replace(nd.advanced(0.3 * (i % 3) * q), tissue_drag_mm=q)
         out.append(Scene(tissue, poses={"ProbeToPatient": probe_on_top()}, needle=moved,
                          time_s=i / 15))
+    out.append(dataclasses.replace(out[-1], time_s=0.65))  # the needle still: same field
     out.append(dataclasses.replace(out[0], needle=None, time_s=0.7))
     return out
 
@@ -75,6 +77,10 @@ def test_a_still_probe_draws_the_same_frames(tissue, subcell):
         assert d.max() <= 1 and (d > 0).mean() < 1e-3, i  # float rounding only
         if 2 <= i < len(scenes):
             assert kept._still is not None  # the pose's samples were kept
+        if i == 7:
+            dragged = kept._dragged[1]
+        if i == 8:  # a still needle: its field not drawn again
+            assert kept._dragged[1] is dragged
     assert kept._still is None  # dropped when the probe moved
     # the needle moved the speckle: the kept field was drawn again near the shaft
     f0 = kept.render(scenes[0]).pixels.astype(float)

@@ -177,6 +177,7 @@ class USImager:
         self._luts: tuple | None = None
         self._still_key: tuple | None = None  # the pose of the frame before (beams)
         self._still: Samples | None = None
+        self._dragged: tuple | None = None  # (drag parameters, the scatterers they give)
 
     # ---- medium cache ---------------------------------------------------------------------
     def medium_for(self, patient: Patient, ProbeToPatient: np.ndarray) -> Medium:
@@ -228,18 +229,21 @@ class USImager:
         key = (id(med), id(scene.patient), P2P.tobytes())
         if fluid.shape[0] > 1 or key != self._still_key:
             self._still_key = None if fluid.shape[0] > 1 else key
-            self._still = None
+            self._still = self._dragged = None
             m = self._sample(med, origins, dirs, elev, fluid, Mf, drag)
         else:
             if self._still is None:
                 self._still = self._sample(med, origins, dirs, elev, fluid, Mf, NO_DRAG)
             m = self._still
-            if drag[7] != 0.0:
-                m = dataclasses.replace(m, scat=np.empty_like(m.scat))
-                K.rescatter(origins, dirs, m.rmap, m.lab, self._ismuscle, elev, m.el_off,
-                            m.el_w, drag, *near_setup(elev, drag), m.cells,
-                            g.dr_mm * LATTICE_FRACTION, self.seed, m.frac.shape[0] == L,
-                            self._order, self._still.scat, m.scat)
+            if drag[7] != 0.0:  # (a still needle too: the frame before's field again)
+                if self._dragged is None or self._dragged[0] != drag.tobytes():
+                    scat = np.empty_like(m.scat)
+                    K.rescatter(origins, dirs, m.rmap, m.lab, self._ismuscle, elev, m.el_off,
+                                m.el_w, drag, *near_setup(elev, drag), m.cells,
+                                g.dr_mm * LATTICE_FRACTION, self.seed, m.frac.shape[0] == L,
+                                self._order, m.scat, scat)
+                    self._dragged = (drag.tobytes(), scat)
+                m = dataclasses.replace(m, scat=self._dragged[1])
         lab, fl, scat, frac = m.lab, m.fl, m.scat, m.frac
         src = np.empty((L, N), np.complex64)
         att = np.empty((L, N), np.float32)
