@@ -144,6 +144,27 @@ def test_the_tip_from_motion_on_a_rendered_sequence(sequences):
     assert not any(nm.update(c.frame.without_truth()).found for c in neg.cases)
 
 
+def test_kept_means_give_the_same_motion(sequences):
+    """The frames' means and box sums kept from frame to frame (a still probe) give the z
+    maps computed afresh every frame, bit for bit."""
+
+    class NoMemo(dict):
+        def __setitem__(self, key, value):  # keeps nothing
+            pass
+
+    pos, _ = sequences
+    kept, fresh = NeedleMotion(), NeedleMotion()
+    fresh._memo = NoMemo()
+    for c in pos.cases:
+        f = c.frame.without_truth()
+        a, b = kept.update(f), fresh.update(f)
+        assert a.tip_px == b.tip_px
+        assert (kept.z is None) == (fresh.z is None)
+        if kept.z is not None:
+            assert np.array_equal(kept.z, fresh.z)
+    assert len(kept._memo) > 0
+
+
 def test_a_still_needle_is_not_seen_by_motion(sequences):
     """The same frame over and over (a still needle, a still probe): nothing moves."""
     pos, _ = sequences
@@ -171,3 +192,25 @@ def test_odd_frames_give_no_needle(shape):
     for i in range(10):
         px = rng.integers(0, 255, shape, dtype=np.uint8) if i % 2 else np.zeros(shape, np.uint8)
         assert not nm.update(_frame(px, i / 15)).found
+
+
+@pytest.mark.parametrize("dx,dy", [(0.0, 0.0), (0.3, 0.0), (0.6, 0.0), (-0.7, 0.4),
+                                   (1.5, -2.0), (3.0, 1.0)])
+def test_tremor_shift_of_a_speckle_image(dx, dy):
+    """The whole-image shift (phase correlation, with its quarter-size pre-check): a real
+    shift ≥ ``min_px`` is measured to 0.15 px; one below it (or none) gives 0."""
+    import cv2
+
+    from needleguide.guidance.needle_motion_maps import aligned, tremor_shift
+
+    rng = np.random.default_rng(4)
+    a = _speckle(rng, (256, 256))
+    a = (a / a.max()).astype(np.float32)
+    b = aligned(a, np.array([dx, dy])) + rng.normal(0, 0.003, a.shape).astype(np.float32)
+    got = tremor_shift(a, b, max_px=4.0, min_px=0.5)
+    if np.hypot(dx, dy) < 0.5:
+        assert np.all(got == 0.0)
+    else:
+        assert got == pytest.approx([dx, dy], abs=0.15)  # (a bilinear shift blurs)
+    full, _ = cv2.phaseCorrelate(a, b, cv2.createHanningWindow((256, 256), cv2.CV_32F))
+    assert np.hypot(*full) == pytest.approx(np.hypot(dx, dy), abs=0.15)

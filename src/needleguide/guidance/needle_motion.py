@@ -73,6 +73,7 @@ import numpy as np
 from needleguide.frame import Frame
 from needleguide.guidance.needle_lines import angle_between_deg
 from needleguide.guidance.needle_motion_maps import (
+    ALIGN_MIN_PX,
     aligned,
     line_profile,
     main_component,
@@ -103,6 +104,8 @@ class NeedleMotion:
         self.prm = params or MotionParams()
         self._key = None
         self._hist: deque = deque(maxlen=max(self.prm.lags) + self.prm.average)
+        self._n = 0  # frames seen (the history's numbers)
+        self._memo: dict = {}  # first frame's number -> unmoved mean and its box sums
         self._last: NeedleDetection = NOT_FOUND
         self._held = 0
         self.z: np.ndarray | None = None
@@ -132,16 +135,25 @@ class NeedleMotion:
         self._area.add(g)
         return g
 
-    def _mean(self, start: int, shift: np.ndarray) -> np.ndarray:
+    def _mean(self, start: int, shift: np.ndarray) -> tuple[np.ndarray, int | None]:
         """The mean of ``average`` frames of the history from ``start`` (negative index),
-        each aligned to the newest frame (receiver noise averaged, tissue speckle kept)."""
+        each aligned to the newest frame (receiver noise averaged, tissue speckle kept),
+        and its key in ``_memo`` (the number of its first frame) when none of them had to
+        be moved (a still probe: the same mean as when it was the newest, kept)."""
         k = self.prm.average
+        frames = [self._hist[i] for i in range(start, start + k)]
+        key = frames[0][2] if all(float(np.hypot(*(shift - s))) < ALIGN_MIN_PX
+                                  for _, s, _ in frames) else None
+        if key is not None and key in self._memo:
+            return self._memo[key]["mean"], key
         out = None
-        for i in range(start, start + k):
-            g, s = self._hist[i]
+        for g, s, _ in frames:
             a = aligned(g, shift - s)
             out = a.copy() if out is None else cv2.add(out, a)
-        return out * np.float32(1.0 / k)
+        out = out * np.float32(1.0 / k)
+        if key is not None:
+            self._memo[key] = {"mean": out}
+        return out, key
 
     def _full_mean(self) -> np.ndarray:
         """The mean of the last ``average`` frames at full resolution (once per frame)."""
@@ -159,6 +171,7 @@ class NeedleMotion:
         self._tips.clear()
         self._path.clear()
         self._hist.clear()
+        self._memo.clear()
         self._last = NOT_FOUND
         self._held = 0
 
@@ -176,14 +189,18 @@ class NeedleMotion:
         if self._hist:
             shift = self._hist[-1][1] + tremor_shift(self._hist[-1][0], g, prm.max_shift_px,
                                                        prm.min_shift_px)
-        self._hist.append((g, shift))
+        self._n += 1
+        self._hist.append((g, shift, self._n))
         m = prm.average
+        for old in [q for q in self._memo if q <= self._n - self._hist.maxlen]:
+            del self._memo[old]  # means of frames no longer in the history
         prevs = [self._mean(-lag - m, shift) for lag in prm.lags if len(self._hist) >= lag + m]
         if not prevs:
             self.z = None
             return NOT_FOUND
-        self._cur = self._mean(-m, shift)
-        z = self.z = motion_z(prevs, self._cur, px_mm, prm)  # (kept for diagnostics)
+        self._cur, key = self._mean(-m, shift)
+        z = self.z = motion_z([a for a, _ in prevs], self._cur, px_mm, prm, self._memo,
+                              [q for _, q in prevs] + [key])  # (z kept for diagnostics)
         det = self._locate(frame, z, px_mm)
         if det.found:
             if self._last.found and self._t is not None:

@@ -17,7 +17,16 @@ def tremor_shift(prev: np.ndarray, cur: np.ndarray, max_px: float, min_px: float
     """Whole-image shift (col, row) of ``cur`` against ``prev`` (phase correlation); 0 when
     implausible (> ``max_px``) or within the estimate's own scatter on a still probe
     (< ``min_px``: re-sampling a still frame by a spurious fraction of a pixel would
-    decorrelate it)."""
+    decorrelate it). With ``min_px`` > 0 a quarter-size estimate first (a quarter of the
+    time): within ``min_px`` / 2 of none, none (a still probe's frames, most of them)."""
+    h, w = prev.shape
+    if min_px > 0.0 and h >= 64 and w >= 64:
+        half = (w // 2, h // 2)
+        ps = cv2.resize(prev, half, interpolation=cv2.INTER_AREA)
+        cs = cv2.resize(cur, half, interpolation=cv2.INTER_AREA)
+        (dx, dy), _ = cv2.phaseCorrelate(ps, cs, _hann(ps.shape))
+        if 2.0 * float(np.hypot(dx, dy)) < 0.5 * min_px:
+            return np.zeros(2)
     win = _hann(prev.shape)
     (dx, dy), _ = cv2.phaseCorrelate(prev, cur, win)
     d = np.array([dx, dy])
@@ -34,27 +43,33 @@ def _hann(shape) -> np.ndarray:
     return _HANN[shape]
 
 
+ALIGN_MIN_PX = 0.05  # a shift below this is not applied (the frame as it is)
+
+
 def aligned(prev: np.ndarray, d: np.ndarray) -> np.ndarray:
     """``prev`` moved by ``d`` (col, row) px."""
-    if float(np.hypot(*d)) < 0.05:
+    if float(np.hypot(*d)) < ALIGN_MIN_PX:
         return prev
     m = np.float32([[1, 0, d[0]], [0, 1, d[1]]])
     return cv2.warpAffine(prev, m, (prev.shape[1], prev.shape[0]), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-def motion_z(prevs: list[np.ndarray], cur: np.ndarray, px_mm: float, prm) -> np.ndarray:
+def motion_z(prevs: list[np.ndarray], cur: np.ndarray, px_mm: float, prm,
+             memo: dict | None = None, keys: list | None = None) -> np.ndarray:
     """Noise-normalised local decorrelation of ``cur`` against each of the aligned frames
     ``prevs`` (shortest lag first; float32, 0 outside the scan area; the larger over
     ``prevs``; the band statistics from the longest lag, the most conservative): (1 − ρ −
     median) / (1.4826 · MAD) within each band of the current frame's local brightness ×
     edge strength × depth (still tissue's decorrelation depends on its brightness and
     depth — receiver noise — and on its edges — interfaces flicker); bands of receiver noise (median
-    1 − ρ > ``noise_d``) and black pixels (local mean ≤ ``dark_floor``) give 0."""
+    1 − ρ > ``noise_d``) and black pixels (local mean ≤ ``dark_floor``) give 0.
+    ``memo``/``keys`` (one per frame of ``prevs`` and last ``cur``'s, None where not kept):
+    the box means of frames seen before (:func:`_box_sums`)."""
     k = max(3, int(round(prm.window_mm / px_mm)) | 1)
     box = (k, k)
-    mb = cv2.blur(cur, box)
-    vb = cv2.blur(cur * cur, box) - mb * mb
+    mb, c2 = _box_sums(cur, box, memo, None if keys is None else keys[-1])
+    vb = c2 - mb * mb
     inside = (cv2.blur((cur > 0).astype(np.float32), box) > 0.99) & (vb > 1e-6)
     out = np.zeros_like(cur)
     if int(inside.sum()) < 100:
@@ -69,9 +84,10 @@ def motion_z(prevs: list[np.ndarray], cur: np.ndarray, px_mm: float, prm) -> np.
     idx = _band_index(mb, edge, sub, nb, ne) * nd + depth[:, None]
     idx_sub = idx[::2, ::2][sub]
     stats = None
-    for a in reversed(prevs):  # the longest lag first: its band statistics serve all lags
-        d, ok = _decorrelation(cv2.blur(a, box), cv2.blur(a * a, box),
-                               cv2.blur(a * cur, box), mb, vb, inside)
+    for i in reversed(range(len(prevs))):  # the longest lag first: its band statistics
+        a = prevs[i]  # serve all lags
+        ma, a2 = _box_sums(a, box, memo, None if keys is None else keys[i])
+        d, ok = _decorrelation(ma, a2, cv2.blur(a * cur, box), mb, vb, inside)
         if stats is None:
             med, sig = _band_stats(d[::2, ::2][sub], idx_sub, nb * ne * nd, prm.sig_floor)
             sig[med > prm.noise_d] = np.inf  # bands of receiver noise (1 − ρ of noise ≈ 1)
@@ -82,6 +98,19 @@ def motion_z(prevs: list[np.ndarray], cur: np.ndarray, px_mm: float, prm) -> np.
     if prm.smooth_mm > 0:  # tissue moves over mm, noise pixel by pixel
         out = cv2.GaussianBlur(out, (0, 0), prm.smooth_mm / px_mm)
     return out
+
+
+def _box_sums(a: np.ndarray, box: tuple, memo: dict | None, key) -> tuple[np.ndarray,
+                                                                         np.ndarray]:
+    """Box means of ``a`` and of ``a``², kept in ``memo[key]`` (``NeedleMotion``'s: the
+    same frames' mean is the newest one first, then each lag's)."""
+    entry = None if memo is None or key is None else memo.get(key)
+    if entry is not None and "box" in entry and entry["box"][0] == box:
+        return entry["box"][1], entry["box"][2]
+    ma, a2 = cv2.blur(a, box), cv2.blur(a * a, box)
+    if entry is not None:
+        entry["box"] = (box, ma, a2)
+    return ma, a2
 
 
 @njit(cache=True)
@@ -131,6 +160,8 @@ def _band_index(bright: np.ndarray, edge: np.ndarray, sub: np.ndarray, nb: int,
         q = cv2.convertScaleAbs(v, alpha=255.0 / top)  # saturating cast to 0..255
         cdf = np.cumsum(np.bincount(q[::2, ::2][sub], minlength=256)) / max(int(sub.sum()), 1)
         lut = np.searchsorted(np.linspace(0.0, 1.0, n + 1)[1:-1], cdf, side="right")
+        if n <= 256:  # (a table lookup of bytes: OpenCV's, a fraction of numpy's indexing)
+            return cv2.LUT(q, lut.astype(np.uint8)).astype(np.int32)
         return lut.astype(np.int32)[q]
 
     return lut_index(bright, nb) * ne + lut_index(edge, ne)
@@ -156,7 +187,7 @@ def _half_bin(h: np.ndarray, cnt: np.ndarray) -> np.ndarray:
 @njit(cache=True)
 def _hist(bi: np.ndarray, q: np.ndarray, n: int, m: int) -> np.ndarray:
     """Histograms (n bands × m bins) of the bins ``q`` of values in bands ``bi``."""
-    h = np.zeros((n, m), np.int64)
+    h = np.zeros((n, m), np.int32)  # (half the memory of int64: faster to clear and fill)
     for i in range(bi.size):
         h[bi[i], q[i]] += 1
     return h
