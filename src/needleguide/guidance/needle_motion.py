@@ -73,8 +73,7 @@ import numpy as np
 from needleguide.frame import Frame
 from needleguide.guidance.needle_lines import angle_between_deg
 from needleguide.guidance.needle_motion_maps import (
-    ALIGN_MIN_PX,
-    aligned,
+    history_mean,
     line_profile,
     main_component,
     motion_z,
@@ -137,23 +136,10 @@ class NeedleMotion:
 
     def _mean(self, start: int, shift: np.ndarray) -> tuple[np.ndarray, int | None]:
         """The mean of ``average`` frames of the history from ``start`` (negative index),
-        each aligned to the newest frame (receiver noise averaged, tissue speckle kept),
-        and its key in ``_memo`` (the number of its first frame) when none of them had to
-        be moved (a still probe: the same mean as when it was the newest, kept)."""
+        aligned to the newest frame, and its key in ``_memo`` (``history_mean``)."""
         k = self.prm.average
-        frames = [self._hist[i] for i in range(start, start + k)]
-        key = frames[0][2] if all(float(np.hypot(*(shift - s))) < ALIGN_MIN_PX
-                                  for _, s, _ in frames) else None
-        if key is not None and key in self._memo:
-            return self._memo[key]["mean"], key
-        out = None
-        for g, s, _ in frames:
-            a = aligned(g, shift - s)
-            out = a.copy() if out is None else cv2.add(out, a)
-        out = out * np.float32(1.0 / k)
-        if key is not None:
-            self._memo[key] = {"mean": out}
-        return out, key
+        return history_mean([self._hist[i] for i in range(start, start + k)], shift,
+                            self._memo)
 
     def _full_mean(self) -> np.ndarray:
         """The mean of the last ``average`` frames at full resolution (once per frame)."""

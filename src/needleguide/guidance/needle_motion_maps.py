@@ -55,6 +55,26 @@ def aligned(prev: np.ndarray, d: np.ndarray) -> np.ndarray:
                           borderMode=cv2.BORDER_REPLICATE)
 
 
+def history_mean(frames: list, shift: np.ndarray, memo: dict) -> tuple[np.ndarray,
+                                                                       int | None]:
+    """The mean of ``frames`` ((grid, shift, number) of the analyser's history), each
+    aligned to the newest frame's ``shift`` (receiver noise averaged, tissue speckle kept),
+    and its key in ``memo`` (the number of its first frame) when none of them had to be
+    moved: a still probe's mean is the same as when it was the newest, kept."""
+    key = frames[0][2] if all(float(np.hypot(*(shift - s))) < ALIGN_MIN_PX
+                              for _, s, _ in frames) else None
+    if key is not None and key in memo:
+        return memo[key]["mean"], key
+    out = None
+    for g, s, _ in frames:
+        a = aligned(g, shift - s)
+        out = a.copy() if out is None else cv2.add(out, a)
+    out = out * np.float32(1.0 / len(frames))
+    if key is not None:
+        memo[key] = {"mean": out}
+    return out, key
+
+
 def motion_z(prevs: list[np.ndarray], cur: np.ndarray, px_mm: float, prm,
              memo: dict | None = None, keys: list | None = None) -> np.ndarray:
     """Noise-normalised local decorrelation of ``cur`` against each of the aligned frames
