@@ -6,7 +6,9 @@
   rendered motion sequences;
 - the B-mode imager with coherent speckle (4 elevation planes) and the needle's tissue
   displacement field (``Needle.tissue_drag_mm`` = 1 mm) against the same frames with the
-  needle's tissue at rest (drag 0): the cost of the displacement field.
+  needle's tissue at rest (drag 0): the cost of the displacement field on a still probe
+  (as in the sequences: the imager keeps what only the pose decides and redraws the
+  scatterers the needle drags, docs/us.md).
 
     python benchmarks/us_needle_motion.py [--seeds 2000 2100] [--repeats 3]
 """
