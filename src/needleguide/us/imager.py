@@ -1,9 +1,10 @@
 """The B-mode imager: Scene + ``ProbeToPatient`` + settings -> Frame.
 
-Per frame: sample the medium along the scan lines (label slab re-rendered around the probe
-plane at 0.25–0.4 mm and cached while the plane stays inside it), propagate (attenuation,
-reflection, transmission, shadow, reverberation), add the needle, apply the PSF in complex
-baseband, add receiver noise, detect, TGC, log-compress, scan-convert with ``cv2.remap``.
+Per frame: sample the medium along the scan lines (label slab, ``us/medium.py``, re-rendered
+around the probe plane at 0.25–0.4 mm and cached while the plane stays inside it),
+propagate (attenuation, reflection, transmission, shadow, reverberation), add the needle,
+apply the PSF in complex baseband, add receiver noise, detect, TGC, log-compress,
+scan-convert with ``cv2.remap``.
 While the probe stays still (same pose, medium and patient as the frame before, no
 injectate), what only the pose decides is kept (``Samples``) and only the scatterers the
 needle's drag moves are drawn again (``scatterers.rescatter``).
@@ -12,14 +13,14 @@ needle's drag moves are drawn again (``scatterers.rescatter``).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from needleguide import geometry
-from needleguide.anatomy.patient import Patient, resample_labels
+from needleguide.anatomy.patient import Patient
 from needleguide.frame import Frame, FrameTruth
 from needleguide.scene import Scene
 from needleguide.us import body_wall as W
@@ -32,8 +33,9 @@ from needleguide.us.beams import (
     lateral_fwhm_mm,
     make_setup,
 )
+from needleguide.us.medium import Medium, build_medium
 from needleguide.us.needle_echo import ROUGH, ROUGH_ECHOGENIC, add_needle, needle_truth_px
-from needleguide.us.probe import NOISE_DB_RE_FACE, USSettings, image_extent_mm, image_to_probe
+from needleguide.us.probe import NOISE_DB_RE_FACE, USSettings, image_to_probe
 from needleguide.us.tissue_motion import NO_DRAG, drag_params, near_setup
 
 SPEC_GAIN_DB = 34.0  # specular-to-diffuse calibration: K (perpendicular bone ≈ +30 dB)
@@ -86,46 +88,6 @@ def flags_lut(patient: Patient) -> np.ndarray:
             f |= K.FLAG_FLUID
         out[t.label] = f
     return out
-
-
-@dataclass
-class Medium:
-    """A label volume around the probe plane with its ``PatientToVoxel`` (3×4)."""
-
-    labels: np.ndarray
-    VoxelToPatient: np.ndarray
-    M: np.ndarray = field(init=False)
-
-    def __post_init__(self):
-        self.M = np.ascontiguousarray(np.linalg.inv(self.VoxelToPatient)[:3, :])
-
-    def contains(self, pts_patient: np.ndarray, margin_vox: float = 1.0) -> bool:
-        ijk = pts_patient @ self.M[:, :3].T + self.M[:, 3]
-        hi = np.array(self.labels.shape) - 1 - margin_vox
-        return bool(np.all(ijk >= margin_vox) and np.all(ijk <= hi))
-
-
-def build_medium(patient: Patient, ProbeToPatient: np.ndarray, s: USSettings,
-                 margin_mm: float = 6.0, elev_half_mm: float = 3.0) -> Medium:
-    """Render (or resample) a label slab aligned with the probe plane, with margins."""
-    sp = float(np.clip(C_LAMBDA(s) / 1.0, 0.25, 0.4))
-    x0, x1, y0, y1 = image_extent_mm(s)
-    lo = np.array([x0 - margin_mm, y0 - margin_mm, -elev_half_mm])
-    hi = np.array([x1 + margin_mm, y1 + margin_mm, elev_half_mm])
-    n = np.ceil((hi - lo) / sp).astype(int) + 1
-    VoxelToProbe = np.diag([sp, sp, sp, 1.0])
-    VoxelToProbe[:3, 3] = lo
-    aff = np.asarray(ProbeToPatient, float) @ VoxelToProbe
-    shape = (int(n[0]), int(n[1]), int(n[2]))
-    if patient.renderer is not None:
-        labels = patient.renderer(shape, aff)
-    else:
-        labels = resample_labels(patient.labels, patient.VoxelToPatient, shape, aff)
-    return Medium(np.ascontiguousarray(labels, dtype=np.uint8), aff)
-
-
-def C_LAMBDA(s: USSettings) -> float:
-    return 1.540 / s.f_mhz
 
 
 @dataclass
@@ -309,7 +271,7 @@ class USImager:
                         g.dr_mm * LATTICE_FRACTION, self.seed, fluid, Mf, fl, ELEV_STEP_MM, GEL,
                         K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
                         int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)), el_off, el_w, drag,
-                        np.array(near_setup(elev, drag)), self._order, frac)
+                        *near_setup(elev, drag), self._order, frac)
         # interface normals from impedance smoothed over ~0.6 mm (range and lateral); the
         # out-of-plane component from the smoothed impedance one step either side
         sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)

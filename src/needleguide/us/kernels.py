@@ -76,8 +76,8 @@ def _label_on_line(vol, M, origins, dirs, l, r):
 @njit(cache=True, parallel=True, fastmath=True)
 def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out_label, out_z,
                   out_zp, out_zm, scat, table, lattice_mm, seed, fluid, Mf, out_fluid, elev_step_mm,
-                  gel_label, z_gel, gel_run, out_fat, band, el_off, el_w, drag, drag_consts,
-                  order, out_frac):
+                  gel_label, z_gel, gel_run, out_fat, band, el_off, el_w, drag, en, c2,
+                  reach2, order, out_frac):
     """Sample the medium along every line. origins/dirs (L, 3) patient mm; ``r_mm`` (L, N):
     the range in the undeformed patient of every sample (the soft tissue under the face is
     displaced along the line, us/imager.py ``contact_map``); elev (3,) unit
@@ -93,7 +93,7 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
     planes lie on a grid fixed in the patient (:func:`elevation_planes`), so an
     out-of-plane move of the probe keeps the same cells and only changes their weights.
     ``drag``: the needle's tissue displacement (``tissue_motion.drag_params``): the cells
-    are looked up where the tissue came from (``drag_consts``: ``near_setup``'s; ``order``:
+    are looked up where the tissue came from (en, c2, reach2: ``near_setup``'s; ``order``:
     the lines in the threads' order, ``scatterers.line_order``).
     ``out_frac`` (L, N) turns on sub-cell coherence (``speckle_subcell``; (1, 1): off): the
     scatterers blended between cells (``scatterers.cell_interp``, 8 cells per plane), and
@@ -111,7 +111,6 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
     dr = r_mm[0, N - 1] - r_mm[0, N - 2]  # image range step (the deep samples: undeformed)
     # the drag field once per sample (scatterers.scatter_sum, tissue_motion.drag_near): only
     # where it moves an elevation plane (identical cells elsewhere, a fraction of the work)
-    en, c2, reach2 = drag_consts[0], drag_consts[1], drag_consts[2]
     for i in prange(L):
         l = order[i]
         run = 0

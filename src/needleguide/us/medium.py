@@ -1,0 +1,55 @@
+"""The medium the B-mode imager samples: a label slab aligned with the probe plane
+(0.25–0.4 mm voxels, with margins), rendered from the patient and kept by the imager while
+the image plane stays inside it (``USImager.medium_for``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from needleguide.anatomy.patient import Patient, resample_labels
+from needleguide.us.probe import USSettings, image_extent_mm
+
+
+@dataclass
+class Medium:
+    """A label volume around the probe plane with its ``PatientToVoxel`` (3×4)."""
+
+    labels: np.ndarray
+    VoxelToPatient: np.ndarray
+    M: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.M = np.ascontiguousarray(np.linalg.inv(self.VoxelToPatient)[:3, :])
+
+    def contains(self, pts_patient: np.ndarray, margin_vox: float = 1.0) -> bool:
+        ijk = pts_patient @ self.M[:, :3].T + self.M[:, 3]
+        hi = np.array(self.labels.shape) - 1 - margin_vox
+        return bool(np.all(ijk >= margin_vox) and np.all(ijk <= hi))
+
+
+def build_medium(patient: Patient, ProbeToPatient: np.ndarray, s: USSettings,
+                 margin_mm: float = 6.0, elev_half_mm: float = 3.0) -> Medium:
+    """Render (or resample) a label slab aligned with the probe plane, with margins."""
+    sp = float(np.clip(C_LAMBDA(s) / 1.0, 0.25, 0.4))
+    x0, x1, y0, y1 = image_extent_mm(s)
+    lo = np.array([x0 - margin_mm, y0 - margin_mm, -elev_half_mm])
+    hi = np.array([x1 + margin_mm, y1 + margin_mm, elev_half_mm])
+    n = np.ceil((hi - lo) / sp).astype(int) + 1
+    VoxelToProbe = np.diag([sp, sp, sp, 1.0])
+    VoxelToProbe[:3, 3] = lo
+    aff = np.asarray(ProbeToPatient, float) @ VoxelToProbe
+    shape = (int(n[0]), int(n[1]), int(n[2]))
+    if patient.renderer is not None:
+        labels = patient.renderer(shape, aff)
+    else:
+        labels = resample_labels(patient.labels, patient.VoxelToPatient, shape, aff)
+    return Medium(np.ascontiguousarray(labels, dtype=np.uint8), aff)
+
+
+def C_LAMBDA(s: USSettings) -> float:
+    return 1.540 / s.f_mhz
+
+
+__all__ = ["C_LAMBDA", "Medium", "build_medium"]
