@@ -86,3 +86,35 @@ def test_a_still_probe_draws_the_same_frames(tissue, subcell):
     f0 = kept.render(scenes[0]).pixels.astype(float)
     f1 = kept.render(scenes[3]).pixels.astype(float)
     assert np.abs(f1 - f0).mean() > 0.5
+
+
+def _drag_offset_mm(tissue, press_mm: float) -> tuple[float, float]:
+    """The tissue the needle drags, against the needle as drawn: the pixels that change
+    when the drag flips sign (a still needle), weighted by the change, their signed
+    distance from the drawn shaft (mm; mean, and the spread about it)."""
+    s = make_settings(probe="linear", frequency_mhz=7.5, depth_mm=40, output_px=256)
+    nd = Needle.from_entry_and_target((-22.0, 0.0, 0.0), (8.0, -22.0, 0.0), inserted_mm=30.0)
+    pose = probe_on_top(press_mm=press_mm)
+    fr = [USImager(s, seed=5).render(Scene(tissue, poses={"ProbeToPatient": pose},
+                                           needle=dataclasses.replace(nd, tissue_drag_mm=q)))
+          for q in (1.0, -1.0)]
+    d = np.abs(fr[0].pixels.astype(float) - fr[1].pixels.astype(float))
+    (c0, r0), (c1, r1) = fr[0].truth.shaft_px
+    u = np.array([c1 - c0, r1 - r0]) / np.hypot(c1 - c0, r1 - r0)
+    rows, cols = np.nonzero(d > 20)
+    w = d[rows, cols]
+    along = (cols - c0) * u[0] + (rows - r0) * u[1]
+    keep = (along > 0) & (along < np.hypot(c1 - c0, r1 - r0) - 10)  # along the shaft
+    across = ((cols - c0) * u[1] - (rows - r0) * u[0])[keep] * fr[0].spacing_mm[0]
+    m = float(np.average(across, weights=w[keep]))
+    return m, float(np.sqrt(np.average((across - m) ** 2, weights=w[keep])))
+
+
+def test_the_dragged_tissue_surrounds_the_needle_as_drawn(tissue):
+    """The probe lifted 3 mm off the skin: the contact strain draws the soft tissue up to
+    ~3 mm shallower than it lies, the needle (rigid, in the probe's frame) where it is;
+    the tissue it drags is the tissue drawn around it, on both sides of the shaft (the
+    field was once evaluated at the tissue's undeformed place: off to one side)."""
+    for press in (0.5, -3.0):
+        m, spread = _drag_offset_mm(tissue, press)
+        assert abs(m) < 0.25 * spread and abs(m) < 0.5, (press, m, spread)

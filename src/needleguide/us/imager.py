@@ -200,8 +200,8 @@ class USImager:
             if drag[7] != 0.0:  # (a still needle too: the frame before's field again)
                 if self._dragged is None or self._dragged[0] != drag.tobytes():
                     scat = np.empty_like(m.scat)
-                    K.rescatter(origins, dirs, m.rmap, m.lab, self._ismuscle, elev, m.el_off,
-                                m.el_w, drag, *near_setup(elev, drag), m.cells,
+                    K.rescatter(origins, dirs, m.rmap, g.r_mm, m.lab, self._ismuscle, elev,
+                                m.el_off, m.el_w, drag, *near_setup(elev, drag), m.cells,
                                 g.dr_mm * LATTICE_FRACTION, self.seed, m.frac.shape[0] == L,
                                 self._order, m.scat, scat)
                     self._dragged = (drag.tobytes(), scat)
@@ -266,8 +266,8 @@ class USImager:
         cells = _table(self.seed, K.SCATTER_TABLE_BITS, K.SCATTER_STREAM)
         # where each interface lies between two samples; (1, 1): sub-cell coherence off
         frac = np.empty((L, N) if s.speckle_subcell else (1, 1), np.float32)
-        K.sample_medium(med.labels, med.M, origins, dirs, elev, rmap, lut_z, self._isfat,
-                        self._ismuscle, lab, zimp, zp, zm, scat, cells,
+        K.sample_medium(med.labels, med.M, origins, dirs, elev, rmap, g.r_mm, lut_z,
+                        self._isfat, self._ismuscle, lab, zimp, zp, zm, scat, cells,
                         g.dr_mm * LATTICE_FRACTION, self.seed, fluid, Mf, fl, ELEV_STEP_MM, GEL,
                         K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
                         int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)), el_off, el_w, drag,

@@ -74,10 +74,10 @@ def _label_on_line(vol, M, origins, dirs, l, r):
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out_label, out_z,
-                  out_zp, out_zm, scat, table, lattice_mm, seed, fluid, Mf, out_fluid, elev_step_mm,
-                  gel_label, z_gel, gel_run, out_fat, band, el_off, el_w, drag, en, c2,
-                  reach2, order, out_frac):
+def sample_medium(vol, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat, ismuscle, out_label,
+                  out_z, out_zp, out_zm, scat, table, lattice_mm, seed, fluid, Mf, out_fluid,
+                  elev_step_mm, gel_label, z_gel, gel_run, out_fat, band, el_off, el_w, drag, en,
+                  c2, reach2, order, out_frac):
     """Sample the medium along every line. origins/dirs (L, 3) patient mm; ``r_mm`` (L, N):
     the range in the undeformed patient of every sample (the soft tissue under the face is
     displaced along the line, us/imager.py ``contact_map``); elev (3,) unit
@@ -94,7 +94,11 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
     out-of-plane move of the probe keeps the same cells and only changes their weights.
     ``drag``: the needle's tissue displacement (``tissue_motion.drag_params``): the cells
     are looked up where the tissue came from (en, c2, reach2: ``near_setup``'s; ``order``:
-    the lines in the threads' order, ``scatterers.line_order``).
+    the lines in the threads' order, ``scatterers.line_order``). The field is evaluated
+    where the sample is drawn, ``r_img`` (N,) along the line (the needle is a rigid
+    object in the probe's frame, drawn there; the tissue it drags is the tissue drawn
+    around it, not the tissue at the sample's undeformed range ``r_mm``, which lies up to
+    the contact displacement away), and the displacement applied at ``r_mm``.
     ``out_frac`` (L, N) turns on sub-cell coherence (``speckle_subcell``; (1, 1): off): the
     scatterers blended between cells (``scatterers.cell_interp``, 8 cells per plane), and
     ``out_frac`` filled with the fraction of the step from sample k − 1 to k where the
@@ -126,7 +130,9 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, lut_z, isfat, ismuscle, out
             if isfat[lab]:
                 fat += dr  # the path the wave crosses: the deformed (image) step
             out_fat[l, k] = fat
-            near, s0, r0, de = drag_near(x, y, z, plane_reach(el_off, k), en, c2, reach2,
+            xi, yi, zi = origins[l, 0] + r_img[k] * dirs[l, 0], \
+                origins[l, 1] + r_img[k] * dirs[l, 1], origins[l, 2] + r_img[k] * dirs[l, 2]
+            near, s0, r0, de = drag_near(xi, yi, zi, plane_reach(el_off, k), en, c2, reach2,
                                          elev, drag)
             scat[l, k] = scatter_sum(x, y, z, k, el_off, el_w, elev, near, s0, r0, de, en,
                                      drag, interp, inv, seed, mask, table, ismuscle[lab])

@@ -164,8 +164,8 @@ def line_order(n_lines: int) -> np.ndarray:
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def rescatter(origins, dirs, r_mm, labels, ismuscle, elev, el_off, el_w, drag, en, c2, reach2,
-              table, lattice_mm, seed, interp, order, base, out):
+def rescatter(origins, dirs, r_mm, r_img, labels, ismuscle, elev, el_off, el_w, drag, en, c2,
+              reach2, table, lattice_mm, seed, interp, order, base, out):
     """The scatterer field of a still probe under a moving needle: ``base`` (L, N) (the
     field without drag, ``kernels.sample_medium`` with ``NO_DRAG``) with the samples the
     needle's drag moves recomputed, as ``sample_medium`` would (the same helpers) into
@@ -177,10 +177,12 @@ def rescatter(origins, dirs, r_mm, labels, ismuscle, elev, el_off, el_w, drag, e
     for i in prange(L):
         l = order[i]
         for k in range(N):
-            x, y, z = line_point(origins, dirs, r_mm, l, k)
-            near, s0, r0, de = drag_near(x, y, z, plane_reach(el_off, k), en, c2, reach2,
-                                         elev, drag)
+            near, s0, r0, de = drag_near(origins[l, 0] + r_img[k] * dirs[l, 0],
+                                         origins[l, 1] + r_img[k] * dirs[l, 1],
+                                         origins[l, 2] + r_img[k] * dirs[l, 2],
+                                         plane_reach(el_off, k), en, c2, reach2, elev, drag)
             if near:
+                x, y, z = line_point(origins, dirs, r_mm, l, k)
                 out[l, k] = scatter_sum(x, y, z, k, el_off, el_w, elev, near, s0, r0, de, en,
                                         drag, interp, inv, seed, mask, table,
                                         ismuscle[labels[l, k]])
