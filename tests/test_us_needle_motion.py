@@ -184,6 +184,35 @@ def test_evaluate_sequences_keys(sequences):
     assert sum(r["motion"]["tip_from"].values()) > 0
 
 
+
+@pytest.mark.parametrize("reacquire", [0, 5])
+def test_a_tip_advancing_off_the_known_needle_takes_over(sequences, reacquire):
+    """A needle found, then a compact patch that keeps changing 15+ mm off its line (an
+    advancing tip elsewhere): ignored (the needle held) until ``reacquire_frames`` such
+    frames, then taken as the needle (its line came from something else); never with 0."""
+    pos, _ = sequences
+    nm = NeedleMotion(MotionParams(reacquire_frames=reacquire))
+    for c in pos.cases:
+        f = c.frame.without_truth()
+        d = nm.update(f)
+        if nm._seen >= 3:
+            break
+    sp, w = f.spacing_mm[0], f.pixels.shape[1]
+    cx = int(w * 0.75) if d.tip_px[0] < w / 2 else int(w * 0.25)
+    cy, r = int(d.tip_px[1]), int(1.5 / sp)
+    assert abs(cx - d.tip_px[0]) * sp > 15.0
+    rng = np.random.default_rng(0)
+    at_patch = []
+    for i in range(12):
+        px = f.pixels.copy()
+        px[cy - r:cy + r, cx - r:cx + r] = rng.integers(40, 200, (2 * r, 2 * r), np.uint8)
+        d = nm.update(dataclasses.replace(f, pixels=px, time_s=f.time_s + (i + 1) / 15))
+        assert d.found
+        at_patch.append(math.hypot(d.tip_px[0] - cx, d.tip_px[1] - cy) * sp < 2.0)
+    assert not any(at_patch[:reacquire + 1])
+    assert all(at_patch[-4:]) if reacquire else not any(at_patch)
+
+
 @pytest.mark.parametrize("shape", [(9, 9), (64, 64), (300, 200, 3)])
 def test_odd_frames_give_no_needle(shape):
     """Tiny, colour, blank and noise frames in turn: no detection, no failure."""

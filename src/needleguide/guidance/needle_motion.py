@@ -49,7 +49,10 @@ reads only their pixels, spacing and time:
    Motion farther than ``jump_mm`` from the last tip, or a jiggled shaft, is checked
    against that line: an advancing tip on it is the needle gone on; on it a jiggled
    shaft keeps the last tip unless its motion reaches beyond it (``kept``: the motion
-   fades where the tissue is dark); off it the motion is ignored (something else moved).
+   fades where the tissue is dark); off it the motion is ignored (something else moved) —
+   unless a tip keeps advancing off it: after ``reacquire_frames`` such frames since an
+   advancing tip was last seen on it, the needle found before is dropped (its line came
+   from something else) and the motion is taken afresh.
    The tip moves at most ``max_tip_speed_mm_s``. A still needle keeps, for
    ``hold_frames`` frames, the last tip found at an advancing tip or at the echo's end
    (``held``), looked for again at the echo's end each frame (up to ``held_ahead_mm``
@@ -112,6 +115,7 @@ class NeedleMotion:
         self._t: float | None = None
         self._anchor: NeedleDetection | None = None
         self._seen = 0
+        self._off = 0  # advancing tips off the known needle since one was on it
         self._full: deque = deque(maxlen=self.prm.average)
         self._fm: np.ndarray | None = None
         self._tips: deque = deque(maxlen=self.prm.line_points)
@@ -152,14 +156,15 @@ class NeedleMotion:
     def reset(self) -> None:
         self._t = None
         self._area.clear()
-        self._seen = 0
-        self._anchor = None
-        self._tips.clear()
-        self._path.clear()
         self._hist.clear()
         self._memo.clear()
-        self._last = NOT_FOUND
-        self._held = 0
+        self._forget()
+
+    def _forget(self) -> None:
+        """The needle found before is lost (or was not the needle)."""
+        self._last, self._anchor, self._seen, self._held, self._off = NOT_FOUND, None, 0, 0, 0
+        self._tips.clear()
+        self._path.clear()
 
     def update(self, frame: Frame) -> NeedleDetection:
         """The needle of ``frame`` from the motion since the previous frames."""
@@ -218,9 +223,7 @@ class NeedleMotion:
             if "refined" in held.extra:
                 self._anchor = held  # the echo's end of a still (or slowly moving) needle
             return held
-        self._last, self._anchor, self._seen = NOT_FOUND, None, 0  # the needle is lost
-        self._tips.clear()
-        self._path.clear()
+        self._forget()  # the needle is lost
         return det
 
     # ---- line and tip ----------------------------------------------------------------
@@ -295,11 +298,18 @@ class NeedleMotion:
             known = self._known_needle(xs, ys, w, px_mm,
                                        None if elongated is not None else c + u * tip_s)
             if known == "elsewhere":
-                return NOT_FOUND  # something else moved: keep the needle found before
+                if elongated is None:
+                    self._off += 1
+                if not 0 < prm.reacquire_frames <= self._off:
+                    return NOT_FOUND  # something else moved: keep the needle found before
+                self._forget()  # a tip kept advancing there: the needle before was not it
+                return self._locate(frame, z, px_mm)
             if known is not None:
                 det = NeedleDetection(**{**det.__dict__, **tip_fields(frame, known),
                                          "shaft_px": (prox_px, known),
                                          "extra": {**det.extra, "tip_from": "kept"}})
+        if elongated is None:
+            self._off = 0
         return det if src == "step" else self._refined(det, frame)
 
     def _refined(self, det: NeedleDetection, frame: Frame) -> NeedleDetection:

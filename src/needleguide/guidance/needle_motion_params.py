@@ -63,6 +63,7 @@ class MotionParams:
     min_trail_mm: float = 4.0
     max_tip_speed_mm_s: float = 30.0
     jump_mm: float = 3.0
+    reacquire_frames: int = 13
     keep_band_mm: float = 2.0
     tip_rel_kept: float = 0.1
     hold_frames: int = 30
