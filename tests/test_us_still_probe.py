@@ -118,3 +118,48 @@ def test_the_dragged_tissue_surrounds_the_needle_as_drawn(tissue):
     for press in (0.5, -3.0):
         m, spread = _drag_offset_mm(tissue, press)
         assert abs(m) < 0.25 * spread and abs(m) < 0.5, (press, m, spread)
+
+
+def test_steady_advance_keeps_the_field_behind_the_tip(tissue):
+    """A needle advanced along its own axis with the same drag: behind both tips the field
+    is the same, so ``rescatter`` keeps the frame before's scatterers there (a marker
+    field shows where) and they are those drawn afresh; elsewhere it draws them afresh."""
+    from needleguide.us import scatterers as S
+    from needleguide.us.imager import LATTICE_FRACTION, NO_SCAT
+    from needleguide.us.tissue_motion import advanced_along
+
+    s = make_settings(probe="linear", frequency_mhz=7.5, depth_mm=40, output_px=192)
+    img = USImager(s, seed=3)
+    nd = Needle.from_entry_and_target((-22.0, 0.0, 0.0), (8.0, -28.0, 0.0), inserted_mm=30.0)
+    old, new = (dataclasses.replace(nd.advanced(a), tissue_drag_mm=1.0) for a in (0.0, 0.8))
+    sc = Scene(tissue, poses={"ProbeToPatient": probe_on_top()}, needle=old)
+    for _ in range(2):
+        img.render(sc)
+    m, g = img._still, img.setup.geom
+    P = [drag_params(x.tip, x.axis, x.inserted_length_mm, 1.0) for x in (old, new)]
+    shift = advanced_along(P[0], P[1])
+    assert shift == pytest.approx(0.8)
+    assert advanced_along(P[0], drag_params(new.tip, new.axis, new.inserted_length_mm, -1.0)) \
+        is None  # the drag flipped: drawn afresh
+    from needleguide import geometry
+
+    o = geometry.apply(probe_on_top(), np.c_[g.origins, np.zeros(g.n_lines)])
+    d = geometry.apply_vector(probe_on_top(), np.c_[g.directions, np.zeros(g.n_lines)])
+    e = geometry.apply_vector(probe_on_top(), np.array([0.0, 0.0, 1.0]))
+
+    def run(p, prev=NO_SCAT, sh=0.0, ins=0.0):
+        out = np.empty_like(m.scat)
+        S.rescatter(o, d, m.rmap, g.r_mm, m.lab, img._ismuscle, e, m.el_off, m.el_w, p,
+                    *near_setup(e, p), m.cells, g.dr_mm * LATTICE_FRACTION, 3, False,
+                    img._order, m.scat, prev, sh, ins, out)
+        return out
+
+    before, fresh = run(P[0]), run(P[1])
+    marker = np.full_like(m.scat, 1e6)
+    kept = run(P[1], marker, shift, P[0][6])
+    where = kept == marker
+    assert where.sum() > 2000  # the shaft's band was kept
+    assert np.allclose(fresh[where], before[where], rtol=0, atol=1e-5)
+    assert np.array_equal(kept[~where], fresh[~where])
+    assert ((fresh != m.scat) & ~where).sum() > 500  # the tip's region was drawn again
+    assert ((fresh != before) & ~where).sum() > 500  # ... and it moved

@@ -36,7 +36,7 @@ from needleguide.us.beams import (
 from needleguide.us.medium import Medium, build_medium
 from needleguide.us.needle_echo import ROUGH, ROUGH_ECHOGENIC, add_needle, needle_truth_px
 from needleguide.us.probe import NOISE_DB_RE_FACE, USSettings, image_to_probe
-from needleguide.us.tissue_motion import NO_DRAG, drag_params, near_setup
+from needleguide.us.tissue_motion import NO_DRAG, advanced_along, drag_params, near_setup
 
 SPEC_GAIN_DB = 34.0  # specular-to-diffuse calibration: K (perpendicular bone ≈ +30 dB)
 THETA0_DEG = 12.0  # angular width of specular reflection from tissue interfaces
@@ -53,6 +53,7 @@ ELEV_PLANES = 4
 ELEV_PLANE_SPACING = 1.25
 NORMAL_SMOOTH_MM = 0.6
 GEL = 255  # internal label of the coupling gel between the face and the skin
+NO_SCAT = np.zeros((1, 1), np.complex64)  # (scatterers.rescatter: no field to keep)
 # contact: the soft tissue under the face is displaced along each line so that the skin
 # meets the face (the probe's pressure; the face may sit up to CONTACT_SEARCH_MM inside the
 # undeformed skin, or the skin up to CONTACT_GAP_MM below the face), the displacement
@@ -139,7 +140,8 @@ class USImager:
         self._luts: tuple | None = None
         self._still_key: tuple | None = None  # the pose of the frame before (beams)
         self._still: Samples | None = None
-        self._dragged: tuple | None = None  # (drag parameters, the scatterers they give)
+        # (drag parameters' bytes, the scatterers they give, the parameters)
+        self._dragged: tuple | None = None
 
     # ---- medium cache ---------------------------------------------------------------------
     def medium_for(self, patient: Patient, ProbeToPatient: np.ndarray) -> Medium:
@@ -200,11 +202,14 @@ class USImager:
             if drag[7] != 0.0:  # (a still needle too: the frame before's field again)
                 if self._dragged is None or self._dragged[0] != drag.tobytes():
                     scat = np.empty_like(m.scat)
+                    prev = self._dragged  # the frame before's needle, advanced?
+                    shift = None if prev is None else advanced_along(prev[2], drag)
                     K.rescatter(origins, dirs, m.rmap, g.r_mm, m.lab, self._ismuscle, elev,
                                 m.el_off, m.el_w, drag, *near_setup(elev, drag), m.cells,
                                 g.dr_mm * LATTICE_FRACTION, self.seed, m.frac.shape[0] == L,
-                                self._order, m.scat, scat)
-                    self._dragged = (drag.tobytes(), scat)
+                                self._order, m.scat, NO_SCAT if shift is None else prev[1],
+                                shift or 0.0, 0.0 if shift is None else prev[2][6], scat)
+                    self._dragged = (drag.tobytes(), scat, drag)
                 m = dataclasses.replace(m, scat=self._dragged[1])
         lab, fl, scat, frac = m.lab, m.fl, m.scat, m.frac
         src = np.empty((L, N), np.complex64)

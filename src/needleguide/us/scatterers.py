@@ -165,23 +165,35 @@ def line_order(n_lines: int) -> np.ndarray:
 
 @njit(cache=True, parallel=True, fastmath=True)
 def rescatter(origins, dirs, r_mm, r_img, labels, ismuscle, elev, el_off, el_w, drag, en, c2,
-              reach2, table, lattice_mm, seed, interp, order, base, out):
+              reach2, table, lattice_mm, seed, interp, order, base, prev, shift_mm, prev_ins,
+              out):
     """The scatterer field of a still probe under a moving needle: ``base`` (L, N) (the
     field without drag, ``kernels.sample_medium`` with ``NO_DRAG``) with the samples the
     needle's drag moves recomputed, as ``sample_medium`` would (the same helpers) into
     ``out``. Arguments as there; en, c2, reach2: ``tissue_motion.near_setup``; ``order``:
-    :func:`line_order`."""
+    :func:`line_order`. ``prev`` (L, N): the field of the frame before, whose needle lay
+    ``shift_mm`` behind along the same axis with the same drag and ``prev_ins`` mm
+    inserted (``tissue_motion.advanced_along``; (1, 1): none): where every elevation plane
+    of a sample lies behind both tips and ahead of both hubs the displacement is the same
+    (steady advance moves only the tissue at the tip) and ``prev`` is kept there."""
     L, N = base.shape
     inv = 1.0 / lattice_mm
     mask = table.shape[0] - 1
+    keep = prev.shape[0] == L
+    ahead = max(shift_mm, 0.0)  # the nearer tip, behind this frame's (s ≤ −ahead)
+    hub = min(drag[6], prev_ins + shift_mm)  # the nearer hub, behind this frame's tip
+    a = abs(en)
     for i in prange(L):
         l = order[i]
         for k in range(N):
+            ek = plane_reach(el_off, k)
             near, s0, r0, de = drag_near(origins[l, 0] + r_img[k] * dirs[l, 0],
                                          origins[l, 1] + r_img[k] * dirs[l, 1],
                                          origins[l, 2] + r_img[k] * dirs[l, 2],
-                                         plane_reach(el_off, k), en, c2, reach2, elev, drag)
-            if near:
+                                         ek, en, c2, reach2, elev, drag)
+            if near and keep and s0 + ahead + ek * a <= 0.0 and s0 - ek * a >= -hub:
+                out[l, k] = prev[l, k]
+            elif near:
                 x, y, z = line_point(origins, dirs, r_mm, l, k)
                 out[l, k] = scatter_sum(x, y, z, k, el_off, el_w, elev, near, s0, r0, de, en,
                                         drag, interp, inv, seed, mask, table,

@@ -111,6 +111,19 @@ def drag_near(x, y, z, ek, en, c2, reach2, elev, p):
     return near, s0, r0, de
 
 
+def advanced_along(prev: np.ndarray, p: np.ndarray) -> float | None:
+    """The shift (mm) of the tip along the axis from field ``prev`` to field ``p`` when
+    ``p`` is ``prev``'s needle moved along its own axis with the same drag (q, w, λ); None
+    otherwise. Behind both tips (and ahead of both hubs) the two fields are then equal:
+    ``scatterers.rescatter`` keeps the scatterers drawn there."""
+    if p[7] == 0.0 or not (np.array_equal(prev[3:6], p[3:6]) and
+                           np.array_equal(prev[7:10], p[7:10])):
+        return None
+    d = p[0:3] - prev[0:3]
+    shift = float(d @ p[3:6])
+    return shift if float(np.linalg.norm(d - shift * p[3:6])) <= 1e-9 else None
+
+
 @njit(cache=True, inline="always")
 def displaced(x, y, z, p):
     """Where the tissue now at (x, y, z) came from: x − u(x) (patient mm); ``p`` from
@@ -125,5 +138,5 @@ def displaced(x, y, z, p):
     return x - m * p[3], y - m * p[4], z - m * p[5]
 
 
-__all__ = ["DRAG_WIDTH_MM", "NO_DRAG", "PUSH_LENGTH_MM", "displaced", "drag_magnitude",
-           "drag_near", "drag_params", "near_setup"]
+__all__ = ["DRAG_WIDTH_MM", "NO_DRAG", "PUSH_LENGTH_MM", "advanced_along", "displaced",
+           "drag_magnitude", "drag_near", "drag_params", "near_setup"]
