@@ -54,6 +54,7 @@ def drag_params(tip_mm, axis, inserted_mm: float, drag_mm: float,
 
 
 NO_DRAG = np.zeros(N_PARAMS)
+CUT = 12.0  # the field is 0 where its exponent exceeds this (|u| < q·6e-6)
 _EXP_STEP = 0.25
 _EXP_COARSE = np.exp(-_EXP_STEP * np.arange(64))
 
@@ -79,7 +80,7 @@ def drag_magnitude(s, rho2, p):
     a = max(rho2, 0.0) * p[8]
     if s > 0.0:
         a += s * p[9]  # one exponential: exp(−a)·exp(−s/λ)
-    if a > 12.0:
+    if a > CUT:
         return 0.0
     return p[7] * _exp_neg(a)
 
@@ -88,7 +89,7 @@ def near_setup(elev, p) -> tuple[float, float, float]:
     """Per-frame constants of :func:`drag_near` for the unit elevation vector ``elev``:
     (elev·axis, 1 − (elev·axis)², the field's squared reach (mm², 0: no field))."""
     en = float(np.dot(elev, p[3:6]))
-    return en, max(1.0 - en * en, 0.0), 12.0 / p[8] + 1e-6 if p[7] != 0.0 else 0.0
+    return en, max(1.0 - en * en, 0.0), CUT / p[8] + 1e-6 if p[7] != 0.0 else 0.0
 
 
 @njit(cache=True, inline="always")
@@ -97,7 +98,8 @@ def drag_near(x, y, z, ek, en, c2, reach2, elev, p):
     y, z) (patient mm), with its axial coordinate s, squared distance ρ² from the axis and
     offset along ``elev`` (for the planes: s + e·en, ρ² + 2e(d·elev − s·en) + e²(1 − en²)).
     Not near: the least ρ_e² over the planes is beyond the reach (drag_magnitude is 0 on
-    every plane) or all planes lie behind the hub."""
+    every plane), all planes lie behind the hub, or so far ahead of the tip that the push
+    alone (s/λ) exceeds the cut."""
     if reach2 == 0.0:
         return False, 0.0, 0.0, 0.0
     dx, dy, dz = x - p[0], y - p[1], z - p[2]
@@ -107,7 +109,8 @@ def drag_near(x, y, z, ek, en, c2, reach2, elev, p):
     c1 = de - s0 * en
     eb = -c1 / c2 if c2 > 0.0 else (-ek if c1 > 0.0 else ek)
     eb = min(max(eb, -ek), ek)
-    near = s0 + ek * abs(en) >= -p[6] and r0 + eb * (2.0 * c1 + eb * c2) <= reach2
+    near = s0 + ek * abs(en) >= -p[6] and (s0 - ek * abs(en)) * p[9] <= CUT and \
+        r0 + eb * (2.0 * c1 + eb * c2) <= reach2
     return near, s0, r0, de
 
 
