@@ -84,7 +84,7 @@ from needleguide.guidance.needle_motion_maps import (
     tremor_shift,
 )
 from needleguide.guidance.needle_motion_params import MotionParams
-from needleguide.guidance.needle_motion_path import MotionPath
+from needleguide.guidance.needle_motion_path import MotionPath, against_line, along_across
 from needleguide.guidance.needle_motion_step import (
     needle_line,
     refined_detection,
@@ -237,7 +237,7 @@ class NeedleMotion:
         c = np.array([float(w @ xs), float(w @ ys)]) / float(w.sum())
         if float(w.max()) < prm.tip_z:
             # weak motion: only the known needle's tip going on along its line
-            along, across = _along_across(c, axis, px_mm)
+            along, across = along_across(c, axis, px_mm)
             if across > prm.keep_band_mm or not -prm.jump_mm <= along <= prm.track_ahead_mm:
                 return NOT_FOUND
             u, elongated = axis[1], None
@@ -335,37 +335,14 @@ class NeedleMotion:
 
     def _known_needle(self, xs: np.ndarray, ys: np.ndarray, w: np.ndarray, px_mm: float,
                       tip: np.ndarray | None = None):
-        """A moving shaft (jiggle) or a far moving tip (``tip``: grid px) against the
-        needle found before (its line: ``needle_line``, else its last shaft): None when there
-        is none (or it is older than ``hold_frames``), or when the moving tip lies within
-        ``keep_band_mm`` of the line and not behind the last tip (the needle advanced);
-        ``"elsewhere"`` when the moving tip, or half of a shaft's motion, lies off the line;
-        else the tip (frame pixels): the last tip, or a shaft's motion's distal end on that
-        line when it lies beyond it (the motion fades where the tissue is dark; the tip did
-        not move back)."""
-        prm = self.prm
+        """A moving shaft or a far moving tip against the needle found before
+        (``needle_motion_path.against_line``; None when there is none or it is older than
+        ``hold_frames``): None, ``"elsewhere"``, or the tip it keeps (frame pixels)."""
         axis = self._needle_axis()
-        if axis is None:
-            return None
-        p1, u = axis
-        last = self._last
-        nrm = np.array([-u[1], u[0]])
-        if tip is not None:
-            along, across = _along_across(tip, axis, px_mm)
-            if across > prm.keep_band_mm:
-                return "elsewhere"
-            return None if along >= -prm.jump_mm else last.tip_px
-        rel = np.c_[xs - p1[0], ys - p1[1]]
-        near = np.abs(rel @ nrm) * px_mm <= prm.keep_band_mm
-        if float(w[near].sum()) < 0.5 * float(w.sum()):
-            return "elsewhere"
-        strong = near & (w >= prm.tip_rel_kept * float(w.max()))
-        if not strong.any():
-            return last.tip_px
-        end = float(np.quantile(rel[strong] @ u, 0.95)) - prm.edge_bias_mm / px_mm
-        if end <= 0.0:
-            return last.tip_px
-        return self._to_frame(p1 + u * end)
+        r = None if axis is None else against_line(axis, xs, ys, w, px_mm, self.prm, tip)
+        if r is None or isinstance(r, str) and r == "elsewhere":
+            return r
+        return self._last.tip_px if isinstance(r, str) else self._to_frame(r)
 
     def _needle_axis(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The needle found before: (its last tip on its line, the line's unit direction;
@@ -397,14 +374,6 @@ class NeedleMotion:
     def _to_grid(self, p) -> np.ndarray:
         """Frame pixel (col, row) -> working-grid pixel."""
         return (np.asarray(p, float) + 0.5) / self.prm.scale - 0.5
-
-
-def _along_across(p: np.ndarray, axis, px_mm: float) -> tuple[float, float]:
-    """Grid point ``p`` against the needle's ``axis`` (its last tip on its line, unit
-    direction): (mm along it from that tip, mm across it)."""
-    p1, u = axis
-    rel = np.asarray(p, float) - p1
-    return float(rel @ u) * px_mm, abs(float(rel[1] * u[0] - rel[0] * u[1])) * px_mm
 
 
 __all__ = ["MotionParams", "NeedleMotion"]

@@ -8,7 +8,9 @@ steep or too dark to see — where the brightest ray from the moving point (the 
 echo, ``needle_motion_maps.ray_direction``) may follow a fascia or muscle striation
 instead. The centroids are kept as exponentially decayed moments (one weight per frame,
 ``path_decay`` per frame), and the path gives a direction once it is long and thin
-enough (``path_min_mm``, ``path_ratio``)."""
+enough (``path_min_mm``, ``path_ratio``). Motion is also checked against the needle's
+line found before (:func:`against_line`): on it, the needle going on; off it, something
+else."""
 
 from __future__ import annotations
 
@@ -53,4 +55,38 @@ class MotionPath:
         return v if v[1] >= 0 else -v
 
 
-__all__ = ["MotionPath"]
+def along_across(p: np.ndarray, axis, px_mm: float) -> tuple[float, float]:
+    """Grid point ``p`` against the needle's ``axis`` (its last tip on its line, unit
+    direction; working grid): (mm along it from that tip, mm across it)."""
+    p1, u = axis
+    rel = np.asarray(p, float) - p1
+    return float(rel @ u) * px_mm, abs(float(rel[1] * u[0] - rel[0] * u[1])) * px_mm
+
+
+def against_line(axis, xs: np.ndarray, ys: np.ndarray, w: np.ndarray, px_mm: float, prm,
+                 tip: np.ndarray | None = None):
+    """A moving shaft (jiggle: its pixels ``xs``, ``ys``, z mass ``w``) or a far moving tip
+    (``tip``: grid px) against the needle found before (``axis``: :func:`along_across`'s):
+    None when the moving tip lies within ``keep_band_mm`` of the line and not behind the
+    last tip (the needle advanced); ``"elsewhere"`` when the moving tip, or half of a
+    shaft's motion, lies off the line; else the tip to keep: ``"last"``, or a shaft's
+    motion's distal end on that line (grid px) when it lies beyond the last tip (the
+    motion fades where the tissue is dark; the tip did not move back)."""
+    p1, u = axis
+    if tip is not None:
+        along, across = along_across(tip, axis, px_mm)
+        if across > prm.keep_band_mm:
+            return "elsewhere"
+        return None if along >= -prm.jump_mm else "last"
+    rel = np.c_[xs - p1[0], ys - p1[1]]
+    near = np.abs(rel @ np.array([-u[1], u[0]])) * px_mm <= prm.keep_band_mm
+    if float(w[near].sum()) < 0.5 * float(w.sum()):
+        return "elsewhere"
+    strong = near & (w >= prm.tip_rel_kept * float(w.max()))
+    if not strong.any():
+        return "last"
+    end = float(np.quantile(rel[strong] @ u, 0.95)) - prm.edge_bias_mm / px_mm
+    return "last" if end <= 0.0 else p1 + u * end
+
+
+__all__ = ["MotionPath", "against_line", "along_across"]
