@@ -140,8 +140,7 @@ class USImager:
         self._luts: tuple | None = None
         self._still_key: tuple | None = None  # the pose of the frame before (beams)
         self._still: Samples | None = None
-        # (drag parameters' bytes, the scatterers they give, the parameters)
-        self._dragged: tuple | None = None
+        self._dragged: tuple | None = None  # (drag parameters, the scatterers they give)
 
     # ---- medium cache ---------------------------------------------------------------------
     def medium_for(self, patient: Patient, ProbeToPatient: np.ndarray) -> Medium:
@@ -200,16 +199,17 @@ class USImager:
                 self._still = self._sample(med, origins, dirs, elev, fluid, Mf, NO_DRAG)
             m = self._still
             if drag[7] != 0.0:  # (a still needle too: the frame before's field again)
-                if self._dragged is None or self._dragged[0] != drag.tobytes():
+                prev = self._dragged
+                if prev is None or not np.array_equal(prev[0], drag):
                     scat = np.empty_like(m.scat)
-                    prev = self._dragged  # the frame before's needle, advanced?
-                    shift = None if prev is None else advanced_along(prev[2], drag)
+                    # the frame before's needle, advanced along its axis: keep its field
+                    shift = None if prev is None else advanced_along(prev[0], drag)
+                    keep = (NO_SCAT, 0.0, 0.0) if shift is None else (prev[1], shift, prev[0][6])
                     K.rescatter(origins, dirs, m.rmap, g.r_mm, m.lab, self._ismuscle, elev,
                                 m.el_off, m.el_w, drag, *near_setup(elev, drag), m.cells,
                                 g.dr_mm * LATTICE_FRACTION, self.seed, m.frac.shape[0] == L,
-                                self._order, m.scat, NO_SCAT if shift is None else prev[1],
-                                shift or 0.0, 0.0 if shift is None else prev[2][6], scat)
-                    self._dragged = (drag.tobytes(), scat, drag)
+                                self._order, m.scat, *keep, scat)
+                    self._dragged = (drag, scat)
                 m = dataclasses.replace(m, scat=self._dragged[1])
         lab, fl, scat, frac = m.lab, m.fl, m.scat, m.frac
         src = np.empty((L, N), np.complex64)

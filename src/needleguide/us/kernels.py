@@ -69,8 +69,8 @@ def _label_at(vol, M, x, y, z):
 @njit(cache=True, inline="always")
 def _label_on_line(vol, M, origins, dirs, l, r):
     """The label at range ``r`` (mm) along line ``l``."""
-    return _label_at(vol, M, origins[l, 0] + r * dirs[l, 0], origins[l, 1] + r * dirs[l, 1],
-                     origins[l, 2] + r * dirs[l, 2])
+    x, y, z = line_point(origins, dirs, l, r)
+    return _label_at(vol, M, x, y, z)
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -121,7 +121,7 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat, ismusc
         first = -1
         fat = 0.0
         for k in range(N):
-            x, y, z = line_point(origins, dirs, r_mm, l, k)
+            x, y, z = line_point(origins, dirs, l, r_mm[l, k])
             lab = _label_at(vol, M, x, y, z)
             if lab < 0:
                 lab = 0
@@ -130,8 +130,7 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat, ismusc
             if isfat[lab]:
                 fat += dr  # the path the wave crosses: the deformed (image) step
             out_fat[l, k] = fat
-            xi, yi, zi = origins[l, 0] + r_img[k] * dirs[l, 0], \
-                origins[l, 1] + r_img[k] * dirs[l, 1], origins[l, 2] + r_img[k] * dirs[l, 2]
+            xi, yi, zi = line_point(origins, dirs, l, r_img[k])  # where it is drawn
             near, s0, r0, de = drag_near(xi, yi, zi, plane_reach(el_off, k), en, c2, reach2,
                                          elev, drag)
             scat[l, k] = scatter_sum(x, y, z, k, el_off, el_w, elev, near, s0, r0, de, en,
@@ -184,9 +183,7 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat, ismusc
                 for kk in range(k0, k1 + 1):
                     if out_label[l, kk] == gel_label:
                         continue
-                    x = origins[l, 0] + r_mm[l, kk] * dirs[l, 0]
-                    y = origins[l, 1] + r_mm[l, kk] * dirs[l, 1]
-                    z = origins[l, 2] + r_mm[l, kk] * dirs[l, 2]
+                    x, y, z = line_point(origins, dirs, l, r_mm[l, kk])
                     a = _label_at(vol, M, x + ex, y + ey, z + ez)
                     b = _label_at(vol, M, x - ex, y - ey, z - ez)
                     out_zp[l, kk] = lut_z[a if a >= 0 else 0]

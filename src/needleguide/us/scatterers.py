@@ -144,10 +144,10 @@ def plane_reach(el_off, k):
 
 
 @njit(cache=True, inline="always")
-def line_point(origins, dirs, r_mm, l, k):
-    """Sample k of line l (patient mm)."""
-    return (origins[l, 0] + r_mm[l, k] * dirs[l, 0], origins[l, 1] + r_mm[l, k] * dirs[l, 1],
-            origins[l, 2] + r_mm[l, k] * dirs[l, 2])
+def line_point(origins, dirs, l, r):
+    """The point at range ``r`` (mm) along line ``l`` (patient mm)."""
+    return (origins[l, 0] + r * dirs[l, 0], origins[l, 1] + r * dirs[l, 1],
+            origins[l, 2] + r * dirs[l, 2])
 
 
 def line_order(n_lines: int) -> np.ndarray:
@@ -187,14 +187,12 @@ def rescatter(origins, dirs, r_mm, r_img, labels, ismuscle, elev, el_off, el_w, 
         l = order[i]
         for k in range(N):
             ek = plane_reach(el_off, k)
-            near, s0, r0, de = drag_near(origins[l, 0] + r_img[k] * dirs[l, 0],
-                                         origins[l, 1] + r_img[k] * dirs[l, 1],
-                                         origins[l, 2] + r_img[k] * dirs[l, 2],
-                                         ek, en, c2, reach2, elev, drag)
+            xi, yi, zi = line_point(origins, dirs, l, r_img[k])  # where it is drawn
+            near, s0, r0, de = drag_near(xi, yi, zi, ek, en, c2, reach2, elev, drag)
             if near and keep and s0 + ahead + ek * a <= 0.0 and s0 - ek * a >= -hub:
                 out[l, k] = prev[l, k]
             elif near:
-                x, y, z = line_point(origins, dirs, r_mm, l, k)
+                x, y, z = line_point(origins, dirs, l, r_mm[l, k])
                 out[l, k] = scatter_sum(x, y, z, k, el_off, el_w, elev, near, s0, r0, de, en,
                                         drag, interp, inv, seed, mask, table,
                                         ismuscle[labels[l, k]])
