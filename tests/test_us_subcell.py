@@ -86,7 +86,7 @@ def test_interfaces_are_placed_between_samples(monkeypatch):
     sample, prop = K.sample_medium, K.propagate
 
     def sample_medium(*a):
-        seen["r"] = np.array(a[5])
+        seen["r"] = np.array(a[6])  # (vol, mixed, M, origins, dirs, elev, r_mm, ...)
         return sample(*a)
 
     def propagate(*a):

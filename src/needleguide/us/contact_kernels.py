@@ -7,16 +7,19 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from needleguide.us.kernels import _label_at
+from needleguide.us.label_field import crossing, label_at
 
 
 @njit(cache=True, parallel=True)
-def contact_ranges(vol, M, origins, dirs, r0_mm, dr_mm, n, isbone, skin_run, out_skin,
+def contact_ranges(vol, mixed, M, origins, dirs, r0_mm, dr_mm, n, isbone, skin_run, out_skin,
                    out_bone):
     """Per line, the range of the skin (the first of ``skin_run`` body samples, searching
     from ``r0_mm`` < 0, i.e. behind the face) and of the first bone after it (NaN if none
-    within ``n`` samples)."""
+    within ``n`` samples). ``mixed``: the label lookup (``label_field.label_at``); with
+    sub-voxel boundaries (not ``NO_MIX``) both ranges are bisected between the samples, so
+    that they move continuously with the probe."""
     L = origins.shape[0]
+    refine = mixed.shape[0] > 1
     for l in prange(L):
         run = 0
         skin = np.nan
@@ -24,8 +27,8 @@ def contact_ranges(vol, M, origins, dirs, r0_mm, dr_mm, n, isbone, skin_run, out
         found = False
         for k in range(n):
             r = r0_mm + k * dr_mm
-            lab = _label_at(vol, M, origins[l, 0] + r * dirs[l, 0],
-                            origins[l, 1] + r * dirs[l, 1], origins[l, 2] + r * dirs[l, 2])
+            lab = label_at(vol, mixed, M, origins[l, 0] + r * dirs[l, 0],
+                           origins[l, 1] + r * dirs[l, 1], origins[l, 2] + r * dirs[l, 2])
             if lab < 0:
                 lab = 0
             if not found:
@@ -33,11 +36,14 @@ def contact_ranges(vol, M, origins, dirs, r0_mm, dr_mm, n, isbone, skin_run, out
                     run += 1
                     if run >= skin_run:
                         skin = r - (run - 1) * dr_mm
+                        if refine and (run < k + 1):
+                            skin = crossing(vol, mixed, M, origins, dirs, l, skin - dr_mm, skin,
+                                            6)
                         found = True
                 else:
                     run = 0
             elif isbone[lab]:
-                bone = r
+                bone = crossing(vol, mixed, M, origins, dirs, l, r - dr_mm, r, 6) if refine else r
                 break
         out_skin[l] = skin
         out_bone[l] = bone

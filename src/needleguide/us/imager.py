@@ -269,12 +269,13 @@ class USImager:
                                           g.dr_mm * LATTICE_FRACTION, ELEV_PLANES,
                                           ELEV_PLANE_SPACING)
         cells = _table(self.seed, K.SCATTER_TABLE_BITS, K.SCATTER_STREAM)
-        # where each interface lies between two samples; (1, 1): sub-cell coherence off
+        # where each interface lies between two samples, and boundaries between label voxels
+        # (med.lookup); (1, 1) and the nearest voxel: sub-cell coherence off
         frac = np.empty((L, N) if s.speckle_subcell else (1, 1), np.float32)
-        K.sample_medium(med.labels, med.M, origins, dirs, elev, rmap, g.r_mm, lut_z,
-                        self._isfat, self._ismuscle, lab, zimp, zp, zm, scat, cells,
-                        g.dr_mm * LATTICE_FRACTION, self.seed, fluid, Mf, fl, ELEV_STEP_MM, GEL,
-                        K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
+        K.sample_medium(med.labels, med.lookup(s.speckle_subcell), med.M, origins, dirs, elev,
+                        rmap, g.r_mm, lut_z, self._isfat, self._ismuscle, lab, zimp, zp, zm, scat,
+                        cells, g.dr_mm * LATTICE_FRACTION, self.seed, fluid, Mf, fl, ELEV_STEP_MM,
+                        GEL, K.Z_WATER, max(2, round(1.0 / g.dr_mm)), fat,
                         int(np.ceil(3.5 * NORMAL_SMOOTH_MM / g.dr_mm)), el_off, el_w, drag,
                         *near_setup(elev, drag), self._order, frac)
         # interface normals from impedance smoothed over ~0.6 mm (range and lateral); the
@@ -282,7 +283,11 @@ class USImager:
         sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)
         sy = max(NORMAL_SMOOTH_MM / float(np.median(st.line_dx_mm)), 0.5)
         ks = (2 * int(np.ceil(3.0 * sx)) + 1, 2 * int(np.ceil(3.0 * sy)) + 1)  # to ±3σ
-        zs = cv2.GaussianBlur(zimp, ks, sigmaX=sx, sigmaY=sy)
+        zb = zimp
+        if frac.shape == zimp.shape:  # the impedance averaged over each step (continuous)
+            zb = zimp.copy()
+            zb[:, 1:] = frac[:, 1:] * zimp[:, :-1] + (1.0 - frac[:, 1:]) * zimp[:, 1:]
+        zs = cv2.GaussianBlur(zb, ks, sigmaX=sx, sigmaY=sy)
         gel = cv2.GaussianBlur(zp - zm, ks, sigmaX=sx, sigmaY=sy) / (2.0 * ELEV_STEP_MM)
         slow = np.empty((L, N), np.float32)
         W.slowness_path(lab, self._slow, g.dr_mm, slow)
@@ -302,8 +307,9 @@ class USImager:
         n = int(np.ceil((CONTACT_SEARCH_MM + CONTACT_DEPTH_MM) / dr)) + 1
         skin = np.empty(L)
         bone = np.empty(L)
-        CK.contact_ranges(med.labels, med.M, origins, dirs, -CONTACT_SEARCH_MM, dr, n,
-                         self._isbone, max(2, round(1.0 / dr)), skin, bone)
+        CK.contact_ranges(med.labels, med.lookup(self.settings.speckle_subcell), med.M,
+                          origins, dirs, -CONTACT_SEARCH_MM, dr, n, self._isbone,
+                          max(2, round(1.0 / dr)), skin, bone)
         ok = np.isfinite(skin) & (skin <= CONTACT_GAP_MM)
         rmap = np.empty((L, len(r)), np.float64)
         s = np.where(ok, skin, 0.0).astype(np.float32)

@@ -27,6 +27,7 @@ from numba import njit, prange
 
 from needleguide.us.elevation import elevation_planes  # noqa: F401 (re-exported)
 from needleguide.us.interface_normal import GRAD_EPS, label_normal
+from needleguide.us.label_field import NO_MIX, crossing, label_at
 from needleguide.us.scatterers import (  # noqa: F401 (re-exported)
     NOISE_STREAM,
     SCATTER_STREAM,
@@ -53,35 +54,17 @@ ALPHA_WATER = 0.002
 BS_WATER = 1e-3  # amplitude (-60 dB)
 
 
-@njit(cache=True, inline="always")
-def _label_at(vol, M, x, y, z):
-    fi = M[0, 0] * x + M[0, 1] * y + M[0, 2] * z + M[0, 3]
-    fj = M[1, 0] * x + M[1, 1] * y + M[1, 2] * z + M[1, 3]
-    fk = M[2, 0] * x + M[2, 1] * y + M[2, 2] * z + M[2, 3]
-    i = int(math.floor(fi + 0.5))
-    j = int(math.floor(fj + 0.5))
-    k = int(math.floor(fk + 0.5))
-    if i < 0 or j < 0 or k < 0 or i >= vol.shape[0] or j >= vol.shape[1] or k >= vol.shape[2]:
-        return -1
-    return vol[i, j, k]
-
-
-@njit(cache=True, inline="always")
-def _label_on_line(vol, M, origins, dirs, l, r):
-    """The label at range ``r`` (mm) along line ``l``."""
-    x, y, z = line_point(origins, dirs, l, r)
-    return _label_at(vol, M, x, y, z)
-
-
 @njit(cache=True, parallel=True, fastmath=True)
-def sample_medium(vol, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat, ismuscle, out_label,
-                  out_z, out_zp, out_zm, scat, table, lattice_mm, seed, fluid, Mf, out_fluid,
-                  elev_step_mm, gel_label, z_gel, gel_run, out_fat, band, el_off, el_w, drag, en,
-                  c2, reach2, order, out_frac):
+def sample_medium(vol, mixed, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat, ismuscle,
+                  out_label, out_z, out_zp, out_zm, scat, table, lattice_mm, seed, fluid, Mf,
+                  out_fluid, elev_step_mm, gel_label, z_gel, gel_run, out_fat, band, el_off, el_w,
+                  drag, en, c2, reach2, order, out_frac):
     """Sample the medium along every line. origins/dirs (L, 3) patient mm; ``r_mm`` (L, N):
     the range in the undeformed patient of every sample (the soft tissue under the face is
     displaced along the line, us/imager.py ``contact_map``); elev (3,) unit
-    elevation vector; labels outside the volume read as air (0). The scatterer amplitude of
+    elevation vector; labels outside the volume read as air (0); ``mixed``: the label
+    lookup (``label_field.label_at``: ``NO_MIX``, the nearest voxel, or the slab's
+    ``mixed_blocks``, sub-voxel boundaries). The scatterer amplitude of
     a sample is a complex Gaussian from ``table`` indexed by a hash of its lattice cell in
     patient space (fixed in the patient). Outside-body air in front of the skin (before the
     first run of ``gel_run`` tissue samples) becomes coupling gel. ``out_fat``: cumulative
@@ -102,7 +85,7 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat, ismusc
     ``out_frac`` (L, N) turns on sub-cell coherence (``speckle_subcell``; (1, 1): off): the
     scatterers blended between cells (``scatterers.cell_interp``, 8 cells per plane), and
     ``out_frac`` filled with the fraction of the step from sample k − 1 to k where the
-    label changes (bisection of the label volume; 1 elsewhere), where :func:`propagate`
+    label changes (6 bisections of the label volume; 1 elsewhere), where :func:`propagate`
     places the interface's echo, so that a sub-sample move moves it a little instead of a
     whole sample."""
     L = origins.shape[0]
@@ -122,7 +105,7 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat, ismusc
         fat = 0.0
         for k in range(N):
             x, y, z = line_point(origins, dirs, l, r_mm[l, k])
-            lab = _label_at(vol, M, x, y, z)
+            lab = label_at(vol, mixed, M, x, y, z)
             if lab < 0:
                 lab = 0
             out_label[l, k] = lab
@@ -136,7 +119,7 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat, ismusc
             scat[l, k] = scatter_sum(x, y, z, k, el_off, el_w, elev, near, s0, r0, de, en,
                                      drag, interp, inv, seed, mask, table, ismuscle[lab])
             if has_fluid:
-                f = _label_at(fluid, Mf, x, y, z)
+                f = label_at(fluid, NO_MIX, Mf, x, y, z)
                 out_fluid[l, k] = 0.0 if f < 0 else f
             else:
                 out_fluid[l, k] = 0.0
@@ -159,17 +142,10 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat, ismusc
                 out_frac[l, k] = 1.0
                 if out_label[l, k] == out_label[l, k - 1]:
                     continue
-                lo, hi = r_mm[l, k - 1], r_mm[l, k]
-                want = _label_on_line(vol, M, origins, dirs, l, hi)
-                for _ in range(5):
-                    mid = 0.5 * (lo + hi)
-                    if _label_on_line(vol, M, origins, dirs, l, mid) == want:
-                        hi = mid
-                    else:
-                        lo = mid
                 step = r_mm[l, k] - r_mm[l, k - 1]
                 if step > 0.0:
-                    out_frac[l, k] = (0.5 * (lo + hi) - r_mm[l, k - 1]) / step
+                    out_frac[l, k] = (crossing(vol, mixed, M, origins, dirs, l, r_mm[l, k - 1],
+                                               r_mm[l, k], 6) - r_mm[l, k - 1]) / step
         # impedance one elevation step either side, only within ``band`` samples of an
         # interface (the only place where the out-of-plane tilt is used)
         for k in range(N):
@@ -184,8 +160,8 @@ def sample_medium(vol, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat, ismusc
                     if out_label[l, kk] == gel_label:
                         continue
                     x, y, z = line_point(origins, dirs, l, r_mm[l, kk])
-                    a = _label_at(vol, M, x + ex, y + ey, z + ez)
-                    b = _label_at(vol, M, x - ex, y - ey, z - ez)
+                    a = label_at(vol, mixed, M, x + ex, y + ey, z + ez)
+                    b = label_at(vol, mixed, M, x - ex, y - ey, z - ez)
                     out_zp[l, kk] = lut_z[a if a >= 0 else 0]
                     out_zm[l, kk] = lut_z[b if b >= 0 else 0]
                 last = k1

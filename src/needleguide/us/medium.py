@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from needleguide.anatomy.patient import Patient, resample_labels
+from needleguide.us.label_field import NO_MIX, mixed_blocks
 from needleguide.us.probe import USSettings, image_extent_mm
 
 
@@ -19,9 +20,20 @@ class Medium:
     labels: np.ndarray
     VoxelToPatient: np.ndarray
     M: np.ndarray = field(init=False)
+    _mixed: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         self.M = np.ascontiguousarray(np.linalg.inv(self.VoxelToPatient)[:3, :])
+
+    def lookup(self, subvoxel: bool) -> np.ndarray:
+        """The ``mixed`` argument of ``label_field.label_at`` for this slab: ``NO_MIX``
+        (nearest voxel) or, with ``subvoxel``, its blocks holding more than one label
+        (sub-voxel boundaries; computed once)."""
+        if not subvoxel:
+            return NO_MIX
+        if self._mixed is None:
+            self._mixed = mixed_blocks(self.labels)
+        return self._mixed
 
     def contains(self, pts_patient: np.ndarray, margin_vox: float = 1.0) -> bool:
         ijk = pts_patient @ self.M[:, :3].T + self.M[:, 3]

@@ -1,0 +1,110 @@
+"""Labels of the medium at a point: the nearest voxel of the label slab, or — with
+``USSettings.speckle_subcell`` — a boundary between voxels that moves continuously with the
+point (sub-voxel interfaces).
+
+Nearest voxel: a boundary is a staircase of 0.25–0.4 mm voxels, so a scan line moved by a
+few µm across an oblique boundary sees it jump by a whole voxel (docs/us.md: under hand
+tremor the interfaces light up as motion). Smooth: the label whose trilinear weight over the
+8 voxel centres around the point is largest (for two labels: the 0.5 level of the
+interpolated indicator, a continuous, piecewise-trilinear surface through the voxel
+staircase's mid-points; a voxel-wide sheet stays a voxel wide). Only blocks of 2 × 2 × 2
+voxels holding more than one label need the weights (``mixed_blocks``, once per slab);
+elsewhere the lookup is the nearest voxel's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from needleguide.us.scatterers import line_point
+
+NO_MIX = np.zeros((1, 1, 1), np.uint8)  # nearest-voxel labels
+
+
+@njit(cache=True, parallel=True)
+def mixed_blocks(vol):
+    """uint8 mask (shape of ``vol``): 1 where the 2 × 2 × 2 block of voxels starting at
+    (i, j, k) holds more than one label (0 on the last plane of every axis)."""
+    nx, ny, nz = vol.shape
+    out = np.zeros(vol.shape, np.uint8)
+    for i in prange(nx - 1):
+        for j in range(ny - 1):
+            for k in range(nz - 1):
+                v = vol[i, j, k]
+                if (vol[i + 1, j, k] != v or vol[i, j + 1, k] != v or vol[i, j, k + 1] != v
+                        or vol[i + 1, j + 1, k] != v or vol[i + 1, j, k + 1] != v
+                        or vol[i, j + 1, k + 1] != v or vol[i + 1, j + 1, k + 1] != v):
+                    out[i, j, k] = 1
+    return out
+
+
+@njit(cache=True, inline="always")
+def _corner_weight(c, tx, ty, tz):
+    return ((tx if c & 4 else 1.0 - tx) * (ty if c & 2 else 1.0 - ty)
+            * (tz if c & 1 else 1.0 - tz))
+
+
+@njit(cache=True, inline="always")
+def label_at(vol, mixed, M, x, y, z):
+    """The label at (x, y, z) (patient mm; ``M``: PatientToVoxel 3 × 4), −1 outside the
+    volume. ``mixed`` of shape (1, 1, 1) (``NO_MIX``): the nearest voxel; else
+    :func:`mixed_blocks` of ``vol``: the label of largest trilinear weight (sub-voxel
+    boundaries)."""
+    fi = M[0, 0] * x + M[0, 1] * y + M[0, 2] * z + M[0, 3]
+    fj = M[1, 0] * x + M[1, 1] * y + M[1, 2] * z + M[1, 3]
+    fk = M[2, 0] * x + M[2, 1] * y + M[2, 2] * z + M[2, 3]
+    nx, ny, nz = vol.shape
+    if mixed.shape[0] > 1:
+        i0 = int(math.floor(fi))
+        j0 = int(math.floor(fj))
+        k0 = int(math.floor(fk))
+        if 0 <= i0 < nx - 1 and 0 <= j0 < ny - 1 and 0 <= k0 < nz - 1:
+            if mixed[i0, j0, k0] == 0:
+                return vol[i0, j0, k0]
+            tx, ty, tz = fi - i0, fj - j0, fk - k0
+            best = -1
+            best_w = -1.0
+            for c in range(8):
+                lab = vol[i0 + (c >> 2), j0 + ((c >> 1) & 1), k0 + (c & 1)]
+                w = 0.0
+                for d in range(8):
+                    if vol[i0 + (d >> 2), j0 + ((d >> 1) & 1), k0 + (d & 1)] == lab:
+                        w += _corner_weight(d, tx, ty, tz)
+                if w > best_w or (w == best_w and lab < best):
+                    best = lab
+                    best_w = w
+            return best
+    i = int(math.floor(fi + 0.5))
+    j = int(math.floor(fj + 0.5))
+    k = int(math.floor(fk + 0.5))
+    if i < 0 or j < 0 or k < 0 or i >= nx or j >= ny or k >= nz:
+        return -1
+    return vol[i, j, k]
+
+
+@njit(cache=True, inline="always")
+def label_on_line(vol, mixed, M, origins, dirs, l, r):
+    """The label at range ``r`` (mm) along line ``l``."""
+    x, y, z = line_point(origins, dirs, l, r)
+    return label_at(vol, mixed, M, x, y, z)
+
+
+@njit(cache=True, inline="always")
+def crossing(vol, mixed, M, origins, dirs, l, lo, hi, n):
+    """Where the label changes between ranges ``lo`` and ``hi`` (mm) along line ``l``
+    (the label at ``hi`` is the one after the change): ``n`` bisections, the middle of the
+    last bracket."""
+    want = label_on_line(vol, mixed, M, origins, dirs, l, hi)
+    for _ in range(n):
+        mid = 0.5 * (lo + hi)
+        if label_on_line(vol, mixed, M, origins, dirs, l, mid) == want:
+            hi = mid
+        else:
+            lo = mid
+    return 0.5 * (lo + hi)
+
+
+__all__ = ["NO_MIX", "crossing", "label_at", "label_on_line", "mixed_blocks"]
