@@ -93,27 +93,44 @@ _MUSCLE_BASE = 1.0 / math.sqrt(1.0 - SEPTUM_FRACTION + SEPTUM_FRACTION * SEPTUM_
 
 
 @njit(cache=True, inline="always")
-def _septum(i, j, z, seed):
-    """The amplitude factor of fibre column (i, j) at z (see :func:`muscle_texture`)."""
-    h0 = mix64(np.uint64(i * 2654435761) ^ np.uint64(j * 40503) ^ np.uint64(seed + 17))
-    off = (h0 & np.uint64(1023)) * (SEPTUM_LENGTH_MM / 1024.0)
-    kz = np.int64(math.floor((z + off) / SEPTUM_LENGTH_MM))
+def _cell_factor(h0, kz):
     h = mix64(h0 ^ np.uint64(kz * 97531))
     u = (h >> np.uint64(11)) * (1.0 / 9007199254740992.0)
     return _MUSCLE_BASE * (SEPTUM_GAIN if u < SEPTUM_FRACTION else 1.0)
 
 
 SEPTUM_RAMP_MM = 0.2  # blended: the factor ramps across a column's border over this width
-# the mean factor squared: a blend Σ w_c f_c of independent columns has the mean square
+SEPTUM_RAMP_Z_MM = 1.0  # … and between the cells along a column (≈ the elevation slice)
+# the mean factor squared: a blend Σ w_c f_c of independent cells has the mean square
 # S2 + (1 − S2)·E[f]² (S2 = Σ w_c², E[f²] = 1), divided out to keep the mean intensity
 _SEPTUM_MEAN2 = (_MUSCLE_BASE * (1.0 - SEPTUM_FRACTION + SEPTUM_FRACTION * SEPTUM_GAIN)) ** 2
 
 
 @njit(cache=True, inline="always")
-def _ramp(f):
-    """Weight of the neighbouring column at fractional position ``f`` from the border
-    (−½ … ½ cell, 0 at the border): a linear ramp SEPTUM_RAMP_MM wide."""
-    return min(max(0.5 - f * (SEPTUM_CELL_MM / SEPTUM_RAMP_MM), 0.0), 1.0)
+def _ramp(t, cell, ramp):
+    """(weight of the neighbouring cell, the neighbour's side ±1) at fractional position
+    ``t`` (0 … 1) within a cell ``cell`` mm long: a linear ramp ``ramp`` mm wide about
+    each border, ½ at the border."""
+    side = 1 if t >= 0.5 else -1
+    d = 0.5 - abs(t - 0.5)  # from the nearer border, in cells
+    return min(max(0.5 - d * (cell / ramp), 0.0), 1.0), side
+
+
+@njit(cache=True, inline="always")
+def _septum(i, j, z, seed, blend):
+    """The amplitude factor of fibre column (i, j) at z and the sum of its cells' squared
+    weights (see :func:`muscle_texture`)."""
+    h0 = mix64(np.uint64(i * 2654435761) ^ np.uint64(j * 40503) ^ np.uint64(seed + 17))
+    off = (h0 & np.uint64(1023)) * (SEPTUM_LENGTH_MM / 1024.0)
+    fz = (z + off) / SEPTUM_LENGTH_MM
+    kz = np.int64(math.floor(fz))
+    f = _cell_factor(h0, kz)
+    if not blend:
+        return f, 1.0
+    w, side = _ramp(fz - kz, SEPTUM_LENGTH_MM, SEPTUM_RAMP_Z_MM)
+    if w == 0.0:
+        return f, 1.0
+    return (1.0 - w) * f + w * _cell_factor(h0, kz + side), (1.0 - w) ** 2 + w * w
 
 
 @njit(cache=True, inline="always")
@@ -122,28 +139,37 @@ def muscle_texture(x, y, z, seed, blend):
     of SEPTUM_CELL_MM across and SEPTUM_LENGTH_MM along the fibres (taken along the patient
     superior axis), a fraction of them bright; the cells of each fibre column are staggered.
     Transverse sections show the 'starry night' dots, longitudinal ones the striations.
-    ``blend`` (sub-cell coherence): across the fibres the factor ramps between
-    neighbouring columns over SEPTUM_RAMP_MM at their border, so that a µm move changes it
-    by a little instead of flipping it by 10 dB."""
+    ``blend`` (sub-cell coherence): the factor ramps between neighbouring columns over
+    SEPTUM_RAMP_MM at their border and between the cells of a column over
+    SEPTUM_RAMP_Z_MM, so that a µm move changes it by a little instead of flipping it by
+    10 dB (in a transverse section a whole column's dot appeared or went when the plane
+    crossed the end of its cell)."""
     fx = x / SEPTUM_CELL_MM
     fy = y / SEPTUM_CELL_MM
     i = np.int64(math.floor(fx))
     j = np.int64(math.floor(fy))
-    f = _septum(i, j, z, seed)
+    f, s2 = _septum(i, j, z, seed, blend)
     if not blend:
         return f
-    tx, ty = fx - i, fy - j  # 0 … 1 within the column
-    ni = i + 1 if tx >= 0.5 else i - 1
-    nj = j + 1 if ty >= 0.5 else j - 1
-    wx = _ramp(0.5 - abs(tx - 0.5))
-    wy = _ramp(0.5 - abs(ty - 0.5))
-    if wx == 0.0 and wy == 0.0:
-        return f
-    fxn, fyn = _septum(ni, j, z, seed), _septum(i, nj, z, seed)
-    fd = _septum(ni, nj, z, seed)
-    s2 = ((1.0 - wx) ** 2 + wx * wx) * ((1.0 - wy) ** 2 + wy * wy)
-    return ((1.0 - wx) * ((1.0 - wy) * f + wy * fyn) + wx * ((1.0 - wy) * fxn + wy * fd)) \
-        / math.sqrt(s2 + (1.0 - s2) * _SEPTUM_MEAN2)
+    wx, si = _ramp(fx - i, SEPTUM_CELL_MM, SEPTUM_RAMP_MM)
+    wy, sj = _ramp(fy - j, SEPTUM_CELL_MM, SEPTUM_RAMP_MM)
+    acc = (1.0 - wx) * (1.0 - wy) * f
+    s2 *= ((1.0 - wx) * (1.0 - wy)) ** 2
+    if wx > 0.0:
+        g, g2 = _septum(i + si, j, z, seed, blend)
+        acc += wx * (1.0 - wy) * g
+        s2 += (wx * (1.0 - wy)) ** 2 * g2
+    if wy > 0.0:
+        g, g2 = _septum(i, j + sj, z, seed, blend)
+        acc += (1.0 - wx) * wy * g
+        s2 += ((1.0 - wx) * wy) ** 2 * g2
+        if wx > 0.0:
+            g, g2 = _septum(i + si, j + sj, z, seed, blend)
+            acc += wx * wy * g
+            s2 += (wx * wy) ** 2 * g2
+    if s2 >= 1.0:
+        return acc
+    return acc / math.sqrt(s2 + (1.0 - s2) * _SEPTUM_MEAN2)
 
 
 @njit(cache=True, inline="always")
