@@ -69,7 +69,7 @@ def test_an_oblique_boundary_moves_continuously(slope, offset):
     vol, M = _oblique(slope, offset)
     mixed = mixed_blocks(vol)
     x0 = 6.0
-    n = int(1.2 * SP / slope / 0.002)
+    n = int(2.5 * SP / slope / 0.002)
     smooth = _crossings(vol, M, mixed, x0, n, 0.002)
     nearest = _crossings(vol, M, NO_MIX, x0, n, 0.002)
     x = x0 + 0.002 * np.arange(n)
