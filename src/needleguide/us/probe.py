@@ -74,9 +74,11 @@ class USSettings(BaseModel):
     noise_db_re_face: electronic (thermal) receiver noise, dB re the mean muscle-speckle echo
     at the face before attenuation (the system dynamic range; default −70 dB, an assumption,
     see docs/us.md): TGC and gain amplify it together with the echoes; speckle_subcell:
-    scatterers blended between their lattice cells, so that the speckle stays coherent
-    under sub-cell (tremor-sized) probe motion (≈ 1.7× the medium-sampling time; interfaces
-    move by whole label voxels across the beam, by a bisected fraction along it; docs/us.md).
+    the image follows a sub-cell (tremor-sized) probe move: scatterers blended between
+    their lattice cells, muscle septa ramped between fibre columns, boundaries between
+    label voxels at the 0.5 level of the interpolated labels (``us/label_field.py``) and
+    each interface's echo at its bisected crossing between two samples (≈ 1.7× the
+    medium-sampling time; docs/us.md).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
