@@ -27,7 +27,7 @@ from numba import njit, prange
 
 from needleguide.us.elevation import elevation_planes  # noqa: F401 (re-exported)
 from needleguide.us.interface_normal import GRAD_EPS, label_normal
-from needleguide.us.label_field import NO_MIX, crossing, label_at
+from needleguide.us.label_field import NO_MIX, crossing, crossing_from, label_at
 from needleguide.us.scatterers import (  # noqa: F401 (re-exported)
     NOISE_STREAM,
     SCATTER_STREAM,
@@ -164,7 +164,32 @@ def sample_medium(vol, mixed, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat,
                     b = label_at(vol, mixed, M, x - ex, y - ey, z - ez)
                     out_zp[l, kk] = lut_z[a if a >= 0 else 0]
                     out_zm[l, kk] = lut_z[b if b >= 0 else 0]
+                if interp:  # averaged over each step, as the in-plane impedance's blur
+                    _step_average(vol, mixed, M, origins, dirs, l, r_mm, ex, ey, ez, k0, k1,
+                                  out_label, gel_label, out_zp)
+                    _step_average(vol, mixed, M, origins, dirs, l, r_mm, -ex, -ey, -ez, k0,
+                                  k1, out_label, gel_label, out_zm)
                 last = k1
+
+
+@njit(cache=True, inline="always")
+def _step_average(vol, mixed, M, origins, dirs, l, r_mm, ex, ey, ez, k0, k1, out_label,
+                  gel_label, zq):
+    """``zq[l, k0 … k1]`` (the impedance along line ``l`` moved by (ex, ey, ez) mm) averaged
+    over the step from each sample k − 1 to k where it changes: split at the label's
+    crossing (6 bisections), so that a sub-sample move changes the out-of-plane gradient a
+    little instead of moving a whole sample's worth of it (imager: the same for the
+    in-plane impedance). From the deep end, so that sample k − 1 still holds its own."""
+    o = (origins[l, 0] + ex, origins[l, 1] + ey, origins[l, 2] + ez)
+    d = (dirs[l, 0], dirs[l, 1], dirs[l, 2])
+    for kk in range(k1, k0, -1):
+        if zq[l, kk] == zq[l, kk - 1] or out_label[l, kk] == gel_label \
+                or out_label[l, kk - 1] == gel_label:
+            continue
+        lo, hi = r_mm[l, kk - 1], r_mm[l, kk]
+        if hi > lo:
+            f = (crossing_from(vol, mixed, M, o, d, lo, hi, 6) - lo) / (hi - lo)
+            zq[l, kk] = f * zq[l, kk - 1] + (1.0 - f) * zq[l, kk]
 
 
 @njit(cache=True, parallel=True, fastmath=True)

@@ -93,18 +93,27 @@ def label_on_line(vol, mixed, M, origins, dirs, l, r):
 
 
 @njit(cache=True, inline="always")
-def crossing(vol, mixed, M, origins, dirs, l, lo, hi, n):
-    """Where the label changes between ranges ``lo`` and ``hi`` (mm) along line ``l``
-    (the label at ``hi`` is the one after the change): ``n`` bisections, the middle of the
-    last bracket."""
-    want = label_on_line(vol, mixed, M, origins, dirs, l, hi)
+def crossing_from(vol, mixed, M, o, d, lo, hi, n):
+    """Where the label changes between ranges ``lo`` and ``hi`` (mm) along the line from
+    ``o`` along ``d`` (3-tuples, patient mm; the label at ``hi`` is the one after the
+    change): ``n`` bisections, the middle of the last bracket."""
+    want = label_at(vol, mixed, M, o[0] + hi * d[0], o[1] + hi * d[1], o[2] + hi * d[2])
     for _ in range(n):
         mid = 0.5 * (lo + hi)
-        if label_on_line(vol, mixed, M, origins, dirs, l, mid) == want:
+        if label_at(vol, mixed, M, o[0] + mid * d[0], o[1] + mid * d[1],
+                    o[2] + mid * d[2]) == want:
             hi = mid
         else:
             lo = mid
     return 0.5 * (lo + hi)
 
 
-__all__ = ["NO_MIX", "crossing", "label_at", "label_on_line", "mixed_blocks"]
+@njit(cache=True, inline="always")
+def crossing(vol, mixed, M, origins, dirs, l, lo, hi, n):
+    """:func:`crossing_from` along scan line ``l``."""
+    return crossing_from(vol, mixed, M, (origins[l, 0], origins[l, 1], origins[l, 2]),
+                         (dirs[l, 0], dirs[l, 1], dirs[l, 2]), lo, hi, n)
+
+
+__all__ = ["NO_MIX", "crossing", "crossing_from", "label_at", "label_on_line",
+           "mixed_blocks"]
