@@ -66,7 +66,7 @@ class MotionParams:
     reacquire_frames: int = 13
     keep_band_mm: float = 2.0
     tip_rel_kept: float = 0.1
-    hold_frames: int = 30
+    hold_frames: int = 15
     confirm_frames: int = 2
     max_shift_px: float = 4.0
     min_shift_px: float = 0.5
