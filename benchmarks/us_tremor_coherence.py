@@ -3,7 +3,7 @@ lattice cells and label voxels (the default), scatterers blended between cells
 (``speckle_subcell`` before sub-voxel boundaries), and blended scatterers with sub-voxel
 boundaries (``speckle_subcell`` now, ``us/label_field.py``), in one process.
 
-Needle views planned as in the needle evaluation (``lab.needle_cases.first_us_plan``,
+Needle views planned as in the needle evaluation (``lab.needle_cases.benchmark_us_plan``,
 phantoms at BMI 26, no needle); one imager per mode, so the label slab is rendered once
 (as while the probe is held). The probe is moved along its array (lateral) and along its
 central beam (axial) by 5, 10, 20 and 50 µm; the echo intensity (envelope², beam
@@ -63,8 +63,7 @@ def main() -> None:
     a = ap.parse_args()
     import numba
 
-    from needleguide.anatomy.phantom import build_phantom
-    from needleguide.lab.needle_cases import first_us_plan
+    from needleguide.lab.needle_cases import benchmark_us_plan
     from needleguide.us import kernels as K
 
     numba.set_num_threads(a.threads)
@@ -79,9 +78,7 @@ def main() -> None:
     K.sample_medium = sample_medium
     sheet: list = []
     for s in a.seeds:
-        region = "cervical" if s % 1000 >= 700 else "lumbar"
-        p = build_phantom(region, bmi=26, degeneration=1, seed=s, spacing_mm=1.5)
-        plan = first_us_plan(p, region, s)
+        _, plan = benchmark_us_plan(s)
         if plan is None:
             continue
         img, scene, _, par = plan

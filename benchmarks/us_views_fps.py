@@ -45,16 +45,13 @@ def main() -> None:
     import numba
 
     import needleguide  # noqa: F401  (its threading defaults before numba starts)
-    from needleguide.anatomy.phantom import build_phantom
-    from needleguide.lab.needle_cases import first_us_plan
+    from needleguide.lab.needle_cases import benchmark_us_plan
 
     numba.set_num_threads(a.threads)
     cv2.setNumThreads(a.threads)
     views = []
     for s in a.seeds:
-        region = "cervical" if s % 1000 >= 700 else "lumbar"
-        p = build_phantom(region, bmi=26, degeneration=1, seed=s, spacing_mm=1.5)
-        plan = first_us_plan(p, region, s)
+        region, plan = benchmark_us_plan(s)
         if plan is None:
             continue
         img, scene, nd, par = plan

@@ -146,6 +146,17 @@ def first_us_plan(patient: Patient, region: str, seed: int, tries: int = 50):
     return None
 
 
+def benchmark_us_plan(seed: int):
+    """The benchmarks' fixed needle view of ``seed``: its phantom (cervical when seed mod
+    1000 ≥ 700, else lumbar; BMI 26, degeneration 1, 1.5 mm) and :func:`first_us_plan`
+    on it: (region, (imager, scene, needle, params) or None)."""
+    from needleguide.anatomy.phantom import build_phantom
+
+    region = "cervical" if seed % 1000 >= 700 else "lumbar"
+    p = build_phantom(region, bmi=26, degeneration=1, seed=seed, spacing_mm=1.5)
+    return region, first_us_plan(p, region, seed)
+
+
 def _usable(f: Frame, spacing_mm: float) -> bool:
     tr = f.truth
     if tr is None or tr.tip_px is None or tr.shaft_px is None:
@@ -278,5 +289,5 @@ def shaft_angle_deg(shaft_px) -> float:
     return float(np.degrees(np.arctan2(-(r1 - r0), c1 - c0)) % 180.0)
 
 
-__all__ = ["Case", "first_us_plan", "fluoro_cases", "shaft_angle_deg", "skin_entry_along",
-           "stop_before_bone", "us_cases", "us_sequence"]
+__all__ = ["Case", "benchmark_us_plan", "first_us_plan", "fluoro_cases", "shaft_angle_deg",
+           "skin_entry_along", "stop_before_bone", "us_cases", "us_sequence"]

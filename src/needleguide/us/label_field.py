@@ -19,8 +19,6 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from needleguide.us.scatterers import line_point
-
 NO_MIX = np.zeros((1, 1, 1), np.uint8)  # nearest-voxel labels
 
 
@@ -86,13 +84,6 @@ def label_at(vol, mixed, M, x, y, z):
 
 
 @njit(cache=True, inline="always")
-def label_on_line(vol, mixed, M, origins, dirs, l, r):
-    """The label at range ``r`` (mm) along line ``l``."""
-    x, y, z = line_point(origins, dirs, l, r)
-    return label_at(vol, mixed, M, x, y, z)
-
-
-@njit(cache=True, inline="always")
 def crossing_from(vol, mixed, M, o, d, lo, hi, n):
     """Where the label changes between ranges ``lo`` and ``hi`` (mm) along the line from
     ``o`` along ``d`` (3-tuples, patient mm; the label at ``hi`` is the one after the
@@ -115,5 +106,4 @@ def crossing(vol, mixed, M, origins, dirs, l, lo, hi, n):
                          (dirs[l, 0], dirs[l, 1], dirs[l, 2]), lo, hi, n)
 
 
-__all__ = ["NO_MIX", "crossing", "crossing_from", "label_at", "label_on_line",
-           "mixed_blocks"]
+__all__ = ["NO_MIX", "crossing", "crossing_from", "label_at", "mixed_blocks"]
