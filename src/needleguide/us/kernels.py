@@ -172,7 +172,7 @@ def sample_medium(vol, mixed, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat,
                 last = k1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _step_average(vol, mixed, M, origins, dirs, l, r_mm, ex, ey, ez, k0, k1, out_label,
                   gel_label, zq):
     """``zq[l, k0 … k1]`` (the impedance along line ``l`` moved by (ex, ey, ez) mm) averaged

@@ -45,6 +45,44 @@ def _corner_weight(c, tx, ty, tz):
             * (tz if c & 1 else 1.0 - tz))
 
 
+@njit(cache=True)
+def _weighted_label(vol, mixed, fi, fj, fk):
+    """The label of largest trilinear weight at voxel coordinates (fi, fj, fk), or the
+    nearest voxel's near the volume's border, −1 outside (not inlined: it keeps the
+    kernels that look labels up small to compile)."""
+    nx, ny, nz = vol.shape
+    i0 = int(math.floor(fi))
+    j0 = int(math.floor(fj))
+    k0 = int(math.floor(fk))
+    if 0 <= i0 < nx - 1 and 0 <= j0 < ny - 1 and 0 <= k0 < nz - 1:
+        if mixed[i0, j0, k0] == 0:
+            return vol[i0, j0, k0]
+        tx, ty, tz = fi - i0, fj - j0, fk - k0
+        best = -1
+        best_w = -1.0
+        for c in range(8):
+            lab = vol[i0 + (c >> 2), j0 + ((c >> 1) & 1), k0 + (c & 1)]
+            w = 0.0
+            for d in range(8):
+                if vol[i0 + (d >> 2), j0 + ((d >> 1) & 1), k0 + (d & 1)] == lab:
+                    w += _corner_weight(d, tx, ty, tz)
+            if w > best_w or (w == best_w and lab < best):
+                best = lab
+                best_w = w
+        return best
+    return _nearest(vol, fi, fj, fk)
+
+
+@njit(cache=True, inline="always")
+def _nearest(vol, fi, fj, fk):
+    i = int(math.floor(fi + 0.5))
+    j = int(math.floor(fj + 0.5))
+    k = int(math.floor(fk + 0.5))
+    if i < 0 or j < 0 or k < 0 or i >= vol.shape[0] or j >= vol.shape[1] or k >= vol.shape[2]:
+        return -1
+    return vol[i, j, k]
+
+
 @njit(cache=True, inline="always")
 def label_at(vol, mixed, M, x, y, z):
     """The label at (x, y, z) (patient mm; ``M``: PatientToVoxel 3 × 4), −1 outside the
@@ -54,36 +92,12 @@ def label_at(vol, mixed, M, x, y, z):
     fi = M[0, 0] * x + M[0, 1] * y + M[0, 2] * z + M[0, 3]
     fj = M[1, 0] * x + M[1, 1] * y + M[1, 2] * z + M[1, 3]
     fk = M[2, 0] * x + M[2, 1] * y + M[2, 2] * z + M[2, 3]
-    nx, ny, nz = vol.shape
     if mixed.shape[0] > 1:
-        i0 = int(math.floor(fi))
-        j0 = int(math.floor(fj))
-        k0 = int(math.floor(fk))
-        if 0 <= i0 < nx - 1 and 0 <= j0 < ny - 1 and 0 <= k0 < nz - 1:
-            if mixed[i0, j0, k0] == 0:
-                return vol[i0, j0, k0]
-            tx, ty, tz = fi - i0, fj - j0, fk - k0
-            best = -1
-            best_w = -1.0
-            for c in range(8):
-                lab = vol[i0 + (c >> 2), j0 + ((c >> 1) & 1), k0 + (c & 1)]
-                w = 0.0
-                for d in range(8):
-                    if vol[i0 + (d >> 2), j0 + ((d >> 1) & 1), k0 + (d & 1)] == lab:
-                        w += _corner_weight(d, tx, ty, tz)
-                if w > best_w or (w == best_w and lab < best):
-                    best = lab
-                    best_w = w
-            return best
-    i = int(math.floor(fi + 0.5))
-    j = int(math.floor(fj + 0.5))
-    k = int(math.floor(fk + 0.5))
-    if i < 0 or j < 0 or k < 0 or i >= nx or j >= ny or k >= nz:
-        return -1
-    return vol[i, j, k]
+        return _weighted_label(vol, mixed, fi, fj, fk)
+    return _nearest(vol, fi, fj, fk)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def crossing_from(vol, mixed, M, o, d, lo, hi, n):
     """Where the label changes between ranges ``lo`` and ``hi`` (mm) along the line from
     ``o`` along ``d`` (3-tuples, patient mm; the label at ``hi`` is the one after the

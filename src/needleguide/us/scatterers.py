@@ -148,9 +148,17 @@ def muscle_texture(x, y, z, seed, blend):
     fy = y / SEPTUM_CELL_MM
     i = np.int64(math.floor(fx))
     j = np.int64(math.floor(fy))
-    f, s2 = _septum(i, j, z, seed, blend)
     if not blend:
-        return f
+        return _septum(i, j, z, seed, False)[0]
+    return _septa_blend(fx, fy, i, j, z, seed)
+
+
+@njit(cache=True)
+def _septa_blend(fx, fy, i, j, z, seed):
+    """:func:`muscle_texture` blended (not inlined: keeps the scatterer kernels small to
+    compile)."""
+    blend = True
+    f, s2 = _septum(i, j, z, seed, blend)
     wx, si = _ramp(fx - i, SEPTUM_CELL_MM, SEPTUM_RAMP_MM)
     wy, sj = _ramp(fy - j, SEPTUM_CELL_MM, SEPTUM_RAMP_MM)
     acc = (1.0 - wx) * (1.0 - wy) * f
