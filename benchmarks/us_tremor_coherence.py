@@ -61,6 +61,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--png", default=None)
     a = ap.parse_args()
+    import os
+
+    if a.frames < 4 or not 1 <= a.threads <= (os.cpu_count() or 1):
+        ap.error(f"--frames must be ≥ 4 and --threads 1–{os.cpu_count() or 1}")
     import numba
 
     from needleguide.lab.needle_cases import benchmark_us_plan

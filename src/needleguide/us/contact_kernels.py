@@ -37,13 +37,12 @@ def contact_ranges(vol, mixed, M, origins, dirs, r0_mm, dr_mm, n, isbone, skin_r
                     if run >= skin_run:
                         skin = r - (run - 1) * dr_mm
                         if refine and (run < k + 1):
-                            skin = crossing(vol, mixed, M, origins, dirs, l, skin - dr_mm, skin,
-                                            6)
+                            skin = crossing(vol, mixed, M, origins, dirs, l, skin - dr_mm, skin)
                         found = True
                 else:
                     run = 0
             elif isbone[lab]:
-                bone = crossing(vol, mixed, M, origins, dirs, l, r - dr_mm, r, 6) if refine else r
+                bone = crossing(vol, mixed, M, origins, dirs, l, r - dr_mm, r) if refine else r
                 break
         out_skin[l] = skin
         out_bone[l] = bone

@@ -85,7 +85,7 @@ def sample_medium(vol, mixed, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat,
     ``out_frac`` (L, N) turns on sub-cell coherence (``speckle_subcell``; (1, 1): off): the
     scatterers blended between cells (``scatterers.cell_interp``, 8 cells per plane), and
     ``out_frac`` filled with the fraction of the step from sample k − 1 to k where the
-    label changes (6 bisections of the label volume; 1 elsewhere), where :func:`propagate`
+    label changes (``label_field.crossing``; 1 elsewhere), where :func:`propagate`
     places the interface's echo, so that a sub-sample move moves it a little instead of a
     whole sample."""
     L = origins.shape[0]
@@ -145,7 +145,7 @@ def sample_medium(vol, mixed, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat,
                 step = r_mm[l, k] - r_mm[l, k - 1]
                 if step > 0.0:
                     out_frac[l, k] = (crossing(vol, mixed, M, origins, dirs, l, r_mm[l, k - 1],
-                                               r_mm[l, k], 6) - r_mm[l, k - 1]) / step
+                                               r_mm[l, k]) - r_mm[l, k - 1]) / step
         # impedance one elevation step either side, only within ``band`` samples of an
         # interface (the only place where the out-of-plane tilt is used)
         for k in range(N):
@@ -177,9 +177,10 @@ def _step_average(vol, mixed, M, origins, dirs, l, r_mm, ex, ey, ez, k0, k1, out
                   gel_label, zq):
     """``zq[l, k0 … k1]`` (the impedance along line ``l`` moved by (ex, ey, ez) mm) averaged
     over the step from each sample k − 1 to k where it changes: split at the label's
-    crossing (6 bisections), so that a sub-sample move changes the out-of-plane gradient a
-    little instead of moving a whole sample's worth of it (imager: the same for the
-    in-plane impedance). From the deep end, so that sample k − 1 still holds its own."""
+    crossing (``label_field.crossing_from``), so that a sub-sample move changes the
+    out-of-plane gradient a little instead of moving a whole sample's worth of it
+    (imager: the same for the in-plane impedance). From the deep end, so that sample
+    k − 1 still holds its own."""
     o = (origins[l, 0] + ex, origins[l, 1] + ey, origins[l, 2] + ez)
     d = (dirs[l, 0], dirs[l, 1], dirs[l, 2])
     for kk in range(k1, k0, -1):
@@ -188,7 +189,7 @@ def _step_average(vol, mixed, M, origins, dirs, l, r_mm, ex, ey, ez, k0, k1, out
             continue
         lo, hi = r_mm[l, kk - 1], r_mm[l, kk]
         if hi > lo:
-            f = (crossing_from(vol, mixed, M, o, d, lo, hi, 6) - lo) / (hi - lo)
+            f = (crossing_from(vol, mixed, M, o, d, lo, hi) - lo) / (hi - lo)
             zq[l, kk] = f * zq[l, kk - 1] + (1.0 - f) * zq[l, kk]
 
 

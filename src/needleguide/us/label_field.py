@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 NO_MIX = np.zeros((1, 1, 1), np.uint8)  # nearest-voxel labels
+BISECTIONS = 6  # a crossing between two samples to 1/64 of their step
 
 
 @njit(cache=True, parallel=True)
@@ -98,12 +99,12 @@ def label_at(vol, mixed, M, x, y, z):
 
 
 @njit(cache=True)
-def crossing_from(vol, mixed, M, o, d, lo, hi, n):
+def crossing_from(vol, mixed, M, o, d, lo, hi):
     """Where the label changes between ranges ``lo`` and ``hi`` (mm) along the line from
     ``o`` along ``d`` (3-tuples, patient mm; the label at ``hi`` is the one after the
-    change): ``n`` bisections, the middle of the last bracket."""
+    change): ``BISECTIONS`` bisections, the middle of the last bracket."""
     want = label_at(vol, mixed, M, o[0] + hi * d[0], o[1] + hi * d[1], o[2] + hi * d[2])
-    for _ in range(n):
+    for _ in range(BISECTIONS):
         mid = 0.5 * (lo + hi)
         if label_at(vol, mixed, M, o[0] + mid * d[0], o[1] + mid * d[1],
                     o[2] + mid * d[2]) == want:
@@ -114,10 +115,10 @@ def crossing_from(vol, mixed, M, o, d, lo, hi, n):
 
 
 @njit(cache=True, inline="always")
-def crossing(vol, mixed, M, origins, dirs, l, lo, hi, n):
+def crossing(vol, mixed, M, origins, dirs, l, lo, hi):
     """:func:`crossing_from` along scan line ``l``."""
     return crossing_from(vol, mixed, M, (origins[l, 0], origins[l, 1], origins[l, 2]),
-                         (dirs[l, 0], dirs[l, 1], dirs[l, 2]), lo, hi, n)
+                         (dirs[l, 0], dirs[l, 1], dirs[l, 2]), lo, hi)
 
 
-__all__ = ["NO_MIX", "crossing", "crossing_from", "label_at", "mixed_blocks"]
+__all__ = ["BISECTIONS", "NO_MIX", "crossing", "crossing_from", "label_at", "mixed_blocks"]

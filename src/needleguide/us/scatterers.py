@@ -157,22 +157,21 @@ def muscle_texture(x, y, z, seed, blend):
 def _septa_blend(fx, fy, i, j, z, seed):
     """:func:`muscle_texture` blended (not inlined: keeps the scatterer kernels small to
     compile)."""
-    blend = True
-    f, s2 = _septum(i, j, z, seed, blend)
+    f, s2 = _septum(i, j, z, seed, True)
     wx, si = _ramp(fx - i, SEPTUM_CELL_MM, SEPTUM_RAMP_MM)
     wy, sj = _ramp(fy - j, SEPTUM_CELL_MM, SEPTUM_RAMP_MM)
     acc = (1.0 - wx) * (1.0 - wy) * f
     s2 *= ((1.0 - wx) * (1.0 - wy)) ** 2
     if wx > 0.0:
-        g, g2 = _septum(i + si, j, z, seed, blend)
+        g, g2 = _septum(i + si, j, z, seed, True)
         acc += wx * (1.0 - wy) * g
         s2 += (wx * (1.0 - wy)) ** 2 * g2
     if wy > 0.0:
-        g, g2 = _septum(i, j + sj, z, seed, blend)
+        g, g2 = _septum(i, j + sj, z, seed, True)
         acc += (1.0 - wx) * wy * g
         s2 += ((1.0 - wx) * wy) ** 2 * g2
         if wx > 0.0:
-            g, g2 = _septum(i + si, j + sj, z, seed, blend)
+            g, g2 = _septum(i + si, j + sj, z, seed, True)
             acc += wx * wy * g
             s2 += (wx * wy) ** 2 * g2
     if s2 >= 1.0:
