@@ -245,11 +245,14 @@ def reverb_power(src, refl, labels, lut_septa, att, dr_mm, m, r_face, g_int, g_f
         for c in range(Nc):
             k0 = c * m
             k1 = min(k0 + m, N)
+            r = 0.0
             s = 0.0
-            for k in range(k0, k1):
-                R[c] += refl[l, k] + lut_septa[labels[l, k]] * dr_mm
-                v = src[l, k]
+            rb, lb, sb = refl[l, k0:k1], labels[l, k0:k1], src[l, k0:k1]
+            for i in range(k1 - k0):
+                r += rb[i] + lut_septa[lb[i]] * dr_mm
+                v = sb[i]
                 s += v.real * v.real + v.imag * v.imag
+            R[c] = r
             P[c] = s / max(k1 - k0, 1)
             a = att[l, min(k0 + m // 2, N - 1)]
             A[c] = a * a
@@ -260,21 +263,27 @@ def reverb_power(src, refl, labels, lut_septa, att, dr_mm, m, r_face, g_int, g_f
             v[a] = R[a] * A[a]
             if R[a] > 0.0 and A[a] >= 1e-20:
                 u[a] = R[a] / A[a]
+        # (the sums over slices: offset indices would keep numba's negative-index checks,
+        # and the loops scalar)
         w = np.zeros(Nc)
         for d in range(1, Nc):
             acc = 0.0
+            vd = v[d:]
             for b in range(Nc - d):
-                acc += u[b] * v[b + d]
+                acc += u[b] * vd[b]
             w[d] = acc
         # clutter(c) = 2∑_d (w(d)·g_int[c−d, d] + R_face·v(d)·g_face[c−d, d])·P(c−d), summed
         # from each source bin b = c − d (rows of g: contiguous)
         acc = np.zeros(Nc)
+        w1, v1 = w[1:], v[1:]
         for b in range(Nc - 1):
             pb = 2.0 * P[b]
             if pb == 0.0:
                 continue
-            for d in range(1, Nc - b):
-                acc[b + d] += (w[d] * g_int[b, d] + r_face * v[d] * g_face[b, d]) * pb
+            n = Nc - 1 - b
+            out_b, gi, gf = acc[b + 1:], g_int[b, 1:], g_face[b, 1:]
+            for i in range(n):
+                out_b[i] += (w1[i] * gi[i] + r_face * v1[i] * gf[i]) * pb
         for c in range(Nc):
             out[l, c] = acc[c]
 

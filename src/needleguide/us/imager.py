@@ -36,6 +36,7 @@ from needleguide.us.beams import (
 from needleguide.us.medium import Medium, build_medium
 from needleguide.us.needle_echo import ROUGH, ROUGH_ECHOGENIC, add_needle, needle_truth_px
 from needleguide.us.probe import NOISE_DB_RE_FACE, USSettings, image_to_probe
+from needleguide.us.smoothing import gaussian_taps, smooth_pair
 from needleguide.us.tissue_motion import NO_DRAG, advanced_along, drag_params, near_setup
 
 SPEC_GAIN_DB = 34.0  # specular-to-diffuse calibration: K (perpendicular bone ≈ +30 dB)
@@ -67,6 +68,11 @@ CONTACT_DEPTH_MM = 25.0
 @lru_cache(maxsize=8)
 def _table(seed: int, bits: int = K.TABLE_BITS, stream: int = K.NOISE_STREAM) -> np.ndarray:
     return K.gaussian_table(seed, bits, stream)
+
+
+@lru_cache(maxsize=32)
+def _taps(sigma: float) -> np.ndarray:
+    return gaussian_taps(sigma)
 
 
 @lru_cache(maxsize=16)
@@ -282,13 +288,14 @@ class USImager:
         # out-of-plane component from the smoothed impedance one step either side
         sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)
         sy = max(NORMAL_SMOOTH_MM / float(np.median(st.line_dx_mm)), 0.5)
-        ks = (2 * int(np.ceil(3.0 * sx)) + 1, 2 * int(np.ceil(3.0 * sy)) + 1)  # to ±3σ
         zb = zimp
         if frac.shape == zimp.shape:  # the impedance averaged over each step (continuous)
             zb = zimp.copy()
             zb[:, 1:] = frac[:, 1:] * zimp[:, :-1] + (1.0 - frac[:, 1:]) * zimp[:, 1:]
-        zs = cv2.GaussianBlur(zb, ks, sigmaX=sx, sigmaY=sy)
-        gel = cv2.GaussianBlur(zp - zm, ks, sigmaX=sx, sigmaY=sy) / (2.0 * ELEV_STEP_MM)
+        zs = np.empty((L, N), np.float32)
+        gel = np.empty((L, N), np.float32)
+        smooth_pair(zb, zp, zm, _taps(sx), _taps(sy), zs, gel)  # Gaussian to ±3σ
+        gel *= np.float32(1.0 / (2.0 * ELEV_STEP_MM))
         slow = np.empty((L, N), np.float32)
         W.slowness_path(lab, self._slow, g.dr_mm, slow)
         S = W.strehl_frame(fat, slow, st.wall_half_lines, st.strehl_coef)

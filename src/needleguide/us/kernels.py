@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from needleguide.us.elevation import elevation_planes  # noqa: F401 (re-exported)
+from needleguide.us.fast_log import log10_row
 from needleguide.us.interface_normal import GRAD_EPS, label_normal
 from needleguide.us.label_field import NO_MIX, crossing, crossing_from, label_at
 from needleguide.us.scatterers import (  # noqa: F401 (re-exported)
@@ -40,7 +41,7 @@ from needleguide.us.scatterers import (  # noqa: F401 (re-exported)
     rescatter,
     scatter_sum,
 )
-from needleguide.us.tissue_motion import drag_near
+from needleguide.us.tissue_motion import drag_near, near_span
 
 FLAG_BONE = 1
 FLAG_AIR = 2
@@ -98,11 +99,13 @@ def sample_medium(vol, mixed, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat,
     dr = r_mm[0, N - 1] - r_mm[0, N - 2]  # image range step (the deep samples: undeformed)
     # the drag field once per sample (scatterers.scatter_sum, tissue_motion.drag_near): only
     # where it moves an elevation plane (identical cells elsewhere, a fraction of the work)
+    ek_max = np.abs(el_off).max()
     for i in prange(L):
         l = order[i]
         run = 0
         first = -1
         fat = 0.0
+        n0, n1 = near_span(origins, dirs, l, r_img, ek_max, reach2, drag)
         for k in range(N):
             x, y, z = line_point(origins, dirs, l, r_mm[l, k])
             lab = label_at(vol, mixed, M, x, y, z)
@@ -114,8 +117,8 @@ def sample_medium(vol, mixed, M, origins, dirs, elev, r_mm, r_img, lut_z, isfat,
                 fat += dr  # the path the wave crosses: the deformed (image) step
             out_fat[l, k] = fat
             xi, yi, zi = line_point(origins, dirs, l, r_img[k])  # where it is drawn
-            near, s0, r0, de = drag_near(xi, yi, zi, plane_reach(el_off, k), en, c2, reach2,
-                                         elev, drag)
+            near, s0, r0, de = drag_near(xi, yi, zi, plane_reach(el_off, k), en, c2,
+                                         reach2 if n0 <= k < n1 else 0.0, elev, drag)
             scat[l, k] = scatter_sum(x, y, z, k, el_off, el_w, elev, near, s0, r0, de, en,
                                      drag, interp, inv, seed, mask, table, ismuscle[lab])
             if has_fluid:
@@ -205,8 +208,13 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
     between the two in proportion."""
     L, N = label.shape
     np_per_cm = math.log(10.0) / 20.0  # dB -> neper (amplitude)
+    # the two-way attenuation of one step through each label (a product along the line
+    # instead of an exponential per sample)
+    step = np.empty(lut_alpha.shape[0])
+    for i in range(lut_alpha.shape[0]):
+        step[i] = math.exp(-2.0 * lut_alpha[i] * f_mhz * dr_mm * 0.1 * np_per_cm)
     for l in prange(L):
-        att_db = 0.0
+        att = 1.0
         trans = 1.0
         air_k = -1
         air_amp = 0.0
@@ -223,7 +231,7 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
             zz = zimp[l, k] * (1.0 - f) + Z_WATER * f
             al = lut_alpha[lab] * (1.0 - f) + ALPHA_WATER * f
             bs = lut_bs[lab] * (1.0 - f) + BS_WATER * f
-            amp = math.exp(-att_db * np_per_cm) * trans
+            amp = att * trans
             out_att[l, k] = amp
             out_refl[l, k] = 0.0
             src = scat[l, k] * (bs * amp)
@@ -279,7 +287,10 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
             out_src[l, k] = src
             z_prev = zz
             lab_prev = lab
-            att_db += 2.0 * al * f_mhz * dr_mm * 0.1
+            if f == 0.0:
+                att *= step[lab]
+            else:
+                att *= math.exp(-2.0 * al * f_mhz * dr_mm * 0.1 * np_per_cm)
         # reverberation between the probe face and soft-tissue interfaces (skin, fascia):
         # down to interface i, back to the face (R_FACE), down to j and back: a ghost echo
         # at the sum of their depths (both orders of the path add coherently when i != j)
@@ -320,10 +331,11 @@ def psf_axial_noise(src, kern, table, noise_sigma, noise_offset, out):
             row[k] = table[(base + k) & mask] * noise_sigma
         for t in range(-h, h + 1):  # tap by tap: the inner loop over range vectorises
             c = kern[t + h]
-            k0 = -t if t < 0 else 0
-            k1 = N - t if t > 0 else N
-            for k in range(k0, k1):
-                row[k] += x[k + t] * c
+            k0 = min(max(-t, 0), N)
+            k1 = max(min(N - t, N), k0)
+            xs, rs = x[k0 + t:k1 + t], row[k0:k1]  # (slices: no negative-index checks)
+            for i in range(k1 - k0):
+                rs[i] += xs[i] * c
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -365,15 +377,15 @@ def psf_lateral_detect(src, kern_t, H, gain_lin, env, img8, top_db, dr_db):
             ll = l + t
             if ll < 0 or ll >= L:
                 continue
+            x, w = src[ll], kern_t[t + H]  # (rows: the loop over range vectorises)
             for k in range(N):
-                acc[k] += src[ll, k] * kern_t[t + H, k]
+                acc[k] += x[k] * w[k]
+        e, lg, row8 = env[l], np.empty(N, np.float32), img8[l]
         for k in range(N):
             v = acc[k]
-            e = math.sqrt(v.real * v.real + v.imag * v.imag) * gain_lin[k]
-            env[l, k] = e
-            p = (20.0 * math.log10(e + 1e-12) - lo) * scale
-            if p < 0.0:
-                p = 0.0
-            elif p > 255.0:
-                p = 255.0
-            img8[l, k] = p
+            e[k] = math.sqrt(v.real * v.real + v.imag * v.imag) * gain_lin[k]
+            lg[k] = e[k] + np.float32(1e-12)
+        log10_row(lg, lg)  # (in place: vectorised, fast_log.py)
+        for k in range(N):
+            p = (20.0 * lg[k] - lo) * scale
+            row8[k] = min(max(p, 0.0), 255.0)

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from needleguide.us.tissue_motion import drag_magnitude, drag_near
+from needleguide.us.tissue_motion import drag_magnitude, drag_near, near_span
 
 TABLE_BITS = 16  # 512 kB: receiver noise and clutter phases, read in runs along the lines
 # the scatterers' table, read at random (hashed cells, several per sample): 32 kB stays in
@@ -254,9 +254,14 @@ def rescatter(origins, dirs, r_mm, r_img, labels, ismuscle, elev, el_off, el_w, 
     ahead = max(shift_mm, 0.0)  # the nearer tip, behind this frame's (s ≤ −ahead)
     hub = min(drag[6], prev_ins + shift_mm)  # the nearer hub, behind this frame's tip
     a = abs(en)
+    ek_max = np.abs(el_off).max()
     for i in prange(L):
         l = order[i]
+        n0, n1 = near_span(origins, dirs, l, r_img, ek_max, reach2, drag)
         for k in range(N):
+            if k < n0 or k >= n1:
+                out[l, k] = base[l, k]
+                continue
             ek = plane_reach(el_off, k)
             xi, yi, zi = line_point(origins, dirs, l, r_img[k])  # where it is drawn
             near, s0, r0, de = drag_near(xi, yi, zi, ek, en, c2, reach2, elev, drag)

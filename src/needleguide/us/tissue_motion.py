@@ -24,6 +24,8 @@ tissues): Q (``scene.needle``), w and λ below.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -54,27 +56,29 @@ def drag_params(tip_mm, axis, inserted_mm: float, drag_mm: float,
 
 
 NO_DRAG = np.zeros(N_PARAMS)
-CUT = 12.0  # the field is 0 where its exponent exceeds this (|u| < q·6e-6)
-_EXP_STEP = 0.25
-_EXP_COARSE = np.exp(-_EXP_STEP * np.arange(64))
+# the field is 0 where its exponent exceeds this: |u| < q·9e-4, under 1 µm at the most
+# drag (scene.needle.TISSUE_DRAG_MAX_MM, 1 mm), 7.5 mm from the axis (sub-µm moves are
+# below what the speckle shows: a 10 µm move keeps a correlation of 0.99, docs/us.md)
+CUT = 7.0
+_EXP_STEP = 1.0 / 64.0
+_EXP_COARSE = np.exp(-_EXP_STEP * np.arange(int(CUT / _EXP_STEP) + 2))
 
 
 @njit(cache=True, inline="always")
 def _exp_neg(a):
-    """exp(−a) for 0 ≤ a < 16, relative error < 2e-8: exp(−i/4) from a table times the
-    Taylor series of exp(−r), r < 1/4, to the 6th power (4× faster than math.exp here: the
-    field is evaluated on every elevation plane of every sample near the needle)."""
+    """exp(−a) for 0 ≤ a ≤ CUT, relative error < 3e-9: exp(−i/64) from a table times the
+    Taylor series of exp(−r), r < 1/64, to the 3rd power (the field is evaluated on every
+    elevation plane of every sample near the needle: a short dependency chain, 4× faster
+    than math.exp here)."""
     i = int(a * (1.0 / _EXP_STEP))
     r = a - i * _EXP_STEP
-    p = 1.0 - r * (1.0 - r * (0.5 - r * (1.0 / 6.0 - r * (1.0 / 24.0 - r * (
-        1.0 / 120.0 - r * (1.0 / 720.0))))))
-    return _EXP_COARSE[i] * p
+    return _EXP_COARSE[i] * (1.0 - r * (1.0 - r * (0.5 - r * (1.0 / 6.0))))
 
 
 @njit(cache=True, inline="always")
 def drag_magnitude(s, rho2, p):
     """|u| (mm, along the axis) at axial coordinate ``s`` from the tip and squared distance
-    ``rho2`` from the axis; 0 behind the hub and where |u| < q·6e-6."""
+    ``rho2`` from the axis; 0 behind the hub and where |u| < q·9e-4 (``CUT``)."""
     if s < -p[6]:
         return 0.0
     a = max(rho2, 0.0) * p[8]
@@ -114,6 +118,50 @@ def drag_near(x, y, z, ek, en, c2, reach2, elev, p):
     return near, s0, r0, de
 
 
+@njit(cache=True)
+def near_span(origins, dirs, l, r_img, ek, reach2, p):
+    """The samples k0 ≤ k < k1 of line ``l`` (``r_img`` (N,) ascending ranges, mm) where
+    :func:`drag_near` can be true for planes within ``ek`` mm of the sample: within
+    √reach2 + ek of the axis (a quadratic in the range) and within ``ek`` of the axial
+    slab from the hub to where the push alone reaches the cut (linear); a sample or two
+    of margin. Outside it every plane's displacement is 0, so the kernels skip the test
+    there (the field's work per line, not per sample: most samples of a frame lie far
+    from the needle). (0, 0): no field."""
+    N = r_img.shape[0]
+    if reach2 == 0.0:
+        return 0, 0
+    R = math.sqrt(reach2) + ek + 1e-6
+    wx, wy, wz = origins[l, 0] - p[0], origins[l, 1] - p[1], origins[l, 2] - p[2]
+    dx, dy, dz = dirs[l, 0], dirs[l, 1], dirs[l, 2]
+    wa = wx * p[3] + wy * p[4] + wz * p[5]
+    da = dx * p[3] + dy * p[4] + dz * p[5]
+    lo, hi = -1e30, 1e30
+    # the cylinder: |w + r·d|² − ((w + r·d)·a)² ≤ R²  (A r² + 2B r + C ≤ 0)
+    A = max(dx * dx + dy * dy + dz * dz - da * da, 0.0)
+    B = wx * dx + wy * dy + wz * dz - wa * da
+    C = wx * wx + wy * wy + wz * wz - wa * wa - R * R
+    if A > 1e-12:
+        disc = B * B - A * C
+        if disc < 0.0:
+            return 0, 0
+        q = math.sqrt(disc)
+        lo, hi = (-B - q) / A, (-B + q) / A
+    elif C > 0.0:
+        return 0, 0
+    # the slab −hub − ek ≤ s ≤ CUT·λ + ek, s = wa + r·da
+    s_lo, s_hi = -p[6] - ek - 1e-6, CUT / p[9] + ek + 1e-6
+    if abs(da) > 1e-12:
+        a, b = (s_lo - wa) / da, (s_hi - wa) / da
+        lo, hi = max(lo, min(a, b)), min(hi, max(a, b))
+    elif wa < s_lo or wa > s_hi:
+        return 0, 0
+    if hi < lo:
+        return 0, 0
+    k0 = max(np.searchsorted(r_img, lo) - 2, 0)
+    k1 = min(np.searchsorted(r_img, hi) + 2, N)
+    return k0, k1
+
+
 def advanced_along(prev: np.ndarray, p: np.ndarray) -> float | None:
     """The shift (mm) of the tip along the axis from field ``prev`` to field ``p`` when
     ``p`` is ``prev``'s needle moved along its own axis with the same drag (q, w, λ); None
@@ -142,4 +190,4 @@ def displaced(x, y, z, p):
 
 
 __all__ = ["DRAG_WIDTH_MM", "NO_DRAG", "PUSH_LENGTH_MM", "advanced_along", "displaced",
-           "drag_magnitude", "drag_near", "drag_params", "near_setup"]
+           "drag_magnitude", "drag_near", "drag_params", "near_setup", "near_span"]
