@@ -93,8 +93,9 @@ def _plan_us(patient: Patient, region: str, rng: np.random.Generator, seed: int)
     spec_probe = v.probe
     steer = 0.0
     if spec_probe == "linear" and rng.random() < 0.5:
-        # steer toward the needle (beam more perpendicular to the shaft), ≤ 20°
-        steer = float(-nside * min(20.0, 0.5 * angle) * rng.uniform(0.5, 1.0))
+        # steer toward the side the needle enters from (nside): the beams turn toward
+        # perpendicular to the shaft and its echo brightens, as a sonographer steers; ≤ 20°
+        steer = float(nside * min(20.0, 0.5 * angle) * rng.uniform(0.5, 1.0))
     kw = dict(probe=spec_probe, depth_mm=v.depth_mm,
               frequency_mhz=float(rng.uniform(*(
                   (7.0, 12.0) if spec_probe == "linear" else (2.5, 5.0)))),
