@@ -91,4 +91,5 @@ def smooth_pair(a, p, m, k_range, k_lines, out_a, out_d):
         _lines_pass(ta, l, k_lines, hl, out_a[l])
         _lines_pass(td, l, k_lines, hl, out_d[l])
 
+
 __all__ = ["gaussian_taps", "smooth_pair"]

@@ -68,8 +68,7 @@ _EXP_COARSE = np.exp(-_EXP_STEP * np.arange(int(CUT / _EXP_STEP) + 2))
 def _exp_neg(a):
     """exp(−a) for 0 ≤ a ≤ CUT, relative error < 3e-9: exp(−i/64) from a table times the
     Taylor series of exp(−r), r < 1/64, to the 3rd power (the field is evaluated on every
-    elevation plane of every sample near the needle: a short dependency chain, 4× faster
-    than math.exp here)."""
+    elevation plane of every sample near the needle: a short dependency chain)."""
     i = int(a * (1.0 / _EXP_STEP))
     r = a - i * _EXP_STEP
     return _EXP_COARSE[i] * (1.0 - r * (1.0 - r * (0.5 - r * (1.0 / 6.0))))
