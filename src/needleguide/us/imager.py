@@ -70,11 +70,6 @@ def _table(seed: int, bits: int = K.TABLE_BITS, stream: int = K.NOISE_STREAM) ->
     return K.gaussian_table(seed, bits, stream)
 
 
-@lru_cache(maxsize=32)
-def _taps(sigma: float) -> np.ndarray:
-    return gaussian_taps(sigma)
-
-
 @lru_cache(maxsize=16)
 def _setup_cached(s: USSettings) -> BeamSetup:
     return make_setup(s)
@@ -294,7 +289,7 @@ class USImager:
             zb[:, 1:] = frac[:, 1:] * zimp[:, :-1] + (1.0 - frac[:, 1:]) * zimp[:, 1:]
         zs = np.empty((L, N), np.float32)
         gel = np.empty((L, N), np.float32)
-        smooth_pair(zb, zp, zm, _taps(sx), _taps(sy), zs, gel)  # Gaussian to ±3σ
+        smooth_pair(zb, zp, zm, gaussian_taps(sx), gaussian_taps(sy), zs, gel)  # Gaussian to ±3σ
         gel *= np.float32(1.0 / (2.0 * ELEV_STEP_MM))
         slow = np.empty((L, N), np.float32)
         W.slowness_path(lab, self._slow, g.dr_mm, slow)

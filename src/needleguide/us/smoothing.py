@@ -8,15 +8,17 @@ whose difference it takes on the fly."""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import cv2
 import numpy as np
 from numba import njit, prange
 
 
+@lru_cache(maxsize=32)
 def gaussian_taps(sigma: float) -> np.ndarray:
     """float32 taps of a unit-sum Gaussian of ``sigma`` samples, to ±3σ (odd length,
-    symmetric)."""
+    symmetric; cached per σ: do not write to them)."""
     n = 2 * int(math.ceil(3.0 * sigma)) + 1
     return cv2.getGaussianKernel(n, sigma, ktype=cv2.CV_32F).ravel()
 
