@@ -8,7 +8,9 @@ phantoms at BMI 26, no needle); one imager per mode, so the label slab is render
 (as while the probe is held). The probe is moved along its array (lateral) and along its
 central beam (axial) by 5, 10, 20 and 50 µm; the echo intensity (envelope², beam
 coordinates, the whole frame, receiver noise off) is correlated (Pearson) with the
-unmoved frame's. A real speckle pattern and a real smooth boundary keep ≈ 0.99 at 10 µm
+unmoved frame's, and the screen pixels that change by more than ``FLICKER_GREY`` grey
+levels after 10 µm laterally are counted (``flicker``: shadow columns that switch, label
+voxels that flip). A real speckle pattern and a real smooth boundary keep ≈ 0.99 at 10 µm
 (docs/us.md: theory on the speckle block). Last, the time of ``kernels.sample_medium``
 per mode (median of ``--frames`` frames with a moving probe, ``--threads`` threads) and
 its ratio to the default's.
@@ -29,6 +31,7 @@ import numpy as np
 
 SHIFTS_MM = (0.005, 0.01, 0.02, 0.05)
 MODES = ("nearest", "blended", "blended+subvoxel")
+FLICKER_GREY = 16
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -98,11 +101,14 @@ def main() -> None:
                 return im.beams(scene, q).envelope.astype(np.float64) ** 2
 
             base = frame(0.0, 0)
+            moved = P.copy()
+            moved[:3, 3] += moved[:3, 0] * 0.010
+            f0 = im.render(scene, P).pixels.astype(int)
+            f1 = im.render(scene, moved).pixels.astype(int)
+            # screen pixels that flicker: > FLICKER_GREY grey levels after 10 µm laterally
+            flick = int((np.abs(f1 - f0) > FLICKER_GREY).sum())
             if a.png:
-                moved = P.copy()
-                moved[:3, 3] += moved[:3, 0] * 0.010
-                f0 = im.render(scene, P).pixels
-                f1 = im.render(scene, moved).pixels
+                f0, f1 = f0.astype(np.uint8), f1.astype(np.uint8)
                 if mode == MODES[-1]:
                     panels.insert(0, (f0, f"{par.get('view')}: frame"))
                 panels.append((np.clip(4 * np.abs(f1.astype(int) - f0.astype(int)), 0, 255)
@@ -117,7 +123,7 @@ def main() -> None:
             ms[mode] = 1e3 * float(np.median(timed[2:]))
             print(f"seed {s} {par.get('view')} ({img.settings.probe} "
                   f"{img.settings.f_mhz:.1f} MHz) {mode:17s} " + " | ".join(row) +
-                  f" | sample_medium {ms[mode]:.2f} ms", flush=True)
+                  f" | flicker {flick} px | sample_medium {ms[mode]:.2f} ms", flush=True)
         if a.png:
             sheet.append(panels)
         print(f"  ratio_sample_medium blended+subvoxel / nearest: "

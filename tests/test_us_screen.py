@@ -100,6 +100,41 @@ def test_views_keep_the_skin_on_the_face(phantoms, name, region):
     assert (top == 255).mean() < 0.05  # no gel wedge: a sliver at most (smoothed skin)
 
 
+def test_the_face_pulls_a_distant_skin_less_and_less_not_all_or_nothing():
+    """The skin is drawn onto the face when it lies up to CONTACT_GAP_MM below it; over
+    CONTACT_TAPER_MM beyond that the pull fades, so the probe lifted by 20 µm steps across
+    the limit moves the drawn skin continuously (before: every line whose skin crossed
+    8 mm jumped from the face to 8 mm below it — under the edge of a convex face, a hand's
+    tremor made the near field flicker)."""
+    from needleguide.us.imager import CONTACT_GAP_MM, CONTACT_TAPER_MM
+
+    p = layered_patient([("skin", 2.0), ("subcutaneous_fat", 8.0), ("paraspinal_muscle", 60.0)],
+                        size_mm=(60.0, 90.0, 20.0), spacing_mm=0.3)
+    s = make_settings(probe="linear", frequency_mhz=7.5, depth_mm=30, output_px=128,
+                      speckle_subcell=True)  # the skin found between samples (continuous)
+    im = USImager(s, seed=0)
+    g = im.setup.geom
+    L = g.n_lines
+    heights = np.arange(CONTACT_GAP_MM - 1.0, CONTACT_GAP_MM + CONTACT_TAPER_MM + 1.0, 0.02)
+    drawn = []  # where the skin (undeformed range of the skin) is drawn: image range 0
+    for h in heights:
+        pose = geometry.frame_from_axes([0.0, h, 0.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0])
+        med = im.medium_for(p, pose)
+        o = geometry.apply(pose, np.c_[g.origins, np.zeros(L)])
+        d = geometry.apply_vector(pose, np.c_[g.directions, np.zeros(L)])
+        rmap = im.contact_map(med, o, d)
+        k0 = int(np.argmin(np.abs(g.r_mm)))
+        drawn.append(float(np.median(rmap[:, k0] - g.r_mm[k0])))
+    drawn = np.array(drawn)
+    full = heights <= CONTACT_GAP_MM
+    assert np.allclose(drawn[full], heights[full], atol=0.3)  # pulled onto the face
+    far = heights > CONTACT_GAP_MM + CONTACT_TAPER_MM + 0.3
+    assert np.allclose(drawn[far], 0.0, atol=1e-6)  # not pulled
+    # continuous: at most the taper's slope ((gap + taper) / taper per mm) times the step
+    slope = (CONTACT_GAP_MM + CONTACT_TAPER_MM) / CONTACT_TAPER_MM
+    assert np.abs(np.diff(drawn)).max() < 0.02 * (slope + 1.0)
+
+
 def test_c2c3_view_keeps_the_articular_column_along_the_array(phantoms):
     """C2–C3 longitudinal: the array runs along the spine (the articular pillars a
     horizontal row on the screen), not tilted ~20° by the neck's skin slope."""
@@ -161,7 +196,7 @@ def test_image_to_patient_puts_the_drawn_bone_echo_on_the_bone(phantoms):
         r0, r1 = int(max(ij[1] - 12, 4) / sp), int((ij[1] + 12) / sp)
         hits = []
         bright = np.percentile(img[r0:r1, c0 - int(6 / sp):c0 + int(6 / sp)], 99.0)
-        for c in range(c0 - int(6 / sp), c0 + int(6 / sp), 3):
+        for c in range(c0 - int(6 / sp), c0 + int(6 / sp), 2):
             col = img[r0:r1, c]
             if col.max() < bright:
                 continue

@@ -26,6 +26,7 @@ from needleguide.scene import Scene
 from needleguide.us import body_wall as W
 from needleguide.us import contact_kernels as CK
 from needleguide.us import kernels as K
+from needleguide.us import shadow_field as SF
 from needleguide.us.beams import (
     DISPLAY_TOP_DB,
     BeamSetup,
@@ -62,6 +63,7 @@ NO_SCAT = np.zeros((1, 1), np.complex64)  # (scatterers.rescatter: no field to k
 # strain of the layer between the face and the bone, at most ±50 %
 CONTACT_SEARCH_MM = 5.0
 CONTACT_GAP_MM = 8.0
+CONTACT_TAPER_MM = 2.0  # … and fades to none over 2 mm beyond it (no switch under a µm move)
 CONTACT_DEPTH_MM = 25.0
 
 
@@ -125,6 +127,7 @@ class Samples:
     el_off: np.ndarray  # (N, P) elevation planes (mm)
     el_w: np.ndarray  # (N, P) their weights
     cells: np.ndarray  # the scatterers' table
+    tb: np.ndarray  # (L, N) bone's partial-volume transmission (shadow_field)
 
 
 class USImager:
@@ -166,6 +169,12 @@ class USImager:
             self._ismuscle[[x.label for x in t if x.group == "muscle"]] = True
             self._luts = (lz, la, lb)
             _, self._slow, self._septa = W.wall_luts(t, GEL)
+            st, med = self.setup, self._medium  # bone across the beam (partial volume)
+            self._loss = SF.loss_density(med.labels, med.voxel_mm, self._isbone, la, lz,
+                                         self.settings.f_mhz, *SF.beam_sigmas_mm(
+                                             lateral_fwhm_mm(st.depth_mm, self.settings),
+                                             st.el_sigma_mm * 2.3548))
+            self._blocks = SF.occupied_blocks(self._loss)
         return self._medium
 
     # ---- beam domain ------------------------------------------------------------------------
@@ -219,7 +228,8 @@ class USImager:
         K.propagate(lab, m.zimp, m.zs, m.gel, fl, scat, self._flags, lut_a, lut_bs, s.f_mhz,
                     g.dr_mm, st.line_dx_mm, 10 ** (SPEC_GAIN_DB / 10) * st.spec_norm,
                     np.deg2rad(THETA0_DEG), LAMBERT, R_FASCIA,
-                    max(1, int(round(NORMAL_SMOOTH_MM / g.dr_mm))), src, att, refl, frac)
+                    max(1, int(round(NORMAL_SMOOTH_MM / g.dr_mm))), src, att, refl, frac,
+                    m.tb)
         hit = np.full(L, -1, np.int64)
         if nd is not None and nd.inserted_length_mm > 0:
             add_needle(src, att, origins, dirs, elev, g.r_mm, st.line_dx_mm, st.el_sigma_mm,
@@ -294,7 +304,10 @@ class USImager:
         slow = np.empty((L, N), np.float32)
         W.slowness_path(lab, self._slow, g.dr_mm, slow)
         S = W.strehl_frame(fat, slow, st.wall_half_lines, st.strehl_coef)
-        return Samples(lab, zimp, zs, gel, fl, scat, frac, S, rmap, el_off, el_w, cells)
+        tb = np.empty((L, N), np.float32)
+        SF.line_transmission(self._loss, self._blocks, med.M, origins, dirs, rmap,
+                             0.5 * med.voxel_mm, tb)
+        return Samples(lab, zimp, zs, gel, fl, scat, frac, S, rmap, el_off, el_w, cells, tb)
 
     def contact_map(self, med: Medium, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
         """(L, N) range in the undeformed patient of every beam sample: the soft tissue
@@ -312,9 +325,13 @@ class USImager:
         CK.contact_ranges(med.labels, med.lookup(self.settings.speckle_subcell), med.M,
                           origins, dirs, -CONTACT_SEARCH_MM, dr, n, self._isbone,
                           max(2, round(1.0 / dr)), skin, bone)
-        ok = np.isfinite(skin) & (skin <= CONTACT_GAP_MM)
+        # a skin up to the gap below the face is pulled onto it, one CONTACT_TAPER_MM deeper
+        # not at all, in part in between: a tremor's move does not switch a line at the
+        # limit (under the edge of a convex face) between full contact and none
+        w = np.clip((CONTACT_GAP_MM + CONTACT_TAPER_MM - np.nan_to_num(skin, nan=np.inf))
+                    / CONTACT_TAPER_MM, 0.0, 1.0)
         rmap = np.empty((L, len(r)), np.float64)
-        s = np.where(ok, skin, 0.0).astype(np.float32)
+        s = np.where(w > 0.0, np.nan_to_num(skin) * w, 0.0).astype(np.float32)
         b = np.minimum(np.where(np.isfinite(bone), bone, CONTACT_DEPTH_MM),
                        CONTACT_DEPTH_MM).astype(np.float32)
         b = np.maximum(b, 2.0 * dr)

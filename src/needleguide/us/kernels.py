@@ -7,10 +7,12 @@
    summed over a few planes across the elevation beam profile (slice thickness).
 2. ``propagate``: marches each line from the face: two-way attenuation α·f, specular
    reflection R = ((Z2−Z1)/(Z2+Z1))² with an angle law, transmission (1−R) per interface,
+   bone's loss across the beam (partial-volume shadows, ``us/shadow_field.py``),
    diffuse backscatter, reverberation (A-lines) under air. Writes the complex source.
 3. ``body_wall_clutter``: the body wall's aberration (main-lobe fraction, pedestal) and
    reverberation clutter (body_wall.py), added to the source before the PSF.
-4. ``psf_axial_noise`` / ``psf_lateral_detect``: separable point-spread function in
+4. ``psf_axial_noise`` / ``psf_lateral_detect`` (``us/psf_kernels.py``, 3 too):
+   separable point-spread function in
    complex baseband (Gaussian pulse envelope axially, receiver noise; depth-dependent
    Gaussian beam laterally), then the envelope |IQ|
    (Rayleigh for fully developed speckle), TGC and gain, log compression to 8 bits.
@@ -26,9 +28,13 @@ import numpy as np
 from numba import njit, prange
 
 from needleguide.us.elevation import elevation_planes  # noqa: F401 (re-exported)
-from needleguide.us.fast_log import log10_row
 from needleguide.us.interface_normal import GRAD_EPS, label_normal
 from needleguide.us.label_field import NO_MIX, crossing, crossing_from, label_at
+from needleguide.us.psf_kernels import (  # noqa: F401 (re-exported)
+    body_wall_clutter,
+    psf_axial_noise,
+    psf_lateral_detect,
+)
 from needleguide.us.scatterers import (  # noqa: F401 (re-exported)
     NOISE_STREAM,
     SCATTER_STREAM,
@@ -199,14 +205,19 @@ def _step_average(vol, mixed, M, origins, dirs, l, r_mm, ex, ey, ez, k0, k1, out
 @njit(cache=True, parallel=True, fastmath=True)
 def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, f_mhz, dr_mm,
               line_dx_mm, spec_gain, theta0_rad, lambert, r_fascia, h_label, out_src, out_att,
-              out_refl, frac):
+              out_refl, frac, tb):
     """March every line: write the complex source (diffuse + specular, both multiplied by
     the two-way attenuation and transmission so far), the two-way amplitude factor and the
     intensity reflectivity R·(angle law) of every interface except air (for the body-wall
     reverberation, body_wall.reverb_power). ``frac`` (L, N), or (1, 1) for none: where
     between samples k − 1 and k an interface lies (``sample_medium``); its echo is split
-    between the two in proportion."""
+    between the two in proportion. ``tb`` (L, N), or (1, 1) for none: the two-way
+    transmission of bone's partial volume across the beam (``shadow_field``), which then
+    takes the place of bone's (``FLAG_BONE``) loss for the beam (its ``out_att``, the
+    echoes of what lies outside bone); the echoes from within a bone come from the part of
+    the beam that met its surface there, attenuated by its α and its interfaces."""
     L, N = label.shape
+    pv = tb.shape[0] == L
     np_per_cm = math.log(10.0) / 20.0  # dB -> neper (amplitude)
     # the two-way attenuation of one step through each label (a product along the line
     # instead of an exponential per sample)
@@ -222,6 +233,8 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
         rk = np.zeros(N_REVERB, np.int64)
         z_prev = zimp[l, 0]
         lab_prev = label[l, 0]
+        soft = lab_prev  # pv: bone attenuates as the tissue before it (its loss: ``tb``)
+        inb = 0.0  # pv: the amplitude of the beam's part inside the bone the line is in
         for k in range(N):
             lab = label[l, k]
             fl = flags[lab]
@@ -232,9 +245,16 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
             al = lut_alpha[lab] * (1.0 - f) + ALPHA_WATER * f
             bs = lut_bs[lab] * (1.0 - f) + BS_WATER * f
             amp = att * trans
-            out_att[l, k] = amp
+            if pv:
+                amp *= tb[l, k]
+            out_att[l, k] = amp  # the beam's (monotonic: the reverberation's weights)
             out_refl[l, k] = 0.0
-            src = scat[l, k] * (bs * amp)
+            # pv, behind a bone's surface: its echoes (and those of its far side) come from
+            # the beam's part inside it
+            ab = amp
+            if pv and (flags[lab_prev] & FLAG_BONE) != 0 and k > 0:
+                ab = min(inb, amp) if (fl & FLAG_BONE) != 0 else inb
+            src = scat[l, k] * (bs * ab)
             if k > 0 and (zz != z_prev or lab != lab_prev):
                 rr = (zz - z_prev) / (zz + z_prev)
                 R = rr * rr
@@ -264,14 +284,19 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
                 th = math.acos(min(1.0, c))
                 lam = lambert if (fl & FLAG_BONE) != 0 else 0.1 * lambert
                 ang = math.exp(-(th / theta0_rad) ** 2) + lam * c
-                spec = math.sqrt(spec_gain[k] * R * ang) * amp
+                spec = math.sqrt(spec_gain[k] * R * ang) * ab
                 if frac.shape[0] == L:
                     out_src[l, k - 1] += (1.0 - frac[l, k]) * spec
                     spec *= frac[l, k]
                 src += spec
                 if (fl & FLAG_AIR) == 0:
                     out_refl[l, k] = R * ang
-                trans *= 1.0 - R
+                if pv and ((fl | flags[lab_prev]) & FLAG_BONE) != 0:
+                    # into, within or out of a bone: the part of the beam in it goes on
+                    inb = ab * (1.0 - R)
+                    out_refl[l, k] *= min(1.0, (ab / amp) ** 2) if amp > 0.0 else 0.0
+                else:
+                    trans *= 1.0 - R
                 if (fl & FLAG_AIR) != 0 and R > 0.5 and air_k < 0:
                     air_k = k
                     air_amp = math.sqrt(spec_gain[k] * R * ang) * amp
@@ -288,7 +313,12 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
             z_prev = zz
             lab_prev = lab
             if f == 0.0:
-                att *= step[lab]
+                if pv and (fl & FLAG_BONE) != 0:
+                    att *= step[soft]
+                    inb *= step[lab]
+                else:
+                    att *= step[lab]
+                    soft = lab
             else:
                 att *= math.exp(-2.0 * al * f_mhz * dr_mm * 0.1 * np_per_cm)
         # reverberation between the probe face and soft-tissue interfaces (skin, fascia):
@@ -313,79 +343,3 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
                 if kk >= N:
                     break
                 out_src[l, kk] += a
-
-
-@njit(cache=True, parallel=True, fastmath=True)
-def psf_axial_noise(src, kern, table, noise_sigma, noise_offset, out):
-    """Convolve every line with the axial pulse envelope ``kern`` (odd length) and add
-    complex white receiver noise of power ``noise_sigma``² from ``table`` (offset per
-    frame)."""
-    L, N = src.shape
-    h = kern.shape[0] // 2
-    mask = table.shape[0] - 1
-    for l in prange(L):
-        base = noise_offset + l * N
-        row = out[l]
-        x = src[l]
-        for k in range(N):
-            row[k] = table[(base + k) & mask] * noise_sigma
-        for t in range(-h, h + 1):  # tap by tap: the inner loop over range vectorises
-            c = kern[t + h]
-            k0 = min(max(-t, 0), N)
-            k1 = max(min(N - t, N), k0)
-            xs, rs = x[k0 + t:k1 + t], row[k0:k1]  # (slices: no negative-index checks)
-            for i in range(k1 - k0):
-                rs[i] += xs[i] * c
-
-
-@njit(cache=True, parallel=True, fastmath=True)
-def body_wall_clutter(src, strehl, pedestal, prefix, halo_half, clutter, table, seed_offset):
-    """In place, before the PSF: the main lobe keeps sqrt(S) of each echo (``strehl``
-    (L, N), two-way, body_wall.py); with random phase (table) the pedestal adds
-    ``pedestal[k]``·(1−S) × the mean echo power within the pedestal (box of half width
-    ``halo_half[k]`` lines, from the prefix sums ``prefix`` (L+1, N) of |src|²), and the
-    reverberation ``clutter`` (L, N) power. The PSF then gives the clutter the speckle size
-    of the system."""
-    L, N = src.shape
-    mask = table.shape[0] - 1
-    for l in prange(L):
-        base = seed_offset + l * N
-        for k in range(N):
-            sk = strehl[l, k]
-            pc = clutter[l, k]
-            if sk < 0.999 or pc > 0.0:
-                hh = halo_half[k]
-                l0 = l - hh if l - hh > 0 else 0
-                l1 = l + hh + 1 if l + hh + 1 < L else L
-                pw = (prefix[l1, k] - prefix[l0, k]) / (l1 - l0)
-                src[l, k] = src[l, k] * math.sqrt(sk) + table[(base + k) & mask] * math.sqrt(
-                    (1.0 - sk) * pedestal[k] * pw + pc)
-
-
-@njit(cache=True, parallel=True, fastmath=True)
-def psf_lateral_detect(src, kern_t, H, gain_lin, env, img8, top_db, dr_db):
-    """Lateral PSF across lines, envelope detection, TGC and log compression, in one pass.
-
-    kern_t: (2H+1, N) lateral kernels (unit energy) by tap and range sample.
-    Envelope |IQ| × gain; uint8 log compression over [top_db − dr_db, top_db]."""
-    L, N = src.shape
-    scale = 255.0 / dr_db
-    lo = top_db - dr_db
-    for l in prange(L):
-        acc = np.zeros(N, np.complex64)
-        for t in range(-H, H + 1):
-            ll = l + t
-            if ll < 0 or ll >= L:
-                continue
-            x, w = src[ll], kern_t[t + H]  # (rows: the loop over range vectorises)
-            for k in range(N):
-                acc[k] += x[k] * w[k]
-        e, lg, row8 = env[l], np.empty(N, np.float32), img8[l]
-        for k in range(N):
-            v = acc[k]
-            e[k] = math.sqrt(v.real * v.real + v.imag * v.imag) * gain_lin[k]
-            lg[k] = e[k] + np.float32(1e-12)
-        log10_row(lg, lg)  # (in place: vectorised, fast_log.py)
-        for k in range(N):
-            p = (20.0 * lg[k] - lo) * scale
-            row8[k] = min(max(p, 0.0), 255.0)

@@ -41,7 +41,8 @@ def mixed_blocks(vol):
 
 
 @njit(cache=True, inline="always")
-def _corner_weight(c, tx, ty, tz):
+def corner_weight(c, tx, ty, tz):
+    """The trilinear weight of corner ``c`` (bits: +i, +j, +k) at fractions (tx, ty, tz)."""
     return ((tx if c & 4 else 1.0 - tx) * (ty if c & 2 else 1.0 - ty)
             * (tz if c & 1 else 1.0 - tz))
 
@@ -66,7 +67,7 @@ def _weighted_label(vol, mixed, fi, fj, fk):
             w = 0.0
             for d in range(8):
                 if vol[i0 + (d >> 2), j0 + ((d >> 1) & 1), k0 + (d & 1)] == lab:
-                    w += _corner_weight(d, tx, ty, tz)
+                    w += corner_weight(d, tx, ty, tz)
             if w > best_w or (w == best_w and lab < best):
                 best = lab
                 best_w = w
@@ -121,4 +122,5 @@ def crossing(vol, mixed, M, origins, dirs, l, lo, hi):
                          (dirs[l, 0], dirs[l, 1], dirs[l, 2]), lo, hi)
 
 
-__all__ = ["BISECTIONS", "NO_MIX", "crossing", "crossing_from", "label_at", "mixed_blocks"]
+__all__ = ["BISECTIONS", "NO_MIX", "corner_weight", "crossing", "crossing_from", "label_at",
+           "mixed_blocks"]

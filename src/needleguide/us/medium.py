@@ -25,6 +25,11 @@ class Medium:
     def __post_init__(self):
         self.M = np.ascontiguousarray(np.linalg.inv(self.VoxelToPatient)[:3, :])
 
+    @property
+    def voxel_mm(self) -> float:
+        """The slab's (isotropic) voxel size (mm)."""
+        return float(np.linalg.norm(self.VoxelToPatient[:3, 0]))
+
     def lookup(self, subvoxel: bool) -> np.ndarray:
         """The ``mixed`` argument of ``label_field.label_at`` for this slab: ``NO_MIX``
         (nearest voxel) or, with ``subvoxel``, its blocks holding more than one label
