@@ -196,7 +196,7 @@ def test_image_to_patient_puts_the_drawn_bone_echo_on_the_bone(phantoms):
         r0, r1 = int(max(ij[1] - 12, 4) / sp), int((ij[1] + 12) / sp)
         hits = []
         bright = np.percentile(img[r0:r1, c0 - int(6 / sp):c0 + int(6 / sp)], 99.0)
-        for c in range(c0 - int(6 / sp), c0 + int(6 / sp), 2):
+        for c in range(c0 - int(6 / sp), c0 + int(6 / sp), 3):
             col = img[r0:r1, c]
             if col.max() < bright:
                 continue
