@@ -11,13 +11,13 @@
    diffuse backscatter, reverberation (A-lines) under air. Writes the complex source.
 3. ``body_wall_clutter``: the body wall's aberration (main-lobe fraction, pedestal) and
    reverberation clutter (body_wall.py), added to the source before the PSF.
-4. ``psf_axial_noise`` / ``psf_lateral_detect`` (``us/psf_kernels.py``, 3 too):
-   separable point-spread function in
+4. ``psf_axial_noise`` / ``psf_lateral_detect``: separable point-spread function in
    complex baseband (Gaussian pulse envelope axially, receiver noise; depth-dependent
    Gaussian beam laterally), then the envelope |IQ|
    (Rayleigh for fully developed speckle), TGC and gain, log compression to 8 bits.
 
-Random numbers and the scatterers' field: ``us/scatterers.py``.
+Random numbers and the scatterers' field: ``us/scatterers.py``; 3 and 4 live in
+``us/psf_kernels.py`` (re-exported here).
 """
 
 from __future__ import annotations
