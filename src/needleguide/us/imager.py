@@ -34,7 +34,7 @@ from needleguide.us.beams import (
     lateral_fwhm_mm,
     make_setup,
 )
-from needleguide.us.medium import Medium, build_medium
+from needleguide.us.medium import Medium, build_medium, flags_lut
 from needleguide.us.needle_echo import ROUGH, ROUGH_ECHOGENIC, add_needle, needle_truth_px
 from needleguide.us.probe import NOISE_DB_RE_FACE, USSettings, image_to_probe
 from needleguide.us.smoothing import gaussian_taps, smooth_pair
@@ -75,23 +75,6 @@ def _table(seed: int, bits: int = K.TABLE_BITS, stream: int = K.NOISE_STREAM) ->
 @lru_cache(maxsize=16)
 def _setup_cached(s: USSettings) -> BeamSetup:
     return make_setup(s)
-
-
-def flags_lut(patient: Patient) -> np.ndarray:
-    """Per-label flags: bone, air, vessel, fluid (see kernels.FLAG_*)."""
-    out = np.zeros(256, np.int64)
-    for t in patient.tissues:
-        f = 0
-        if t.group in ("bone", "metal"):
-            f |= K.FLAG_BONE
-        if t.group == "air":
-            f |= K.FLAG_AIR
-        if t.group == "vessel":
-            f |= K.FLAG_VESSEL
-        if t.group == "fluid":
-            f |= K.FLAG_FLUID
-        out[t.label] = f
-    return out
 
 
 @dataclass
@@ -169,12 +152,9 @@ class USImager:
             self._ismuscle[[x.label for x in t if x.group == "muscle"]] = True
             self._luts = (lz, la, lb)
             _, self._slow, self._septa = W.wall_luts(t, GEL)
-            st, med = self.setup, self._medium  # bone across the beam (partial volume)
-            self._loss = SF.loss_density(med.labels, med.voxel_mm, self._isbone, la, lz,
-                                         self.settings.f_mhz, *SF.beam_sigmas_mm(
-                                             lateral_fwhm_mm(st.depth_mm, self.settings),
-                                             st.el_sigma_mm * 2.3548))
-            self._blocks = SF.occupied_blocks(self._loss)
+            self._loss, self._blocks = SF.slab_fields(  # bone across the beam (partial volume)
+                self._medium.labels, self._medium.voxel_mm, self._isbone, la, lz,
+                self.settings, self.setup)
         return self._medium
 
     # ---- beam domain ------------------------------------------------------------------------

@@ -86,14 +86,21 @@ def _nearest(vol, fi, fj, fk):
 
 
 @njit(cache=True, inline="always")
+def voxel_coords(M, x, y, z):
+    """(i, j, k) voxel coordinates (voxel centres at integers) of patient point (x, y, z)
+    (mm; ``M``: PatientToVoxel 3 × 4)."""
+    return (M[0, 0] * x + M[0, 1] * y + M[0, 2] * z + M[0, 3],
+            M[1, 0] * x + M[1, 1] * y + M[1, 2] * z + M[1, 3],
+            M[2, 0] * x + M[2, 1] * y + M[2, 2] * z + M[2, 3])
+
+
+@njit(cache=True, inline="always")
 def label_at(vol, mixed, M, x, y, z):
     """The label at (x, y, z) (patient mm; ``M``: PatientToVoxel 3 × 4), −1 outside the
     volume. ``mixed`` of shape (1, 1, 1) (``NO_MIX``): the nearest voxel; else
     :func:`mixed_blocks` of ``vol``: the label of largest trilinear weight (sub-voxel
     boundaries)."""
-    fi = M[0, 0] * x + M[0, 1] * y + M[0, 2] * z + M[0, 3]
-    fj = M[1, 0] * x + M[1, 1] * y + M[1, 2] * z + M[1, 3]
-    fk = M[2, 0] * x + M[2, 1] * y + M[2, 2] * z + M[2, 3]
+    fi, fj, fk = voxel_coords(M, x, y, z)
     if mixed.shape[0] > 1:
         return _weighted_label(vol, mixed, fi, fj, fk)
     return _nearest(vol, fi, fj, fk)
@@ -123,4 +130,4 @@ def crossing(vol, mixed, M, origins, dirs, l, lo, hi):
 
 
 __all__ = ["BISECTIONS", "NO_MIX", "corner_weight", "crossing", "crossing_from", "label_at",
-           "mixed_blocks"]
+           "mixed_blocks", "voxel_coords"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from needleguide.anatomy.patient import Patient, resample_labels
+from needleguide.us import kernels as K
 from needleguide.us.label_field import NO_MIX, mixed_blocks
 from needleguide.us.probe import USSettings, image_extent_mm
 
@@ -65,8 +66,25 @@ def build_medium(patient: Patient, ProbeToPatient: np.ndarray, s: USSettings,
     return Medium(np.ascontiguousarray(labels, dtype=np.uint8), aff)
 
 
+def flags_lut(patient: Patient) -> np.ndarray:
+    """Per-label flags: bone, air, vessel, fluid (see kernels.FLAG_*)."""
+    out = np.zeros(256, np.int64)
+    for t in patient.tissues:
+        f = 0
+        if t.group in ("bone", "metal"):
+            f |= K.FLAG_BONE
+        if t.group == "air":
+            f |= K.FLAG_AIR
+        if t.group == "vessel":
+            f |= K.FLAG_VESSEL
+        if t.group == "fluid":
+            f |= K.FLAG_FLUID
+        out[t.label] = f
+    return out
+
+
 def C_LAMBDA(s: USSettings) -> float:
     return 1.540 / s.f_mhz
 
 
-__all__ = ["C_LAMBDA", "Medium", "build_medium"]
+__all__ = ["C_LAMBDA", "Medium", "build_medium", "flags_lut"]

@@ -37,7 +37,9 @@ import numpy as np
 from numba import njit, prange
 from scipy import ndimage
 
-from needleguide.us.label_field import corner_weight
+from needleguide.us.beams import BeamSetup, lateral_fwhm_mm
+from needleguide.us.label_field import corner_weight, voxel_coords
+from needleguide.us.probe import USSettings
 from needleguide.us.scatterers import line_point
 
 SOFT_Z_MRAYL = 1.63  # the soft tissue a bone surface is taken to face (muscle)
@@ -84,9 +86,8 @@ DARK = 1e-4
 
 def occupied_blocks(field: np.ndarray) -> np.ndarray:
     """uint8 (⌈n/4⌉ per axis, the field's order): 1 where a block of 4 × 4 × 4 voxels of
-    ``field``
-    (:func:`loss_density`), or the voxel after it on any axis (the trilinear read's
-    reach), holds bone; a small map (tens of kB) that :func:`line_transmission` reads
+    ``field`` (:func:`loss_density`), or the voxel after it on any axis (the trilinear
+    read's reach), holds bone; a small map (tens of kB) that :func:`line_transmission` reads
     first, so that it reads the large field (tens of MB) only near bone."""
     occ = field[..., 0] > 0.0
     bs = 1 << BLOCK_SHIFT
@@ -128,9 +129,7 @@ def line_transmission(field, blocks, M, origins, dirs, r_mm, back_mm, out):
                     out[l, j] = 1.0 - m
                 break
             x, y, z = line_point(origins, dirs, l, r_mm[l, k] - back_mm)
-            fi = M[0, 0] * x + M[0, 1] * y + M[0, 2] * z + M[0, 3]
-            fj = M[1, 0] * x + M[1, 1] * y + M[1, 2] * z + M[1, 3]
-            fk = M[2, 0] * x + M[2, 1] * y + M[2, 2] * z + M[2, 3]
+            fi, fj, fk = voxel_coords(M, x, y, z)
             i0, j0, k0 = math.floor(fi), math.floor(fj), math.floor(fk)
             if 0 <= i0 < nx - 1 and 0 <= j0 < ny - 1 and 0 <= k0 < nz - 1 and blocks[
                     int(i0) >> BLOCK_SHIFT, int(k0) >> BLOCK_SHIFT, int(j0) >> BLOCK_SHIFT]:
@@ -141,7 +140,7 @@ def line_transmission(field, blocks, M, origins, dirs, r_mm, back_mm, out):
                     moved = True
                 if d > 0.0:
                     kn = k + 1 if k + 1 < N else k - 1
-                    lam += d * max(abs(r_mm[l, kn] - r_mm[l, k]), 0.0)
+                    lam += d * abs(r_mm[l, kn] - r_mm[l, k])
                     moved = m > 0.0
 
 
@@ -158,13 +157,17 @@ def _trilinear2(f, i, j, k, tx, ty, tz):
     return out0, out1
 
 
-def beam_sigmas_mm(lateral_fwhm_mm: np.ndarray, elevation_fwhm_mm: np.ndarray
-                   ) -> tuple[float, float]:
-    """The blur of :func:`loss_density`: the medians over the image depth of the two-way
-    lateral and elevation FWHM (mm), as Gaussian σ (mm)."""
-    return (float(np.median(lateral_fwhm_mm)) / 2.3548,
-            float(np.median(elevation_fwhm_mm)) / 2.3548)
+def slab_fields(labels: np.ndarray, voxel_mm: float, isbone: np.ndarray,
+                lut_alpha_db_cm_mhz: np.ndarray, lut_z_mrayl: np.ndarray, settings: USSettings,
+                setup: BeamSetup) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`loss_density` of a label slab for the probe of ``settings``/``setup`` (the
+    blur: the medians over the image depth of its two-way lateral and elevation σ, mm) and
+    its :func:`occupied_blocks` (once per slab: ``USImager.medium_for``)."""
+    sig_lat = float(np.median(lateral_fwhm_mm(setup.depth_mm, settings))) / 2.3548
+    field = loss_density(labels, voxel_mm, isbone, lut_alpha_db_cm_mhz, lut_z_mrayl,
+                         settings.f_mhz, sig_lat, float(np.median(setup.el_sigma_mm)))
+    return field, occupied_blocks(field)
 
 
-__all__ = ["BLOCK_SHIFT", "DARK", "NO_LOSS", "SOFT_Z_MRAYL", "beam_sigmas_mm",
-           "line_transmission", "loss_density", "occupied_blocks"]
+__all__ = ["BLOCK_SHIFT", "DARK", "NO_LOSS", "SOFT_Z_MRAYL", "line_transmission",
+           "loss_density", "occupied_blocks", "slab_fields"]
