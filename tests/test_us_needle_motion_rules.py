@@ -1,16 +1,21 @@
 """Issue 16 part 4: what the needle-from-motion analyser must not take for a needle —
 receiver noise flickering in black (a bone shadow) and change along a beam (the shadow
-and reverberation tail under a moving needle)."""
+and reverberation tail under a moving needle) — and the shaft it must find beside a
+moving region whose centroid lies off it."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import pytest
 from tests.test_us_needle_motion import _speckle as speckle
 
 from needleguide.frame import Frame
 from needleguide.guidance.needle_lines import angle_between_deg
 from needleguide.guidance.needle_motion import MotionParams, NeedleMotion
 from needleguide.guidance.needle_motion_maps import motion_z
+from needleguide.guidance.needle_motion_rays import ray_direction
 
 
 def _speckle(rng, shape) -> np.ndarray:
@@ -71,3 +76,40 @@ def test_change_along_a_beam_is_not_a_shaft():
     off = shafts(MotionParams(beam_tol_deg=0.0))
     assert off and min(off) < 10.0  # without the rule: the band is taken for a shaft
     assert all(a >= MotionParams().beam_tol_deg for a in shafts(MotionParams()))
+
+
+@pytest.mark.parametrize("deg, side", [(30.0, 1.0), (45.0, -1.0), (60.0, 1.0), (50.0, 1.0)])
+def test_the_shaft_beside_the_moving_regions_centroid(deg, side):
+    """A faint shaft (1.5 px wide, 0.25 above speckle of mean 0.5) ends at a tip; the
+    moving region around it reaches 4 mm to one side only (the tissue on the other side
+    is dark: no motion shows there), so its centroid lies 2 mm off the shaft. From the
+    centroid alone the brightest ray misses the shaft; shifted across (``ray_shift_mm``)
+    the ray starts on the shaft, along it."""
+    rng = np.random.default_rng(int(deg))
+    px_mm = 0.2
+    h = w = 220
+    img = _speckle(rng, (h, w)).astype(np.float32)
+    u = np.array([np.cos(np.radians(deg)), np.sin(np.radians(deg))])  # deeper, right
+    tip = np.array([130.0, 150.0])
+    n = np.array([-u[1], u[0]])
+    yy, xx = np.mgrid[0:h, 0:w].astype(float)
+    rel = np.stack([xx - tip[0], yy - tip[1]], -1)
+    along, across = rel @ u, rel @ n
+    img += (0.25 * np.exp(-0.5 * (across / 0.75) ** 2) * (along <= 0)).astype(np.float32)
+    # the moving region: 4 mm on one side of the shaft, 1 mm on the other, 6 mm along
+    blob = (along > -3 / px_mm) & (along < 3 / px_mm) & \
+        (side * across < 4 / px_mm) & (side * across > -1 / px_mm)
+    z = np.where(blob, 100.0, 0.0).astype(np.float32)
+    c = np.array([xx[blob].mean(), yy[blob].mean()])
+    off = abs(float((c - tip) @ n)) * px_mm
+    assert 1.2 < off < 2.0  # the centroid lies well off the shaft
+    prm = MotionParams()
+    u0, p0 = ray_direction(img, c, px_mm, prm)
+    u1, p1 = ray_direction(img, c, px_mm, dataclasses.replace(prm, ray_shift_mm=3.0), None, z)
+    assert np.allclose(p0, c)  # without the shift the ray starts at the centroid
+    assert abs(float((p1 - tip) @ n)) * px_mm < 0.4
+    assert angle_between_deg(u1, u) < 2.5
+    # no moving region beside it, no shift
+    u2, p2 = ray_direction(img, c, px_mm, dataclasses.replace(prm, ray_shift_mm=3.0), None,
+                           np.zeros_like(z))
+    assert np.allclose(p2, c) and np.allclose(u2, u0)

@@ -29,7 +29,10 @@ reads only their pixels, spacing and time:
    moving needle is its shadow and reverberation tail, and an in-plane needle crosses the
    beams. Compact: an advancing tip; the needle's direction is the ray from it back
    toward the skin along which the echo is brightest against two parallel lines (the
-   shaft is seen best in the shallow tissue; rays along the beam excluded). Once the moving
+   shaft is seen best in the shallow tissue; rays along the beam excluded), starting at
+   the region's centroid or up to ``ray_shift_mm`` across from it inside the region
+   when that ray is ``ray_shift_gain`` brighter (where the tissue on one side of the
+   tip is dark, the centroid lies mm beside the shaft). Once the moving
    regions' centroids since the needle was found trace a path ≥ ``path_min_mm`` long
    (``needle_motion_path``: everything the needle moves lies on its line), a direction
    more than ``path_tol_deg`` off that path is replaced by it (a steep shaft in muscle
@@ -80,11 +83,11 @@ from needleguide.guidance.needle_motion_maps import (
     line_profile,
     main_component,
     motion_z,
-    ray_direction,
     tremor_shift,
 )
 from needleguide.guidance.needle_motion_params import MotionParams
 from needleguide.guidance.needle_motion_path import MotionPath, against_line, along_across
+from needleguide.guidance.needle_motion_rays import ray_direction
 from needleguide.guidance.needle_motion_step import (
     needle_line,
     refined_detection,
@@ -240,14 +243,14 @@ class NeedleMotion:
             along, across = along_across(c, axis, px_mm)
             if across > prm.keep_band_mm or not -prm.jump_mm <= along <= prm.track_ahead_mm:
                 return NOT_FOUND
-            u, elongated = axis[1], None
+            u, elongated, at = axis[1], None, c
         else:
             beam = self._beam(c)
             if elongated is not None and self._along_beam(elongated, beam):
                 elongated = None  # the change under a moving needle: its shadow, its tail
-            u = ray_direction(self._cur, c, px_mm, prm, beam) if elongated is None else None
-            if u is None:
-                u = elongated
+            ray = None if elongated is not None else \
+                ray_direction(self._cur, c, px_mm, prm, beam, z)
+            u, at = (elongated, c) if ray is None else ray
             if u is None:
                 return NOT_FOUND
             if u[1] < 0:
@@ -255,8 +258,10 @@ class NeedleMotion:
             v = self._path.axis(px_mm, prm)  # where its motion has been (needle_motion_path)
             if v is not None and angle_between_deg(u, v) > prm.path_tol_deg and \
                     not self._along_beam(v, beam):
-                u = v
-        self._c = c
+                u, at = v, c
+        self._c = c  # the moving region's centroid (its path); the line runs through ``at``
+        far = self._far(c, px_mm)
+        c = at
         ang = np.degrees(np.arctan2(abs(u[1]), abs(u[0])))
         if not (prm.min_angle_deg <= ang <= prm.max_angle_deg):
             return NOT_FOUND
@@ -282,7 +287,7 @@ class NeedleMotion:
         prox_px = full(c + u * min(float(s[lo]), tip_s - prm.min_trail_mm / px_mm))
         angle = float(np.degrees(np.arctan2(-u[1], u[0])) % 180.0)
         step = None
-        if prm.step_k > 0 and elongated is None and not self._far(c, px_mm):
+        if prm.step_k > 0 and elongated is None and not far:
             step = step_tip(self._full_mean(), c, u, tip_s, px_mm, prm)
         if step is not None:
             tip_px, src = full(c + u * step), "step"
@@ -294,7 +299,7 @@ class NeedleMotion:
                                      "moving_mm": float(s[hi] - s[lo]) * px_mm,
                                      "shaft_motion": elongated is not None},
                               tip_visible=src == "step")
-        if src == "motion" and (elongated is not None or self._far(c, px_mm)):
+        if src == "motion" and (elongated is not None or far):
             known = self._known_needle(xs, ys, w, px_mm,
                                        None if elongated is not None else c + u * tip_s)
             if known == "elsewhere":

@@ -1,9 +1,9 @@
 """Maps and line measures of the needle-from-motion analyser (:mod:`.needle_motion`):
-the motion z map of two frames, the moving region, the shaft direction from the echo
-through a moving point, and the whole-image shift of hand tremor (the echo's end:
-:mod:`.needle_motion_step`). ``prm`` is a :class:`.needle_motion.MotionParams` (lengths mm
-at the image plane; "grid": the analyser's working grid, ``scale`` frame pixels per
-pixel)."""
+the motion z map of two frames, the moving region, the motion along a line, and the
+whole-image shift of hand tremor (the shaft's direction: :mod:`.needle_motion_rays`; the
+echo's end: :mod:`.needle_motion_step`). ``prm`` is a
+:class:`.needle_motion.MotionParams` (lengths mm at the image plane; "grid": the
+analyser's working grid, ``scale`` frame pixels per pixel)."""
 
 from __future__ import annotations
 
@@ -261,54 +261,6 @@ def main_component(z: np.ndarray, px_mm: float, prm, peak_z: float | None = None
     return ys, xs, w, elongated
 
 
-_RAYS: dict = {}
-
-
-def _rays(lo_deg: float, hi_deg: float, step_deg: float) -> np.ndarray:
-    """Unit directions pointing deeper (+row) at ``lo``–``hi`` degrees to the horizontal,
-    toward the left and the right (n, 2)."""
-    key = (lo_deg, hi_deg, step_deg)
-    if key not in _RAYS:
-        a = np.radians(np.arange(lo_deg, hi_deg + 1e-9, step_deg))
-        _RAYS[key] = np.concatenate([np.c_[np.cos(a), np.sin(a)], np.c_[-np.cos(a), np.sin(a)]])
-    return _RAYS[key]
-
-
-def ray_direction(img: np.ndarray, c: np.ndarray, px_mm: float, prm,
-                  beam: np.ndarray | None = None) -> np.ndarray | None:
-    """The shaft's direction through the moving point ``c``: of the rays from ``c``
-    back up toward the skin at ``min_angle_deg``–``max_angle_deg`` to the horizontal
-    (either side) and more than ``beam_tol_deg`` off the ``beam`` through ``c`` (unit,
-    deeper; None: any), the one along which the current image is brightest against two
-    parallel lines ``ray_side_mm`` away (the shaft's echo, seen best near the skin).
-    ``img``: the working grid; ``c`` in its pixels. A unit vector pointing deeper."""
-    rays = _rays(prm.min_angle_deg, prm.max_angle_deg, prm.ray_step_deg)
-    if beam is not None:
-        rays = rays[rays @ beam < np.cos(np.radians(prm.beam_tol_deg))]
-    t = np.arange(prm.ray_from_mm, prm.ray_to_mm, px_mm * 0.75) / px_mm
-    px = c[0] - rays[:, 0:1] * t[None, :]
-    py = c[1] - rays[:, 1:2] * t[None, :]
-    h, w = img.shape
-    inside = (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)
-    o = prm.ray_side_mm / px_mm
-    nx, ny = -rays[:, 1:2], rays[:, 0:1]
-
-    def at(img, dx, dy):
-        return cv2.remap(img, (px + dx).astype(np.float32), (py + dy).astype(np.float32),
-                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-    on = at(img, 0.0, 0.0)
-    side = 0.5 * (at(img, o * nx, o * ny) + at(img, -o * nx, -o * ny))
-    val = on - side
-    cnt = inside.sum(axis=1)
-    score = np.where(cnt >= 8, (val * inside).sum(axis=1) / np.maximum(cnt, 1), -np.inf)
-    best = int(np.argmax(score))
-    if not np.isfinite(score[best]):
-        return None
-    return rays[best]
-
-
-
 def line_profile(z: np.ndarray, p0: np.ndarray, u: np.ndarray, px_mm: float,
                  band_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """The max of ``z`` across a band of ±``band_mm`` around the line, sampled every pixel
@@ -334,5 +286,4 @@ def line_profile(z: np.ndarray, p0: np.ndarray, u: np.ndarray, px_mm: float,
     return s, prof
 
 
-__all__ = ["aligned", "line_profile", "main_component", "motion_z", "ray_direction",
-           "tremor_shift"]
+__all__ = ["aligned", "line_profile", "main_component", "motion_z", "tremor_shift"]

@@ -35,6 +35,12 @@ class MotionParams:
     ray_from_mm: float = 1.0
     ray_to_mm: float = 40.0
     ray_side_mm: float = 1.0
+    ray_shift_mm: float = 3.0
+    ray_shift_step_mm: float = 0.5
+    ray_shift_gain: float = 0.2
+    ray_shift_deg: float = 2.0
+    ray_shift_dt_mm: float = 0.5
+    ray_shift_top: int = 3
     band_mm: float = 1.0
     edge_rel: float = 0.5
     peak_bias_mm: float = 0.35

@@ -5,7 +5,7 @@ Every moving region the needle causes lies on its line: the tissue pushed ahead 
 advancing tip, the tissue dragged along a jiggled shaft. Their centroids over the frames
 since the needle was found therefore trace the line, even where the shaft itself is too
 steep or too dark to see — where the brightest ray from the moving point (the shaft's
-echo, ``needle_motion_maps.ray_direction``) may follow a fascia or muscle striation
+echo, ``needle_motion_rays.ray_direction``) may follow a fascia or muscle striation
 instead. The centroids are kept as exponentially decayed moments (one weight per frame,
 ``path_decay`` per frame), and the path gives a direction once it is long and thin
 enough (``path_min_mm``, ``path_ratio``). Motion is also checked against the needle's
