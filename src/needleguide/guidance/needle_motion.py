@@ -257,8 +257,8 @@ class NeedleMotion:
                 u = -u  # the needle points deeper
             v = self._path.axis(px_mm, prm)  # where its motion has been (needle_motion_path)
             if v is not None and angle_between_deg(u, v) > prm.path_tol_deg and \
-                    not self._along_beam(v, beam):
-                u, at = v, c
+                    not self._along_beam(v, beam) and np.array_equal(at, c):
+                u = v  # (a shifted ray's echo outshone the centroid's: kept)
         self._c = c  # the moving region's centroid (its path); the line runs through ``at``
         far = self._far(c, px_mm)
         c = at
