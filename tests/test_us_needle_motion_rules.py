@@ -113,3 +113,10 @@ def test_the_shaft_beside_the_moving_regions_centroid(deg, side):
     u2, p2 = ray_direction(img, c, px_mm, dataclasses.replace(prm, ray_shift_mm=3.0), None,
                            np.zeros_like(z))
     assert np.allclose(p2, c) and np.allclose(u2, u0)
+
+
+@pytest.mark.parametrize("field, value", [("ray_shift_mm", -1.0), ("ray_shift_step_mm", 0.0),
+                                          ("ray_shift_deg", 0.1), ("ray_shift_top", 0)])
+def test_ray_shift_parameters_are_checked(field, value):
+    with pytest.raises(ValueError, match=field):
+        MotionParams(**{field: value})

@@ -35,8 +35,9 @@ reads only their pixels, spacing and time:
    tip is dark, the centroid lies mm beside the shaft). Once the moving
    regions' centroids since the needle was found trace a path ≥ ``path_min_mm`` long
    (``needle_motion_path``: everything the needle moves lies on its line), a direction
-   more than ``path_tol_deg`` off that path is replaced by it (a steep shaft in muscle
-   does not echo, and the brightest ray then follows a striation or fascia).
+   from the centroid (not a shifted one) more than ``path_tol_deg`` off that path is
+   replaced by it (a steep shaft in muscle does not echo, and the brightest ray then
+   follows a striation or fascia).
 4. **Tip**: the motion's peak along the line less ``peak_bias_mm`` (advance: the tissue is
    pushed and dragged most at the tip), or the distal edge of a jiggled shaft's motion
    less ``edge_bias_mm``; moved to where the echo steps down (``needle_motion_step``, on

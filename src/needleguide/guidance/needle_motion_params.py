@@ -84,5 +84,16 @@ class MotionParams:
     beam_tol_deg: float = 15.0
     beam_every: int = 10
 
+    def __post_init__(self) -> None:
+        for name, ok, rule in (
+                ("ray_shift_mm", self.ray_shift_mm >= 0, "≥ 0 mm"),
+                ("ray_shift_step_mm", self.ray_shift_step_mm > 0, "> 0 mm"),
+                ("ray_shift_deg", self.ray_shift_deg >= self.ray_step_deg,
+                 f"≥ ray_step_deg ({self.ray_step_deg}°)"),
+                ("ray_shift_dt_mm", self.ray_shift_dt_mm > 0, "> 0 mm"),
+                ("ray_shift_top", self.ray_shift_top >= 1, "≥ 1")):
+            if not ok:
+                raise ValueError(f"MotionParams.{name} = {getattr(self, name)}: must be {rule}")
+
 
 __all__ = ["MotionParams"]
