@@ -47,7 +47,7 @@ def ray_direction(img: np.ndarray, c: np.ndarray, px_mm: float, prm,
     step = prm.ray_shift_step_mm / px_mm
     nk = int(prm.ray_shift_mm / prm.ray_shift_step_mm + 1e-6) \
         if z is not None and prm.ray_shift_mm > 0 else 0
-    pts, sc = _coarse_scores(img, c, coarse, np.arange(-nk, nk + 1) * step, px_mm, prm)
+    pts, sc = _coarse_scores(img, c, coarse, nk, step, px_mm, prm)
     keep = np.zeros(sc.shape, bool)  # (rays, offsets)
     keep[:, nk] = True  # from c itself
     if nk:
@@ -79,9 +79,12 @@ def ray_direction(img: np.ndarray, c: np.ndarray, px_mm: float, prm,
     if not cps:
         return None
     cp, cu, kind = np.concatenate(cps), np.concatenate(cus), np.concatenate(kinds)
-    fine = _ray_scores(img, cp, cu, px_mm, prm)
     if beam is not None:  # the fine rays stay off the beam too
-        fine[cu @ beam >= np.cos(np.radians(prm.beam_tol_deg))] = -np.inf
+        off = cu @ beam < np.cos(np.radians(prm.beam_tol_deg))
+        cp, cu, kind = cp[off], cu[off], kind[off]
+        if not off.any():
+            return None
+    fine = _ray_scores(img, cp, cu, px_mm, prm)
     s0 = np.where(kind, -np.inf, fine)
     s1 = np.where(kind, fine, -np.inf)
     k0, k1 = int(np.argmax(s0)), int(np.argmax(s1))
@@ -91,15 +94,13 @@ def ray_direction(img: np.ndarray, c: np.ndarray, px_mm: float, prm,
     return None if not np.isfinite(s0[k0]) else (cu[k0], cp[k0])
 
 
-def _coarse_scores(img: np.ndarray, c: np.ndarray, rays: np.ndarray, offs: np.ndarray,
+def _coarse_scores(img: np.ndarray, c: np.ndarray, rays: np.ndarray, nk: int, step: float,
                    px_mm: float, prm) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_ray_scores` of the rays from ``c`` slid ``offs`` px across them, samples
-    every ``ray_shift_dt_mm``: each line's parallel lines are its neighbours ±round(
-    ``ray_side_mm`` / ``ray_shift_step_mm``) offsets away (sampled once for all). (start
-    points (rays, offsets, 2), scores (rays, offsets))."""
+    """:func:`_ray_scores` of the rays from ``c`` slid −``nk`` … ``nk`` × ``step`` px
+    across them, samples every ``ray_shift_dt_mm``: each line's parallel lines are its
+    neighbours ±round(``ray_side_mm`` / ``ray_shift_step_mm``) offsets away (sampled once
+    for all). (start points (rays, 2·nk + 1, 2), scores (rays, 2·nk + 1))."""
     ns = max(1, int(round(prm.ray_side_mm / prm.ray_shift_step_mm)))
-    step = float(offs[1] - offs[0]) if offs.size > 1 else prm.ray_shift_step_mm / px_mm
-    nk = offs.size // 2
     ext = np.arange(-nk - ns, nk + ns + 1) * step  # the lines and their side lines
     nrm = np.stack([-rays[:, 1], rays[:, 0]], -1)
     p = c[None, None, :] + ext[None, :, None] * nrm[:, None, :]  # (rays, lines, 2)
@@ -116,9 +117,7 @@ def _coarse_scores(img: np.ndarray, c: np.ndarray, rays: np.ndarray, offs: np.nd
     inside = ((px[:, mid] >= 0) & (px[:, mid] <= w - 1) & (py[:, mid] >= 0) &
               (py[:, mid] <= h - 1))
     val = v[:, mid] - 0.5 * (v[:, :nl - 2 * ns] + v[:, 2 * ns:])
-    cnt = inside.sum(axis=2)
-    sc = np.where(cnt >= 8, (val * inside).sum(axis=2) / np.maximum(cnt, 1), -np.inf)
-    return p[:, mid], sc
+    return p[:, mid], _inside_mean(val, inside)
 
 
 def _ray_scores(img: np.ndarray, pts: np.ndarray, rays: np.ndarray, px_mm: float,
@@ -141,9 +140,13 @@ def _ray_scores(img: np.ndarray, pts: np.ndarray, rays: np.ndarray, px_mm: float
         return cv2.remap(img, px + dx, py + dy, cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REPLICATE)
 
-    val = at(0, 0) - 0.5 * (at(nx, ny) + at(-nx, -ny))
-    cnt = inside.sum(axis=1)
-    return np.where(cnt >= 8, (val * inside).sum(axis=1) / np.maximum(cnt, 1), -np.inf)
+    return _inside_mean(at(0, 0) - 0.5 * (at(nx, ny) + at(-nx, -ny)), inside)
+
+
+def _inside_mean(val: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The mean of ``val`` over its last axis where ``inside`` (-inf with < 8 samples)."""
+    cnt = inside.sum(axis=-1)
+    return np.where(cnt >= 8, (val * inside).sum(axis=-1) / np.maximum(cnt, 1), -np.inf)
 
 
 __all__ = ["ray_direction"]
