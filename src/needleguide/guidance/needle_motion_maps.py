@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 from numba import njit
 
+from needleguide.guidance.needle_motion_bands import band_index, band_stats
+
 
 def tremor_shift(prev: np.ndarray, cur: np.ndarray, max_px: float, min_px: float = 0.0
                  ) -> np.ndarray:
@@ -95,24 +97,24 @@ def motion_z(prevs: list[np.ndarray], cur: np.ndarray, px_mm: float, prm,
     if int(inside.sum()) < 100:
         return out
     edge = cv2.magnitude(cv2.Sobel(mb, cv2.CV_32F, 1, 0), cv2.Sobel(mb, cv2.CV_32F, 0, 1))
-    nb, ne = prm.bands, prm.edge_bands
-    sub = inside[::2, ::2]  # the statistics on every 4th pixel (speed): x[::2, ::2][sub]
-    nd = prm.depth_bands  # the same brightness is noisier deeper (the TGC lifts the noise)
-    rows = np.nonzero(inside.any(axis=1))[0]
+    nb, ne, nd = prm.bands, prm.edge_bands, prm.depth_bands  # the same brightness is
+    rows = np.nonzero(inside.any(axis=1))[0]  # noisier deeper (the TGC lifts the noise)
     depth = np.clip(((np.arange(cur.shape[0]) - rows[0]) * nd) // max(rows[-1] - rows[0] + 1, 1),
                     0, nd - 1).astype(np.int32)
-    idx = _band_index(mb, edge, sub, nb, ne) * nd + depth[:, None]
-    idx_sub = idx[::2, ::2][sub]
+    idx = band_index(mb, edge, inside, nb, ne, depth, nd)
     stats = None
     for i in reversed(range(len(prevs))):  # the longest lag first: its band statistics
         a = prevs[i]  # serve all lags
         ma, a2 = _box_sums(a, box, memo, None if keys is None else keys[i])
-        d, ok = _decorrelation(ma, a2, cv2.blur(a * cur, box), mb, vb, inside)
+        ac = cv2.blur(a * cur, box)
         if stats is None:
-            med, sig = _band_stats(d[::2, ::2][sub], idx_sub, nb * ne * nd, prm.sig_floor)
+            d, ok = _decorrelation(ma, a2, ac, mb, vb, inside)
+            med, sig = band_stats(d, inside, idx, nb * ne * nd, prm.sig_floor)
             sig[med > prm.noise_d] = np.inf  # bands of receiver noise (1 − ρ of noise ≈ 1)
             stats = med, sig
-        _z_max(d, ok, idx, stats[0], stats[1], out)
+            _z_max(d, ok, idx, med, sig, out)
+        else:
+            _decorrelation_z_max(ma, a2, ac, mb, vb, inside, idx, stats[0], stats[1], out)
     if prm.dark_floor > 0:  # black: no echo, nothing to see move (receiver noise flickers)
         out[mb <= prm.dark_floor] = 0.0
     if prm.smooth_mm > 0:  # tissue moves over mm, noise pixel by pixel
@@ -167,67 +169,53 @@ def _z_max(d: np.ndarray, ok: np.ndarray, idx: np.ndarray, med: np.ndarray,
                 out[i, j] = z
 
 
-_DQ = 512  # histogram bins of 1 − ρ over [0, 2), on a square-root scale (fine near 0)
-
-
-def _band_index(bright: np.ndarray, edge: np.ndarray, sub: np.ndarray, nb: int,
-                ne: int) -> np.ndarray:
-    """Band of every pixel: brightness quantile band × edge quantile band (quantiles of
-    the pixels of the every-other-row-and-column grid where ``sub``), through 256-level
-    look-up tables."""
-    def lut_index(v: np.ndarray, n: int) -> np.ndarray:
-        top = max(float(np.max(v[::2, ::2][sub])), 1e-6)
-        q = cv2.convertScaleAbs(v, alpha=255.0 / top)  # saturating cast to 0..255
-        cdf = np.cumsum(np.bincount(q[::2, ::2][sub], minlength=256)) / max(int(sub.sum()), 1)
-        lut = np.searchsorted(np.linspace(0.0, 1.0, n + 1)[1:-1], cdf, side="right")
-        if n <= 256:  # (a table lookup of bytes: OpenCV's, a fraction of numpy's indexing)
-            return cv2.LUT(q, lut.astype(np.uint8)).astype(np.int32)
-        return lut.astype(np.int32)[q]
-
-    return lut_index(bright, nb) * ne + lut_index(edge, ne)
+@njit(cache=True)
+def _decorrelation_z_max(ma: np.ndarray, a2: np.ndarray, ac: np.ndarray, mb: np.ndarray,
+                         vb: np.ndarray, inside: np.ndarray, idx: np.ndarray, med: np.ndarray,
+                         sig: np.ndarray, out: np.ndarray) -> None:
+    """:func:`_decorrelation` then :func:`_z_max` in one pass (the lags after the first)."""
+    h, w = ma.shape
+    for i in range(h):
+        for j in range(w):
+            m = ma[i, j]
+            va = a2[i, j] - m * m
+            if not (inside[i, j] and va > np.float32(1e-6)):
+                continue
+            cab = ac[i, j] - m * mb[i, j]
+            d = np.float32(1.0) - cab / np.sqrt(max(va * vb[i, j], np.float32(1e-10)))
+            k = idx[i, j]
+            z = (d - med[k]) / sig[k]
+            if z > out[i, j]:
+                out[i, j] = z
 
 
 @njit(cache=True)
-def _half_bin(h: np.ndarray, cnt: np.ndarray) -> np.ndarray:
-    """Per row of the histograms ``h``: the first bin where the cumulative count reaches
-    half of ``cnt`` (0 for an empty row)."""
-    n, m = h.shape
-    out = np.zeros(n, np.int64)
-    for b in range(n):
-        half = 0.5 * cnt[b]
-        c = 0
-        for k in range(m):
-            c += h[b, k]
-            if c >= half:
-                out[b] = k
-                break
-    return out
-
-
-@njit(cache=True)
-def _hist(bi: np.ndarray, q: np.ndarray, n: int, m: int) -> np.ndarray:
-    """Histograms (n bands × m bins) of the bins ``q`` of values in bands ``bi``."""
-    h = np.zeros((n, m), np.int32)  # (half the memory of int64: faster to clear and fill)
-    for i in range(bi.size):
-        h[bi[i], q[i]] += 1
-    return h
-
-
-def _band_stats(vals: np.ndarray, bi: np.ndarray, n: int, floor: float
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Median and 1.4826 × MAD of ``vals`` (1 − ρ, in [0, 2]) per band (histograms of
-    ``_DQ`` bins); bands with < 20 values: 0 and 1."""
-    q = np.clip((np.sqrt(np.maximum(vals, 0.0) * 0.5) * _DQ).astype(np.int64), 0, _DQ - 1)
-    h = _hist(bi, q, n, _DQ)
-    cnt = h.sum(axis=1)
-    mi = _half_bin(h, cnt)
-    med = (2.0 * ((mi + 0.5) / _DQ) ** 2).astype(np.float32)
-    dev = np.clip((np.abs(vals - med[bi]) * (_DQ / 0.5)).astype(np.int64), 0, _DQ - 1)
-    mad = (_half_bin(_hist(bi, dev, n, _DQ), cnt) + 0.5) * (0.5 / _DQ)
-    sig = np.maximum(1.4826 * mad, floor).astype(np.float32)
-    few = cnt < 20
-    med[few], sig[few] = 0.0, 1.0
-    return med, sig
+def _heaviest(lab: np.ndarray, z: np.ndarray, n: int):
+    """The label (1 … n − 1) of ``lab`` with the largest sum of ``z`` (the first of equals),
+    that sum, and its pixels in raster order: rows, cols (int64), z (float64)."""
+    h, w = lab.shape
+    mass = np.zeros(n, np.float64)
+    cnt = np.zeros(n, np.int64)
+    for i in range(h):
+        for j in range(w):
+            k = lab[i, j]
+            if k > 0:
+                mass[k] += np.float64(z[i, j])
+                cnt[k] += 1
+    best = 1
+    for k in range(2, n):
+        if mass[k] > mass[best]:
+            best = k
+    ys = np.empty(cnt[best], np.int64)
+    xs = np.empty(cnt[best], np.int64)
+    zv = np.empty(cnt[best], np.float64)
+    c = 0
+    for i in range(h):
+        for j in range(w):
+            if lab[i, j] == best:
+                ys[c], xs[c], zv[c] = i, j, z[i, j]
+                c += 1
+    return best, mass[best], ys, xs, zv
 
 
 def main_component(z: np.ndarray, px_mm: float, prm, peak_z: float | None = None):
@@ -238,16 +226,9 @@ def main_component(z: np.ndarray, px_mm: float, prm, peak_z: float | None = None
     n, lab = cv2.connectedComponents(m, connectivity=8)
     if n <= 1:
         return None
-    ys, xs = np.nonzero(m)  # only the moving pixels (raster order, as the labels)
-    lv = lab[ys, xs]
-    zv = z[ys, xs]
-    mass = np.bincount(lv, weights=zv, minlength=n)
-    best = int(np.argmax(mass))
-    if mass[best] * px_mm * px_mm < prm.min_mass:
+    best, mass, ys, xs, w = _heaviest(lab, z, n)
+    if mass * px_mm * px_mm < prm.min_mass:
         return None
-    sel = lv == best
-    ys, xs = ys[sel], xs[sel]
-    w = zv[sel].astype(np.float64)
     if float(w.max()) < (prm.tip_z if peak_z is None else peak_z):
         return None
     c = np.array([float(w @ xs), float(w @ ys)]) / float(w.sum())

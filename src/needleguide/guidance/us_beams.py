@@ -59,17 +59,28 @@ def _border(rows: np.ndarray, cols: np.ndarray) -> tuple[float, float] | None:
     return float(a), float(b)
 
 
+def scan_hull(lit: np.ndarray) -> np.ndarray | None:
+    """The scan in ``lit`` (bool image): its largest connected part (the rest: screen text
+    and marks), filled to its convex hull (black shadows only ever cut into the scan, the
+    beams bound it); uint8 0/1, None when nothing is lit. The hull is that of the part's
+    outer boundary pixels: the same vertices as of all its pixels, in a fifth of the time."""
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(lit.astype(np.uint8), connectivity=8)
+    if n < 2:
+        return None
+    scan = (lab == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+    edge, _ = cv2.findContours(scan, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.fillConvexPoly(scan, cv2.convexHull(np.concatenate(edge)), 1)
+    return scan
+
+
 def beam_field(lit: np.ndarray) -> BeamField | None:
     """The beams of a scanned area (``lit``: bool image, True where the frame was ever
     non-black; its largest connected part is the scan, the rest screen text and marks),
     or None when the area is too small to tell (a straight-down field is then the
     caller's fallback)."""
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(lit.astype(np.uint8), connectivity=8)
-    if n < 2:
+    scan = scan_hull(lit)
+    if scan is None:
         return None
-    scan = (lab == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
-    # its convex hull: black shadows only ever cut into the scan, the beams bound it
-    cv2.fillConvexPoly(scan, cv2.convexHull(cv2.findNonZero(scan)), 1)
     lit = scan.astype(bool)
     h, w = lit.shape
     any_row = lit.any(axis=1)
@@ -123,4 +134,4 @@ class ScannedArea:
         return None if self._field is None else self._field.direction(col, row)
 
 
-__all__ = ["BeamField", "ScannedArea", "beam_field"]
+__all__ = ["BeamField", "ScannedArea", "beam_field", "scan_hull"]
