@@ -133,7 +133,7 @@ class NeedleMotion:
         p = frame.pixels
         if p.ndim == 3:
             p = cv2.cvtColor(np.ascontiguousarray(p[..., :3]), cv2.COLOR_RGB2GRAY)
-        g = p.astype(np.float32) * np.float32(1.0 / 255.0)
+        g = np.multiply(p, np.float32(1.0 / 255.0), dtype=np.float32)  # (one pass)
         self._full.append(g)
         self._fm = None
         sc = self.prm.scale
