@@ -122,7 +122,9 @@ class NeedleMotion:
         self._off = 0  # advancing tips off the known needle since one was on it
         self._full: deque = deque(maxlen=self.prm.average)
         self._fm: np.ndarray | None = None
+        self._fm_buf: np.ndarray | None = None  # (its buffer, reused)
         self._tips: deque = deque(maxlen=self.prm.line_points)
+        self._line_memo: tuple | None = None  # (tips, needle_line of them)
         self._path = MotionPath()
         self._c = np.zeros(2)
         self._sp = 1.0
@@ -133,7 +135,12 @@ class NeedleMotion:
         p = frame.pixels
         if p.ndim == 3:
             p = cv2.cvtColor(np.ascontiguousarray(p[..., :3]), cv2.COLOR_RGB2GRAY)
-        g = np.multiply(p, np.float32(1.0 / 255.0), dtype=np.float32)  # (one pass)
+        # the full-resolution frames' buffers are reused (fresh megabytes every frame cost
+        # more in page faults than the scaling itself)
+        old = self._full.popleft() if len(self._full) == self._full.maxlen else None
+        if old is None or old.shape != p.shape:
+            old = np.empty(p.shape, np.float32)
+        g = np.multiply(p, np.float32(1.0 / 255.0), out=old, dtype=np.float32)
         self._full.append(g)
         self._fm = None
         sc = self.prm.scale
@@ -156,10 +163,11 @@ class NeedleMotion:
             if len(f) == 1:
                 self._fm = f[0]
             else:  # (OpenCV's sums: no copy and fewer passes than numpy's)
-                m = cv2.add(f[0], f[1])
+                m = self._fm_buf
+                m = cv2.add(f[0], f[1], dst=m if m is not None and m.shape == f[0].shape else None)
                 for x in f[2:]:
                     cv2.add(m, x, dst=m)
-                self._fm = np.multiply(m, np.float32(1.0 / len(f)), out=m)
+                self._fm = self._fm_buf = np.multiply(m, np.float32(1.0 / len(f)), out=m)
         return self._fm
 
     def reset(self) -> None:
@@ -331,7 +339,12 @@ class NeedleMotion:
         """``needle_line``, turned to the path of the motion (``needle_motion_path``) when
         they differ by more than ``path_tol_deg`` (the first directions of a shaft that
         does not show came from something else)."""
-        line = needle_line(self._tips, self._sp, self.prm)
+        key = (tuple(self._tips), self._sp)  # (the same tips: the same line, kept)
+        if self._line_memo is None or self._line_memo[0] != key:
+            self._line_memo = (key, needle_line(self._tips, self._sp, self.prm))
+        line = self._line_memo[1]
+        if line is not None:
+            line = (line[0].copy(), line[1].copy())
         v = self._path.axis(self._sp * self.prm.scale, self.prm)
         if line is None or v is None or angle_between_deg(line[1], v) <= self.prm.path_tol_deg:
             return line
