@@ -80,6 +80,7 @@ import numpy as np
 from needleguide.frame import Frame
 from needleguide.guidance.needle_lines import angle_between_deg
 from needleguide.guidance.needle_motion_maps import (
+    FullFrames,
     history_mean,
     line_profile,
     main_component,
@@ -120,9 +121,7 @@ class NeedleMotion:
         self._anchor: NeedleDetection | None = None
         self._seen = 0
         self._off = 0  # advancing tips off the known needle since one was on it
-        self._full: deque = deque(maxlen=self.prm.average)
-        self._fm: np.ndarray | None = None
-        self._fm_buf: np.ndarray | None = None  # (its buffer, reused)
+        self._full = FullFrames(self.prm.average)
         self._tips: deque = deque(maxlen=self.prm.line_points)
         self._line_memo: tuple | None = None  # (tips, needle_line of them)
         self._path = MotionPath()
@@ -135,14 +134,7 @@ class NeedleMotion:
         p = frame.pixels
         if p.ndim == 3:
             p = cv2.cvtColor(np.ascontiguousarray(p[..., :3]), cv2.COLOR_RGB2GRAY)
-        # the full-resolution frames' buffers are reused (fresh megabytes every frame cost
-        # more in page faults than the scaling itself)
-        old = self._full.popleft() if len(self._full) == self._full.maxlen else None
-        if old is None or old.shape != p.shape:
-            old = np.empty(p.shape, np.float32)
-        g = np.multiply(p, np.float32(1.0 / 255.0), out=old, dtype=np.float32)
-        self._full.append(g)
-        self._fm = None
+        g = self._full.add(p)
         sc = self.prm.scale
         h, w = g.shape
         g = cv2.resize(g, (w // sc, h // sc), interpolation=cv2.INTER_AREA)
@@ -158,17 +150,7 @@ class NeedleMotion:
 
     def _full_mean(self) -> np.ndarray:
         """The mean of the last ``average`` frames at full resolution (once per frame)."""
-        if self._fm is None:
-            f = list(self._full)
-            if len(f) == 1:
-                self._fm = f[0]
-            else:  # (OpenCV's sums: no copy and fewer passes than numpy's)
-                m = self._fm_buf
-                m = cv2.add(f[0], f[1], dst=m if m is not None and m.shape == f[0].shape else None)
-                for x in f[2:]:
-                    cv2.add(m, x, dst=m)
-                self._fm = self._fm_buf = np.multiply(m, np.float32(1.0 / len(f)), out=m)
-        return self._fm
+        return self._full.mean()
 
     def reset(self) -> None:
         self._t = None
@@ -342,9 +324,8 @@ class NeedleMotion:
         key = (tuple(self._tips), self._sp)  # (the same tips: the same line, kept)
         if self._line_memo is None or self._line_memo[0] != key:
             self._line_memo = (key, needle_line(self._tips, self._sp, self.prm))
-        line = self._line_memo[1]
-        if line is not None:
-            line = (line[0].copy(), line[1].copy())
+        m = self._line_memo[1]
+        line = None if m is None else (m[0].copy(), m[1].copy())
         v = self._path.axis(self._sp * self.prm.scale, self.prm)
         if line is None or v is None or angle_between_deg(line[1], v) <= self.prm.path_tol_deg:
             return line

@@ -7,6 +7,8 @@ analyser's working grid, ``scale`` frame pixels per pixel)."""
 
 from __future__ import annotations
 
+from collections import deque
+
 import cv2
 import numpy as np
 from numba import njit
@@ -55,6 +57,42 @@ def aligned(prev: np.ndarray, d: np.ndarray) -> np.ndarray:
     m = np.float32([[1, 0, d[0]], [0, 1, d[1]]])
     return cv2.warpAffine(prev, m, (prev.shape[1], prev.shape[0]), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
+
+
+class FullFrames:
+    """The last ``n`` frames at full resolution (float32, 0 … 1) and their mean, in
+    buffers reused from frame to frame (fresh megabytes every frame cost more in page
+    faults than the arithmetic)."""
+
+    def __init__(self, n: int):
+        self._frames: deque = deque(maxlen=n)
+        self._mean: np.ndarray | None = None
+        self._buf: np.ndarray | None = None  # the mean's
+
+    def add(self, pixels: np.ndarray) -> np.ndarray:
+        """One frame's grey pixels (uint8), scaled to 0 … 1; returns them."""
+        q = self._frames
+        old = q.popleft() if len(q) == q.maxlen else None
+        if old is None or old.shape != pixels.shape:
+            old = np.empty(pixels.shape, np.float32)
+        q.append(np.multiply(pixels, np.float32(1.0 / 255.0), out=old, dtype=np.float32))
+        self._mean = None
+        return q[-1]
+
+    def mean(self) -> np.ndarray:
+        """Their mean (worked out once per frame; OpenCV's sums, no copies)."""
+        if self._mean is None:
+            f = list(self._frames)
+            if len(f) == 1:
+                self._mean = f[0]
+            else:
+                m = self._buf if self._buf is not None and self._buf.shape == f[0].shape \
+                    else None
+                m = cv2.add(f[0], f[1], dst=m)
+                for x in f[2:]:
+                    cv2.add(m, x, dst=m)
+                self._mean = self._buf = np.multiply(m, np.float32(1.0 / len(f)), out=m)
+        return self._mean
 
 
 def history_mean(frames: list, shift: np.ndarray, memo: dict) -> tuple[np.ndarray,
@@ -267,4 +305,4 @@ def line_profile(z: np.ndarray, p0: np.ndarray, u: np.ndarray, px_mm: float,
     return s, prof
 
 
-__all__ = ["aligned", "line_profile", "main_component", "motion_z", "tremor_shift"]
+__all__ = ["FullFrames", "aligned", "line_profile", "main_component", "motion_z", "tremor_shift"]

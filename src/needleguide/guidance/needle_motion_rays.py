@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 from numba import njit
 
+from needleguide.guidance.needle_kernels import pairwise_sum
+
 _RAYS: dict = {}
 
 
@@ -142,64 +144,6 @@ def _ray_scores(img: np.ndarray, pts: np.ndarray, rays: np.ndarray, px_mm: float
 
 
 @njit(cache=True)
-def _block_sum(a: np.ndarray, lo: int, n: int) -> np.float32:
-    """numpy's float32 sum of a block of ≤ 128 (8 partial sums, then the rest)."""
-    if n < 8:
-        r = np.float32(0.0)
-        for i in range(lo, lo + n):
-            r += a[i]
-        return r
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    while i < n - n % 8:
-        r0 += a[lo + i]
-        r1 += a[lo + i + 1]
-        r2 += a[lo + i + 2]
-        r3 += a[lo + i + 3]
-        r4 += a[lo + i + 4]
-        r5 += a[lo + i + 5]
-        r6 += a[lo + i + 6]
-        r7 += a[lo + i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return res
-
-
-@njit(cache=True)
-def _pairwise_sum(a: np.ndarray) -> np.float32:
-    """The float32 sum of ``a`` in numpy's pairwise order (blocks of ≤ 128 halved at
-    multiples of 8; no recursion: numba's cache does not keep recursive functions): the
-    scores as ``ndarray.sum`` gave them."""
-    lo_s = np.empty(64, np.int64)
-    n_s = np.empty(64, np.int64)
-    done = np.empty(64, np.bool_)
-    vals = np.empty(64, np.float32)
-    top, nv = 0, 0
-    lo_s[0], n_s[0], done[0] = 0, a.size, False
-    while top >= 0:
-        lo, n, d = lo_s[top], n_s[top], done[top]
-        top -= 1
-        if n <= 128:
-            vals[nv] = _block_sum(a, lo, n)
-            nv += 1
-        elif d:
-            vals[nv - 2] = vals[nv - 2] + vals[nv - 1]
-            nv -= 1
-        else:
-            n2 = n // 2
-            n2 -= n2 % 8
-            lo_s[top + 1], n_s[top + 1], done[top + 1] = lo, n, True  # then the sum
-            lo_s[top + 2], n_s[top + 2], done[top + 2] = lo + n2, n - n2, False  # right
-            lo_s[top + 3], n_s[top + 3], done[top + 3] = lo, n2, False  # left first
-            top += 3
-    return vals[0]
-
-
-@njit(cache=True)
 def _side_means(c: np.ndarray, a: np.ndarray, b: np.ndarray, px: np.ndarray, py: np.ndarray,
                 w: int, h: int) -> np.ndarray:
     """The mean over the last axis of the line's echo ``c`` against its side lines ``a``
@@ -218,7 +162,8 @@ def _side_means(c: np.ndarray, a: np.ndarray, b: np.ndarray, px: np.ndarray, py:
                 ins = x >= 0 and x <= w - 1 and y >= 0 and y <= h - 1
                 buf[t] = (c[r, j, t] - half * (a[r, j, t] + b[r, j, t])) * np.float32(ins)
                 cnt += ins
-            s = np.float32(0.0) + _pairwise_sum(buf)
+            # (numpy's order, bit for bit: the scores as ndarray.sum gave them)
+            s = np.float32(0.0) + (pairwise_sum(buf, 0, nt) if nt else np.float32(0.0))
             out[r, j] = np.float64(s) / max(cnt, 1) if cnt >= 8 else -np.inf
     return out
 
