@@ -146,3 +146,21 @@ def test_side_means_as_numpy(n):
     val = c - 0.5 * (a + b)
     ref = np.where(cnt >= 8, (val * inside).sum(axis=-1) / np.maximum(cnt, 1), -np.inf)
     np.testing.assert_allclose(_side_means(c, a, b, px, py, 35, 25), ref, rtol=1e-6, atol=1e-7)
+
+
+def test_full_frames_mean_in_reused_buffers():
+    """The mean of the last n frames as numpy's, while buffers are reused; a new size."""
+    from needleguide.guidance.needle_motion_maps import FullFrames
+
+    rng = np.random.default_rng(3)
+    ff = FullFrames(2)
+    frames = [rng.integers(0, 256, (40, 30), dtype=np.uint8) for _ in range(5)]
+    for i, p in enumerate(frames):
+        g = ff.add(p)
+        assert np.array_equal(g, p.astype(np.float32) * np.float32(1.0 / 255.0))
+        last = [x.astype(np.float32) * np.float32(1.0 / 255.0) for x in frames[max(0, i - 1):i + 1]]
+        ref = last[0] if len(last) == 1 else (last[0] + last[1]) * np.float32(0.5)
+        assert np.array_equal(ff.mean(), ref) and ff.mean() is ff.mean()
+    other = rng.integers(0, 256, (20, 20), dtype=np.uint8)
+    ff.add(other)
+    assert ff.mean().shape == (20, 20)  # a frame of another size is not mixed in wrongly

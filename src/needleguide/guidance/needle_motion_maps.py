@@ -72,6 +72,8 @@ class FullFrames:
     def add(self, pixels: np.ndarray) -> np.ndarray:
         """One frame's grey pixels (uint8), scaled to 0 … 1; returns them."""
         q = self._frames
+        if q and q[-1].shape != pixels.shape:  # another size (a new preset): start afresh
+            q.clear()
         old = q.popleft() if len(q) == q.maxlen else None
         if old is None or old.shape != pixels.shape:
             old = np.empty(pixels.shape, np.float32)
