@@ -6,7 +6,7 @@ the pixels of every other row and column inside the scan area (``inside[::2, ::2
 
 Numba kernels over the grid, written in float32 as the OpenCV/numpy steps they replace
 (``convertScaleAbs``, sub-grid gathers and histograms; the same bands and statistics,
-``tests/test_us_needle_motion_rules.py``), in a fraction of their time."""
+``tests/test_us_needle_motion_kernels.py``), in a fraction of their time."""
 
 from __future__ import annotations
 

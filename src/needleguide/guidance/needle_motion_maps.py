@@ -74,9 +74,7 @@ class FullFrames:
         q = self._frames
         if q and q[-1].shape != pixels.shape:  # another size (a new preset): start afresh
             q.clear()
-        old = q.popleft() if len(q) == q.maxlen else None
-        if old is None or old.shape != pixels.shape:
-            old = np.empty(pixels.shape, np.float32)
+        old = q.popleft() if len(q) == q.maxlen else np.empty(pixels.shape, np.float32)
         q.append(np.multiply(pixels, np.float32(1.0 / 255.0), out=old, dtype=np.float32))
         self._mean = None
         return q[-1]
@@ -137,8 +135,9 @@ def motion_z(prevs: list[np.ndarray], cur: np.ndarray, px_mm: float, prm,
     if int(inside.sum()) < 100:
         return out
     edge = cv2.magnitude(cv2.Sobel(mb, cv2.CV_32F, 1, 0), cv2.Sobel(mb, cv2.CV_32F, 0, 1))
-    nb, ne, nd = prm.bands, prm.edge_bands, prm.depth_bands  # the same brightness is
-    rows = np.nonzero(inside.any(axis=1))[0]  # noisier deeper (the TGC lifts the noise)
+    nb, ne, nd = prm.bands, prm.edge_bands, prm.depth_bands
+    # depth bands: the same brightness is noisier deeper (the TGC lifts the noise)
+    rows = np.nonzero(inside.any(axis=1))[0]
     depth = np.clip(((np.arange(cur.shape[0]) - rows[0]) * nd) // max(rows[-1] - rows[0] + 1, 1),
                     0, nd - 1).astype(np.int32)
     idx = band_index(mb, edge, inside, nb, ne, depth, nd)
@@ -175,6 +174,16 @@ def _box_sums(a: np.ndarray, box: tuple, memo: dict | None, key) -> tuple[np.nda
     return ma, a2
 
 
+@njit(cache=True, inline="always")
+def _pixel_decorrelation(ma, a2, ac, mb, vb, inside, i, j):
+    """1 − ρ at pixel (i, j) and whether it counts (see :func:`_decorrelation`)."""
+    m = ma[i, j]
+    va = a2[i, j] - m * m
+    cab = ac[i, j] - m * mb[i, j]
+    d = np.float32(1.0) - cab / np.sqrt(max(va * vb[i, j], np.float32(1e-10)))
+    return d, inside[i, j] and va > np.float32(1e-6)
+
+
 @njit(cache=True)
 def _decorrelation(ma: np.ndarray, a2: np.ndarray, ac: np.ndarray, mb: np.ndarray,
                    vb: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -186,27 +195,28 @@ def _decorrelation(ma: np.ndarray, a2: np.ndarray, ac: np.ndarray, mb: np.ndarra
     ok = np.empty((h, w), np.bool_)
     for i in range(h):
         for j in range(w):
-            m = ma[i, j]
-            va = a2[i, j] - m * m
-            cab = ac[i, j] - m * mb[i, j]
-            d[i, j] = np.float32(1.0) - cab / np.sqrt(max(va * vb[i, j], np.float32(1e-10)))
-            ok[i, j] = inside[i, j] and va > np.float32(1e-6)
+            d[i, j], ok[i, j] = _pixel_decorrelation(ma, a2, ac, mb, vb, inside, i, j)
     return d, ok
+
+
+@njit(cache=True, inline="always")
+def _raise_z(out, i, j, d, k, med, sig):
+    """``out[i, j]`` = max(itself, (d − med) / sig of band ``k``)."""
+    z = (d - med[k]) / sig[k]
+    if z > out[i, j]:
+        out[i, j] = z
 
 
 @njit(cache=True)
 def _z_max(d: np.ndarray, ok: np.ndarray, idx: np.ndarray, med: np.ndarray,
            sig: np.ndarray, out: np.ndarray) -> None:
-    """``out`` = max(``out``, (d − med) / sig of each pixel's band, 0 where not ``ok``)."""
+    """``out`` = max(``out``, (d − med) / sig of each pixel's band) where ``ok`` (``out``
+    is ≥ 0: elsewhere unchanged)."""
     h, w = d.shape
     for i in range(h):
         for j in range(w):
-            z = np.float32(0.0)
             if ok[i, j]:
-                k = idx[i, j]
-                z = (d[i, j] - med[k]) / sig[k]
-            if z > out[i, j]:
-                out[i, j] = z
+                _raise_z(out, i, j, d[i, j], idx[i, j], med, sig)
 
 
 @njit(cache=True)
@@ -217,16 +227,9 @@ def _decorrelation_z_max(ma: np.ndarray, a2: np.ndarray, ac: np.ndarray, mb: np.
     h, w = ma.shape
     for i in range(h):
         for j in range(w):
-            m = ma[i, j]
-            va = a2[i, j] - m * m
-            if not (inside[i, j] and va > np.float32(1e-6)):
-                continue
-            cab = ac[i, j] - m * mb[i, j]
-            d = np.float32(1.0) - cab / np.sqrt(max(va * vb[i, j], np.float32(1e-10)))
-            k = idx[i, j]
-            z = (d - med[k]) / sig[k]
-            if z > out[i, j]:
-                out[i, j] = z
+            d, ok = _pixel_decorrelation(ma, a2, ac, mb, vb, inside, i, j)
+            if ok:
+                _raise_z(out, i, j, d, idx[i, j], med, sig)
 
 
 @njit(cache=True)
