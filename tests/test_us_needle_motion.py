@@ -191,8 +191,34 @@ def test_a_tip_advancing_off_the_known_needle_takes_over(sequences, reacquire):
     """A needle found, then a compact patch that keeps changing 15+ mm off its line (an
     advancing tip elsewhere): ignored (the needle held) until ``reacquire_frames`` such
     frames, then taken as the needle (its line came from something else); never with 0."""
+    found, at_patch = _patch_off_the_needle(sequences, MotionParams(
+        reacquire_frames=reacquire, held_off_frames=0))
+    assert all(found)
+    assert not any(at_patch[:reacquire + 1])
+    assert all(at_patch[-4:]) if reacquire else not any(at_patch)
+
+
+def test_a_held_tip_in_doubt_is_not_reported(sequences):
+    """While a tip advances off the needle's line, the needle found before is held for
+    ``held_off_frames`` − 1 frames, then no longer reported (it may not have been the
+    needle) until the new tip takes over at ``reacquire_frames``."""
+    prm = MotionParams(reacquire_frames=6, held_off_frames=3)
+    found, at_patch = _patch_off_the_needle(sequences, prm)
+    k = found.index(False)  # (the patch shows in the motion map after the lags)
+    assert k >= prm.held_off_frames - 1 and not any(at_patch[:k])  # the needle, held
+    n = prm.reacquire_frames - prm.held_off_frames
+    assert not any(found[k:k + n])  # in doubt
+    assert all(at_patch[k + n:])  # taken over
+    found, at_patch = _patch_off_the_needle(sequences, dataclasses.replace(
+        prm, held_off_frames=0))
+    assert all(found[:k + n]) and not any(at_patch[:k + n])  # without the rule: held
+
+
+def _patch_off_the_needle(sequences, prm: MotionParams) -> tuple[list, list]:
+    """A needle found, then 12 frames of a compact patch that keeps changing 15+ mm off
+    its line: (found, tip at the patch) per frame."""
     pos, _ = sequences
-    nm = NeedleMotion(MotionParams(reacquire_frames=reacquire))
+    nm = NeedleMotion(prm)
     for c in pos.cases:
         f = c.frame.without_truth()
         d = nm.update(f)
@@ -203,15 +229,14 @@ def test_a_tip_advancing_off_the_known_needle_takes_over(sequences, reacquire):
     cy, r = int(d.tip_px[1]), int(1.5 / sp)
     assert abs(cx - d.tip_px[0]) * sp > 15.0
     rng = np.random.default_rng(0)
-    at_patch = []
+    found, at_patch = [], []
     for i in range(12):
         px = f.pixels.copy()
         px[cy - r:cy + r, cx - r:cx + r] = rng.integers(40, 200, (2 * r, 2 * r), np.uint8)
         d = nm.update(dataclasses.replace(f, pixels=px, time_s=f.time_s + (i + 1) / 15))
-        assert d.found
-        at_patch.append(math.hypot(d.tip_px[0] - cx, d.tip_px[1] - cy) * sp < 2.0)
-    assert not any(at_patch[:reacquire + 1])
-    assert all(at_patch[-4:]) if reacquire else not any(at_patch)
+        found.append(bool(d.found))
+        at_patch.append(d.found and math.hypot(d.tip_px[0] - cx, d.tip_px[1] - cy) * sp < 2.0)
+    return found, at_patch
 
 
 @pytest.mark.parametrize("shape", [(9, 9), (64, 64), (300, 200, 3)])

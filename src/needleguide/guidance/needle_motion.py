@@ -62,7 +62,9 @@ reads only their pixels, spacing and time:
    (``held``), looked for again at the echo's end each frame (up to ``held_ahead_mm``
    ahead: a needle may go on where the tissue is too dark to show motion; what is found
    becomes the held tip), once its motion was seen in ``confirm_frames`` frames (a lone
-   flicker of motion is not held); then it is lost.
+   flicker of motion is not held); then it is lost. From the ``held_off_frames``-th frame
+   of a tip advancing off its line the held tip is no longer reported (it may not have
+   been the needle) while that goes on.
 
 Reported as :class:`~needleguide.guidance.needle_types.NeedleDetection` (``extra``:
 ``tip_from`` step | motion | kept | held, ``motion_z``, ``moving_mm``, ``shaft_motion``,
@@ -221,6 +223,8 @@ class NeedleMotion:
             held = self._refined(held, frame)
             if "refined" in held.extra:
                 self._anchor = held  # the echo's end of a still (or slowly moving) needle
+            if 0 < prm.held_off_frames <= self._off:
+                return NOT_FOUND  # a tip advancing off its line: the held one is in doubt
             return held
         self._forget()  # the needle is lost
         return det

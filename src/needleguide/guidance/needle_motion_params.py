@@ -73,6 +73,7 @@ class MotionParams:
     keep_band_mm: float = 2.0
     tip_rel_kept: float = 0.1
     hold_frames: int = 15
+    held_off_frames: int = 3
     confirm_frames: int = 2
     max_shift_px: float = 4.0
     min_shift_px: float = 0.5
@@ -91,7 +92,8 @@ class MotionParams:
                 ("ray_shift_deg", self.ray_shift_deg >= self.ray_step_deg,
                  f"≥ ray_step_deg ({self.ray_step_deg}°)"),
                 ("ray_shift_dt_mm", self.ray_shift_dt_mm > 0, "> 0 mm"),
-                ("ray_shift_top", self.ray_shift_top >= 1, "≥ 1")):
+                ("ray_shift_top", self.ray_shift_top >= 1, "≥ 1"),
+                ("held_off_frames", self.held_off_frames >= 0, "≥ 0 (0: off)")):
             if not ok:
                 raise ValueError(f"MotionParams.{name} = {getattr(self, name)}: must be {rule}")
 
