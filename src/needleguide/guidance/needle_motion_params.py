@@ -43,7 +43,7 @@ class MotionParams:
     ray_shift_top: int = 3
     band_mm: float = 1.0
     edge_rel: float = 0.5
-    peak_bias_mm: float = 0.35
+    peak_bias_mm: float = -0.2
     edge_bias_mm: float = 3.0
     step_k: float = 3.0
     step_mm: float = 1.5
