@@ -118,7 +118,7 @@ def test_the_shaft_beside_the_moving_regions_centroid(deg, side):
 @pytest.mark.parametrize("field, value", [("ray_shift_mm", -1.0), ("ray_shift_step_mm", 0.0),
                                           ("ray_shift_deg", 0.1), ("ray_shift_top", 0),
                                           ("held_off_frames", -1)])
-def test_ray_shift_parameters_are_checked(field, value):
+def test_motion_parameters_are_checked(field, value):
     with pytest.raises(ValueError, match=field):
         MotionParams(**{field: value})
 
