@@ -5,6 +5,13 @@ the echo's end was found, yellow from motion alone; cyan circle: the true tip), 
 its motion map (z score, log grey) — and the single-frame analyser on the same frame.
 
     python scripts/needle_motion_sheet.py --seeds 2000 2001 2100 --png docs/img/us_needle_motion.png
+
+``--cases SEED --sequence Q --frames F …``: those frames of the evaluation's motion
+sequence Q of ``needleguide evaluate needle --seed SEED`` (``lab.eval_needle.make_cases``
+with 40 cases, ≈ 1 min) instead, e.g. a tip that runs into black (``tip_in_shadow``):
+
+    python scripts/needle_motion_sheet.py --cases 1216 --sequence 0 --frames 27 33 40 50 \
+        --png docs/img/us_tip_in_shadow.png
 """
 
 from __future__ import annotations
@@ -49,8 +56,22 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[2000, 2001, 2100])
     ap.add_argument("--png", default="us_needle_motion.png")
+    ap.add_argument("--cases", type=int, default=None)
+    ap.add_argument("--sequence", type=int, default=0)
+    ap.add_argument("--frames", type=int, nargs="+", default=[])
     a = ap.parse_args()
     import imageio.v2 as imageio
+
+    if a.cases is not None:
+        from needleguide.lab.eval_needle import make_cases
+
+        seqs = make_cases(40, a.cases, motion_sequences=1)["us_motion"]
+        if not 0 <= a.sequence < len(seqs) or not a.frames:
+            raise SystemExit(f"--sequence: 0 … {len(seqs) - 1}; --frames: one or more")
+        imageio.imwrite(a.png, np.vstack(tiles(seqs[a.sequence], tuple(a.frames))),
+                        format="PNG")
+        print(a.png)
+        return
 
     from needleguide.anatomy.phantom import build_phantom
     from needleguide.lab.needle_motion_cases import us_motion_sequences

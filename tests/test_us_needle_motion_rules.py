@@ -1,7 +1,8 @@
 """Issue 16 part 4: what the needle-from-motion analyser must not take for a needle —
 receiver noise flickering in black (a bone shadow) and change along a beam (the shadow
 and reverberation tail under a moving needle) — and the shaft it must find beside a
-moving region whose centroid lies off it."""
+moving region whose centroid lies off it; and a tip whose line runs on into black, which it
+must not report as seen."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from needleguide.guidance.needle_lines import angle_between_deg
 from needleguide.guidance.needle_motion import MotionParams, NeedleMotion
 from needleguide.guidance.needle_motion_maps import motion_z
 from needleguide.guidance.needle_motion_rays import ray_direction
+from needleguide.guidance.needle_motion_step import dark_ahead, shadowed
+from needleguide.guidance.needle_types import NeedleDetection
 
 
 def _speckle(rng, shape) -> np.ndarray:
@@ -115,9 +118,43 @@ def test_the_shaft_beside_the_moving_regions_centroid(deg, side):
     assert np.allclose(p2, c) and np.allclose(u2, u0)
 
 
+@pytest.mark.parametrize("deg", [30.0, 60.0, 85.0])
+def test_a_tip_whose_line_runs_into_black_is_not_reported_seen(deg):
+    """Speckle over an acoustic shadow (rows ≥ 120: receiver noise a few grey levels above
+    black). A tip 1 px above the shadow, pointing into it: ``dark_ahead`` (the needle may
+    go on unseen), and ``shadowed`` (what the analyser reports) has it not seen
+    (``tip_in_shadow``); 6 mm above it, or with the rule off, it stays seen."""
+    rng = np.random.default_rng(int(deg))
+    img = _speckle(rng, (240, 240)).astype(np.float32)
+    img[120:] = rng.integers(1, 6, (120, 240)) / 255.0
+    u = np.array([np.cos(np.radians(deg)), np.sin(np.radians(deg))])
+    prm, fmm = MotionParams(), 0.1
+
+    def tip_at(row):
+        return np.array([100.0, float(row)])
+
+    assert dark_ahead(img, tip_at(119), u, fmm, prm)
+    assert not dark_ahead(img, tip_at(59), u, fmm, prm)
+    assert not dark_ahead(img, tip_at(119), u, fmm, MotionParams(shadow_ahead_mm=0.0))
+    assert not dark_ahead(img, np.array([500.0, 500.0]), u, fmm, prm)  # outside the image
+
+    def reported(row, params):
+        t = tip_at(row)
+        det = NeedleDetection(True, tip_px=(float(t[0]), float(t[1])),
+                              shaft_px=(tuple(map(float, t - 200 * u)), (float(t[0]), float(t[1]))),
+                              tip_visible=True, extra={"tip_from": "step"})
+        return shadowed(det, img, fmm, params)
+
+    d = reported(119, prm)
+    assert d.found and not d.tip_visible and d.extra["tip_in_shadow"]
+    assert d.tip_px == (100.0, 119.0)  # the tip is still reported, not moved
+    assert reported(59, prm).tip_visible
+    assert reported(119, MotionParams(shadow_ahead_mm=0.0)).tip_visible
+
+
 @pytest.mark.parametrize("field, value", [("ray_shift_mm", -1.0), ("ray_shift_step_mm", 0.0),
                                           ("ray_shift_deg", 0.1), ("ray_shift_top", 0),
-                                          ("held_off_frames", -1)])
+                                          ("held_off_frames", -1), ("shadow_ahead_mm", -1.0)])
 def test_motion_parameters_are_checked(field, value):
     with pytest.raises(ValueError, match=field):
         MotionParams(**{field: value})

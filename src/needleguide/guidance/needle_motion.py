@@ -68,8 +68,9 @@ reads only their pixels, spacing and time:
 
 Reported as :class:`~needleguide.guidance.needle_types.NeedleDetection` (``extra``:
 ``tip_from`` step | motion | kept | held, ``motion_z``, ``moving_mm``, ``shaft_motion``,
-``refined`` (the refined step's score), ``on_line``).
-The first ``max(lags) + average`` frames have no motion map: not found.
+``refined`` (the refined step's score), ``on_line``, ``tip_in_shadow``: the line runs on
+into black beyond the tip, ``needle_motion_step.dark_ahead``, so the tip is not reported
+seen). The first ``max(lags) + average`` frames have no motion map: not found.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ from needleguide.guidance.needle_motion_rays import ray_direction
 from needleguide.guidance.needle_motion_step import (
     needle_line,
     refined_detection,
+    shadowed,
     speed_limited,
     step_tip,
     tip_fields,
@@ -119,6 +121,7 @@ class NeedleMotion:
         self._held = 0
         self.z: np.ndarray | None = None
         self._cur: np.ndarray | None = None
+        self._now: np.ndarray | None = None  # the last frame, full resolution
         self._t: float | None = None
         self._anchor: NeedleDetection | None = None
         self._seen = 0
@@ -136,7 +139,7 @@ class NeedleMotion:
         p = frame.pixels
         if p.ndim == 3:
             p = cv2.cvtColor(np.ascontiguousarray(p[..., :3]), cv2.COLOR_RGB2GRAY)
-        g = self._full.add(p)
+        g = self._now = self._full.add(p)  # (0 … 1, full resolution)
         sc = self.prm.scale
         h, w = g.shape
         g = cv2.resize(g, (w // sc, h // sc), interpolation=cv2.INTER_AREA)
@@ -210,7 +213,7 @@ class NeedleMotion:
                     (a, b), (c, d) = det.shaft_px
                     n = max(float(np.hypot(c - a, d - b)), 1e-9)
                     self._tips.append((c, d, (c - a) / n, (d - b) / n))
-            return det
+            return shadowed(det, self._now, self._sp, prm)
         # a still needle is held once its motion was seen in ``confirm_frames`` frames (a
         # lone flicker of motion is not held)
         if self._last.found and self._held < prm.hold_frames and \
@@ -225,7 +228,7 @@ class NeedleMotion:
                 self._anchor = held  # the echo's end of a still (or slowly moving) needle
             if 0 < prm.held_off_frames <= self._off:
                 return NOT_FOUND  # a tip advancing off its line: the held one is in doubt
-            return held
+            return shadowed(held, self._now, self._sp, prm)
         self._forget()  # the needle is lost
         return det
 

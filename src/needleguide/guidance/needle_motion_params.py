@@ -83,6 +83,8 @@ class MotionParams:
     path_frames: int = 5
     path_tol_deg: float = 20.0
     beam_tol_deg: float = 15.0
+    shadow_ahead_mm: float = 3.0
+    shadow_level: float = 0.05
     beam_every: int = 10
 
     def __post_init__(self) -> None:
@@ -93,7 +95,8 @@ class MotionParams:
                  f"≥ ray_step_deg ({self.ray_step_deg}°)"),
                 ("ray_shift_dt_mm", self.ray_shift_dt_mm > 0, "> 0 mm"),
                 ("ray_shift_top", self.ray_shift_top >= 1, "≥ 1"),
-                ("held_off_frames", self.held_off_frames >= 0, "≥ 0 (0: off)")):
+                ("held_off_frames", self.held_off_frames >= 0, "≥ 0 (0: off)"),
+                ("shadow_ahead_mm", self.shadow_ahead_mm >= 0, "≥ 0 mm (0: off)")):
             if not ok:
                 raise ValueError(f"MotionParams.{name} = {getattr(self, name)}: must be {rule}")
 

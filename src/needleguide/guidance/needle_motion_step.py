@@ -156,6 +156,43 @@ def needle_line(tips, sp_mm: float, prm) -> tuple[np.ndarray, np.ndarray] | None
     return c, (u if u[1] >= 0 else -u)
 
 
+def dark_ahead(img: np.ndarray, tip_px, u: np.ndarray, fmm: float, prm) -> bool:
+    """The needle's line runs on into black beyond its tip (an acoustic shadow, or tissue
+    too dark to show an echo or its motion): the mean of ``img`` (the last frame, 0 … 1)
+    from 0.5 mm to 0.5 + ``shadow_ahead_mm`` beyond ``tip_px`` (full-resolution (col,
+    row)) along ``u`` (unit, deeper), over a band ±``step_band_mm`` across, is below
+    ``shadow_level``. An echo that ends there need not end at the tip: the needle
+    may go on unseen. False with ``shadow_ahead_mm`` = 0 or no sample inside ``img``;
+    ``fmm``: mm per pixel."""
+    if prm.shadow_ahead_mm <= 0:
+        return False
+    u = np.asarray(u, float)
+    t = np.arange(0.5, 0.5 + prm.shadow_ahead_mm + 1e-6, SAMPLE_MM) / fmm
+    b = np.arange(-prm.step_band_mm, prm.step_band_mm + 1e-6, SAMPLE_MM) / fmm
+    x = tip_px[0] + t[None, :] * u[0] - b[:, None] * u[1]
+    y = tip_px[1] + t[None, :] * u[1] + b[:, None] * u[0]
+    h, w = img.shape
+    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    if not inside.any():
+        return False
+    v = cv2.remap(img, x.astype(np.float32), y.astype(np.float32), cv2.INTER_LINEAR,
+                  borderMode=cv2.BORDER_REPLICATE)
+    return float(v[inside].mean()) < prm.shadow_level
+
+
+def shadowed(det: NeedleDetection, img: np.ndarray, fmm: float, prm) -> NeedleDetection:
+    """``det`` as reported: where its line runs on into black beyond the tip
+    (:func:`dark_ahead` on ``img``), not seen (``tip_visible`` false,
+    ``extra['tip_in_shadow']``); the tip stays where it was found."""
+    (a, b), (c, d) = det.shaft_px
+    n = float(np.hypot(c - a, d - b))
+    if n < 1e-9 or not dark_ahead(img, det.tip_px, np.array([(c - a) / n, (d - b) / n]), fmm,
+                                  prm):
+        return det
+    return NeedleDetection(**{**det.__dict__, "tip_visible": False,
+                              "extra": {**det.extra, "tip_in_shadow": True}})
+
+
 def tip_fields(frame: Frame, tip_px) -> dict:
     """``tip_px`` (col, row) with its image-plane mm and patient RAS mm."""
     c, r = float(tip_px[0]), float(tip_px[1])
@@ -219,5 +256,5 @@ def refined_detection(det: NeedleDetection, img: np.ndarray, line, frame: Frame,
                               "tip_visible": r is not None or det.tip_visible, "extra": extra})
 
 
-__all__ = ["needle_line", "refined_detection", "refined_step", "speed_limited", "step_scores",
-           "step_tip", "tip_fields"]
+__all__ = ["dark_ahead", "needle_line", "refined_detection", "refined_step", "speed_limited",
+           "shadowed", "step_scores", "step_tip", "tip_fields"]
