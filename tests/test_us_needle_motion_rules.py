@@ -150,11 +150,14 @@ def test_a_tip_whose_line_runs_into_black_is_not_reported_seen(deg):
     assert d.tip_px == (100.0, 119.0)  # the tip is still reported, not moved
     assert reported(59, prm).tip_visible
     assert reported(119, MotionParams(shadow_ahead_mm=0.0)).tip_visible
+    none = NeedleDetection(False)
+    assert shadowed(none, img, fmm, prm) is none  # nothing found: nothing to flag
 
 
 @pytest.mark.parametrize("field, value", [("ray_shift_mm", -1.0), ("ray_shift_step_mm", 0.0),
                                           ("ray_shift_deg", 0.1), ("ray_shift_top", 0),
-                                          ("held_off_frames", -1), ("shadow_ahead_mm", -1.0)])
+                                          ("held_off_frames", -1), ("shadow_ahead_mm", -1.0),
+                                          ("shadow_level", 1.5)])
 def test_motion_parameters_are_checked(field, value):
     with pytest.raises(ValueError, match=field):
         MotionParams(**{field: value})

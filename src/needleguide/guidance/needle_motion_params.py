@@ -96,7 +96,8 @@ class MotionParams:
                 ("ray_shift_dt_mm", self.ray_shift_dt_mm > 0, "> 0 mm"),
                 ("ray_shift_top", self.ray_shift_top >= 1, "≥ 1"),
                 ("held_off_frames", self.held_off_frames >= 0, "≥ 0 (0: off)"),
-                ("shadow_ahead_mm", self.shadow_ahead_mm >= 0, "≥ 0 mm (0: off)")):
+                ("shadow_ahead_mm", self.shadow_ahead_mm >= 0, "≥ 0 mm (0: off)"),
+                ("shadow_level", 0 <= self.shadow_level <= 1, "0 … 1 (of full scale)")):
             if not ok:
                 raise ValueError(f"MotionParams.{name} = {getattr(self, name)}: must be {rule}")
 

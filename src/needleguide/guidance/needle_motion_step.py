@@ -184,6 +184,8 @@ def shadowed(det: NeedleDetection, img: np.ndarray, fmm: float, prm) -> NeedleDe
     """``det`` as reported: where its line runs on into black beyond the tip
     (:func:`dark_ahead` on ``img``), not seen (``tip_visible`` false,
     ``extra['tip_in_shadow']``); the tip stays where it was found."""
+    if not det.found or det.shaft_px is None or det.tip_px is None:
+        return det
     (a, b), (c, d) = det.shaft_px
     n = float(np.hypot(c - a, d - b))
     if n < 1e-9 or not dark_ahead(img, det.tip_px, np.array([(c - a) / n, (d - b) / n]), fmm,
