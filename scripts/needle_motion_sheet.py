@@ -62,15 +62,27 @@ def main() -> None:
     a = ap.parse_args()
     import imageio.v2 as imageio
 
+    from needleguide.atomic import atomic_path
+
+    def write(rows: list[np.ndarray]) -> None:
+        with atomic_path(a.png) as tmp:
+            imageio.imwrite(tmp, np.vstack(rows), format="PNG")
+        print(a.png)
+
     if a.cases is not None:
+        if not a.frames or min(a.frames) < 0:
+            ap.error("--frames: one or more frame numbers (≥ 0) with --cases")
+        if a.sequence < 0:
+            ap.error(f"--sequence {a.sequence}: must be ≥ 0")
         from needleguide.lab.eval_needle import make_cases
 
         seqs = make_cases(40, a.cases, motion_sequences=1)["us_motion"]
-        if not 0 <= a.sequence < len(seqs) or not a.frames:
-            raise SystemExit(f"--sequence: 0 … {len(seqs) - 1}; --frames: one or more")
-        imageio.imwrite(a.png, np.vstack(tiles(seqs[a.sequence], tuple(a.frames))),
-                        format="PNG")
-        print(a.png)
+        if not 0 <= a.sequence < len(seqs):
+            ap.error(f"--sequence {a.sequence}: must be 0 … {len(seqs) - 1}")
+        n = len(seqs[a.sequence].cases)
+        if not all(0 <= f < n for f in a.frames):
+            ap.error(f"--frames {a.frames}: must be 0 … {n - 1}")
+        write(tiles(seqs[a.sequence], tuple(a.frames)))
         return
 
     from needleguide.anatomy.phantom import build_phantom
@@ -84,8 +96,7 @@ def main() -> None:
         adv = seq.phases.index("pause") - 2
         jig = seq.phases.index("jiggle") + 3
         rows += tiles(seq, (adv, jig))
-    imageio.imwrite(a.png, np.vstack(rows), format="PNG")
-    print(a.png)
+    write(rows)
 
 
 if __name__ == "__main__":

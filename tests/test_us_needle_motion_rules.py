@@ -162,3 +162,24 @@ def test_motion_parameters_are_checked(field, value):
     with pytest.raises(ValueError, match=field):
         MotionParams(**{field: value})
 
+
+
+@pytest.mark.parametrize("args, field", [(["--cases", "1216"], "--frames"),
+                                         (["--cases", "1216", "--frames", "-3"], "--frames"),
+                                         (["--cases", "1216", "--frames", "3", "--sequence", "-1"],
+                                          "--sequence")])
+def test_the_motion_sheet_script_refuses_bad_input(tmp_path, args, field):
+    """``scripts/needle_motion_sheet.py --cases``: bad frame or sequence numbers are refused
+    before any rendering, in one line naming the option (exit 2), and nothing is written."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "needle_motion_sheet.py"
+    png = tmp_path / "sheet.png"
+    r = subprocess.run([sys.executable, str(script), *args, "--png", str(png)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    last = r.stderr.strip().splitlines()[-1]
+    assert field in last and "Traceback" not in r.stderr
+    assert not png.exists() and not any(tmp_path.iterdir())
