@@ -12,6 +12,12 @@ with 40 cases, ≈ 1 min) instead, e.g. a tip that runs into black (``tip_in_sha
 
     python scripts/needle_motion_sheet.py --cases 1216 --sequence 0 --frames 27 33 40 50 \
         --png docs/img/us_tip_in_shadow.png
+
+``--acquire-max-mm 0``: the analyser as before its first-detection rule, e.g. a needle
+first found at its jiggle, 35–45 mm short (now not reported):
+
+    python scripts/needle_motion_sheet.py --cases 1215 --sequence 6 --frames 36 39 45 48 \
+        --acquire-max-mm 0 --png docs/img/us_jiggle_first.png
 """
 
 from __future__ import annotations
@@ -22,12 +28,12 @@ import cv2
 import numpy as np
 
 
-def tiles(seq, frames: tuple[int, ...], size: int = 300) -> list[np.ndarray]:
+def tiles(seq, frames: tuple[int, ...], size: int = 300, prm=None) -> list[np.ndarray]:
     from needleguide.guidance.needle import detect_needle
     from needleguide.guidance.needle_motion import NeedleMotion
     from needleguide.guidance.overlay import draw_needle, to_rgb8
 
-    nm, out = NeedleMotion(), []
+    nm, out = NeedleMotion(prm), []
     for i, c in enumerate(seq.cases):
         f = c.frame.without_truth()
         d = nm.update(f)
@@ -59,7 +65,16 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=None)
     ap.add_argument("--sequence", type=int, default=0)
     ap.add_argument("--frames", type=int, nargs="+", default=[])
+    ap.add_argument("--acquire-max-mm", type=float, default=None,
+                    help="the analyser's acquire_max_mm (0: a needle may be first found at "
+                         "a jiggled shaft, as before the rule; default: the analyser's)")
     a = ap.parse_args()
+    if a.acquire_max_mm is not None and not a.acquire_max_mm >= 0:
+        ap.error(f"--acquire-max-mm {a.acquire_max_mm}: must be ≥ 0 mm (0: off)")
+    from needleguide.guidance.needle_motion import MotionParams
+
+    prm = MotionParams() if a.acquire_max_mm is None else \
+        MotionParams(acquire_max_mm=a.acquire_max_mm)
     import imageio.v2 as imageio
 
     from needleguide.atomic import atomic_path
@@ -82,7 +97,7 @@ def main() -> None:
         n = len(seqs[a.sequence].cases)
         if not all(0 <= f < n for f in a.frames):
             ap.error(f"--frames {a.frames}: must be 0 … {n - 1}")
-        write(tiles(seqs[a.sequence], tuple(a.frames)))
+        write(tiles(seqs[a.sequence], tuple(a.frames), prm=prm))
         return
 
     from needleguide.anatomy.phantom import build_phantom
@@ -95,7 +110,7 @@ def main() -> None:
         seq = us_motion_sequences(p, region, np.random.default_rng(s), s, 1)[0]
         adv = seq.phases.index("pause") - 2
         jig = seq.phases.index("jiggle") + 3
-        rows += tiles(seq, (adv, jig))
+        rows += tiles(seq, (adv, jig), prm=prm)
     write(rows)
 
 

@@ -1,8 +1,8 @@
 """Issue 16 part 4: what the needle-from-motion analyser must not take for a needle —
 receiver noise flickering in black (a bone shadow) and change along a beam (the shadow
 and reverberation tail under a moving needle) — and the shaft it must find beside a
-moving region whose centroid lies off it; and a tip whose line runs on into black, which it
-must not report as seen."""
+moving region whose centroid lies off it; a tip whose line runs on into black, which it
+must not report as seen; and a needle first found at a jiggled shaft, which it must not."""
 
 from __future__ import annotations
 
@@ -76,9 +76,11 @@ def test_change_along_a_beam_is_not_a_shaft():
                 got.append(angle_between_deg(np.array([c - a, e - b]), beam))
         return got
 
-    off = shafts(MotionParams(beam_tol_deg=0.0))
+    # (a needle may be first found at a moving shaft here: the beam rule alone)
+    off = shafts(MotionParams(beam_tol_deg=0.0, acquire_max_mm=0.0))
     assert off and min(off) < 10.0  # without the rule: the band is taken for a shaft
-    assert all(a >= MotionParams().beam_tol_deg for a in shafts(MotionParams()))
+    assert all(a >= MotionParams().beam_tol_deg
+               for a in shafts(MotionParams(acquire_max_mm=0.0)))
 
 
 @pytest.mark.parametrize("deg, side", [(30.0, 1.0), (45.0, -1.0), (60.0, 1.0), (50.0, 1.0)])
@@ -157,11 +159,10 @@ def test_a_tip_whose_line_runs_into_black_is_not_reported_seen(deg):
 @pytest.mark.parametrize("field, value", [("ray_shift_mm", -1.0), ("ray_shift_step_mm", 0.0),
                                           ("ray_shift_deg", 0.1), ("ray_shift_top", 0),
                                           ("held_off_frames", -1), ("shadow_ahead_mm", -1.0),
-                                          ("shadow_level", 1.5)])
+                                          ("shadow_level", 1.5), ("acquire_max_mm", -1.0)])
 def test_motion_parameters_are_checked(field, value):
     with pytest.raises(ValueError, match=field):
         MotionParams(**{field: value})
-
 
 
 @pytest.mark.parametrize("args, field", [(["--cases", "1216"], "--frames"),
@@ -183,3 +184,63 @@ def test_the_motion_sheet_script_refuses_bad_input(tmp_path, args, field):
     last = r.stderr.strip().splitlines()[-1]
     assert field in last and "Traceback" not in r.stderr
     assert not png.exists() and not any(tmp_path.iterdir())
+
+
+def _redrawn_region_frames(n: int, region: np.ndarray, seed: int) -> list[Frame]:
+    """Still speckle (0.2 mm pixels) whose ``region`` (bool mask) is redrawn every frame:
+    tissue there moves, everywhere else it stays."""
+    rng = np.random.default_rng(seed)
+    base = _speckle(rng, region.shape)
+    out = []
+    for i in range(n):
+        f = base.copy()
+        f[region] = _speckle(rng, region.shape)[region]
+        out.append(Frame(pixels=np.clip(f * 255, 1, 255).astype(np.uint8),
+                         spacing_mm=(0.2, 0.2), ImageToPatient=np.eye(4), time_s=i / 15,
+                         modality="us"))
+    return out
+
+
+def _found(prm: MotionParams, frames: list[Frame]) -> list[tuple[bool, NeedleDetection]]:
+    """The detections of ``frames``, each with whether it is the first of its track."""
+    nm, out, was = NeedleMotion(prm), [], False
+    for f in frames:
+        d = nm.update(f)
+        if d.found:
+            out.append((not was, d))
+        was = d.found
+    return out
+
+
+@pytest.mark.parametrize("shape", ["jiggled shaft", "wide region", "advancing tip"])
+def test_a_needle_is_first_found_at_an_advancing_tip(shape):
+    """With no needle known, motion along a 26 mm stretch of a shaft (a jiggle whose tip
+    does not show) is not taken for a needle, and a 24 mm wide moving region only where
+    its motion along the line found spans ≤ ``acquire_max_mm``; the motion of a 5 mm
+    region (an advancing tip) is. ``acquire_max_mm`` = 0: each is, at first sight."""
+    h = w = 256
+    yy, xx = np.mgrid[0:h, 0:w].astype(float)
+    u = np.array([np.cos(np.radians(40.0)), np.sin(np.radians(40.0))])
+    along = (xx - 128) * u[0] + (yy - 128) * u[1]
+    across = -(xx - 128) * u[1] + (yy - 128) * u[0]
+    region = {"jiggled shaft": (np.abs(along) < 65) & (np.abs(across) < 5),
+              "wide region": np.hypot(along, across) < 60,
+              "advancing tip": (np.abs(along) < 12.5) & (np.abs(across) < 12.5)}[shape]
+    frames = _redrawn_region_frames(12, region, 3)
+    prm = MotionParams()
+    off = _found(dataclasses.replace(prm, acquire_max_mm=0.0), frames)
+    assert off  # without the rule each is taken for a needle
+    first = off[0][1].extra
+    if shape != "advancing tip":
+        assert first["shaft_motion"] or first["moving_mm"] > prm.acquire_max_mm
+    on = _found(prm, frames)
+    if shape == "jiggled shaft":
+        assert any(d.extra["shaft_motion"] for _, d in off) and not on
+    elif shape == "wide region":
+        assert len(on) < len(off)
+    else:
+        assert len(on) == len(off)
+    for is_first, d in on:
+        if is_first:
+            assert not d.extra["shaft_motion"]
+            assert d.extra["moving_mm"] <= prm.acquire_max_mm

@@ -57,14 +57,17 @@ reads only their pixels, spacing and time:
    unless a tip keeps advancing off it: after ``reacquire_frames`` such frames since an
    advancing tip was last seen on it, the needle found before is dropped (its line came
    from something else) and the motion is taken afresh.
-   The tip moves at most ``max_tip_speed_mm_s``. A still needle keeps, for
-   ``hold_frames`` frames, the last tip found at an advancing tip or at the echo's end
-   (``held``), looked for again at the echo's end each frame (up to ``held_ahead_mm``
-   ahead: a needle may go on where the tissue is too dark to show motion; what is found
-   becomes the held tip), once its motion was seen in ``confirm_frames`` frames (a lone
-   flicker of motion is not held); then it is lost. From the ``held_off_frames``-th frame
-   of a tip advancing off its line the held tip is no longer reported (it may not have
-   been the needle) while that goes on.
+   A needle is first found (none known) only at a compact moving region whose motion
+   spans ≤ ``acquire_max_mm`` along its line: the motion of a jiggled shaft, or of a long
+   stretch of one, whose tip does not show lies in the shallow tissue (such first
+   detections were 2–66 mm off). The tip moves at most ``max_tip_speed_mm_s``. A still
+   needle keeps, for ``hold_frames`` frames, the last tip found at an advancing tip or
+   at the echo's end (``held``), looked for again at the echo's end each frame (up to
+   ``held_ahead_mm`` ahead: a needle may go on where the tissue is too dark to show
+   motion; what is found becomes the held tip), once its motion was seen in
+   ``confirm_frames`` frames (a lone flicker of motion is not held); then it is lost.
+   From the ``held_off_frames``-th frame of a tip advancing off its line the held tip is
+   no longer reported (it may not have been the needle) while that goes on.
 
 Reported as :class:`~needleguide.guidance.needle_types.NeedleDetection` (``extra``:
 ``tip_from`` step | motion | kept | held, ``motion_z``, ``moving_mm``, ``shaft_motion``,
@@ -278,6 +281,9 @@ class NeedleMotion:
             lo -= 1
         while hi + 1 < lz.size and lz[hi + 1] >= prm.edge_rel * lz[k]:
             hi += 1
+        if prm.acquire_max_mm > 0 and not self._last.found and (
+                elongated is not None or float(s[hi] - s[lo]) * px_mm > prm.acquire_max_mm):
+            return NOT_FOUND  # a needle is first found at an advancing tip only
         # the motion's tip: its peak (advance: the tissue pushed and dragged most at the
         # tip) or, for a jiggled shaft, its distal edge; each less its bias (tuning seeds)
         if elongated is None:

@@ -85,6 +85,7 @@ class MotionParams:
     beam_tol_deg: float = 15.0
     shadow_ahead_mm: float = 3.0
     shadow_level: float = 0.05
+    acquire_max_mm: float = 18.0
     beam_every: int = 10
 
     def __post_init__(self) -> None:
@@ -97,7 +98,8 @@ class MotionParams:
                 ("ray_shift_top", self.ray_shift_top >= 1, "≥ 1"),
                 ("held_off_frames", self.held_off_frames >= 0, "≥ 0 (0: off)"),
                 ("shadow_ahead_mm", self.shadow_ahead_mm >= 0, "≥ 0 mm (0: off)"),
-                ("shadow_level", 0 <= self.shadow_level <= 1, "0 … 1 (of full scale)")):
+                ("shadow_level", 0 <= self.shadow_level <= 1, "0 … 1 (of full scale)"),
+                ("acquire_max_mm", self.acquire_max_mm >= 0, "≥ 0 mm (0: off)")):
             if not ok:
                 raise ValueError(f"MotionParams.{name} = {getattr(self, name)}: must be {rule}")
 
