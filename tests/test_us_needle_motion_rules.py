@@ -168,10 +168,12 @@ def test_motion_parameters_are_checked(field, value):
 @pytest.mark.parametrize("args, field", [(["--cases", "1216"], "--frames"),
                                          (["--cases", "1216", "--frames", "-3"], "--frames"),
                                          (["--cases", "1216", "--frames", "3", "--sequence", "-1"],
-                                          "--sequence")])
+                                          "--sequence"),
+                                         (["--acquire-max-mm", "-1"], "--acquire-max-mm")])
 def test_the_motion_sheet_script_refuses_bad_input(tmp_path, args, field):
-    """``scripts/needle_motion_sheet.py --cases``: bad frame or sequence numbers are refused
-    before any rendering, in one line naming the option (exit 2), and nothing is written."""
+    """``scripts/needle_motion_sheet.py``: bad frame or sequence numbers (``--cases``) or a
+    negative ``--acquire-max-mm`` are refused before any rendering, in one line naming the
+    option (exit 2), and nothing is written."""
     import subprocess
     import sys
     from pathlib import Path
