@@ -14,9 +14,9 @@ with 40 cases, ≈ 1 min) instead, e.g. a tip that runs into black (``tip_in_sha
         --png docs/img/us_tip_in_shadow.png
 
 ``--acquire-max-mm 0``: the analyser as before its first-detection rule, e.g. a needle
-first found at its jiggle, 35–45 mm short (now not reported):
+first found at its jiggled shaft, 22–65 mm short (now not reported):
 
-    python scripts/needle_motion_sheet.py --cases 1215 --sequence 6 --frames 36 39 45 48 \
+    python scripts/needle_motion_sheet.py --cases 1144 --sequence 2 --frames 50 65 69 75 \
         --acquire-max-mm 0 --png docs/img/us_jiggle_first.png
 """
 
