@@ -100,6 +100,7 @@ from needleguide.guidance.needle_motion_step import (
     needle_line,
     refined_detection,
     shadowed,
+    shaft_direction,
     speed_limited,
     step_tip,
     tip_fields,
@@ -213,9 +214,9 @@ class NeedleMotion:
                     "step", "motion"):
                 self._anchor = det
                 if det.extra["tip_from"] == "step":
-                    (a, b), (c, d) = det.shaft_px
-                    n = max(float(np.hypot(c - a, d - b)), 1e-9)
-                    self._tips.append((c, d, (c - a) / n, (d - b) / n))
+                    _, u = shaft_direction(*det.shaft_px, 1e-9) or (0.0, np.zeros(2))
+                    c, d = det.shaft_px[1]
+                    self._tips.append((c, d, float(u[0]), float(u[1])))
             return shadowed(det, self._now, self._sp, prm)
         # a still needle is held once its motion was seen in ``confirm_frames`` frames (a
         # lone flicker of motion is not held)
@@ -373,9 +374,9 @@ class NeedleMotion:
         if line is not None:  # the last tip on the needle's line
             lc, u = line
             return self._to_grid(lc + u * float((np.asarray(last.tip_px) - lc) @ u)), u
-        p0, p1 = self._to_grid(last.shaft_px[0]), self._to_grid(last.tip_px)
-        n = float(np.hypot(*(p1 - p0)))
-        return None if n < 1e-6 else (p1, (p1 - p0) / n)
+        p1 = self._to_grid(last.tip_px)
+        r = shaft_direction(self._to_grid(last.shaft_px[0]), p1)
+        return None if r is None else (p1, r[1])
 
     def _beam(self, c: np.ndarray) -> np.ndarray | None:
         """The beam through grid point ``c`` (``us_beams``), or None."""

@@ -156,6 +156,14 @@ def needle_line(tips, sp_mm: float, prm) -> tuple[np.ndarray, np.ndarray] | None
     return c, (u if u[1] >= 0 else -u)
 
 
+def shaft_direction(p0, p1, min_len: float = 1e-6) -> tuple[float, np.ndarray] | None:
+    """Length (px) and unit vector from ``p0`` to ``p1`` ((col, row)); None when shorter
+    than ``min_len``."""
+    d = np.asarray(p1, float) - np.asarray(p0, float)
+    n = float(np.hypot(d[0], d[1]))
+    return None if n < min_len else (n, d / n)
+
+
 def dark_ahead(img: np.ndarray, tip_px, u: np.ndarray, fmm: float, prm) -> bool:
     """The needle's line runs on into black beyond its tip (an acoustic shadow, or tissue
     too dark to show an echo or its motion): the mean of ``img`` (the last frame, 0 … 1)
@@ -186,10 +194,8 @@ def shadowed(det: NeedleDetection, img: np.ndarray, fmm: float, prm) -> NeedleDe
     ``extra['tip_in_shadow']``); the tip stays where it was found."""
     if not det.found or det.shaft_px is None or det.tip_px is None:
         return det
-    (a, b), (c, d) = det.shaft_px
-    n = float(np.hypot(c - a, d - b))
-    if n < 1e-9 or not dark_ahead(img, det.tip_px, np.array([(c - a) / n, (d - b) / n]), fmm,
-                                  prm):
+    r = shaft_direction(*det.shaft_px, 1e-9)
+    if r is None or not dark_ahead(img, det.tip_px, r[1], fmm, prm):
         return det
     return NeedleDetection(**{**det.__dict__, "tip_visible": False,
                               "extra": {**det.extra, "tip_in_shadow": True}})
@@ -233,11 +239,11 @@ def refined_detection(det: NeedleDetection, img: np.ndarray, line, frame: Frame,
     score in σ). No step: the tip projected on the line (``extra['on_line']``), or ``det``."""
     if prm.refine_k <= 0 or det.shaft_px is None:
         return det
-    p0, p1 = np.asarray(det.shaft_px[0], float), np.asarray(det.tip_px, float)
-    trail = float(np.hypot(*(p1 - p0)))
-    if trail < 1e-6:
+    p1 = np.asarray(det.tip_px, float)
+    r = shaft_direction(det.shaft_px[0], p1)
+    if r is None:
         return det
-    u = (p1 - p0) / trail
+    trail, u = r
     if line is not None:
         lc, u = line
         p1 = lc + u * float((p1 - lc) @ u)
@@ -258,5 +264,5 @@ def refined_detection(det: NeedleDetection, img: np.ndarray, line, frame: Frame,
                               "tip_visible": r is not None or det.tip_visible, "extra": extra})
 
 
-__all__ = ["dark_ahead", "needle_line", "refined_detection", "refined_step", "speed_limited",
-           "shadowed", "step_scores", "step_tip", "tip_fields"]
+__all__ = ["dark_ahead", "needle_line", "refined_detection", "refined_step", "shadowed",
+           "shaft_direction", "speed_limited", "step_scores", "step_tip", "tip_fields"]
