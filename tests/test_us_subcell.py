@@ -90,7 +90,7 @@ def test_interfaces_are_placed_between_samples(monkeypatch):
         return sample(*a)
 
     def propagate(*a):
-        seen["label"], seen["frac"] = np.array(a[0]), np.array(a[-2])
+        seen["label"], seen["frac"] = np.array(a[0]), np.array(a[-4])
         return prop(*a)
 
     monkeypatch.setattr(K, "sample_medium", sample_medium)

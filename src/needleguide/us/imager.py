@@ -26,6 +26,7 @@ from needleguide.scene import Scene
 from needleguide.us import body_wall as W
 from needleguide.us import contact_kernels as CK
 from needleguide.us import kernels as K
+from needleguide.us import partial_volume as PV
 from needleguide.us import shadow_field as SF
 from needleguide.us.beams import (
     DISPLAY_TOP_DB,
@@ -111,6 +112,8 @@ class Samples:
     el_w: np.ndarray  # (N, P) their weights
     cells: np.ndarray  # the scatterers' table
     tb: np.ndarray  # (L, N) bone's partial-volume transmission (shadow_field)
+    gb: np.ndarray  # (L, N) bone's echo share (partial_volume.bone_echo_gain), or (1, 1)
+    bsq: np.ndarray  # (L, N) backscatter (partial_volume.backscatter_blend), or (1, 1)
 
 
 class USImager:
@@ -146,6 +149,8 @@ class USImager:
             lz[GEL], la[GEL], lb[GEL] = K.Z_WATER, K.ALPHA_WATER, K.BS_WATER
             self._flags[GEL] = 0
             self._isbone = (self._flags & K.FLAG_BONE) != 0
+            self._soft = (self._flags & (K.FLAG_BONE | K.FLAG_AIR)) == 0
+            self._soft[[0, GEL]] = False  # outside the body, coupling gel
             self._isfat = np.zeros(256, np.bool_)  # GEL (255) is not fat
             self._isfat[[x.label for x in t if x.group == "fat"]] = True
             self._ismuscle = np.zeros(256, np.bool_)
@@ -209,7 +214,7 @@ class USImager:
                     g.dr_mm, st.line_dx_mm, 10 ** (SPEC_GAIN_DB / 10) * st.spec_norm,
                     np.deg2rad(THETA0_DEG), LAMBERT, R_FASCIA,
                     max(1, int(round(NORMAL_SMOOTH_MM / g.dr_mm))), src, att, refl, frac,
-                    m.tb)
+                    m.tb, m.gb, m.bsq)
         hit = np.full(L, -1, np.int64)
         if nd is not None and nd.inserted_length_mm > 0:
             add_needle(src, att, origins, dirs, elev, g.r_mm, st.line_dx_mm, st.el_sigma_mm,
@@ -273,10 +278,22 @@ class USImager:
         # out-of-plane component from the smoothed impedance one step either side
         sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)
         sy = max(NORMAL_SMOOTH_MM / float(np.median(st.line_dx_mm)), 0.5)
-        zb = zimp
-        if frac.shape == zimp.shape:  # the impedance averaged over each step (continuous)
+        zb, gb, bsq = zimp, PV.ALL_ECHO, PV.NO_BLEND
+        if s.speckle_subcell:
+            # the partial volume of edges under a line (partial_volume.py): a grazed bone
+            # edge's echo fades in instead of blinking, and so does its impedance in the
+            # smoothed one (the normals of the lines beside it); the speckle's brightness
+            # moves across a soft-tissue boundary instead of jumping with the label
+            gb = np.empty((L, N), np.float32)
             zb = zimp.copy()
-            zb[:, 1:] = frac[:, 1:] * zimp[:, :-1] + (1.0 - frac[:, 1:]) * zimp[:, 1:]
+            mixed = med.lookup(True)
+            PV.bone_echo_gain(med.labels, mixed, med.M, origins, dirs, rmap, lab,
+                              self._isbone, PV.BONE_FULL_MARGIN, PV.BONE_WINDOW_MM, gb, zb)
+            bsq = np.empty((L, N), np.float32)
+            PV.backscatter_blend(med.labels, mixed, med.M, origins, dirs, rmap, lab,
+                                 self._luts[2], self._soft, bsq)
+            # the impedance averaged over each step (continuous)
+            zb[:, 1:] = frac[:, 1:] * zb[:, :-1] + (1.0 - frac[:, 1:]) * zb[:, 1:]
         zs = np.empty((L, N), np.float32)
         gel = np.empty((L, N), np.float32)
         smooth_pair(zb, zp, zm, gaussian_taps(sx), gaussian_taps(sy), zs, gel)  # Gaussian to ±3σ
@@ -287,7 +304,8 @@ class USImager:
         tb = np.empty((L, N), np.float32)
         SF.line_transmission(self._loss, self._blocks, med.M, origins, dirs, rmap,
                              0.5 * med.voxel_mm, tb)
-        return Samples(lab, zimp, zs, gel, fl, scat, frac, S, rmap, el_off, el_w, cells, tb)
+        return Samples(lab, zimp, zs, gel, fl, scat, frac, S, rmap, el_off, el_w, cells, tb,
+                       gb, bsq)
 
     def contact_map(self, med: Medium, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
         """(L, N) range in the undeformed patient of every beam sample: the soft tissue

@@ -205,7 +205,7 @@ def _step_average(vol, mixed, M, origins, dirs, l, r_mm, ex, ey, ez, k0, k1, out
 @njit(cache=True, parallel=True, fastmath=True)
 def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, f_mhz, dr_mm,
               line_dx_mm, spec_gain, theta0_rad, lambert, r_fascia, h_label, out_src, out_att,
-              out_refl, frac, tb):
+              out_refl, frac, tb, gb, bsq):
     """March every line: write the complex source (diffuse + specular, both multiplied by
     the two-way attenuation and transmission so far), the two-way amplitude factor and the
     intensity reflectivity R·(angle law) of every interface except air (for the body-wall
@@ -215,9 +215,15 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
     transmission of bone's partial volume across the beam (``shadow_field``), which then
     takes the place of bone's (``FLAG_BONE``) loss for the beam (its ``out_att``, the
     echoes of what lies outside bone); the echoes from within a bone come from the part of
-    the beam that met its surface there, attenuated by its α and its interfaces."""
+    the beam that met its surface there, attenuated by its α and its interfaces. ``gb``
+    (L, N), or (1, 1) for none: the share of those echoes each run of bone samples gives
+    (``shadow_field.bone_echo_gain``: a grazed edge's echo fades in with how deep the line
+    goes into it), applied where the line enters the bone. ``bsq`` (L, N), or (1, 1) for
+    the labels' own: the backscatter amplitude of every sample
+    (``partial_volume.backscatter_blend``)."""
     L, N = label.shape
     pv = tb.shape[0] == L
+    blend = bsq.shape[0] == L
     np_per_cm = math.log(10.0) / 20.0  # dB -> neper (amplitude)
     # the two-way attenuation of one step through each label (a product along the line
     # instead of an exponential per sample)
@@ -235,6 +241,8 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
         lab_prev = label[l, 0]
         soft = lab_prev  # pv: bone attenuates as the tissue before it (its loss: ``tb``)
         inb = 0.0  # pv: the amplitude of the beam's part inside the bone the line is in
+        miss = 0.0  # gb: the share of the line's echoes in the bone run that comes from the
+        # tissue the line would cross without it (1 − the run's gb)
         for k in range(N):
             lab = label[l, k]
             fl = flags[lab]
@@ -243,7 +251,7 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
                 f = 0.0
             zz = zimp[l, k] * (1.0 - f) + Z_WATER * f
             al = lut_alpha[lab] * (1.0 - f) + ALPHA_WATER * f
-            bs = lut_bs[lab] * (1.0 - f) + BS_WATER * f
+            bs = (bsq[l, k] if blend else lut_bs[lab]) * (1.0 - f) + BS_WATER * f
             amp = att * trans
             if pv:
                 amp *= tb[l, k]
@@ -254,7 +262,17 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
             ab = amp
             if pv and (flags[lab_prev] & FLAG_BONE) != 0 and k > 0:
                 ab = min(inb, amp) if (fl & FLAG_BONE) != 0 else inb
+            elif pv and (fl & FLAG_BONE) != 0 and gb.shape[0] == L:
+                # into a bone: the share of its echoes (a grazed edge: less); the rest from
+                # the tissue before it, as if the line missed it, until the line leaves it
+                ab *= gb[l, k]
+                miss = 1.0 - gb[l, k]
             src = scat[l, k] * (bs * ab)
+            if miss > 0.0:  # (out of the bone: the tissue after it)
+                src += scat[l, k] * ((lut_bs[soft] if (fl & FLAG_BONE) != 0 else bs)
+                                     * miss * amp)
+                if (fl & FLAG_BONE) == 0:
+                    miss = 0.0
             if k > 0 and (zz != z_prev or lab != lab_prev):
                 rr = (zz - z_prev) / (zz + z_prev)
                 R = rr * rr
