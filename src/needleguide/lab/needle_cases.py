@@ -53,6 +53,8 @@ def stop_before_bone(patient: Patient, entry_mm: np.ndarray, tip_mm: np.ndarray,
     """The tip moved back along the path to ``margin_mm`` before the first bone voxel."""
     d = tip_mm - entry_mm
     n = float(np.linalg.norm(d))
+    if n <= 0.0:  # the tip at the entry: no path to walk
+        return tip_mm
     t = np.arange(0.0, n, 0.25)
     lab = patient.label_at(entry_mm[None] + t[:, None] * (d / n)[None])
     hit = np.nonzero(_bone_lut(patient)[lab])[0]
