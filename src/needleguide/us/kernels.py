@@ -217,7 +217,7 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
     echoes of what lies outside bone); the echoes from within a bone come from the part of
     the beam that met its surface there, attenuated by its α and its interfaces. ``gb``
     (L, N), or (1, 1) for none: the share of those echoes each run of bone samples gives
-    (``shadow_field.bone_echo_gain``: a grazed edge's echo fades in with how deep the line
+    (``partial_volume.bone_echo_gain``: a grazed edge's echo fades in with how deep the line
     goes into it), applied where the line enters the bone. ``bsq`` (L, N), or (1, 1) for
     the labels' own: the backscatter amplitude of every sample
     (``partial_volume.backscatter_blend``)."""
