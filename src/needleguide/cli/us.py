@@ -113,9 +113,9 @@ def register(app: typer.Typer) -> None:
                                            " ('off' = none; default: automatic)."),
         steer: float = typer.Option(0.0, help="Beam steering (deg, linear probe)."),
         speckle_subcell: bool = typer.Option(
-            False, "--speckle-subcell", help="Scatterers blended between lattice cells and "
-            "boundaries between label voxels: the image follows tremor-sized probe moves "
-            "(≈1.7× the medium sampling)."),
+            False, "--speckle-subcell", help="Scatterers blended between lattice cells, "
+            "boundaries between label voxels and the partial volume of edges under a line: "
+            "the image follows tremor-sized probe moves (a frame ≈ 2× slower)."),
         doppler: bool = typer.Option(False, help="Colour Doppler box over the image centre."),
         prf: float = typer.Option(4000.0, help="Doppler PRF (Hz)."),
         needle_to: str = typer.Option(None, help="Landmark: write an in-plane needle advance"
