@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from needleguide.atomic import atomic_path
     from needleguide.lab.needle_cases import benchmark_us_plan
-    from needleguide.lab.needle_motion_cases import RATE_HZ, _tremor
+    from needleguide.lab.needle_motion_cases import RATE_HZ, hand_tremor
     from needleguide.us import USImager
 
     _, plan = benchmark_us_plan(a.seed)
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   "noise_db_re_face": -120.0}), seed=img.seed)
     st = im.setup
     P2P = np.asarray(scene.poses["ProbeToPatient"], float)
-    jitter = _tremor(np.random.default_rng(a.rng), a.frames, a.tremor_um / 1000.0)
+    jitter = hand_tremor(np.random.default_rng(a.rng), a.frames, a.tremor_um / 1000.0)
     count = None
     prev = None
     for i, J in enumerate(jitter):

@@ -240,10 +240,10 @@ def refined_detection(det: NeedleDetection, img: np.ndarray, line, frame: Frame,
     if prm.refine_k <= 0 or det.shaft_px is None:
         return det
     p1 = np.asarray(det.tip_px, float)
-    r = shaft_direction(det.shaft_px[0], p1)
-    if r is None:
+    shaft = shaft_direction(det.shaft_px[0], p1)
+    if shaft is None:
         return det
-    trail, u = r
+    trail, u = shaft
     if line is not None:
         lc, u = line
         p1 = lc + u * float((p1 - lc) @ u)

@@ -47,8 +47,9 @@ class Sequence:
     params: dict = field(default_factory=dict)
 
 
-def _tremor(rng: np.random.Generator, n: int, tremor_mm: float) -> list[np.ndarray]:
-    """``n`` small rigid moves of the probe (ProbeToProbe'), AR(1) over the frames."""
+def hand_tremor(rng: np.random.Generator, n: int, tremor_mm: float) -> list[np.ndarray]:
+    """``n`` small rigid moves of the probe (ProbeToProbe'), AR(1) over the frames: σ
+    ``tremor_mm`` per axis and ``tremor_mm`` × ``TREMOR_DEG_PER_MM`` in-plane rotation."""
     out, t, a = [], np.zeros(3), 0.0
     k = np.sqrt(1 - TREMOR_AR**2)
     for _ in range(n):
@@ -102,7 +103,7 @@ def us_motion_sequences(patient: Patient, region: str, rng: np.random.Generator,
             continue
         img, scene, nd, params = plan
         needles, phases, pp = needle_path(nd, rng)
-        jitter = _tremor(rng, len(needles), tremor_mm)
+        jitter = hand_tremor(rng, len(needles), tremor_mm)
         P2P = np.asarray(scene.poses["ProbeToPatient"], float)
         pos, neg = [], []
         for i, (ndi, J) in enumerate(zip(needles, jitter, strict=True)):
@@ -123,4 +124,5 @@ def us_motion_sequences(patient: Patient, region: str, rng: np.random.Generator,
     return out
 
 
-__all__ = ["PAUSE_FRAMES", "RATE_HZ", "Sequence", "needle_path", "us_motion_sequences"]
+__all__ = ["PAUSE_FRAMES", "RATE_HZ", "Sequence", "hand_tremor", "needle_path",
+           "us_motion_sequences"]

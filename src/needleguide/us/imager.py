@@ -279,21 +279,10 @@ class USImager:
         sx = max(NORMAL_SMOOTH_MM / g.dr_mm, 0.5)
         sy = max(NORMAL_SMOOTH_MM / float(np.median(st.line_dx_mm)), 0.5)
         zb, gb, bsq = zimp, PV.ALL_ECHO, PV.NO_BLEND
-        if s.speckle_subcell:
-            # the partial volume of edges under a line (partial_volume.py): a grazed bone
-            # edge's echo fades in instead of blinking, and so does its impedance in the
-            # smoothed one (the normals of the lines beside it); the speckle's brightness
-            # moves across a soft-tissue boundary instead of jumping with the label
-            gb = np.empty((L, N), np.float32)
-            zb = zimp.copy()
-            mixed = med.lookup(True)
-            PV.bone_echo_gain(med.labels, mixed, med.M, origins, dirs, rmap, lab,
-                              self._isbone, PV.BONE_FULL_MARGIN, PV.BONE_WINDOW_MM, gb, zb)
-            bsq = np.empty((L, N), np.float32)
-            PV.backscatter_blend(med.labels, mixed, med.M, origins, dirs, rmap, lab,
-                                 self._luts[2], self._soft, bsq)
-            # the impedance averaged over each step (continuous)
-            zb[:, 1:] = frac[:, 1:] * zb[:, :-1] + (1.0 - frac[:, 1:]) * zb[:, 1:]
+        if s.speckle_subcell:  # the partial volume of edges under a line; zb continuous
+            zb, gb, bsq = PV.edge_shares(med.labels, med.lookup(True), med.M, origins, dirs,
+                                         rmap, lab, zimp, frac, self._isbone, self._luts[2],
+                                         self._soft)
         zs = np.empty((L, N), np.float32)
         gel = np.empty((L, N), np.float32)
         smooth_pair(zb, zp, zm, gaussian_taps(sx), gaussian_taps(sy), zs, gel)  # Gaussian to ±3σ

@@ -57,17 +57,29 @@ def _weight_of(vol, i0, j0, k0, tx, ty, tz, lab):
     return w
 
 
+@njit(cache=True, inline="always")
+def block_at(vol, mixed, fi, fj, fk):
+    """The 2 × 2 × 2 block of voxels from (i0, j0, k0) = ⌊(fi, fj, fk)⌋ (voxel
+    coordinates) and its state: 1 it holds more than one label (``mixed``:
+    :func:`mixed_blocks`), 0 one label, −1 it is not inside the volume or ``mixed`` is
+    ``NO_MIX`` (then the nearest voxel's label is the one)."""
+    nx, ny, nz = vol.shape
+    i0 = int(math.floor(fi))
+    j0 = int(math.floor(fj))
+    k0 = int(math.floor(fk))
+    if mixed.shape[0] > 1 and 0 <= i0 < nx - 1 and 0 <= j0 < ny - 1 and 0 <= k0 < nz - 1:
+        return i0, j0, k0, 1 if mixed[i0, j0, k0] != 0 else 0
+    return i0, j0, k0, -1
+
+
 @njit(cache=True)
 def _weighted_label(vol, mixed, fi, fj, fk):
     """The label of largest trilinear weight at voxel coordinates (fi, fj, fk), or the
     nearest voxel's near the volume's border, −1 outside (not inlined: it keeps the
     kernels that look labels up small to compile)."""
-    nx, ny, nz = vol.shape
-    i0 = int(math.floor(fi))
-    j0 = int(math.floor(fj))
-    k0 = int(math.floor(fk))
-    if 0 <= i0 < nx - 1 and 0 <= j0 < ny - 1 and 0 <= k0 < nz - 1:
-        if mixed[i0, j0, k0] == 0:
+    i0, j0, k0, state = block_at(vol, mixed, fi, fj, fk)
+    if state >= 0:
+        if state == 0:
             return vol[i0, j0, k0]
         tx, ty, tz = fi - i0, fj - j0, fk - k0
         best = -1
@@ -122,12 +134,9 @@ def label_margin(vol, mixed, M, x, y, z, lab):
     nearest voxel's label is ``lab`` or not). Continuous across the boundary, so a quantity
     scaled by it does not jump when a µm move changes the label."""
     fi, fj, fk = voxel_coords(M, x, y, z)
-    nx, ny, nz = vol.shape
-    i0 = int(math.floor(fi))
-    j0 = int(math.floor(fj))
-    k0 = int(math.floor(fk))
-    if mixed.shape[0] > 1 and 0 <= i0 < nx - 1 and 0 <= j0 < ny - 1 and 0 <= k0 < nz - 1:
-        if mixed[i0, j0, k0] == 0:
+    i0, j0, k0, state = block_at(vol, mixed, fi, fj, fk)
+    if state >= 0:
+        if state == 0:
             return 1.0 if vol[i0, j0, k0] == lab else -1.0
         tx, ty, tz = fi - i0, fj - j0, fk - k0
         other = 0.0
@@ -162,5 +171,5 @@ def crossing(vol, mixed, M, origins, dirs, l, lo, hi):
                          (dirs[l, 0], dirs[l, 1], dirs[l, 2]), lo, hi)
 
 
-__all__ = ["BISECTIONS", "NO_MIX", "corner_weight", "crossing", "crossing_from", "label_at",
-           "label_margin", "mixed_blocks", "voxel_coords"]
+__all__ = ["BISECTIONS", "NO_MIX", "block_at", "corner_weight", "crossing", "crossing_from",
+           "label_at", "label_margin", "mixed_blocks", "voxel_coords"]

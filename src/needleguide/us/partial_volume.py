@@ -28,7 +28,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from needleguide.us.label_field import corner_weight, label_margin, voxel_coords
+from needleguide.us.label_field import block_at, corner_weight, label_margin, voxel_coords
 from needleguide.us.scatterers import line_point
 
 BONE_FULL_MARGIN = 0.5  # bone_echo_gain: a bone run's echoes whole from this label margin
@@ -82,7 +82,6 @@ def backscatter_blend(vol, mixed, M, origins, dirs, r_mm, label, lut_bs, soft, o
     tissues the beam covers there, continuous in the point); elsewhere ``lut_bs`` of its
     label."""
     L, N = label.shape
-    nx, ny, nz = vol.shape
     sub = mixed.shape[0] > 1  # ``NO_MIX``: the labels' own
     for l in prange(L):
         for k in range(N):
@@ -92,9 +91,8 @@ def backscatter_blend(vol, mixed, M, origins, dirs, r_mm, label, lut_bs, soft, o
                 continue
             x, y, z = line_point(origins, dirs, l, r_mm[l, k])
             fi, fj, fk = voxel_coords(M, x, y, z)
-            i0, j0, k0 = int(math.floor(fi)), int(math.floor(fj)), int(math.floor(fk))
-            if not (0 <= i0 < nx - 1 and 0 <= j0 < ny - 1 and 0 <= k0 < nz - 1) \
-                    or mixed[i0, j0, k0] == 0:
+            i0, j0, k0, state = block_at(vol, mixed, fi, fj, fk)
+            if state != 1:
                 continue
             tx, ty, tz = fi - i0, fj - j0, fk - k0
             num = 0.0
@@ -109,4 +107,26 @@ def backscatter_blend(vol, mixed, M, origins, dirs, r_mm, label, lut_bs, soft, o
                 out[l, k] = math.sqrt(num / den)
 
 
-__all__ = ["ALL_ECHO", "BONE_FULL_MARGIN", "NO_BLEND", "backscatter_blend", "bone_echo_gain"]
+def edge_shares(vol: np.ndarray, mixed: np.ndarray, M: np.ndarray, origins: np.ndarray,
+                dirs: np.ndarray, r_mm: np.ndarray, label: np.ndarray, zimp: np.ndarray,
+                frac: np.ndarray, isbone: np.ndarray, lut_bs: np.ndarray, soft: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the lines sampled by ``kernels.sample_medium`` (labels ``label``, impedance
+    ``zimp`` (MRayl), interface fractions ``frac``, all (L, N), at ranges ``r_mm`` (mm)):
+    the impedance to smooth for the interfaces' normals (with :func:`bone_echo_gain`'s
+    blend, then averaged over each range step at its crossing: continuous in the pose),
+    bone's echo share (:func:`bone_echo_gain`) and the backscatter
+    (:func:`backscatter_blend`), for ``kernels.propagate``."""
+    L, N = label.shape
+    gb = np.empty((L, N), np.float32)
+    zb = zimp.copy()
+    bone_echo_gain(vol, mixed, M, origins, dirs, r_mm, label, isbone, BONE_FULL_MARGIN,
+                   BONE_WINDOW_MM, gb, zb)
+    bsq = np.empty((L, N), np.float32)
+    backscatter_blend(vol, mixed, M, origins, dirs, r_mm, label, lut_bs, soft, bsq)
+    zb[:, 1:] = frac[:, 1:] * zb[:, :-1] + (1.0 - frac[:, 1:]) * zb[:, 1:]
+    return zb, gb, bsq
+
+
+__all__ = ["ALL_ECHO", "BONE_FULL_MARGIN", "BONE_WINDOW_MM", "NO_BLEND", "backscatter_blend",
+           "bone_echo_gain", "edge_shares"]
