@@ -146,3 +146,33 @@ def test_the_motions_path_gives_the_needles_direction(ang, length_mm, across_mm)
     assert short.axis(px_mm, prm) is None
     assert few.axis(px_mm, prm) is None
     assert cloud.axis(px_mm, prm) is None
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(20.0, 160.0), st.floats(3.5, 10.0), st.floats(8.0, 40.0),
+       st.integers(0, 11))
+def test_tips_that_trace_their_line_keep_it_against_the_path(ang, advance_mm, off_deg, seed):
+    """Tips found at the echo's end along an advance, their shafts pointing the way they
+    advance (±2°), trace the needle's line: the motion's path, however far off, no longer
+    turns it (with ``trace_tol_deg`` 0, as before, it does). Tips whose shafts point
+    ``off_deg`` away from the line they advance along (a striation's echo) do not trace
+    it, and the path turns it."""
+    rng = np.random.default_rng(seed)
+    u = np.array([math.cos(math.radians(ang)), math.sin(math.radians(ang))])
+    for shaft_off, tol, traced in ((0.0, 5.0, True), (0.0, 0.0, False), (off_deg, 5.0, False)):
+        prm = MotionParams(trace_tol_deg=tol)
+        nm = NeedleMotion(prm)
+        nm._sp = SP
+        for si in np.linspace(0.0, advance_mm, 20) / SP:
+            p = np.array([200.0, 200.0]) + u * si + rng.normal(0.0, 0.03 / SP, 2)
+            d = _rot(u, shaft_off + rng.uniform(-2.0, 2.0))
+            nm._tips.append((p[0], p[1], d[0], d[1]))
+        path = _rot(u, off_deg + 25.0)  # the path: 33–65° off the needle
+        for k in range(12):  # the centroids of the moving regions, on the working grid
+            nm._path.add(np.array([100.0, 100.0]) + path * 4.0 * k, prm.path_decay)
+        v = nm._path.axis(SP * prm.scale, prm)
+        assert v is not None and angle_between_deg(v, u) > prm.path_tol_deg
+        line = nm._line()
+        assert line is not None
+        assert (angle_between_deg(line[1], u) < 3.0) == traced
+        assert (angle_between_deg(line[1], v) < 0.01) == (not traced)

@@ -49,7 +49,8 @@ reads only their pixels, spacing and time:
 5. **One needle**: the tips found at the echo's end give the needle's line
    (``needle_line``: the needle of a still probe stays on one line); the refined search
    rocks about it (±``line_mm`` across) and a tip found by motion alone is put on it;
-   it too is turned to the motion's path when they differ by more than ``path_tol_deg``.
+   it too is turned to the motion's path when they differ by more than ``path_tol_deg``,
+   unless the tips trace it (``traced_line``; the path then drifts with something else).
    Motion farther than ``jump_mm`` from the last tip, or a jiggled shaft, is checked
    against that line: an advancing tip on it is the needle gone on; on it a jiggled
    shaft keeps the last tip unless its motion reaches beyond it (``kept``: the motion
@@ -97,13 +98,13 @@ from needleguide.guidance.needle_motion_params import MotionParams
 from needleguide.guidance.needle_motion_path import MotionPath, against_line, along_across
 from needleguide.guidance.needle_motion_rays import ray_direction
 from needleguide.guidance.needle_motion_step import (
-    needle_line,
     refined_detection,
     shadowed,
     shaft_direction,
     speed_limited,
     step_tip,
     tip_fields,
+    traced_line,
 )
 from needleguide.guidance.needle_types import NOT_FOUND, NeedleDetection
 from needleguide.guidance.us_beams import ScannedArea
@@ -334,14 +335,15 @@ class NeedleMotion:
     def _line(self):
         """``needle_line``, turned to the path of the motion (``needle_motion_path``) when
         they differ by more than ``path_tol_deg`` (the first directions of a shaft that
-        does not show came from something else)."""
+        does not show came from something else), unless the tips trace the line."""
         key = (tuple(self._tips), self._sp)  # (the same tips: the same line, kept)
         if self._line_memo is None or self._line_memo[0] != key:
-            self._line_memo = (key, needle_line(self._tips, self._sp, self.prm))
+            self._line_memo = (key, traced_line(self._tips, self._sp, self.prm))
         m = self._line_memo[1]
         line = None if m is None else (m[0].copy(), m[1].copy())
         v = self._path.axis(self._sp * self.prm.scale, self.prm)
-        if line is None or v is None or angle_between_deg(line[1], v) <= self.prm.path_tol_deg:
+        if line is None or v is None or m[2] or \
+                angle_between_deg(line[1], v) <= self.prm.path_tol_deg:
             return line
         return line[0], v
 

@@ -64,6 +64,7 @@ class MotionParams:
     line_points: int = 60
     line_span_mm: float = 3.0
     line_tol_mm: float = 1.0
+    trace_tol_deg: float = 5.0
     held_ahead_mm: float = 2.0
     line_mm: float = 1.0
     min_trail_mm: float = 4.0
@@ -97,6 +98,7 @@ class MotionParams:
                 ("ray_shift_dt_mm", self.ray_shift_dt_mm > 0, "> 0 mm"),
                 ("ray_shift_top", self.ray_shift_top >= 1, "≥ 1"),
                 ("held_off_frames", self.held_off_frames >= 0, "≥ 0 (0: off)"),
+                ("trace_tol_deg", 0 <= self.trace_tol_deg < 90, "0 … 90° (0: off)"),
                 ("shadow_ahead_mm", self.shadow_ahead_mm >= 0, "≥ 0 mm (0: off)"),
                 ("shadow_level", 0 <= self.shadow_level <= 1, "0 … 1 (of full scale)"),
                 ("acquire_max_mm", self.acquire_max_mm >= 0, "≥ 0 mm (0: off)")):

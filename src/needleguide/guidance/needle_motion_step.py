@@ -136,6 +136,15 @@ def needle_line(tips, sp_mm: float, prm) -> tuple[np.ndarray, np.ndarray] | None
     median offset across it; where the tips spread over ``line_span_mm`` along it (an
     advance), the line through them (total least squares without the tips more than
     ``line_tol_mm`` off the median line). ``sp_mm``: mm per pixel."""
+    r = traced_line(tips, sp_mm, prm)
+    return None if r is None else r[:2]
+
+
+def traced_line(tips, sp_mm: float, prm) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """:func:`needle_line` and whether the tips trace it: they spread over
+    ``line_span_mm`` and the line through them lies within ``trace_tol_deg`` of their
+    shafts' median direction (where the echo ended and which way it ran agree: two cues
+    that the motion's path, ``needle_motion_path``, does not overrule; 0: never)."""
     if len(tips) < max(2, prm.line_points // 10):
         return None
     a = np.asarray(tips, float)
@@ -147,13 +156,17 @@ def needle_line(tips, sp_mm: float, prm) -> tuple[np.ndarray, np.ndarray] | None
     nrm = np.array([-u[1], u[0]])
     off = float(np.median(p @ nrm))
     c = nrm * off + u * float(np.median(p @ u))
+    traced = False
     if float(np.ptp(p @ u)) * sp_mm >= prm.line_span_mm:
         keep = np.abs(p @ nrm - off) * sp_mm <= prm.line_tol_mm
         if int(keep.sum()) >= 3:
             q = p[keep]
             c = q.mean(axis=0)
-            u = np.linalg.eigh(np.cov((q - c).T))[1][:, 1]
-    return c, (u if u[1] >= 0 else -u)
+            v = np.linalg.eigh(np.cov((q - c).T))[1][:, 1]
+            traced = prm.trace_tol_deg > 0 and \
+                float(np.degrees(np.arccos(min(1.0, abs(float(v @ u)))))) <= prm.trace_tol_deg
+            u = v
+    return c, (u if u[1] >= 0 else -u), traced
 
 
 def shaft_direction(p0, p1, min_len: float = 1e-6) -> tuple[float, np.ndarray] | None:
@@ -264,5 +277,6 @@ def refined_detection(det: NeedleDetection, img: np.ndarray, line, frame: Frame,
                               "tip_visible": r is not None or det.tip_visible, "extra": extra})
 
 
-__all__ = ["dark_ahead", "needle_line", "refined_detection", "refined_step", "shadowed",
-           "shaft_direction", "speed_limited", "step_scores", "step_tip", "tip_fields"]
+__all__ = ["dark_ahead", "needle_line", "refined_detection", "refined_step",
+           "shadowed", "shaft_direction", "speed_limited", "step_scores", "step_tip",
+           "tip_fields", "traced_line"]
