@@ -68,7 +68,8 @@ reads only their pixels, spacing and time:
    motion; what is found becomes the held tip), once its motion was seen in
    ``confirm_frames`` frames (a lone flicker of motion is not held); then it is lost.
    From the ``held_off_frames``-th frame of a tip advancing off its line the held tip is
-   no longer reported (it may not have been the needle) while that goes on.
+   no longer reported (it may not have been the needle) while that goes on. A needle
+   found is reported from the ``report_from``-th frame in a row it is found in.
 
 Reported as :class:`~needleguide.guidance.needle_types.NeedleDetection` (``extra``:
 ``tip_from`` step | motion | kept | held, ``motion_z``, ``moving_mm``, ``shaft_motion``,
@@ -154,8 +155,7 @@ class NeedleMotion:
     def _mean(self, start: int, shift: np.ndarray) -> tuple[np.ndarray, int | None]:
         """The mean of ``average`` frames of the history from ``start`` (negative index),
         aligned to the newest frame, and its key in ``_memo`` (``history_mean``)."""
-        k = self.prm.average
-        return history_mean([self._hist[i] for i in range(start, start + k)], shift,
+        return history_mean(list(self._hist)[start:start + self.prm.average or None], shift,
                             self._memo)
 
     def _full_mean(self) -> np.ndarray:
@@ -218,6 +218,8 @@ class NeedleMotion:
                     _, u = shaft_direction(*det.shaft_px, 1e-9) or (0.0, np.zeros(2))
                     c, d = det.shaft_px[1]
                     self._tips.append((c, d, float(u[0]), float(u[1])))
+            if self._seen < prm.report_from:
+                return NOT_FOUND  # not yet reported (hand-held: a lone flicker of bone)
             return shadowed(det, self._now, self._sp, prm)
         # a still needle is held once its motion was seen in ``confirm_frames`` frames (a
         # lone flicker of motion is not held)
@@ -333,9 +335,8 @@ class NeedleMotion:
         return refined_detection(det, self._full_mean(), self._line(), frame, self.prm)
 
     def _line(self):
-        """``needle_line``, turned to the path of the motion (``needle_motion_path``) when
-        they differ by more than ``path_tol_deg`` (the first directions of a shaft that
-        does not show came from something else), unless the tips trace the line."""
+        """``needle_line``, turned to the motion's path when they differ by more than
+        ``path_tol_deg`` (a shaft that does not show), unless the tips trace the line."""
         key = (tuple(self._tips), self._sp)  # (the same tips: the same line, kept)
         if self._line_memo is None or self._line_memo[0] != key:
             self._line_memo = (key, traced_line(self._tips, self._sp, self.prm))
@@ -350,9 +351,8 @@ class NeedleMotion:
     def _far(self, c: np.ndarray, px_mm: float) -> bool:
         """The moving point lies farther than ``jump_mm`` from the last tip."""
         last = self._last
-        if not last.found or last.tip_px is None:
-            return False
-        return float(np.hypot(*(self._to_grid(last.tip_px) - c))) * px_mm > self.prm.jump_mm
+        return bool(last.found and last.tip_px is not None and float(np.hypot(
+            *(self._to_grid(last.tip_px) - c))) * px_mm > self.prm.jump_mm)
 
     def _known_needle(self, xs: np.ndarray, ys: np.ndarray, w: np.ndarray, px_mm: float,
                       tip: np.ndarray | None = None):

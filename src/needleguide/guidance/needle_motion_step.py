@@ -142,9 +142,10 @@ def needle_line(tips, sp_mm: float, prm) -> tuple[np.ndarray, np.ndarray] | None
 
 def traced_line(tips, sp_mm: float, prm) -> tuple[np.ndarray, np.ndarray, bool] | None:
     """:func:`needle_line` and whether the tips trace it: they spread over
-    ``line_span_mm`` and the line through them lies within ``trace_tol_deg`` of their
-    shafts' median direction (where the echo ended and which way it ran agree: two cues
-    that the motion's path, ``needle_motion_path``, does not overrule; 0: never)."""
+    ``line_span_mm``, ``path_ratio`` times longer than wide (a round cloud's line points
+    anywhere), and the line through them lies within ``trace_tol_deg`` of their shafts'
+    median direction (where the echo ended and which way it ran agree: two cues that the
+    motion's path, ``needle_motion_path``, does not overrule; 0: never)."""
     if len(tips) < max(2, prm.line_points // 10):
         return None
     a = np.asarray(tips, float)
@@ -163,8 +164,9 @@ def traced_line(tips, sp_mm: float, prm) -> tuple[np.ndarray, np.ndarray, bool] 
             q = p[keep]
             c = q.mean(axis=0)
             v = np.linalg.eigh(np.cov((q - c).T))[1][:, 1]
-            traced = prm.trace_tol_deg > 0 and \
-                float(np.degrees(np.arccos(min(1.0, abs(float(v @ u)))))) <= prm.trace_tol_deg
+            ev = np.linalg.eigvalsh(np.cov(p.T))  # all the tips (the kept ones lie in a band)
+            traced = prm.trace_tol_deg > 0 and ev[1] >= prm.path_ratio ** 2 * max(ev[0], 1e-12) \
+                and float(np.degrees(np.arccos(min(1.0, abs(float(v @ u)))))) <= prm.trace_tol_deg
             u = v
     return c, (u if u[1] >= 0 else -u), traced
 
