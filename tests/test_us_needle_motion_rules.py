@@ -160,7 +160,7 @@ def test_a_tip_whose_line_runs_into_black_is_not_reported_seen(deg):
                                           ("ray_shift_deg", 0.1), ("ray_shift_top", 0),
                                           ("held_off_frames", -1), ("shadow_ahead_mm", -1.0),
                                           ("shadow_level", 1.5), ("acquire_max_mm", -1.0),
-                                          ("trace_tol_deg", -1.0), ("report_from", 0)])
+                                          ("trace_tol_deg", -1.0)])
 def test_motion_parameters_are_checked(field, value):
     with pytest.raises(ValueError, match=field):
         MotionParams(**{field: value})
@@ -248,27 +248,3 @@ def test_a_needle_is_first_found_at_an_advancing_tip(shape):
             assert not d.extra["shaft_motion"]
             assert d.extra["moving_mm"] <= prm.acquire_max_mm
 
-
-@pytest.mark.parametrize("report_from", [1, 2, 3])
-def test_a_needle_is_reported_from_the_nth_frame_in_a_row(report_from):
-    """``report_from``: a needle found in a lone frame (a bone edge flickering under a
-    hand's tremor) is reported only with 1; one found in frames 12–17 is reported from
-    frame 11 + ``report_from`` on, and held after (the motion map is stubbed: ``_locate``
-    finds the needle in the chosen frames)."""
-    rng = np.random.default_rng(0)
-    base = np.clip(_speckle(rng, (128, 128)) * 255, 1, 255).astype(np.uint8)
-    frames = [Frame(pixels=base, spacing_mm=(0.2, 0.2), ImageToPatient=np.eye(4),
-                    time_s=i / 15, modality="us") for i in range(24)]
-    det = NeedleDetection(True, tip_px=(64.0, 64.0), shaft_px=((40.0, 40.0), (64.0, 64.0)),
-                          confidence=0.9, extra={"tip_from": "motion", "shaft_motion": False,
-                                                 "motion_z": 300.0, "moving_mm": 4.0})
-    prm = dataclasses.replace(MotionParams(), report_from=report_from, refine_k=0.0)
-    for found_in, first in (({8}, None), (set(range(12, 18)), 11 + report_from)):
-        nm = NeedleMotion(prm)
-        nm._locate = lambda frame, z, px_mm, s=found_in: (
-            det if round(frame.time_s * 15) in s else NeedleDetection(False))
-        reported = [i for i, f in enumerate(frames) if nm.update(f).found]
-        if first is None:
-            assert reported == ([8] if report_from == 1 else [])
-        else:
-            assert reported[0] == first and {17, 18, 19} <= set(reported)  # then held

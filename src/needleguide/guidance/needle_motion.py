@@ -68,8 +68,7 @@ reads only their pixels, spacing and time:
    motion; what is found becomes the held tip), once its motion was seen in
    ``confirm_frames`` frames (a lone flicker of motion is not held); then it is lost.
    From the ``held_off_frames``-th frame of a tip advancing off its line the held tip is
-   no longer reported (it may not have been the needle) while that goes on. A needle
-   found is reported from the ``report_from``-th frame in a row it is found in.
+   no longer reported (it may not have been the needle) while that goes on.
 
 Reported as :class:`~needleguide.guidance.needle_types.NeedleDetection` (``extra``:
 ``tip_from`` step | motion | kept | held, ``motion_z``, ``moving_mm``, ``shaft_motion``,
@@ -218,8 +217,6 @@ class NeedleMotion:
                     _, u = shaft_direction(*det.shaft_px, 1e-9) or (0.0, np.zeros(2))
                     c, d = det.shaft_px[1]
                     self._tips.append((c, d, float(u[0]), float(u[1])))
-            if self._seen < prm.report_from:
-                return NOT_FOUND  # not yet reported (hand-held: a lone flicker of bone)
             return shadowed(det, self._now, self._sp, prm)
         # a still needle is held once its motion was seen in ``confirm_frames`` frames (a
         # lone flicker of motion is not held)

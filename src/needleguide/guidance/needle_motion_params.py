@@ -76,7 +76,6 @@ class MotionParams:
     hold_frames: int = 15
     held_off_frames: int = 3
     confirm_frames: int = 2
-    report_from: int = 1
     max_shift_px: float = 4.0
     min_shift_px: float = 0.5
     path_decay: float = 0.97
@@ -100,7 +99,6 @@ class MotionParams:
                 ("ray_shift_top", self.ray_shift_top >= 1, "≥ 1"),
                 ("held_off_frames", self.held_off_frames >= 0, "≥ 0 (0: off)"),
                 ("trace_tol_deg", 0 <= self.trace_tol_deg < 90, "0 … 90° (0: off)"),
-                ("report_from", self.report_from >= 1, "≥ 1 (1: at once)"),
                 ("shadow_ahead_mm", self.shadow_ahead_mm >= 0, "≥ 0 mm (0: off)"),
                 ("shadow_level", 0 <= self.shadow_level <= 1, "0 … 1 (of full scale)"),
                 ("acquire_max_mm", self.acquire_max_mm >= 0, "≥ 0 mm (0: off)")):
