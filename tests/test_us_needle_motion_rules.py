@@ -247,4 +247,3 @@ def test_a_needle_is_first_found_at_an_advancing_tip(shape):
         if is_first:
             assert not d.extra["shaft_motion"]
             assert d.extra["moving_mm"] <= prm.acquire_max_mm
-
