@@ -154,7 +154,8 @@ class NeedleMotion:
     def _mean(self, start: int, shift: np.ndarray) -> tuple[np.ndarray, int | None]:
         """The mean of ``average`` frames of the history from ``start`` (negative index),
         aligned to the newest frame, and its key in ``_memo`` (``history_mean``)."""
-        return history_mean(list(self._hist)[start:start + self.prm.average or None], shift,
+        k = self.prm.average
+        return history_mean([self._hist[i] for i in range(start, start + k)], shift,
                             self._memo)
 
     def _full_mean(self) -> np.ndarray:

@@ -224,6 +224,7 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
     L, N = label.shape
     pv = tb.shape[0] == L
     blend = bsq.shape[0] == L
+    share = gb.shape[0] == L
     np_per_cm = math.log(10.0) / 20.0  # dB -> neper (amplitude)
     # the two-way attenuation of one step through each label (a product along the line
     # instead of an exponential per sample)
@@ -262,7 +263,7 @@ def propagate(label, zimp, zsmooth, gel, fluid, scat, flags, lut_alpha, lut_bs, 
             ab = amp
             if pv and (flags[lab_prev] & FLAG_BONE) != 0 and k > 0:
                 ab = min(inb, amp) if (fl & FLAG_BONE) != 0 else inb
-            elif pv and (fl & FLAG_BONE) != 0 and gb.shape[0] == L:
+            elif pv and share and (fl & FLAG_BONE) != 0:
                 # into a bone: the share of its echoes (a grazed edge: less); the rest from
                 # the tissue before it, as if the line missed it, until the line leaves it
                 ab *= gb[l, k]
