@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from needleguide.guidance.us_beams import beam_field
+import needleguide.guidance.us_beams as us_beams
+from needleguide.guidance.us_beams import ScannedArea, beam_field
 from needleguide.scene import Scene
 from needleguide.us import USImager, make_settings
 from needleguide.us.display import HEADER_PX as OY
@@ -54,3 +55,22 @@ def test_too_small_an_area_gives_no_field():
     full = np.ones((64, 64), bool)  # a linear image filling the frame: straight down
     d = beam_field(full).direction(30.0, 30.0)
     assert np.allclose(d, [0.0, 1.0])
+
+
+def test_the_scanned_area_is_refitted_only_when_it_grows(monkeypatch):
+    """``ScannedArea`` refits its beams every ``every`` frames only when more of the area
+    was lit since the last fit; the beams are those of a fresh fit of the whole area."""
+    fits = []
+    monkeypatch.setattr(us_beams, "beam_field", lambda lit: fits.append(lit.sum()) or
+                        beam_field(lit))
+    f = _frame("curvilinear", 0.0, 80.0).pixels
+    half = f.copy()
+    half[:, f.shape[1] // 2:] = 0  # a shadow over the right half in the first frames
+    area = ScannedArea(every=3)
+    for k in range(12):
+        area.add(half if k < 5 else f)
+        got = area.beam(f.shape[1] / 2.0, f.shape[0] / 2.0)
+    assert len(fits) == 2  # the 1st frame and the 7th (grown); not the 4th nor the 10th
+    assert fits[-1] == (f > 0).sum()
+    want = beam_field(f > 0).direction(f.shape[1] / 2.0, f.shape[0] / 2.0)
+    assert np.allclose(got, want)

@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 from needleguide.guidance.needle_lines import angle_between_deg
 from needleguide.guidance.needle_motion import MotionParams, NeedleMotion
 from needleguide.guidance.needle_motion_path import MotionPath
-from needleguide.guidance.needle_motion_step import needle_line, refined_step, step_tip
+from needleguide.guidance.needle_motion_step import (
+    needle_line,
+    refined_step,
+    step_tip,
+    traced_line,
+)
 from needleguide.us.needle_echo import needle_truth_px
 
 SP = 0.1  # mm per pixel
@@ -107,6 +112,52 @@ def test_the_needle_line_through_its_tips(ang, advance_mm, seed):
     assert v[1] >= 0.0 and abs(math.hypot(*v) - 1.0) < 1e-9
     last = np.array([200.0, 200.0]) + u * s[-1]
     assert abs(float((last - c) @ np.array([-v[1], v[0]]))) * SP <= 0.4
+
+
+def _traced_reference(tips, sp_mm, prm):
+    """``traced_line`` in numpy, as it was written before its numba kernel."""
+    a = np.asarray(tips, float)
+    th = np.arctan2(a[:, 3], a[:, 2]) % np.pi
+    th = th[0] + (th - th[0] + np.pi / 2) % np.pi - np.pi / 2
+    t = float(np.median(th))
+    u = np.array([np.cos(t), np.sin(t)])
+    p = a[:, :2]
+    nrm = np.array([-u[1], u[0]])
+    off = float(np.median(p @ nrm))
+    c = nrm * off + u * float(np.median(p @ u))
+    traced = False
+    if float(np.ptp(p @ u)) * sp_mm >= prm.line_span_mm:
+        keep = np.abs(p @ nrm - off) * sp_mm <= prm.line_tol_mm
+        if int(keep.sum()) >= 3:
+            q = p[keep]
+            c = q.mean(axis=0)
+            v = np.linalg.eigh(np.cov((q - c).T))[1][:, 1]
+            ev = np.linalg.eigvalsh(np.cov(p.T))
+            traced = ev[1] >= prm.path_ratio ** 2 * max(ev[0], 1e-12) and float(
+                np.degrees(np.arccos(min(1.0, abs(float(v @ u)))))) <= prm.trace_tol_deg
+            u = v
+    return c, (u if u[1] >= 0 else -u), traced
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(6, 60), st.floats(0.0, 180.0), st.floats(0.0, 15.0), st.floats(0.05, 3.0),
+       st.floats(0.0, 20.0), st.integers(0, 10_000))
+def test_the_traced_line_kernel_matches_numpy(n, ang, advance_mm, across_mm, shaft_deg,
+                                              seed):
+    """The numba ``traced_line`` gives the numpy reference's line (to 1e-9) and the same
+    verdict, from an advance along a line to a round cloud, shafts on or off it."""
+    rng = np.random.default_rng(seed)
+    prm = MotionParams()
+    u = np.array([math.cos(math.radians(ang)), math.sin(math.radians(ang))])
+    tips = []
+    for si in np.linspace(0.0, advance_mm, n) / SP:
+        p = np.array([200.0, 200.0]) + u * si + rng.normal(0.0, across_mm / SP, 2)
+        d = _rot(u, shaft_deg + rng.uniform(-3.0, 3.0))
+        tips.append((p[0], p[1], d[0], d[1]))
+    c, v, traced = traced_line(tips, SP, prm)
+    c0, v0, traced0 = _traced_reference(tips, SP, prm)
+    assert np.allclose(c, c0, atol=1e-7) and np.allclose(v, v0, atol=1e-9)
+    assert traced == traced0
 
 
 def test_a_tip_outside_the_scanned_area_is_not_in_view():

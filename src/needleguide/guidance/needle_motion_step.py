@@ -15,8 +15,11 @@ mean at full resolution (float32)."""
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
+from numba import njit
 
 from needleguide.frame import Frame
 from needleguide.guidance.needle_types import NeedleDetection
@@ -148,27 +151,75 @@ def traced_line(tips, sp_mm: float, prm) -> tuple[np.ndarray, np.ndarray, bool] 
     motion's path, ``needle_motion_path``, does not overrule; 0: never)."""
     if len(tips) < max(2, prm.line_points // 10):
         return None
-    a = np.asarray(tips, float)
-    th = np.arctan2(a[:, 3], a[:, 2]) % np.pi  # undirected: 0 … π
-    th = th[0] + (th - th[0] + np.pi / 2) % np.pi - np.pi / 2  # unwrapped around the first
-    t = float(np.median(th))
-    u = np.array([np.cos(t), np.sin(t)])
-    p = a[:, :2]
-    nrm = np.array([-u[1], u[0]])
-    off = float(np.median(p @ nrm))
-    c = nrm * off + u * float(np.median(p @ u))
+    cx, cy, ux, uy, traced = _traced(np.asarray(tips, np.float64), sp_mm, prm.line_span_mm,
+                                     prm.line_tol_mm, prm.path_ratio, prm.trace_tol_deg)
+    return np.array([cx, cy]), np.array([ux, uy]), traced
+
+
+@njit(cache=True, inline="always")
+def _major_axis(sxx: float, sxy: float, syy: float) -> tuple[float, float, float, float]:
+    """The eigenvalues (smaller, larger) of the symmetric 2 × 2 matrix [[sxx, sxy], [sxy,
+    syy]] and the larger one's unit eigenvector (x, y)."""
+    m, r = 0.5 * (sxx + syy), math.hypot(0.5 * (sxx - syy), sxy)
+    hi = m + r
+    if sxy == 0.0:
+        vx, vy = (1.0, 0.0) if sxx >= syy else (0.0, 1.0)
+    elif sxx >= syy:
+        vx, vy = hi - syy, sxy
+    else:
+        vx, vy = sxy, hi - sxx
+    n = math.hypot(vx, vy)
+    return m - r, hi, vx / n, vy / n
+
+
+@njit(cache=True, inline="always")
+def _cov(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float, float]:
+    """Means and covariance (n − 1) of the points (``x``, ``y``): mx, my, sxx, sxy, syy."""
+    n = x.size
+    mx, my = x.mean(), y.mean()
+    sxx = sxy = syy = 0.0
+    for i in range(n):
+        dx, dy = x[i] - mx, y[i] - my
+        sxx += dx * dx
+        sxy += dx * dy
+        syy += dy * dy
+    k = 1.0 / max(n - 1, 1)
+    return mx, my, sxx * k, sxy * k, syy * k
+
+
+@njit(cache=True)
+def _traced(a: np.ndarray, sp_mm: float, span_mm: float, tol_mm: float, ratio: float,
+            tol_deg: float) -> tuple[float, float, float, float, bool]:
+    """:func:`traced_line` of the tips ``a`` ((n, 4): col, row, shaft direction x, y):
+    the line's point, its unit direction pointing deeper, whether the tips trace it."""
+    n = a.shape[0]
+    th = np.empty(n)
+    for i in range(n):
+        th[i] = math.atan2(a[i, 3], a[i, 2]) % np.pi  # undirected: 0 … π
+    half = 0.5 * np.pi
+    th = th[0] + (th - th[0] + half) % np.pi - half  # unwrapped around the first
+    t = np.median(th)
+    ux, uy = math.cos(t), math.sin(t)
+    x, y = a[:, 0].copy(), a[:, 1].copy()
+    along, across = x * ux + y * uy, x * -uy + y * ux
+    off = np.median(across)
+    mid = np.median(along)
+    cx, cy = -uy * off + ux * mid, ux * off + uy * mid
     traced = False
-    if float(np.ptp(p @ u)) * sp_mm >= prm.line_span_mm:
-        keep = np.abs(p @ nrm - off) * sp_mm <= prm.line_tol_mm
-        if int(keep.sum()) >= 3:
-            q = p[keep]
-            c = q.mean(axis=0)
-            v = np.linalg.eigh(np.cov((q - c).T))[1][:, 1]
-            ev = np.linalg.eigvalsh(np.cov(p.T))  # all the tips (the kept ones lie in a band)
-            traced = prm.trace_tol_deg > 0 and ev[1] >= prm.path_ratio ** 2 * max(ev[0], 1e-12) \
-                and float(np.degrees(np.arccos(min(1.0, abs(float(v @ u)))))) <= prm.trace_tol_deg
-            u = v
-    return c, (u if u[1] >= 0 else -u), traced
+    if (along.max() - along.min()) * sp_mm >= span_mm:
+        keep = np.abs(across - off) * sp_mm <= tol_mm
+        if keep.sum() >= 3:
+            cx, cy, sxx, sxy, syy = _cov(x[keep], y[keep])
+            _, _, vx, vy = _major_axis(sxx, sxy, syy)
+            _, _, axx, axy, ayy = _cov(x, y)
+            e0, e1, _, _ = _major_axis(axx, axy, ayy)  # all the tips (the kept: a band)
+            dot = min(1.0, abs(vx * ux + vy * uy))
+            traced = tol_deg > 0 and e1 >= ratio * ratio * max(e0, 1e-12) and \
+                math.degrees(math.acos(dot)) <= tol_deg
+            ux, uy = vx, vy
+    if uy < 0:
+        ux, uy = -ux, -uy
+    return cx, cy, ux, uy, traced
 
 
 def shaft_direction(p0, p1, min_len: float = 1e-6) -> tuple[float, np.ndarray] | None:

@@ -106,31 +106,35 @@ def beam_field(lit: np.ndarray) -> BeamField | None:
 class ScannedArea:
     """The scanned area of a run of frames of one probe set-up (pixels ever non-black)
     and its beams, refitted every ``every`` frames as the area fills in (dark shadows
-    leave holes in any one frame)."""
+    leave holes in any one frame), when it has grown since the last fit."""
 
     def __init__(self, every: int = 10):
         self.every = every
         self.lit: np.ndarray | None = None
         self._field: BeamField | None = None
         self._age = 0
+        self._count = -1  # lit pixels at the last fit
 
     def add(self, img: np.ndarray) -> None:
         """One frame (any dtype; 0 = black); a change of size starts afresh."""
         if self.lit is None or self.lit.shape != img.shape:
-            self.lit, self._field = img > 0, None
+            self.lit, self._field, self._count = img > 0, None, -1
         else:
             np.logical_or(self.lit, img > 0, out=self.lit)
         self._age += 1
 
     def clear(self) -> None:
-        self.lit, self._field = None, None
+        self.lit, self._field, self._count = None, None, -1
 
     def beam(self, col: float, row: float) -> np.ndarray | None:
         """The beam's unit direction (col, row; deeper) through a pixel, or None."""
         if self.lit is None:
             return None
         if self._field is None or self._age >= self.every:
-            self._field, self._age = beam_field(self.lit), 0
+            n = int(np.count_nonzero(self.lit))
+            if n != self._count:  # (the same area: the same beams)
+                self._field, self._count = beam_field(self.lit), n
+            self._age = 0
         return None if self._field is None else self._field.direction(col, row)
 
 
