@@ -186,6 +186,34 @@ def test_evaluate_sequences_keys(sequences):
 
 
 
+def test_the_shown_tip_is_smoothed_and_the_found_one_goes_on(sequences):
+    """``tip_smooth``: the tip shown is the one found this frame moved ``tip_smooth`` of
+    the way to the one shown for the frame before (the shaft's end with it; none after a
+    frame without the needle); the analyser goes on from the tips it found, so with the
+    smoothing off it finds the same tips, frame by frame."""
+    pos, _ = sequences
+    w = 0.25
+    raw = NeedleMotion(MotionParams(tip_smooth=0.0))
+    shown = NeedleMotion(MotionParams(tip_smooth=w))
+    prev, smoothed_frames = None, 0
+    for c in pos.cases:
+        f = c.frame.without_truth()
+        a, b = raw.update(f), shown.update(f)
+        assert a.found == b.found
+        if not a.found:
+            prev = None
+            continue
+        if prev is None:
+            want = a.tip_px
+        else:
+            assert b.extra["tip_found_px"] == a.tip_px
+            want = tuple((1 - w) * x + w * y for x, y in zip(a.tip_px, prev, strict=True))
+        assert np.allclose(b.tip_px, want, atol=1e-9) and b.shaft_px[1] == b.tip_px
+        smoothed_frames += prev is not None and math.dist(a.tip_px, prev) > 1.0
+        prev = b.tip_px
+    assert smoothed_frames > 5  # the smoothing moved the tips
+
+
 @pytest.mark.parametrize("reacquire", [0, 5])
 def test_a_tip_advancing_off_the_known_needle_takes_over(sequences, reacquire):
     """A needle found, then a compact patch that keeps changing 15+ mm off its line (an

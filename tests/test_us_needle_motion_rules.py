@@ -160,7 +160,8 @@ def test_a_tip_whose_line_runs_into_black_is_not_reported_seen(deg):
                                           ("ray_shift_deg", 0.1), ("ray_shift_top", 0),
                                           ("held_off_frames", -1), ("shadow_ahead_mm", -1.0),
                                           ("shadow_level", 1.5), ("acquire_max_mm", -1.0),
-                                          ("trace_tol_deg", -1.0)])
+                                          ("trace_tol_deg", -1.0), ("tip_smooth", 1.0),
+                                          ("tip_smooth", -0.1)])
 def test_motion_parameters_are_checked(field, value):
     with pytest.raises(ValueError, match=field):
         MotionParams(**{field: value})

@@ -70,11 +70,15 @@ reads only their pixels, spacing and time:
    From the ``held_off_frames``-th frame of a tip advancing off its line the held tip is
    no longer reported (it may not have been the needle) while that goes on.
 
+6. **Shown**: the tip moved ``tip_smooth`` of the way to the one shown for the frame
+   before, if the needle was found there (``needle_motion_step.smoothed``: each frame's
+   tip has its own noise; the analyser goes on from the tips it found).
+
 Reported as :class:`~needleguide.guidance.needle_types.NeedleDetection` (``extra``:
 ``tip_from`` step | motion | kept | held, ``motion_z``, ``moving_mm``, ``shaft_motion``,
-``refined`` (the refined step's score), ``on_line``, ``tip_in_shadow``: the line runs on
-into black beyond the tip, ``needle_motion_step.dark_ahead``, so the tip is not reported
-seen). The first ``max(lags) + average`` frames have no motion map: not found.
+``refined`` (the refined step's score), ``on_line``, ``tip_in_shadow`` (the line runs on
+into black beyond the tip, ``needle_motion_step.dark_ahead``: not reported seen),
+``tip_found_px``). The first ``max(lags) + average`` frames have no motion map.
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ from needleguide.guidance.needle_motion_step import (
     refined_detection,
     shadowed,
     shaft_direction,
+    smoothed,
     speed_limited,
     step_tip,
     tip_fields,
@@ -122,19 +127,15 @@ class NeedleMotion:
         self._hist: deque = deque(maxlen=max(self.prm.lags) + self.prm.average)
         self._n = 0  # frames seen (the history's numbers)
         self._memo: dict = {}  # first frame's number -> unmoved mean and its box sums
-        self._last: NeedleDetection = NOT_FOUND
-        self._held = 0
         self.z: np.ndarray | None = None
         self._cur: np.ndarray | None = None
         self._now: np.ndarray | None = None  # the last frame, full resolution
         self._t: float | None = None
-        self._anchor: NeedleDetection | None = None
-        self._seen = 0
-        self._off = 0  # advancing tips off the known needle since one was on it
-        self._full = FullFrames(self.prm.average)
+        self._full = FullFrames(self.prm.average)  # (their mean: once per frame)
         self._tips: deque = deque(maxlen=self.prm.line_points)
         self._line_memo: tuple | None = None  # (tips, needle_line of them)
         self._path = MotionPath()
+        self._forget()  # (no needle yet)
         self._c = np.zeros(2)
         self._sp = 1.0
         self._area = ScannedArea(self.prm.beam_every)  # (working grid)
@@ -145,8 +146,7 @@ class NeedleMotion:
         if p.ndim == 3:
             p = cv2.cvtColor(np.ascontiguousarray(p[..., :3]), cv2.COLOR_RGB2GRAY)
         g = self._now = self._full.add(p)  # (0 … 1, full resolution)
-        sc = self.prm.scale
-        h, w = g.shape
+        (h, w), sc = g.shape, self.prm.scale
         g = cv2.resize(g, (w // sc, h // sc), interpolation=cv2.INTER_AREA)
         self._area.add(g)
         return g
@@ -154,29 +154,31 @@ class NeedleMotion:
     def _mean(self, start: int, shift: np.ndarray) -> tuple[np.ndarray, int | None]:
         """The mean of ``average`` frames of the history from ``start`` (negative index),
         aligned to the newest frame, and its key in ``_memo`` (``history_mean``)."""
-        k = self.prm.average
-        return history_mean([self._hist[i] for i in range(start, start + k)], shift,
-                            self._memo)
-
-    def _full_mean(self) -> np.ndarray:
-        """The mean of the last ``average`` frames at full resolution (once per frame)."""
-        return self._full.mean()
+        return history_mean([self._hist[i] for i in range(start, start + self.prm.average)],
+                            shift, self._memo)
 
     def reset(self) -> None:
         self._t = None
-        self._area.clear()
-        self._hist.clear()
-        self._memo.clear()
+        for x in (self._area, self._hist, self._memo):
+            x.clear()
         self._forget()
 
     def _forget(self) -> None:
-        """The needle found before is lost (or was not the needle)."""
+        """The needle found before is lost (or was not the needle); ``_off``: advancing
+        tips off the known needle since one was on it; ``_shown``: the tip shown last."""
         self._last, self._anchor, self._seen, self._held, self._off = NOT_FOUND, None, 0, 0, 0
+        self._shown = None
         self._tips.clear()
         self._path.clear()
 
     def update(self, frame: Frame) -> NeedleDetection:
-        """The needle of ``frame`` from the motion since the previous frames."""
+        """The needle of ``frame`` from the motion since the previous frames, its tip
+        smoothed with the one shown for the frame before (``tip_smooth``)."""
+        det = smoothed(self._find(frame), self._shown, self.prm.tip_smooth, frame)
+        self._shown = det.tip_px if det.found else None
+        return det
+
+    def _find(self, frame: Frame) -> NeedleDetection:
         prm = self.prm
         g = self._grid(frame)
         self._sp = float(frame.spacing_mm[0])
@@ -299,7 +301,7 @@ class NeedleMotion:
         angle = float(np.degrees(np.arctan2(-u[1], u[0])) % 180.0)
         step = None
         if prm.step_k > 0 and elongated is None and not far:
-            step = step_tip(self._full_mean(), c, u, tip_s, px_mm, prm)
+            step = step_tip(self._full.mean(), c, u, tip_s, px_mm, prm)
         if step is not None:
             tip_px, src = full(c + u * step), "step"
         conf = float(1.0 / (1.0 + np.exp(-(np.log(zpk) - np.log(prm.tip_z)) * 2.0)))
@@ -330,7 +332,7 @@ class NeedleMotion:
 
     def _refined(self, det: NeedleDetection, frame: Frame) -> NeedleDetection:
         """``det`` with its tip at the echo's end around it (``refined_detection``)."""
-        return refined_detection(det, self._full_mean(), self._line(), frame, self.prm)
+        return refined_detection(det, self._full.mean(), self._line(), frame, self.prm)
 
     def _line(self):
         """``needle_line``, turned to the motion's path when they differ by more than

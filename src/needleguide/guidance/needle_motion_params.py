@@ -88,6 +88,7 @@ class MotionParams:
     shadow_level: float = 0.05
     acquire_max_mm: float = 18.0
     beam_every: int = 10
+    tip_smooth: float = 0.25
 
     def __post_init__(self) -> None:
         for name, ok, rule in (
@@ -101,7 +102,8 @@ class MotionParams:
                 ("trace_tol_deg", 0 <= self.trace_tol_deg < 90, "0 … 90° (0: off)"),
                 ("shadow_ahead_mm", self.shadow_ahead_mm >= 0, "≥ 0 mm (0: off)"),
                 ("shadow_level", 0 <= self.shadow_level <= 1, "0 … 1 (of full scale)"),
-                ("acquire_max_mm", self.acquire_max_mm >= 0, "≥ 0 mm (0: off)")):
+                ("acquire_max_mm", self.acquire_max_mm >= 0, "≥ 0 mm (0: off)"),
+                ("tip_smooth", 0 <= self.tip_smooth < 1, "0 … < 1 (0: off)")):
             if not ok:
                 raise ValueError(f"MotionParams.{name} = {getattr(self, name)}: must be {rule}")
 

@@ -294,6 +294,22 @@ def speed_limited(det: NeedleDetection, last_tip_px, dt_s: float, frame: Frame,
                               "extra": {**det.extra, "rate_limited": True}})
 
 
+def smoothed(det: NeedleDetection, shown_px, weight: float, frame: Frame) -> NeedleDetection:
+    """``det`` as shown: its tip moved ``weight`` of the way to ``shown_px``, the tip shown
+    for the frame before (frame px; None: the needle was not found there), the shaft's
+    end with it (each frame's tip is off by its own noise: the echo's end found in one
+    frame and the motion's peak in the next; ``tip_visible`` and the rest as found);
+    ``extra['tip_found_px']``: the tip found in this frame."""
+    if shown_px is None or weight <= 0 or not det.found or det.tip_px is None:
+        return det
+    a, b = np.asarray(shown_px, float), np.asarray(det.tip_px, float)
+    t = b + weight * (a - b)
+    tip = (float(t[0]), float(t[1]))
+    shaft = None if det.shaft_px is None else (det.shaft_px[0], tip)
+    return NeedleDetection(**{**det.__dict__, **tip_fields(frame, tip), "shaft_px": shaft,
+                              "extra": {**det.extra, "tip_found_px": det.tip_px}})
+
+
 def refined_detection(det: NeedleDetection, img: np.ndarray, line, frame: Frame, prm
                       ) -> NeedleDetection:
     """``det`` with its tip moved to the echo's end found around it (``refined_step`` on
