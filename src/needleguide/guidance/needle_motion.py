@@ -102,6 +102,7 @@ from needleguide.guidance.needle_motion_params import MotionParams
 from needleguide.guidance.needle_motion_path import MotionPath, against_line, along_across
 from needleguide.guidance.needle_motion_rays import ray_direction
 from needleguide.guidance.needle_motion_step import (
+    moved_to,
     refined_detection,
     shadowed,
     shaft_direction,
@@ -323,9 +324,7 @@ class NeedleMotion:
                 self._forget()  # a tip kept advancing there: the needle before was not it
                 return self._locate(frame, z, px_mm)
             if known is not None:
-                det = NeedleDetection(**{**det.__dict__, **tip_fields(frame, known),
-                                         "shaft_px": (prox_px, known),
-                                         "extra": {**det.extra, "tip_from": "kept"}})
+                det = moved_to(det, frame, known, prox_px, {"tip_from": "kept"})
         if elongated is None:
             self._off = 0
         return det if src == "step" else self._refined(det, frame)

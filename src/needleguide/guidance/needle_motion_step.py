@@ -275,6 +275,19 @@ def tip_fields(frame: Frame, tip_px) -> dict:
             "tip_patient_mm": tuple(float(v) for v in frame.pixel_to_patient(c, r))}
 
 
+def moved_to(det: NeedleDetection, frame: Frame, tip_px, prox_px=None, extra=None,
+             **fields) -> NeedleDetection:
+    """``det`` with its tip at ``tip_px`` (frame px; :func:`tip_fields`), its shaft from
+    ``prox_px`` (default: where it started) to there, ``extra`` added to its extra and
+    any other ``fields`` replaced."""
+    tip = (float(tip_px[0]), float(tip_px[1]))
+    if prox_px is None and det.shaft_px is not None:
+        prox_px = det.shaft_px[0]
+    return NeedleDetection(**{**det.__dict__, **tip_fields(frame, tip),
+                              "shaft_px": None if prox_px is None else (prox_px, tip),
+                              "extra": {**det.extra, **(extra or {})}, **fields})
+
+
 def speed_limited(det: NeedleDetection, last_tip_px, dt_s: float, frame: Frame,
                   max_mm_s: float) -> NeedleDetection:
     """``det`` with its tip moved at most ``max_mm_s`` × ``dt_s`` from ``last_tip_px``
@@ -287,11 +300,7 @@ def speed_limited(det: NeedleDetection, last_tip_px, dt_s: float, frame: Frame,
     d = float(np.hypot(*(b - a)))
     if d <= lim:
         return det
-    t = a + (b - a) * (lim / d)
-    tip = (float(t[0]), float(t[1]))
-    return NeedleDetection(**{**det.__dict__, **tip_fields(frame, tip),
-                              "shaft_px": (det.shaft_px[0], tip),
-                              "extra": {**det.extra, "rate_limited": True}})
+    return moved_to(det, frame, a + (b - a) * (lim / d), extra={"rate_limited": True})
 
 
 def smoothed(det: NeedleDetection, shown_px, weight: float, frame: Frame) -> NeedleDetection:
@@ -303,11 +312,7 @@ def smoothed(det: NeedleDetection, shown_px, weight: float, frame: Frame) -> Nee
     if shown_px is None or weight <= 0 or not det.found or det.tip_px is None:
         return det
     a, b = np.asarray(shown_px, float), np.asarray(det.tip_px, float)
-    t = b + weight * (a - b)
-    tip = (float(t[0]), float(t[1]))
-    shaft = None if det.shaft_px is None else (det.shaft_px[0], tip)
-    return NeedleDetection(**{**det.__dict__, **tip_fields(frame, tip), "shaft_px": shaft,
-                              "extra": {**det.extra, "tip_found_px": det.tip_px}})
+    return moved_to(det, frame, b + weight * (a - b), extra={"tip_found_px": det.tip_px})
 
 
 def refined_detection(det: NeedleDetection, img: np.ndarray, line, frame: Frame, prm
@@ -333,17 +338,17 @@ def refined_detection(det: NeedleDetection, img: np.ndarray, line, frame: Frame,
     r = refined_step(img, p1, u, float(frame.spacing_mm[0]), prm,
                      prm.held_ahead_mm if held else None,
                      None if line is None else (prm.refine_deg, prm.line_mm))
-    extra = {**det.extra, "on_line": True}
+    extra = {"on_line": True}
     if r is not None:
         score, p1, u = r
-        extra = {**det.extra, "tip_from": "held" if held else "step", "refined": score}
+        extra = {"tip_from": "held" if held else "step", "refined": score}
     elif line is None:
         return det
     tip = (float(p1[0]), float(p1[1]))
     prox = (tip[0] - u[0] * trail, tip[1] - u[1] * trail)
-    return NeedleDetection(**{**det.__dict__, **tip_fields(frame, tip), "shaft_px": (prox, tip),
-                              "angle_deg": float(np.degrees(np.arctan2(-u[1], u[0])) % 180.0),
-                              "tip_visible": r is not None or det.tip_visible, "extra": extra})
+    return moved_to(det, frame, tip, prox, extra,
+                    angle_deg=float(np.degrees(np.arctan2(-u[1], u[0])) % 180.0),
+                    tip_visible=r is not None or det.tip_visible)
 
 
 __all__ = ["dark_ahead", "needle_line", "refined_detection", "refined_step",
