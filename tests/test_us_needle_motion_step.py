@@ -208,7 +208,8 @@ def test_tips_that_trace_their_line_keep_it_against_the_path(ang, advance_mm, of
     turns it (with ``trace_tol_deg`` 0, as before, it does). Tips whose shafts point
     ``off_deg`` away from the line they advance along (a striation's echo) do not trace
     it, and the path turns it; nor do tips in a round cloud (2 mm σ each way: the line
-    through them points anywhere), their shafts along the needle or not."""
+    through them points anywhere, and the path turns it where it lies more than
+    ``path_tol_deg`` off), their shafts along the needle or not."""
     rng = np.random.default_rng(seed)
     u = np.array([math.cos(math.radians(ang)), math.sin(math.radians(ang))])
     for shaft_off, tol, traced, cloud in ((0.0, 5.0, True, 0.03), (0.0, 0.0, False, 0.03),
@@ -227,6 +228,13 @@ def test_tips_that_trace_their_line_keep_it_against_the_path(ang, advance_mm, of
         assert v is not None and angle_between_deg(v, u) > prm.path_tol_deg
         line = nm._line()
         assert line is not None
+        own = traced_line(nm._tips, SP, prm)  # the tips' own line and whether they trace it
+        assert own[2] == traced
         if cloud < 1:
             assert (angle_between_deg(line[1], u) < 3.0) == traced
-        assert (angle_between_deg(line[1], v) < 0.01) == (not traced)
+        # an untraced line is turned to the path where they differ by more than
+        # ``path_tol_deg`` (a round cloud's line may happen to lie closer: it stays)
+        turned = not traced and angle_between_deg(own[1], v) > prm.path_tol_deg
+        assert (angle_between_deg(line[1], v) < 0.01) == turned
+        if not turned:
+            assert np.allclose(line[1], own[1])
